@@ -1,0 +1,137 @@
+"""One registry of metrics: each metric's defaults, direction, unit, needs and evaluator.
+
+Convention (after timm / pyiqa): a metric is registered once, as a :class:`MetricSpec`, by the
+module that implements it. Everything that runs metrics (``benchmark.evaluate``, ``cabench eval``,
+``cabench run``) goes through :func:`create` and reads direction and unit from here, so a table
+never has to guess whether lower or higher is better.
+
+Every metric is evaluated by streaming: an :class:`Evaluator` receives aligned batches of frames
+in order (:class:`Batch`) and returns, per batch, one value per frame for each of its columns.
+Temporal metrics keep what they need of the previous batch (a frame, a flow), so memory never
+grows with the length of the video. A frame for which a metric has no value (the first frame of
+a pair metric, a frame with no detected face) gets NaN, which summaries skip and count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from metrics.errors import CabenchError
+
+
+@dataclass
+class Batch:
+    """Aligned frames of a prediction and its ground truth, in frame order.
+
+    pred, gt: float tensors (N,3,H,W) in [0,1] on the evaluation device, already prepared by the
+    protocol (resolution, background). mask: (N,1,H,W) in [0,1] or None. annotations: optional
+    per-frame ground-truth annotations (e.g. ``"landmarks"``: (N,68,2) in pixels).
+    """
+
+    frame_ids: list[int]
+    pred: torch.Tensor
+    gt: torch.Tensor
+    mask: torch.Tensor | None = None
+    annotations: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+
+class Evaluator:
+    """Streams over batches; ``update`` returns {column: (N,) float64 array} for the batch."""
+
+    columns: tuple[str, ...] = ()
+
+    def update(self, batch: Batch) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What the harness knows of a metric.
+
+    factory(device=..., protocol=..., **options) builds the evaluator; ``check(options)`` returns
+    None when the metric can run, else the reason it cannot (a missing weight file, a missing
+    package), so that the metric is reported as missing instead of crashing the run.
+    ``columns`` are the per-frame columns it writes; the first is the headline value.
+    """
+
+    name: str
+    higher_is_better: bool
+    unit: str
+    description: str
+    factory: Callable[..., Evaluator]
+    columns: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    defaults: dict[str, Any] = field(default_factory=dict)
+    check: Callable[[dict[str, Any]], str | None] | None = None
+    kind: str = "frame"  # "frame", "temporal" or "face"
+
+    @property
+    def direction(self) -> str:
+        return "higher" if self.higher_is_better else "lower"
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+    def output_columns(self) -> tuple[str, ...]:
+        return self.columns or (self.name,)
+
+    def unavailable_reason(self, options: dict[str, Any] | None = None) -> str | None:
+        if self.check is None:
+            return None
+        merged = {**self.defaults, **(options or {})}
+        return self.check(merged)
+
+
+_REGISTRY: dict[str, MetricSpec] = {}
+
+
+def register(spec: MetricSpec) -> MetricSpec:
+    """Register ``spec`` under its name (a second registration of a name is a programming error)."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"metric {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get(name: str) -> MetricSpec:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise CabenchError(f"unknown metric {name!r}; known metrics: {known}") from None
+
+
+def list_metrics() -> list[str]:
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def column_spec(column: str) -> MetricSpec | None:
+    """The metric that writes per-frame ``column`` (a metric may write several columns)."""
+    _ensure_loaded()
+    for spec in _REGISTRY.values():
+        if column in spec.output_columns():
+            return spec
+    return None
+
+
+def create(name: str, device: str | torch.device = "cpu", protocol: Any = None, **options: Any) -> Evaluator:
+    """Build the evaluator of metric ``name`` with its defaults overridden by ``options``."""
+    spec = get(name)
+    merged = {**spec.defaults, **options}
+    return spec.factory(device=torch.device(device), protocol=protocol, **merged)
+
+
+def _ensure_loaded() -> None:
+    # The metric modules register themselves on import; importing the package loads them all.
+    import metrics  # noqa: F401
