@@ -1,0 +1,360 @@
+"""Lazily read frame sequences: folders of images, video files, in-memory arrays, mask folders.
+
+Conventions:
+- A frame is uint8 RGB (H,W,3). A source with alpha (RGBA PNGs, (T,H,W,4) arrays) is composited
+  on a chosen background colour (white by default, as every avatar repository composites its
+  ground truth) and its alpha is kept as the matte in [0,1].
+- Frames of an image folder are ordered and identified by the last number in the file name, so
+  ``1.png, 2.png, 10.png`` and ``00000.png, 00001.png`` both read in the right order, and
+  predictions and ground truth are aligned by that id, never by list position.
+- Frames are read in batches on demand; a source holds file names, not pixels, so memory does
+  not grow with the length of the video.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from metrics.errors import InputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+_NUMBER = re.compile(r"(\d+)")
+
+
+@dataclass
+class Frames:
+    """A batch of frames: ids, RGB uint8 (n,H,W,3) and the matte float32 (n,H,W) or None."""
+
+    ids: list[int]
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class FrameSource:
+    """An ordered, lazily read set of frames identified by integer frame ids."""
+
+    name: str = "frames"
+    frame_ids: list[int]
+    size: tuple[int, int]
+    fps: float | None = None
+
+    def read(self, ids: Sequence[int]) -> Frames:
+        raise NotImplementedError
+
+    def batches(self, batch_size: int, ids: Sequence[int] | None = None) -> Iterator[Frames]:
+        """Yield the frames of ``ids`` (default: all, in order) in batches of ``batch_size``."""
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        ids = list(self.frame_ids if ids is None else ids)
+        for start in range(0, len(ids), batch_size):
+            yield self.read(ids[start : start + batch_size])
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    def _check_ids(self, ids: Sequence[int]) -> None:
+        known = set(self.frame_ids)
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise InputError(f"{self.name}: no frame with id {_short_list(unknown)}")
+
+
+def composite(rgba: np.ndarray, background: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Composite uint8 RGBA (...,4) on ``background`` (0-255 per channel); returns (rgb uint8, alpha float32)."""
+    alpha = rgba[..., 3].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32)
+    bg = np.asarray(background, dtype=np.float32)
+    out = rgb * alpha[..., None] + bg * (1.0 - alpha[..., None])
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8), alpha
+
+
+def frame_id_of(path: Path) -> int:
+    """The frame id of an image file: the last run of digits in its stem (``frame_0012`` -> 12)."""
+    numbers = _NUMBER.findall(path.stem)
+    if not numbers:
+        raise InputError(f"{path}: file name has no frame number")
+    return int(numbers[-1])
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image file fully as uint8 (H,W,3) or (H,W,4); truncated or unreadable files raise InputError."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+                array = np.asarray(image.convert("RGBA"))
+            elif image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                array = np.asarray(image, dtype=np.float64)
+                array = np.clip(np.rint(array / 257.0), 0, 255).astype(np.uint8)
+                array = np.repeat(array[..., None], 3, axis=-1)
+            else:
+                array = np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InputError(f"{path}: unreadable or truncated image ({error})") from None
+    return np.ascontiguousarray(array)
+
+
+def list_images(folder: Path) -> dict[int, Path]:
+    """Map frame id -> image path for a folder; duplicate ids are an error naming both files."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder")
+    files: dict[int, Path] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.suffix.lower() not in IMAGE_EXTENSIONS or entry.name.startswith("."):
+            continue
+        frame = frame_id_of(entry)
+        if frame in files:
+            raise InputError(f"{folder}: {files[frame].name} and {entry.name} both have frame id {frame}")
+        files[frame] = entry
+    if not files:
+        raise InputError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) in the folder")
+    return dict(sorted(files.items()))
+
+
+class ImageFolder(FrameSource):
+    """A folder of PNG/JPG frames named by frame number; RGBA is composited on ``background``."""
+
+    def __init__(self, folder: str | os.PathLike, background: tuple[int, int, int] = (255, 255, 255), fps=None):
+        self.folder = Path(folder)
+        self.name = str(self.folder)
+        self.background = tuple(int(c) for c in background)
+        self.files = list_images(self.folder)
+        self.frame_ids = list(self.files)
+        self.fps = fps
+        first = read_image(self.files[self.frame_ids[0]])
+        self.size = (int(first.shape[0]), int(first.shape[1]))
+
+    def path_of(self, frame: int) -> Path:
+        return self.files[frame]
+
+    def read(self, ids: Sequence[int]) -> Frames:
+        self._check_ids(ids)
+        rgbs, alphas, any_alpha = [], [], False
+        for frame in ids:
+            path = self.files[frame]
+            array = read_image(path)
+            if array.shape[:2] != self.size:
+                raise InputError(
+                    f"{path}: size {array.shape[1]}x{array.shape[0]} differs from the folder's "
+                    f"first frame ({self.size[1]}x{self.size[0]})"
+                )
+            if array.shape[-1] == 4:
+                rgb, alpha = composite(array, self.background)
+                any_alpha = True
+            else:
+                rgb, alpha = array, np.ones(self.size, dtype=np.float32)
+            rgbs.append(rgb)
+            alphas.append(alpha)
+        return Frames(list(ids), np.stack(rgbs), np.stack(alphas) if any_alpha else None)
+
+
+class MaskFolder(ImageFolder):
+    """A folder of mask images: the first channel (or alpha, for RGBA) scaled to [0,1], as ``alpha``."""
+
+    def read(self, ids: Sequence[int]) -> Frames:
+        self._check_ids(ids)
+        masks = []
+        for frame in ids:
+            path = self.files[frame]
+            array = read_image(path)
+            if array.shape[:2] != self.size:
+                raise InputError(f"{path}: mask size {array.shape[1]}x{array.shape[0]} differs from {self.size[1]}x{self.size[0]}")
+            channel = array[..., 3] if array.shape[-1] == 4 else array[..., 0]
+            masks.append(channel.astype(np.float32) / 255.0)
+        mask = np.stack(masks)
+        rgb = np.repeat(np.rint(mask * 255).astype(np.uint8)[..., None], 3, axis=-1)
+        return Frames(list(ids), rgb, mask)
+
+
+class VideoFile(FrameSource):
+    """A video read with OpenCV; frame ids are 0-based decode order.
+
+    The frame count is established once by grabbing (not decoding) every frame, because the
+    container's frame-count field is often wrong. Reads of consecutive ids decode sequentially.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        import cv2
+
+        self.path = Path(path)
+        self.name = str(self.path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: file not found")
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            raise InputError(f"{self.path}: OpenCV cannot open this video")
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and fps > 0 else None
+        ok, frame = capture.read()
+        if not ok:
+            capture.release()
+            raise InputError(f"{self.path}: the video has no readable frame")
+        self.size = (int(frame.shape[0]), int(frame.shape[1]))
+        count = 1
+        while capture.grab():
+            count += 1
+        capture.release()
+        self.frame_ids = list(range(count))
+        self._capture = None
+        self._next = 0
+
+    def _open(self, start: int):
+        import cv2
+
+        if self._capture is None or self._next != start:
+            if self._capture is not None:
+                self._capture.release()
+            self._capture = cv2.VideoCapture(str(self.path))
+            for _ in range(start):
+                self._capture.grab()
+            self._next = start
+        return self._capture
+
+    def read(self, ids: Sequence[int]) -> Frames:
+        import cv2
+
+        self._check_ids(ids)
+        frames = []
+        for frame in ids:
+            capture = self._open(frame)
+            ok, bgr = capture.read()
+            if not ok:
+                raise InputError(f"{self.path}: frame {frame} could not be decoded")
+            self._next = frame + 1
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        return Frames(list(ids), np.stack(frames), None)
+
+    def __del__(self):
+        if getattr(self, "_capture", None) is not None:
+            self._capture.release()
+
+
+class ArrayFrames(FrameSource):
+    """Frames held in a uint8 array (T,H,W,3) or (T,H,W,4); alpha is composited on ``background``."""
+
+    def __init__(
+        self,
+        array: np.ndarray,
+        frame_ids: Sequence[int] | None = None,
+        name: str = "array",
+        background: tuple[int, int, int] = (255, 255, 255),
+        fps: float | None = None,
+    ):
+        array = np.asarray(array)
+        self.name = name
+        if array.ndim != 4 or array.shape[-1] not in (3, 4):
+            raise InputError(f"{name}: expected a uint8 array (T,H,W,3) or (T,H,W,4), got shape {array.shape}")
+        if array.dtype != np.uint8:
+            raise InputError(f"{name}: expected dtype uint8, got {array.dtype}")
+        if len(array) == 0:
+            raise InputError(f"{name}: the array has no frames")
+        self.array = array
+        self.background = tuple(int(c) for c in background)
+        self.frame_ids = list(range(len(array))) if frame_ids is None else [int(i) for i in frame_ids]
+        if len(self.frame_ids) != len(array) or len(set(self.frame_ids)) != len(array):
+            raise InputError(f"{name}: frame_ids must be {len(array)} distinct ids")
+        self._index = {frame: i for i, frame in enumerate(self.frame_ids)}
+        self.size = (int(array.shape[1]), int(array.shape[2]))
+        self.fps = fps
+
+    def read(self, ids: Sequence[int]) -> Frames:
+        self._check_ids(ids)
+        chunk = self.array[[self._index[i] for i in ids]]
+        if chunk.shape[-1] == 4:
+            rgb, alpha = composite(chunk, self.background)
+            return Frames(list(ids), rgb, alpha)
+        return Frames(list(ids), np.ascontiguousarray(chunk), None)
+
+
+def open_frames(
+    source: str | os.PathLike | np.ndarray | FrameSource,
+    background: tuple[int, int, int] = (255, 255, 255),
+    name: str | None = None,
+) -> FrameSource:
+    """Open a folder of images, a video file, a uint8 array or pass a FrameSource through."""
+    if isinstance(source, FrameSource):
+        return source
+    if isinstance(source, np.ndarray):
+        return ArrayFrames(source, name=name or "array", background=background)
+    path = Path(source)
+    if path.is_dir():
+        return ImageFolder(path, background=background)
+    if path.is_file():
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            return VideoFile(path)
+        raise InputError(f"{path}: not a folder of frames or a video ({', '.join(VIDEO_EXTENSIONS)})")
+    raise InputError(f"{path}: no such file or folder")
+
+
+def open_masks(source: str | os.PathLike | np.ndarray | FrameSource) -> FrameSource:
+    """Open masks: a folder of mask images, or an array (T,H,W) / (T,1,H,W) in [0,1] or uint8."""
+    if isinstance(source, FrameSource):
+        return source
+    if isinstance(source, np.ndarray):
+        array = np.asarray(source)
+        if array.ndim == 4 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim != 3:
+            raise InputError(f"mask: expected an array (T,H,W) or (T,1,H,W), got shape {source.shape}")
+        if array.dtype != np.uint8:
+            if not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 1:
+                raise InputError("mask: float masks must be finite and in [0,1]")
+            array = np.rint(array * 255).astype(np.uint8)
+        rgba = np.concatenate([np.repeat(array[..., None], 3, axis=-1), array[..., None]], axis=-1)
+        return ArrayFrames(rgba, name="mask", background=(0, 0, 0))
+    path = Path(source)
+    if path.is_dir():
+        return MaskFolder(path)
+    raise InputError(f"{path}: mask must be a folder of mask images")
+
+
+def write_frames(folder: str | os.PathLike, frames: Frames | np.ndarray, ids: Sequence[int] | None = None,
+                 ext: str = "png", digits: int = 5) -> list[Path]:
+    """Write uint8 frames (n,H,W,3|4) as ``{id:0{digits}d}.{ext}``; returns the paths written."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(frames, Frames):
+        ids = frames.ids if ids is None else ids
+        array = frames.rgb
+    else:
+        array = np.asarray(frames)
+    ids = list(range(len(array))) if ids is None else list(ids)
+    if len(ids) != len(array):
+        raise InputError(f"{folder}: {len(array)} frames but {len(ids)} ids")
+    paths = []
+    for frame, image in zip(ids, array):
+        path = folder / f"{frame:0{digits}d}.{ext}"
+        Image.fromarray(image).save(path)
+        paths.append(path)
+    return paths
+
+
+def to_tensor(rgb: np.ndarray, device="cpu", dtype=None):
+    """uint8 (n,H,W,3) -> float tensor (n,3,H,W) in [0,1] on ``device`` (float32 by default)."""
+    import torch
+
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).to(device)
+    tensor = tensor.permute(0, 3, 1, 2).to(dtype or torch.float32) / 255.0
+    return tensor.contiguous()
+
+
+def _short_list(values: Sequence[int], limit: int = 8) -> str:
+    values = list(values)
+    text = ", ".join(str(v) for v in values[:limit])
+    return text + (f", ... ({len(values)} in all)" if len(values) > limit else "")
