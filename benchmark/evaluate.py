@@ -1,0 +1,197 @@
+"""`benchmark.evaluate`: per-frame metrics of one prediction against its ground truth.
+
+The result is a pandas DataFrame with one row per frame: ``frame``, ``protocol``, then one column
+per metric column. Metrics that cannot run (missing weights or packages, or not defined by the
+protocol) are not computed; their reasons are in ``df.attrs["missing"]`` ({metric: reason}), so a
+caller can report them as missing instead of as numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmark.align import align as align_sources
+from benchmark.io import FrameSource, open_frames, open_masks
+from metrics import registry
+from metrics.errors import CabenchError, InputError
+from metrics.protocols import get_protocol
+
+
+def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
+    """``"l2,psnr"`` or an iterable of names -> validated list (unknown names are an error)."""
+    names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else [str(m) for m in metrics]
+    names = [n for n in names if n]
+    if not names:
+        raise CabenchError("--metrics: no metric given")
+    for name in names:
+        registry.get(name)
+    return list(dict.fromkeys(names))
+
+
+def split_options(names: Sequence[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Give each metric the options its defaults name; an option no selected metric knows is an error."""
+    per_metric: dict[str, dict[str, Any]] = {name: {} for name in names}
+    used = set()
+    for name in names:
+        for key, value in options.items():
+            if key in registry.get(name).defaults:
+                per_metric[name][key] = value
+                used.add(key)
+    unknown = sorted(set(options) - used)
+    if unknown:
+        raise CabenchError(f"option {', '.join(unknown)} is not used by any of the metrics {', '.join(names)}")
+    return per_metric
+
+
+def _check_frames(array: np.ndarray, name: str, ids: Sequence[int]) -> None:
+    if array.dtype != np.uint8:
+        raise InputError(f"{name}: frames {ids[0]}..{ids[-1]} are not uint8")
+
+
+def evaluate(
+    pred: str | np.ndarray | FrameSource,
+    gt: str | np.ndarray | FrameSource,
+    metrics: str | Iterable[str] = ("l2", "psnr", "ssim"),
+    protocol: str = "canonical",
+    mask: str | np.ndarray | FrameSource | None = None,
+    device: str = "cpu",
+    batch_size: int = 16,
+    align: str | Iterable[str] | None = None,
+    progress: bool = True,
+    annotations: dict[str, np.ndarray] | None = None,
+    on_rows: Callable[[pd.DataFrame], None] | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Evaluate ``pred`` against ``gt`` frame by frame.
+
+    Args:
+        pred, gt: a folder of frames, a video file, a uint8 array (T,H,W,3|4) or a FrameSource.
+        metrics: metric names (see ``cabench eval --help`` or ``metrics.list_metrics()``).
+        protocol: ``canonical`` or a compatibility protocol (``metrics.PROTOCOLS``).
+        mask: optional mask folder or array (T,H,W) aligned with the ground truth's frames.
+        align: ``None`` (mismatches are errors), ``"intersect"``, ``"resize"`` or both.
+        annotations: per-frame ground-truth arrays in the ground truth's frame order, e.g.
+            ``{"landmarks": (T,68,2)}`` in pixels (the imavatar protocol's face hull).
+        on_rows: called with each batch's rows as soon as they are computed.
+        options: metric options (e.g. ``net="vgg"`` for LPIPS), given to the metrics that take them.
+    """
+    protocol_obj = get_protocol(protocol)
+    names = parse_metrics(metrics)
+    per_metric_options = split_options(names, options)
+    try:
+        torch_device = torch.device(device)
+    except RuntimeError:
+        raise CabenchError(f"--device: unknown device {device!r}") from None
+    if torch_device.type == "cuda" and not torch.cuda.is_available():
+        raise CabenchError("--device cuda: no CUDA device is available")
+    if batch_size < 1:
+        raise CabenchError(f"--batch-size must be at least 1, got {batch_size}")
+
+    missing: dict[str, str] = {}
+    runnable = []
+    for name in names:
+        reason = protocol_obj.unsupported.get(name) or registry.get(name).unavailable_reason(per_metric_options[name])
+        if reason:
+            missing[name] = reason
+        else:
+            runnable.append(name)
+
+    pred_source, gt_source = open_frames(pred, name="pred"), open_frames(gt, name="gt")
+    pair = align_sources(pred_source, gt_source, align)
+    mask_source = None
+    if mask is not None:
+        mask_source = open_masks(mask)
+        absent = sorted(set(pair.frame_ids) - set(mask_source.frame_ids))
+        if absent:
+            raise InputError(f"{mask_source.name}: no mask for frames {', '.join(map(str, absent[:8]))}")
+        if mask_source.size != gt_source.size:
+            raise InputError(
+                f"{mask_source.name}: mask size {mask_source.size[1]}x{mask_source.size[0]} differs from "
+                f"the ground truth's {gt_source.size[1]}x{gt_source.size[0]}"
+            )
+    landmark_rows = _annotation_index(annotations, gt_source, "landmarks")
+
+    evaluators = {
+        name: registry.create(name, device=torch_device, protocol=protocol_obj, **per_metric_options[name])
+        for name in runnable
+    }
+    columns = [c for name in runnable for c in evaluators[name].columns or (name,)]
+    chunks = []
+    bar = _progress(len(pair.frame_ids), progress, f"{pred_source.name} vs {gt_source.name}")
+    try:
+        for pred_frames, gt_frames in pair.batches(batch_size):
+            ids = gt_frames.ids
+            _check_frames(pred_frames.rgb, pred_source.name, ids)
+            mask_array = mask_source.read(ids).alpha if mask_source is not None else None
+            landmarks = None if landmark_rows is None else landmark_rows[_positions(gt_source, ids)]
+            prepared = protocol_obj.prepare(pred_frames.rgb, gt_frames.rgb, mask_array, landmarks, torch_device)
+            batch = registry.Batch(ids, prepared.pred, prepared.gt, prepared.mask,
+                                   {} if landmarks is None else {"landmarks": landmarks})
+            rows: dict[str, Any] = {"frame": ids, "protocol": protocol_obj.id}
+            for evaluator in evaluators.values():
+                for column, values in evaluator.update(batch).items():
+                    rows[column] = np.asarray(values, dtype=np.float64)
+            chunk = pd.DataFrame(rows)
+            chunks.append(chunk)
+            if on_rows is not None:
+                on_rows(chunk)
+            bar.update(len(ids))
+    finally:
+        bar.close()
+    frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=["frame", "protocol", *columns])
+    frame.attrs["missing"] = missing
+    frame.attrs["protocol"] = protocol_obj.id
+    frame.attrs["align"] = sorted(pair.policy)
+    return frame
+
+
+def _positions(source: FrameSource, ids: Sequence[int]) -> list[int]:
+    index = {frame: i for i, frame in enumerate(source.frame_ids)}
+    return [index[i] for i in ids]
+
+
+def _annotation_index(annotations: dict[str, np.ndarray] | None, gt: FrameSource, key: str) -> np.ndarray | None:
+    if not annotations or key not in annotations or annotations[key] is None:
+        return None
+    values = np.asarray(annotations[key])
+    if len(values) != len(gt.frame_ids):
+        raise InputError(f"annotations[{key!r}]: {len(values)} entries for {len(gt.frame_ids)} ground-truth frames")
+    return values
+
+
+def summarize(per_frame: pd.DataFrame, by: Sequence[str] = ("method",)) -> pd.DataFrame:
+    """Mean, std and count (finite values) per group and metric column, in long form."""
+    keys = [k for k in by if k in per_frame.columns]
+    skip = {"frame", "protocol", "dataset", "sequence", "method"}
+    value_columns = [c for c in per_frame.columns if c not in skip and pd.api.types.is_numeric_dtype(per_frame[c])]
+    records = []
+    groups = per_frame.groupby(keys, sort=False) if keys else [((), per_frame)]
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        protocol = group["protocol"].iloc[0] if "protocol" in group else ""
+        for column in value_columns:
+            values = group[column].to_numpy(dtype=np.float64)
+            finite = values[~np.isnan(values)]
+            records.append(
+                {
+                    **dict(zip(keys, key)),
+                    "metric": column,
+                    "protocol": protocol,
+                    "mean": float(np.mean(finite)) if len(finite) else np.nan,
+                    "std": float(np.std(finite)) if len(finite) else np.nan,
+                    "count": int(len(finite)),
+                    "frames": int(len(values)),
+                }
+            )
+    return pd.DataFrame(records)
+
+
+def _progress(total: int, enabled: bool, description: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=description[-60:], unit="frame", leave=False)

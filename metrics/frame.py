@@ -1,0 +1,52 @@
+"""Registry entries of the per-frame image metrics (L1, L2, PSNR, SSIM, LPIPS).
+
+Each is computed by the evaluation protocol in force (see :mod:`metrics.protocols`), so the same
+metric name gives the canonical number by default and a published script's number under that
+script's protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from metrics.image import lpips_unavailable
+from metrics.protocols import Protocol, get_protocol
+from metrics.registry import Batch, Evaluator, MetricSpec, register
+
+
+class ProtocolFrameMetric(Evaluator):
+    """Computes one per-frame image metric with the protocol's formula."""
+
+    def __init__(self, name: str, protocol: Protocol | str | None, options: dict[str, Any]):
+        self.name = name
+        self.columns = (name,)
+        self.protocol = get_protocol(protocol or "canonical")
+        self.options = options
+
+    def update(self, batch: Batch) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            values = self.protocol.frame_metric(self.name, batch.pred, batch.gt, batch.mask, **self.options)
+        return {self.name: values.detach().double().cpu().numpy()}
+
+
+def _factory(name: str):
+    def factory(device: torch.device, protocol: Protocol | str | None = None, **options: Any) -> Evaluator:
+        return ProtocolFrameMetric(name, protocol, options)
+
+    return factory
+
+
+register(MetricSpec("l1", higher_is_better=False, unit="", description="mean absolute error per frame, images in [0,1]",
+                    factory=_factory("l1")))
+register(MetricSpec("l2", higher_is_better=False, unit="", description="mean squared error per frame (the paper's L2), images in [0,1]",
+                    factory=_factory("l2")))
+register(MetricSpec("psnr", higher_is_better=True, unit="dB", description="peak signal-to-noise ratio per frame, data range 1",
+                    factory=_factory("psnr")))
+register(MetricSpec("ssim", higher_is_better=True, unit="", description="structural similarity (Wang et al. 2004), Gaussian 11 / sigma 1.5",
+                    factory=_factory("ssim")))
+register(MetricSpec("lpips", higher_is_better=False, unit="", description="LPIPS v0.1 (lpips package), AlexNet trunk by default",
+                    factory=_factory("lpips"), needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth (or vgg16 for net='vgg')"),
+                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable))

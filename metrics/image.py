@@ -1,0 +1,300 @@
+"""Per-frame image metrics: functional kernels over float tensors (N,3,H,W) in [0,1].
+
+Every kernel returns one value per frame, shape (N,), so that results can be averaged per frame
+and then over frames, as every avatar repository does (pooling the MSE of a whole video would
+give a different PSNR). An optional mask (N,1,H,W) in [0,1] restricts the metric to its pixels
+(weighted by the mask value). Kernels compute in the dtype of their input (float32 by default;
+pass float64 tensors for float64).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from metrics.errors import InputError, WeightsMissingError
+from metrics.weights import WeightFile, find_weight, register_weight
+
+# ---------------------------------------------------------------------------- input checks
+
+
+def check_pair(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+    """Shapes (N,C,H,W) equal, finite values, mask (N,1,H,W) or None; errors name the argument."""
+    if pred.ndim != 4 or gt.ndim != 4:
+        raise InputError(f"pred and gt must be (N,C,H,W) tensors, got {tuple(pred.shape)} and {tuple(gt.shape)}")
+    if pred.shape != gt.shape:
+        raise InputError(f"pred shape {tuple(pred.shape)} differs from gt shape {tuple(gt.shape)}")
+    if not torch.isfinite(pred).all():
+        raise InputError("pred has non-finite values (NaN or inf)")
+    if not torch.isfinite(gt).all():
+        raise InputError("gt has non-finite values (NaN or inf)")
+    if mask is not None:
+        expected = (pred.shape[0], 1, pred.shape[2], pred.shape[3])
+        if tuple(mask.shape) != expected:
+            raise InputError(f"mask shape {tuple(mask.shape)} should be {expected}")
+        if not torch.isfinite(mask).all():
+            raise InputError("mask has non-finite values (NaN or inf)")
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over (C,H,W) per frame; with a mask, the mask-weighted mean (mask broadcast over C)."""
+    if mask is None:
+        return values.flatten(1).mean(1)
+    weights = mask.to(values.dtype).expand_as(values)
+    total = weights.flatten(1).sum(1)
+    if (total <= 0).any():
+        raise InputError("mask is empty for at least one frame")
+    return (values * weights).flatten(1).sum(1) / total
+
+
+# ---------------------------------------------------------------------------- L1, L2, PSNR
+
+
+def l1(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute error per frame (over channels and, with a mask, over masked pixels)."""
+    check_pair(pred, gt, mask)
+    return _masked_mean((pred - gt).abs(), mask)
+
+
+def l2(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error per frame: the paper's "L2" (images in [0,1])."""
+    check_pair(pred, gt, mask)
+    return _masked_mean((pred - gt) ** 2, mask)
+
+
+def psnr_from_mse(mse: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """PSNR = 10 log10(data_range^2 / MSE); +inf for identical frames (MSE 0)."""
+    return 10.0 * torch.log10(data_range**2 / mse)
+
+
+def psnr(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None, data_range: float = 1.0) -> torch.Tensor:
+    """PSNR in dB per frame from that frame's MSE (not from a pooled MSE)."""
+    return psnr_from_mse(l2(pred, gt, mask), data_range)
+
+
+# ---------------------------------------------------------------------------- SSIM
+
+
+def gaussian_kernel1d(sigma: float, radius: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Normalised 1-D Gaussian exp(-x^2/(2 sigma^2)) on x = -radius..radius."""
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    return (kernel / kernel.sum()).to(dtype=dtype, device=device)
+
+
+def _filter_valid(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Separable 'valid' correlation of every channel of (N,C,H,W) with the 1-D ``kernel``."""
+    channels = images.shape[1]
+    size = kernel.numel()
+    horizontal = kernel.view(1, 1, 1, size).expand(channels, 1, 1, size)
+    vertical = kernel.view(1, 1, size, 1).expand(channels, 1, size, 1)
+    out = F.conv2d(images, horizontal, groups=channels)
+    return F.conv2d(out, vertical, groups=channels)
+
+
+def ssim_maps(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    kernel: torch.Tensor,
+    data_range: float = 1.0,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    cov_norm: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SSIM and contrast-structure maps (N,C,H-k+1,W-k+1) of Wang et al. 2004 with window ``kernel``."""
+    c1 = (k1 * data_range) ** 2
+    c2 = (k2 * data_range) ** 2
+    stacked = torch.cat([pred, gt, pred * pred, gt * gt, pred * gt], dim=1)
+    filtered = _filter_valid(stacked, kernel)
+    mu_x, mu_y, m_xx, m_yy, m_xy = filtered.chunk(5, dim=1)
+    var_x = cov_norm * (m_xx - mu_x * mu_x)
+    var_y = cov_norm * (m_yy - mu_y * mu_y)
+    cov_xy = cov_norm * (m_xy - mu_x * mu_y)
+    cs_map = (2 * cov_xy + c2) / (var_x + var_y + c2)
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x * mu_x + mu_y * mu_y + c1)
+    return luminance * cs_map, cs_map
+
+
+def ssim(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    data_range: float = 1.0,
+    sigma: float = 1.5,
+    truncate: float = 3.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> torch.Tensor:
+    """SSIM per frame, Wang et al. 2004, exactly as scikit-image's ``structural_similarity`` with
+    ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1, channel_axis=-1``.
+
+    Gaussian window of radius int(truncate*sigma+0.5) (11 taps for sigma 1.5), population
+    covariance, statistics only where the window fits (scikit-image filters with reflection and
+    then crops the same border, so the numbers are identical), mean over the valid region and the
+    channels. With a mask, the SSIM map is averaged over the mask cropped to the valid region.
+    """
+    check_pair(pred, gt, mask)
+    radius = int(truncate * sigma + 0.5)
+    if min(pred.shape[-2:]) < 2 * radius + 1:
+        raise InputError(f"SSIM needs frames of at least {2 * radius + 1}x{2 * radius + 1} pixels, got {pred.shape[-1]}x{pred.shape[-2]}")
+    kernel = gaussian_kernel1d(sigma, radius, dtype=pred.dtype, device=pred.device)
+    ssim_map, _ = ssim_maps(pred, gt, kernel, data_range, k1, k2)
+    if mask is not None:
+        mask = mask[..., radius:-radius, radius:-radius]
+    return _masked_mean(ssim_map, mask)
+
+
+def ssim_uniform(
+    pred: torch.Tensor, gt: torch.Tensor, win_size: int = 7, data_range: float = 2.0, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """SSIM with a ``win_size`` uniform window and sample covariance: the defaults of old
+    scikit-image ``compare_ssim(..., multichannel=True)`` on float images, whose data range was
+    taken from the float dtype range (-1, 1), i.e. 2. NeRFace's evaluation used it.
+    """
+    check_pair(pred, gt, mask)
+    if min(pred.shape[-2:]) < win_size:
+        raise InputError(f"SSIM needs frames of at least {win_size}x{win_size} pixels")
+    kernel = torch.full((win_size,), 1.0 / win_size, dtype=pred.dtype, device=pred.device)
+    count = win_size * win_size
+    ssim_map, _ = ssim_maps(pred, gt, kernel, data_range, cov_norm=count / (count - 1))
+    pad = (win_size - 1) // 2
+    if mask is not None:
+        mask = mask[..., pad : mask.shape[-2] - pad, pad : mask.shape[-1] - pad]
+    return _masked_mean(ssim_map, mask)
+
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def ms_ssim(pred: torch.Tensor, gt: torch.Tensor, data_range: float = 1.0, sigma: float = 1.5, win_size: int = 11) -> torch.Tensor:
+    """Multi-scale SSIM per frame (Wang, Simoncelli and Bovik 2003) with the five standard weights.
+
+    Each scale uses the 11-tap Gaussian window in 'valid' mode; between scales the images are
+    average-pooled by 2 (odd sides padded by one zero on each side, as ``pytorch_msssim`` does,
+    which NHA's evaluation uses). Contrast-structure terms are clamped at 0 before the product.
+    """
+    check_pair(pred, gt)
+    levels = len(MS_SSIM_WEIGHTS)
+    smallest = (win_size - 1) * 2 ** (levels - 1)
+    if min(pred.shape[-2:]) <= smallest:
+        raise InputError(f"MS-SSIM needs frames larger than {smallest} pixels on each side, got {pred.shape[-1]}x{pred.shape[-2]}")
+    kernel = gaussian_kernel1d(sigma, win_size // 2, dtype=pred.dtype, device=pred.device)
+    weights = torch.tensor(MS_SSIM_WEIGHTS, dtype=pred.dtype, device=pred.device)
+    terms = []
+    for level in range(levels):
+        ssim_map, cs_map = ssim_maps(pred, gt, kernel, data_range)
+        if level < levels - 1:
+            terms.append(torch.relu(cs_map.flatten(2).mean(-1)))
+            padding = [side % 2 for side in pred.shape[2:]]
+            pred = F.avg_pool2d(pred, kernel_size=2, padding=padding)
+            gt = F.avg_pool2d(gt, kernel_size=2, padding=padding)
+        else:
+            terms.append(torch.relu(ssim_map.flatten(2).mean(-1)))
+    stacked = torch.stack(terms, dim=0)  # (levels, N, C)
+    per_channel = torch.prod(stacked ** weights.view(-1, 1, 1), dim=0)
+    return per_channel.mean(1)
+
+
+# ---------------------------------------------------------------------------- LPIPS
+
+ALEXNET = register_weight(
+    WeightFile(
+        key="alexnet",
+        filename="alexnet-owt-7be5be79.pth",
+        used_by="LPIPS (net='alex') trunk",
+        source="torchvision AlexNet_Weights.IMAGENET1K_V1 (download.pytorch.org/models)",
+    )
+)
+VGG16 = register_weight(
+    WeightFile(
+        key="vgg16",
+        filename="vgg16-397923af.pth",
+        used_by="LPIPS (net='vgg') trunk",
+        source="torchvision VGG16_Weights.IMAGENET1K_V1 (download.pytorch.org/models)",
+    )
+)
+_TRUNK_KEYS = {"alex": "alexnet", "vgg": "vgg16"}
+
+
+def lpips_trunk_path(net: str = "alex", backbone_weights: str | Path | None = None) -> Path:
+    """The torchvision-format state dict of the LPIPS trunk (explicit path, CABENCH_WEIGHTS, hub cache)."""
+    if net not in _TRUNK_KEYS:
+        raise InputError(f"lpips net must be one of {', '.join(_TRUNK_KEYS)}, got {net!r}")
+    return find_weight(_TRUNK_KEYS[net], backbone_weights)
+
+
+def lpips_unavailable(options: dict) -> str | None:
+    try:
+        import lpips as _  # noqa: F401
+    except ImportError:
+        return "the `lpips` package is not installed (pip install lpips)"
+    try:
+        lpips_trunk_path(options.get("net", "alex"), options.get("backbone_weights"))
+    except WeightsMissingError as error:
+        return str(error)
+    return None
+
+
+@lru_cache(maxsize=4)
+def _lpips_model(net: str, trunk_path: str, device: str) -> torch.nn.Module:
+    """Build the `lpips` package's model (v0.1 linear heads from the package) with our trunk weights.
+
+    The trunk is loaded from a torchvision-format state dict: ``features.I.*`` maps to the
+    package's ``sliceK.I.*`` modules. Loading is strict: every trunk parameter must be present.
+    """
+    import lpips as lpips_package
+
+    model = lpips_package.LPIPS(net=net, version="0.1", pnet_rand=True, verbose=False)
+    state = torch.load(trunk_path, map_location="cpu", weights_only=True)
+    trunk_state = {}
+    for name in model.net.state_dict():
+        _, index, param = name.split(".", 2)
+        key = f"features.{index}.{param}"
+        if key not in state:
+            raise InputError(f"{trunk_path}: not a torchvision {net} state dict (no key {key})")
+        trunk_state[name] = state[key]
+    model.net.load_state_dict(trunk_state, strict=True)
+    return model.eval().requires_grad_(False).to(device)
+
+
+def lpips(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    net: str = "alex",
+    backbone_weights: str | Path | None = None,
+    mask: torch.Tensor | None = None,
+    normalize: bool = True,
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """LPIPS v0.1 per frame, computed by the `lpips` package.
+
+    ``normalize=True`` maps [0,1] inputs to [-1,1] (2x-1), the range the package expects;
+    ``normalize=False`` feeds the tensors as they are (what NeRFace's script did with [0,1] images).
+    The trunk weights are resolved by :func:`lpips_trunk_path`. With a mask, the package's spatial
+    map is averaged over the mask. Runs on the device of ``pred`` in batches of ``batch_size``.
+    """
+    check_pair(pred, gt, mask)
+    model = _lpips_model(net, str(lpips_trunk_path(net, backbone_weights)), str(pred.device))
+    values = []
+    with torch.no_grad():
+        for start in range(0, pred.shape[0], batch_size):
+            p = pred[start : start + batch_size].float()
+            g = gt[start : start + batch_size].float()
+            if mask is None:
+                values.append(model(p, g, normalize=normalize).flatten())
+            else:
+                model.spatial = True  # the package's per-pixel distance map, upsampled to H x W
+                try:
+                    distance_map = model(p, g, normalize=normalize)
+                finally:
+                    model.spatial = False
+                values.append(_masked_mean(distance_map, mask[start : start + batch_size].float()))
+    return torch.cat(values).to(pred.dtype)
+
+
+def psnr_with_epsilon(mse: torch.Tensor, max_value: float = 1.0, eps: float = 1e-8) -> torch.Tensor:
+    """PSNR as 20 log10(max / (RMSE + eps)): the IMavatar / PointAvatar scripts' formula."""
+    return 20.0 * torch.log10(max_value / (torch.sqrt(mse) + eps))

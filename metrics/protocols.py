@@ -1,0 +1,269 @@
+"""Evaluation protocols: how frames are prepared and how each per-frame image metric is computed.
+
+Published avatar numbers are not comparable across papers because each repository computes them
+differently. A protocol names one such convention; every number the harness reports carries the
+id of the protocol that produced it. ``canonical`` is the harness's own definition; the others
+reproduce a published evaluation script, quirks included, so that published numbers can be
+cross-checked. Each class docstring says what it reproduces.
+
+A protocol does two things:
+- ``prepare`` turns aligned uint8 frames (and an optional mask, and the ground truth's 68
+  landmarks where the protocol needs them) into float tensors in [0,1] on the device: the
+  resolution, the mask and any morphological step of the original script happen here. Temporal
+  and face metrics see the same prepared frames.
+- ``frame_metric`` computes ``l1``, ``l2``, ``psnr``, ``ssim`` or ``lpips`` per frame with the
+  original's formula. A metric the original does not compute is listed in ``unsupported``, with the
+  reason, and is reported as missing rather than computed some other way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from metrics import image
+from metrics.errors import CabenchError, InputError
+
+FRAME_METRICS = ("l1", "l2", "psnr", "ssim", "lpips")
+
+
+@dataclass
+class Prepared:
+    pred: torch.Tensor
+    gt: torch.Tensor
+    mask: torch.Tensor | None
+
+
+def _to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).to(device)
+    return (tensor.permute(0, 3, 1, 2).float() / 255.0).contiguous()
+
+
+def _resize_uint8(frames: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if frames.shape[1] == size and frames.shape[2] == size:
+        return frames
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in frames])
+
+
+def _mask_tensor(mask: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
+    if mask is None:
+        return None
+    return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)[:, None]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The canonical protocol (the default).
+
+    Images in [0,1] float RGB; ground truth composited on a white background with its matte (the
+    frame readers do this for RGBA); full frame at native resolution, or the pixels of a given
+    mask. L1 = mean absolute error, L2 = mean squared error, PSNR = 10 log10(1/MSE) per frame;
+    SSIM = Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, data range 1, valid region (equal to
+    scikit-image ``structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1, channel_axis=-1)``); LPIPS = AlexNet v0.1 of the
+    ``lpips`` package on inputs mapped to [-1,1]. Each metric is computed per frame, then averaged
+    over frames. With a mask, every metric is restricted to (weighted by) the mask.
+    """
+
+    id: str = "canonical"
+    resolution: int | None = None
+    accepts_mask: bool = True
+    needs_landmarks: bool = False
+    unsupported: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        return (self.__doc__ or "").strip().splitlines()[0]
+
+    def prepare(self, pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None,
+                landmarks: np.ndarray | None = None, device: torch.device | str = "cpu") -> Prepared:
+        """uint8 (N,H,W,3) pred and gt, mask (N,H,W) in [0,1] -> tensors for the metrics."""
+        device = torch.device(device)
+        if mask is not None and not self.accepts_mask:
+            raise CabenchError(f"protocol {self.id!r} evaluates the full frame as the original script does; drop --mask")
+        return Prepared(_to_tensor(pred, device), _to_tensor(gt, device), _mask_tensor(mask, device))
+
+    def frame_metric(self, name: str, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None,
+                     **options) -> torch.Tensor:
+        if name in self.unsupported:
+            raise CabenchError(f"protocol {self.id!r} has no {name}: {self.unsupported[name]}")
+        if name == "l1":
+            return image.l1(pred, gt, mask)
+        if name == "l2":
+            return image.l2(pred, gt, mask)
+        if name == "psnr":
+            return image.psnr(pred, gt, mask)
+        if name == "ssim":
+            return image.ssim(pred, gt, mask)
+        if name == "lpips":
+            return image.lpips(pred, gt, mask=mask, **options)
+        raise CabenchError(f"{name!r} is not a frame metric of protocol {self.id!r}")
+
+
+@dataclass(frozen=True)
+class IMavatarProtocol(Protocol):
+    """IMavatar's ``code/utils/calculate_metrics.py`` (the script the author released for the paper).
+
+    256 px (both images resized with OpenCV's default bilinear); the mask is the filled convex hull
+    of the ground truth's 68 keypoints (``only_face_interior``), replacing the matte; the ground
+    truth is on white. L2 = MSE over hull pixels, ``sum(mask*(p-g)^2) / (sum(mask)*3)``; L1 = MAE
+    over hull pixels (the number the script prints; its "l1" variable is really MSE); PSNR =
+    20 log10(1/(RMSE + 1e-8)) from the masked RMSE; SSIM = Gaussian 11 / sigma 1.5 valid SSIM on
+    images set to 0 outside the hull in both, averaged over the whole frame; LPIPS alex with
+    ``normalize=True`` on the zeroed images. Without landmarks, a given mask stands for the hull.
+    """
+
+    id: str = "imavatar"
+    resolution: int | None = 256
+    needs_landmarks: bool = True
+
+    def prepare(self, pred, gt, mask=None, landmarks=None, device="cpu") -> Prepared:
+        import cv2
+
+        device = torch.device(device)
+        height, width = gt.shape[1:3]
+        size = self.resolution
+        if landmarks is not None:
+            hull_masks = []
+            scale = np.array([size / width, size / height], dtype=np.float64)
+            for points in np.asarray(landmarks, dtype=np.float64):
+                if points.shape != (68, 2) or not np.all(np.isfinite(points)):
+                    raise InputError("imavatar protocol: landmarks must be finite (68,2) pixel coordinates per frame")
+                hull = cv2.convexHull((points * scale).astype(np.int32))
+                canvas = np.zeros((size, size), dtype=np.uint8)
+                cv2.fillPoly(canvas, [hull], 1)
+                hull_masks.append(canvas.astype(np.float32))
+            mask = np.stack(hull_masks)
+        elif mask is not None:
+            mask = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) for m in mask])
+            mask = (mask > 0.5).astype(np.float32)
+        else:
+            raise InputError(
+                "protocol 'imavatar' needs the ground truth's 68 landmarks (a dataset with keypoints) or --mask for the face hull"
+            )
+        return Prepared(_to_tensor(_resize_uint8(pred, size), device), _to_tensor(_resize_uint8(gt, size), device),
+                        _mask_tensor(mask, device))
+
+    def frame_metric(self, name, pred, gt, mask, **options):
+        if name in ("l1", "l2"):
+            return image.l1(pred, gt, mask) if name == "l1" else image.l2(pred, gt, mask)
+        if name == "psnr":
+            return image.psnr_with_epsilon(image.l2(pred, gt, mask))
+        if name == "ssim":
+            return image.ssim(pred * mask, gt * mask)
+        if name == "lpips":
+            return image.lpips(pred * mask, gt * mask, normalize=True, **options)
+        return super().frame_metric(name, pred, gt, mask, **options)
+
+
+@dataclass(frozen=True)
+class PointAvatarProtocol(Protocol):
+    """PointAvatar's ``code/utils/metrics.py`` as called by ``code/scripts/test.py`` (default pass).
+
+    512 px; the prediction goes through a 3x3 ``cv2.erode`` then ``cv2.dilate`` on its uint8
+    pixels (the ``rgb_erode_dilate`` folder); full frame, ground truth on white; L2 = MSE,
+    PSNR = 20 log10(1/(RMSE + 1e-8)), SSIM Gaussian 11 / sigma 1.5 valid, LPIPS alex with
+    ``normalize=True``. (PointAvatar also optimises the tracking against the test images before
+    scoring; that advantage lives in its renders, not in this protocol.)
+    """
+
+    id: str = "pointavatar"
+    resolution: int | None = 512
+    accepts_mask: bool = False
+
+    def prepare(self, pred, gt, mask=None, landmarks=None, device="cpu") -> Prepared:
+        import cv2
+
+        if mask is not None:
+            raise CabenchError("protocol 'pointavatar' evaluates the full frame as PointAvatar's default pass does; drop --mask")
+        kernel = np.ones((3, 3), np.uint8)
+        opened = np.stack([cv2.dilate(cv2.erode(f, kernel), kernel) for f in _resize_uint8(pred, self.resolution)])
+        device = torch.device(device)
+        return Prepared(_to_tensor(opened, device), _to_tensor(_resize_uint8(gt, self.resolution), device), None)
+
+    def frame_metric(self, name, pred, gt, mask, **options):
+        if name == "psnr":
+            return image.psnr_with_epsilon(image.l2(pred, gt))
+        return super().frame_metric(name, pred, gt, mask, **options)
+
+
+@dataclass(frozen=True)
+class InstaProtocol(Protocol):
+    """INSTA-pytorch's meters (``insta/utils.py``); the C++ INSTA repository ships no metric script.
+
+    Native resolution; RGBA renders and ground truth composited on white; PSNR =
+    -10 log10(mean((pred-gt)^2)) per frame; LPIPS alex with ``normalize=True``. INSTA computes no
+    SSIM, so this protocol reports SSIM as missing.
+    """
+
+    id: str = "insta"
+    accepts_mask: bool = False
+    unsupported: dict[str, str] = field(default_factory=lambda: {"ssim": "INSTA's evaluation computes no SSIM"})
+
+
+@dataclass(frozen=True)
+class NerfaceProtocol(Protocol):
+    """NeRFace's ``nerf/metrics.py``.
+
+    Full frame at native resolution, background included, no mask; L1 = mean |gt - pred|; PSNR by
+    old scikit-image ``compare_psnr`` (data range 1 for non-negative floats); SSIM by old
+    ``compare_ssim(multichannel=True)``: 7x7 uniform window, sample covariance, data range 2 (the
+    float dtype range); LPIPS alex called without ``normalize``, so [0,1] images enter a network
+    that expects [-1,1].
+    """
+
+    id: str = "nerface"
+    accepts_mask: bool = False
+
+    def frame_metric(self, name, pred, gt, mask, **options):
+        if name == "ssim":
+            return image.ssim_uniform(pred, gt, win_size=7, data_range=2.0)
+        if name == "lpips":
+            return image.lpips(pred, gt, normalize=False, **options)
+        return super().frame_metric(name, pred, gt, mask, **options)
+
+
+@dataclass(frozen=True)
+class NhaProtocol(Protocol):
+    """Neural Head Avatars' ``nha/evaluation/metrics.py`` / ``eval_suite.py``.
+
+    Images in [-1,1]; ground-truth background filled white with the segmentation (the matte);
+    L1 and L2 are per-image means in [-1,1] units (so L2 is 4x the [0,1] MSE and L1 2x the MAE);
+    PSNR = 20 log10(2 / sqrt(MSE in [-1,1])), equal to PSNR on [0,1]; the "SSIM" column is
+    MS-SSIM (``pytorch_msssim.ms_ssim``, data range 1, after mapping back to [0,1]); LPIPS alex on
+    [-1,1] input.
+    """
+
+    id: str = "nha"
+    accepts_mask: bool = False
+
+    def frame_metric(self, name, pred, gt, mask, **options):
+        if name == "l1":
+            return image.l1(2 * pred - 1, 2 * gt - 1)
+        if name == "l2":
+            return image.l2(2 * pred - 1, 2 * gt - 1)
+        if name == "psnr":
+            return 20.0 * torch.log10(2.0 / torch.sqrt(image.l2(2 * pred - 1, 2 * gt - 1)))
+        if name == "ssim":
+            return image.ms_ssim(pred, gt, data_range=1.0)
+        return super().frame_metric(name, pred, gt, mask, **options)
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.id: p
+    for p in (Protocol(), IMavatarProtocol(), PointAvatarProtocol(), InstaProtocol(), NerfaceProtocol(), NhaProtocol())
+}
+
+
+def get_protocol(name: str | Protocol) -> Protocol:
+    """The protocol called ``name``; an unknown name is an error listing the known ones."""
+    if isinstance(name, Protocol):
+        return name
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise CabenchError(f"unknown protocol {name!r}; known protocols: {', '.join(PROTOCOLS)}") from None
