@@ -15,6 +15,8 @@ import sys
 from metrics.errors import CabenchError
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "benchmark.commands.eval",
+    "benchmark.commands.weights",
 )
 
 

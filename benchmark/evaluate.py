@@ -177,13 +177,16 @@ def summarize(per_frame: pd.DataFrame, by: Sequence[str] = ("method",)) -> pd.Da
         for column in value_columns:
             values = group[column].to_numpy(dtype=np.float64)
             finite = values[~np.isnan(values)]
+            with np.errstate(invalid="ignore"):  # values with inf (PSNR of identical frames) have NaN std
+                mean = float(np.mean(finite)) if len(finite) else np.nan
+                std = float(np.std(finite)) if len(finite) else np.nan
             records.append(
                 {
                     **dict(zip(keys, key)),
                     "metric": column,
                     "protocol": protocol,
-                    "mean": float(np.mean(finite)) if len(finite) else np.nan,
-                    "std": float(np.std(finite)) if len(finite) else np.nan,
+                    "mean": mean,
+                    "std": std,
                     "count": int(len(finite)),
                     "frames": int(len(values)),
                 }

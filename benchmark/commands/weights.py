@@ -1,0 +1,34 @@
+"""`cabench weights`: every weight file the harness can use, where it looked, whether it was found."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("weights", help="list the weight files the harness can use and whether they are found")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import metrics  # noqa: F401  (importing the metrics registers their weight files)
+    from metrics.weights import search_dirs, weight_status
+
+    _load_optional_weight_tables()
+    print("searched, in order: explicit paths given to a command, " + ", ".join(str(d) for d in search_dirs()))
+    for row in weight_status():
+        print(f"{row['found'] != 'missing' and 'found  ' or 'missing'}  {row['file']:<34} {row['used_by']}")
+        print(f"         {'at ' + row['found'] if row['found'] != 'missing' else 'source: ' + row['source']}")
+    return 0
+
+
+def _load_optional_weight_tables() -> None:
+    """Import the packages that register weight files of their own (reference pipeline, baselines)."""
+    import importlib
+
+    for name in ("reference.weights",):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise

@@ -1,0 +1,33 @@
+"""Atomic file writes: a result file is either the old one or the complete new one, never half.
+
+Convention: write to a temporary file in the same folder, flush and fsync it, then
+``os.replace`` it over the target (atomic on POSIX and Windows within one file system).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    return atomic_write_text(path, frame.to_csv(index=False))
