@@ -238,8 +238,14 @@ def lpips_unavailable(options: dict) -> str | None:
     return None
 
 
-@lru_cache(maxsize=4)
 def _lpips_model(net: str, trunk_path: str, device: str) -> torch.nn.Module:
+    """The cached LPIPS model for this trunk file (its modification time and size are part of the key)."""
+    stat = Path(trunk_path).stat()
+    return _build_lpips_model(net, trunk_path, device, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _build_lpips_model(net: str, trunk_path: str, device: str, mtime_ns: int, size: int) -> torch.nn.Module:
     """Build the `lpips` package's model (v0.1 linear heads from the package) with our trunk weights.
 
     The trunk is loaded from a torchvision-format state dict: ``features.I.*`` maps to the
