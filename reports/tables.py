@@ -252,6 +252,32 @@ def latex(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None =
     return "\n".join(lines) + "\n"
 
 
+def html(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> str:
+    """The table as an HTML ``<table>`` (with the notes as a list after it)."""
+    from html import escape
+
+    rows = build_rows(spec, summary, missing, paper)
+    best = best_values(rows, [c for c, _ in spec.columns])
+    headers = ["Dataset", "Method"]
+    for column, label in spec.columns:
+        name, arrow = _header(column, label)
+        headers += [f"{name} {arrow}", f"{name} reported", "Δ"] if paper else [f"{name} {arrow}"]
+    headers.append("Protocol")
+    parts = [f"<table class='results' id='{spec.name}'><caption>{escape(spec.title)}</caption><thead><tr>"]
+    parts += [f"<th>{escape(h)}</th>" for h in headers]
+    parts.append("</tr></thead><tbody>")
+    for row in rows:
+        cells = [row.dataset, row.method, *_cells(spec, row, best, paper, lambda t: f"<b>{t}</b>", escape=escape),
+                 row.protocol or "–"]
+        cells[0], cells[1], cells[-1] = escape(cells[0]), escape(cells[1]), escape(cells[-1])
+        parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    parts.append("</tbody></table>")
+    notes = _notes(rows, spec)
+    if notes:
+        parts.append("<ul class='notes'>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
+    return "".join(parts)
+
+
 def csv_frame(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None,
               paper: bool = False) -> pd.DataFrame:
     """Long form, full precision: one row per (dataset, method, metric) of the table."""
