@@ -66,18 +66,23 @@ def temporal_curves(per_frame: pd.DataFrame, out: Path) -> list[Path]:
     files = []
     for (dataset, sequence), group in per_frame.groupby(["dataset", "sequence"], sort=False):
         fig, ax = plt.subplots(figsize=(7, 3.6))
-        first = group[group["method"] == group["method"].iloc[0]].sort_values("frame")
-        ax.plot(first["frame"], first[FLOW_GT], color="black", linewidth=2.2, label="ground truth")
         for method, rows in group.groupby("method", sort=False):
             rows = rows.sort_values("frame")
             ax.plot(rows["frame"], rows[FLOW_PRED], linewidth=1.2, label=str(method))
+        first = group[group["method"] == group["method"].iloc[0]].sort_values("frame")
+        ax.plot(first["frame"], first[FLOW_GT], color="black", linewidth=2.0, linestyle="--", zorder=10,
+                label="ground truth")
         ax.set_xlabel("frame")
         ax.set_ylabel("mean flow magnitude to the previous frame (px)")
         ax.set_title(f"Temporal consistency: {dataset} / {sequence}")
-        ax.legend(fontsize=7, ncol=2)
+        _legend(ax)
         ax.grid(alpha=0.3)
         files.append(_save(fig, out / _name("temporal", dataset, sequence)))
     return files
+
+
+def _legend(ax) -> None:
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
 
 def _value_columns(frame: pd.DataFrame) -> list[str]:
@@ -108,7 +113,7 @@ def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None 
         ax.set_xlabel("dataset")
         ax.set_ylabel(_label(column))
         ax.set_title(f"{column}: mean over frames, bar = ± std")
-        ax.legend(fontsize=7, ncol=2)
+        _legend(ax)
         ax.grid(axis="y", alpha=0.3)
         files.append(_save(fig, out / _name("bars", column)))
     return files
@@ -130,15 +135,33 @@ def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | No
             ax.set_xlabel("frame")
             ax.set_ylabel(_label(column))
             ax.set_title(f"{column} per frame: {dataset} / {sequence}")
-            ax.legend(fontsize=7, ncol=2)
+            _legend(ax)
             ax.grid(alpha=0.3)
             files.append(_save(fig, out / _name("trace", column, dataset, sequence)))
     return files
 
 
+def headline_columns(columns: Sequence[str]) -> list[str]:
+    """The columns among ``columns`` that are a metric's headline (its first column), plus runtime."""
+    from metrics import registry
+
+    keep = []
+    for column in columns:
+        spec = registry.column_spec(column)
+        if column == "time_s" or (spec is not None and spec.output_columns()[0] == column):
+            keep.append(column)
+    return keep
+
+
+# Per-frame traces are drawn for these headline columns when the run has them (one PNG per sequence each).
+TRACE_COLUMNS = ("psnr", "ssim", "lpips", "tof", "warp_error", "lmd", "csim", "deca_pe", "deca_ee")
+
+
 def run_plots(per_frame: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list[Path]:
-    """The plots of a run: temporal curves, bars of every metric, per-frame traces."""
-    return [*temporal_curves(per_frame, out), *metric_bars(summary, out), *frame_traces(per_frame, out)]
+    """The plots of a run: temporal curves, bars of every metric's headline column, traces of :data:`TRACE_COLUMNS`."""
+    bars = headline_columns(list(dict.fromkeys(summary["metric"]))) if len(summary) else []
+    traces = [c for c in TRACE_COLUMNS if c in per_frame]
+    return [*temporal_curves(per_frame, out), *metric_bars(summary, out, bars), *frame_traces(per_frame, out, traces)]
 
 
 def read_timing(path: str | Path) -> pd.DataFrame:
