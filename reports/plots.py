@@ -194,24 +194,35 @@ def timing_stages(frame: pd.DataFrame) -> list[str]:
     return [*stages, "total"]
 
 
+def timing_curves(frame: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    """{(scheduler, stage): DataFrame(steps, median, low, high)} over the repeats of each step count."""
+    curves = {}
+    for scheduler in dict.fromkeys(frame["scheduler"]):
+        grouped = frame[frame["scheduler"] == scheduler].groupby("steps")
+        for stage in timing_stages(frame):
+            curve = pd.DataFrame({"median": grouped[stage].median(), "low": grouped[stage].min(),
+                                  "high": grouped[stage].max()})
+            curves[(str(scheduler), stage)] = curve.reset_index()
+    return curves
+
+
 def timing_plot(frame: pd.DataFrame, out: Path, unit: str = "s") -> list[Path]:
     """Time per frame against steps: one panel per scheduler, one line per stage (median, min-max band)."""
     plt = _pyplot()
-    stages = timing_stages(frame)
-    schedulers = list(dict.fromkeys(frame["scheduler"]))
+    curves = timing_curves(frame)
+    schedulers = list(dict.fromkeys(s for s, _ in curves))
     fig, axes = plt.subplots(1, len(schedulers), figsize=(5.5 * len(schedulers), 3.8), squeeze=False)
     for ax, scheduler in zip(axes[0], schedulers):
-        rows = frame[frame["scheduler"] == scheduler]
-        grouped = rows.groupby("steps")
-        for stage in stages:
-            median, low, high = grouped[stage].median(), grouped[stage].min(), grouped[stage].max()
+        for (name, stage), curve in curves.items():
+            if name != scheduler:
+                continue
             style = {"color": "black", "linewidth": 2.2} if stage == "total" else {"linewidth": 1.2}
-            ax.plot(median.index, median.to_numpy(), marker="o", markersize=3, label=stage, **style)
-            ax.fill_between(median.index, low.to_numpy(), high.to_numpy(), alpha=0.15)
+            ax.plot(curve["steps"], curve["median"], marker="o", markersize=3, label=stage, **style)
+            ax.fill_between(curve["steps"], curve["low"], curve["high"], alpha=0.15)
         ax.set_xlabel("denoising steps")
         ax.set_ylabel(f"time per frame ({unit})")
         ax.set_title(f"{scheduler}: time per frame by stage (median of repeats)")
-        ax.legend(fontsize=7)
+        _legend(ax)
         ax.grid(alpha=0.3)
     return [_save(fig, out / "timing_steps.png")]
 

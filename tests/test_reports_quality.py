@@ -1,0 +1,95 @@
+"""The quality-regression pytest plugin: used on a small synthetic run; a degraded output fails it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from reports.pytest_plugin import QualityRegression, compare, quality_values
+
+pytest_plugins = ["pytester"]
+
+RECORDED = Path(__file__).parent / "quality" / "test_small_synthetic_run_holds_its_quality.json"
+TOLERANCES = {"psnr": 0.1, "ssim": 0.002, "l2": 2e-5}
+
+
+def _run_summary(photos, tmp_path, blur: float):
+    """A small run: a moving crop of a real photo, the method = the ground truth blurred by ``blur`` px."""
+    from benchmark import runner
+    from benchmark.config import DatasetConfig, MethodConfig, RunConfig
+    from benchmark.io import ArrayFrames, write_frames
+
+    photo = photos["astronaut"]
+    gt = np.stack([cv2.resize(photo[30 + 4 * i: 250 + 4 * i, 120: 340], (48, 48), interpolation=cv2.INTER_AREA)
+                   for i in range(6)])
+    pred = np.stack([cv2.GaussianBlur(f, (0, 0), blur) for f in gt])
+    write_frames(tmp_path / "pred", pred, list(range(6)))
+    config = RunConfig(datasets=(DatasetConfig("synthetic", "memory"),),
+                       methods=(MethodConfig("blurred", frames=str(tmp_path / "pred")),),
+                       metrics=("l2", "psnr", "ssim"), out=str(tmp_path / "run"), split="all", batch_size=6)
+    sequence = SimpleNamespace(name="seq", frames=ArrayFrames(gt), mask=None, annotations={}, splits={}, root=None)
+    pairs = [runner.Pair(config.datasets[0], sequence, config.methods[0])]
+    runner.Runner(config, progress=False, log=lambda m: None).run(pairs)
+    per_frame, _ = runner.merge(config, pairs, list(config.metrics))
+    return runner.summarize_run(per_frame)
+
+
+def test_small_synthetic_run_holds_its_quality(quality_regression, photos, tmp_path):
+    quality_regression.check(quality_values(_run_summary(photos, tmp_path, blur=0.8)), tolerances=TOLERANCES)
+
+
+def test_a_degraded_output_fails_the_recorded_quality(photos, tmp_path):
+    values = quality_values(_run_summary(photos, tmp_path, blur=1.6))
+    with pytest.raises(pytest.fail.Exception) as failure:
+        QualityRegression(RECORDED, update=False).check(values)
+    message = str(failure.value)
+    assert "synthetic/blurred/psnr: dropped" in message and "synthetic/blurred/ssim: dropped" in message
+    assert "synthetic/blurred/l2: rose" in message
+
+
+def test_directions_and_tolerances():
+    recorded = {"m/psnr": 30.0, "m/l2": 0.001, "m/ssim": 0.9}
+    tolerances = {"psnr": 0.1, "l2": 1e-5, "ssim": 0.01}
+    assert compare({"m/psnr": 35.0, "m/l2": 0.0001, "m/ssim": 0.99}, recorded, tolerances) == []  # all better
+    assert compare({"m/psnr": 29.95, "m/l2": 0.001005, "m/ssim": 0.895}, recorded, tolerances) == []  # within
+    problems = compare({"m/psnr": 29.8, "m/l2": 0.0011, "m/ssim": 0.9}, recorded, tolerances)
+    assert [p.split(":")[0] for p in problems] == ["m/l2", "m/psnr"]
+    assert compare({"m/psnr": 30.0}, {"m/psnr": 30.0, "m/ssim": 0.9}, {})[0].startswith("m/ssim: recorded")
+    assert "never recorded" in compare({"m/psnr": 30.0, "m/tof": 1.0}, {"m/psnr": 30.0}, {})[0]
+    # Default tolerance: 1% of the recorded value.
+    assert compare({"m/psnr": 29.75}, {"m/psnr": 30.0}, {}) == []
+    assert compare({"m/psnr": 29.6}, {"m/psnr": 30.0}, {}) != []
+
+
+def test_quality_update_records_and_a_later_drop_fails(pytester):
+    pytester.makepyfile(test_model="""
+        import os
+
+        def test_model(quality_regression):
+            quality_regression.check({"m/psnr": float(os.environ["PSNR"])}, tolerances={"psnr": 0.5})
+    """)
+    os_env = pytester._monkeypatch
+    os_env.setenv("PSNR", "30.0")
+    first = pytester.runpytest_inprocess("-p", "reports.pytest_plugin", "-q")
+    first.assert_outcomes(failed=1)
+    first.stdout.fnmatch_lines(["*--quality-update*"])
+    pytester.runpytest_inprocess("-p", "reports.pytest_plugin", "-q", "--quality-update").assert_outcomes(passed=1)
+    assert (pytester.path / "quality" / "test_model.json").exists()
+    os_env.setenv("PSNR", "31.0")
+    pytester.runpytest_inprocess("-p", "reports.pytest_plugin", "-q").assert_outcomes(passed=1)
+    os_env.setenv("PSNR", "29.0")
+    dropped = pytester.runpytest_inprocess("-p", "reports.pytest_plugin", "-q")
+    dropped.assert_outcomes(failed=1)
+    dropped.stdout.fnmatch_lines(["*m/psnr: dropped from 30 to 29*"])
+
+
+def test_the_plugin_is_registered_as_a_pytest11_entry_point():
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    entry_points = project["project"]["entry-points"]["pytest11"]
+    assert entry_points == {"reports.pytest_plugin": "reports.pytest_plugin"}
