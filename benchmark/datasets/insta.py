@@ -134,7 +134,7 @@ def _annotations(root: Path, ids: list[int], entries: dict[int, tuple[dict, Path
             rel = entry.get("exp_path")
             rows.append(read_vector(root / rel if rel else exp_dir / f"{frame:05d}.txt"))
         annotations[EXPRESSION] = stack_rows(rows, exp_dir, "expression")
-    for key, shape in ((POSE, (6,)), (EXPRESSION, (-1,)), (LANDMARKS, (68, 2))):
+    for key, shape in ((POSE, (6,)), (EXPRESSION, (-1,)), (LANDMARKS, (68, 2)), ("head_euler_deg", (3,))):
         if key in annotations or not all(key in entries[f][0] for f in ids):
             continue
         rows = [as_array(entries[f][0][key], shape, entries[f][1], f"frame {f} {key!r}") for f in ids]
