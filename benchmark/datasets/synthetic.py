@@ -79,6 +79,7 @@ def motion(frames: int, fps: float = 25.0, seed: int = 0) -> list[FaceParams]:
         freqs = rng.uniform(0.08, 0.35, size=2)
         phases = rng.uniform(0, 2 * np.pi, size=2)
         weights = rng.uniform(0.4, 0.6, size=2)
+        weights = weights / weights.sum()  # |angle| <= amplitude
         curve = sum(w * np.sin(2 * np.pi * f * t + p) for w, f, p in zip(weights, freqs, phases))
         angles.append(np.deg2rad(amplitude) * curve)
     talk_rate = rng.uniform(1.0, 2.0)
