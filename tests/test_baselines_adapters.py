@@ -176,8 +176,9 @@ def test_expression_lag_rerenders_pose_now_expression_before(seq):
     gt = seq.frames.read(seq.splits["test"])
     same = _degraded(seq, "expression_lag", strength=0)
     assert np.abs(same.rgb.astype(int) - gt.rgb).max() <= 1  # lag 0 reproduces the ground truth
-    lagged = _degraded(seq, "expression_lag", strength=3)
-    assert np.abs(lagged.alpha - gt.alpha).max() < 0.05  # the head pose (silhouette) is current
+    lagged = _degraded(seq, "expression_lag", strength=8)
+    top = slice(0, gt.alpha.shape[1] // 2)  # above the mouth the silhouette depends on the pose only
+    assert np.abs(lagged.alpha[:, top] - gt.alpha[:, top]).max() < 0.02  # the head pose is current
     assert np.abs(lagged.rgb.astype(int) - gt.rgb).max() > 20  # the face is not
 
 

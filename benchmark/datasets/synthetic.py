@@ -83,7 +83,8 @@ def motion(frames: int, fps: float = 25.0, seed: int = 0) -> list[FaceParams]:
         curve = sum(w * np.sin(2 * np.pi * f * t + p) for w, f, p in zip(weights, freqs, phases))
         angles.append(np.deg2rad(amplitude) * curve)
     talk_rate = rng.uniform(1.0, 2.0)
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.1, 0.25) * t + rng.uniform(0, 2 * np.pi))
+    # Speech comes in louder and quieter stretches; the mouth never stays shut for long.
+    envelope = 0.35 + 0.65 * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.1, 0.25) * t + rng.uniform(0, 2 * np.pi)))
     jaw = envelope * 0.5 * (1 - np.cos(2 * np.pi * talk_rate * t + rng.uniform(0, 2 * np.pi)))
     smile = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.05, 0.15) * t + rng.uniform(0, 2 * np.pi))
     blinks = []
