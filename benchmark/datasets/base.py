@@ -52,6 +52,21 @@ class Sequence:
             raise InputError(f"{self.name}: no split {split!r} (has {', '.join(self.splits) or 'none'})")
         return list(self.splits[split])
 
+    def split_frames(self, split: str | None) -> FrameSource:
+        """The ground-truth frames of ``split`` only (what a method's outputs are aligned against)."""
+        from benchmark.datasets.frames import RemappedFrames
+
+        ids = self.split_ids(split)
+        return RemappedFrames(self.frames, {i: i for i in ids}, name=f"{self.frames.name} [{split}]")
+
+    def split_mask(self, split: str | None) -> FrameSource | None:
+        """The masks of ``split`` only, or None when the layout has none."""
+        from benchmark.datasets.frames import RemappedFrames
+
+        if self.mask is None:
+            return None
+        return RemappedFrames(self.mask, {i: i for i in self.split_ids(split)}, name=f"{self.mask.name} [{split}]")
+
     def annotation(self, key: str, ids: list[int] | None = None) -> np.ndarray:
         """Rows of annotation ``key`` for ``ids`` (default: all frames)."""
         if key not in self.annotations:

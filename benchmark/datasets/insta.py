@@ -10,7 +10,8 @@ Layout (INSTA's ``scripts/transforms.py`` and ``postprocess.py``)::
 Frame ids are the numbers of the ``file_path`` entries (0-based). Splits come from the split
 files; without them INSTA's rule applies: test = the last 350 frames, val = the last 20, train =
 the rest. Per-frame ``pose`` (6), ``expression`` and ``landmarks`` (68x2 pixels) entries, which
-the synthetic generator writes, become annotations when every frame has them. A top-level
+the synthetic generator writes (with ``head_euler_deg``: yaw, pitch, roll in degrees), become
+annotations when every frame has them. A top-level
 ``fps`` is used when present (INSTA itself records none).
 """
 
