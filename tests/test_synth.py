@@ -164,6 +164,28 @@ def test_dlib_finds_the_face_and_agrees_with_the_known_landmarks_and_roll(faces)
     assert np.corrcoef(rolls_dlib, rolls_truth)[0, 1] > 0.9
 
 
+def test_existing_output_needs_overwrite(tmp_path, capsys):
+    argv = ["synth", "--out", str(tmp_path), "--frames", "8", "--size", "64", "--quiet"]
+    assert main(argv) == 0
+    assert main(argv) == 2 and "--overwrite" in capsys.readouterr().err
+    assert main([*argv[:4], "4", *argv[5:], "--overwrite"]) == 0
+    assert len(list((tmp_path / "astronaut" / "images").glob("*.png"))) == 4  # no stale frames left
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    assert main([*argv, "--name", "mine", "--overwrite"]) == 2
+    assert "not written by cabench synth" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+def test_stage1_proxy_flickers_from_frame_to_frame(small):
+    seq = open_dataset(small).sequences[0]
+    gt = seq.frames.read(seq.frame_ids)
+    proxy = open_frames(seq.extras["stage1_rgb"]).read(seq.frame_ids).rgb.astype(float)
+    head = gt.alpha > 0.99
+    gains = np.array([p[h].mean() / g[h].mean() for p, g, h in zip(proxy, gt.rgb, head)])
+    assert 0.005 < gains.std() < 0.05  # brightness of the proxy wobbles around the ground truth's
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--size", "32"], "--size"),
     (["--frames", "0"], "--frames"),

@@ -160,12 +160,17 @@ def generate(frames: int = 120, size: int = 256, seed: int = 0, fps: float = 25.
 
 
 def write_sequence(out: Path, frames: int = 120, size: int = 256, seed: int = 0, fps: float = 25.0,
-                   name: str = "astronaut", progress: bool = True) -> Path:
-    """Write one sequence under ``out/name`` (see the module docstring); returns its folder."""
+                   name: str = "astronaut", progress: bool = True, overwrite: bool = False) -> Path:
+    """Write one sequence under ``out/name`` (see the module docstring); returns its folder.
+
+    An existing sequence is replaced only with ``overwrite`` and only when ``cabench synth`` wrote
+    it (stale frames of a longer earlier run would otherwise be read as part of this one).
+    """
     import cv2
     from tqdm import tqdm
 
     root = Path(out) / name
+    _prepare(root, overwrite)
     folders = {k: root / k for k in ("images", "seg_mask", "depth", "normal", "stage1/rgb", "stage1/normal", "flame/exp")}
     for folder in [*folders.values(), root / OVERLAY_DIR]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -192,6 +197,29 @@ def write_sequence(out: Path, frames: int = 120, size: int = 256, seed: int = 0,
     for split, ids in splits.items():
         _write_json(root / f"transforms_{split}.json", {**header, "frames": [entries[i] for i in ids]})
     return root
+
+
+def _prepare(root: Path, overwrite: bool) -> None:
+    import shutil
+
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise CabenchError(f"{root}: exists and is not a folder")
+    if not any(root.iterdir()):
+        return
+    header = root / "transforms.json"
+    ours = False
+    if header.is_file():
+        try:
+            ours = json.loads(header.read_text(encoding="utf-8")).get("generator") == SYNTHETIC_GENERATOR
+        except (json.JSONDecodeError, AttributeError):
+            ours = False
+    if not ours:
+        raise CabenchError(f"{root}: folder exists and was not written by cabench synth; choose another --out or --name")
+    if not overwrite:
+        raise CabenchError(f"{root}: a synthetic sequence is already there; pass --overwrite to replace it")
+    shutil.rmtree(root)
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:
