@@ -11,7 +11,9 @@ transfers one attribute of the target (``pose``: global pose; ``exp``: expressio
 identity image as source and the ground-truth frame (composited on white) as target, then
 collects ``0_{mode}.png`` as ``{test_index}_{mode}.png`` in ``work_dir``. Stored outputs are
 read from ``outputs`` as ``{index}_{mode}.png`` with ``index`` the position in the split
-(``index = "frame_id"`` when they are named by frame id).
+(``index = "frame_id"`` when they are named by frame id). Outputs of a run with a folder as
+``--source`` are numbered in the folder's glob order, which is not sorted: rename them by
+split position or frame id before reading them here.
 
 Outputs are 256 px; they are resized to the ground truth's size only when ``resize`` names a
 policy (``area``, ``bilinear``, ``bicubic``, ``lanczos``); the policy is recorded.
@@ -42,7 +44,7 @@ class DiffusionRig(Adapter):
                  model_path: str | None = None, meanshape: str | None = None, source: str | None = None,
                  mode: str = "exp", timestep_respacing: str = "ddim20", work_dir: str | None = None,
                  timeout: float = 600.0, resize: str = "none", index: str = "test_index",
-                 name: str | None = None, split: str = "test"):
+                 progress: bool = True, name: str | None = None, split: str = "test"):
         super().__init__(name=name, split=split)
         if mode not in MODES:
             raise CabenchError(f"adapter 'diffusionrig': mode {mode!r}; choose from {', '.join(MODES)}")
@@ -56,6 +58,7 @@ class DiffusionRig(Adapter):
         self.model_path, self.meanshape, self.source = model_path, meanshape, source
         self.mode, self.respacing, self.work_dir = mode, timestep_respacing, work_dir
         self.timeout, self.resize, self.index = float(timeout), check_resize_policy(resize), index
+        self.progress = bool(progress)
 
     def command(self, source: Path, target: Path, out: Path) -> list[str]:
         return [self.python, "scripts/inference.py", "--source", str(source), "--target", str(target),
@@ -77,7 +80,8 @@ class DiffusionRig(Adapter):
             raise CabenchError(f"{source}: DiffusionRig source image not found")
         collected = work / "outputs"
         collected.mkdir(parents=True, exist_ok=True)
-        for position, frame in enumerate(tqdm(ids, desc=f"DiffusionRig {sequence.name}", unit="frame")):
+        for position, frame in enumerate(tqdm(ids, desc=f"DiffusionRig {sequence.name}", unit="frame",
+                                                   disable=not self.progress)):
             target = write_frames(work / "targets", sequence.frames.read([frame]), ids=[frame])[0]
             out = work / "runs" / f"{frame:05d}"
             run_program(self.command(source.resolve(), target.resolve(), out.resolve()),
