@@ -92,13 +92,16 @@ def render_report(run: str | Path, config_text: str = "", title: str = "cabench 
             description = ""
         body.append(f"<li><code>{escape(protocol)}</code>: {escape(description)}</li>")
     body.append("</ul><h2>Tables</h2>")
-    body += [tables.html(spec, summary, missing if not missing.empty else None) for spec in (tables.TABLE1, tables.TABLE2)]
+    specs = [tables.TABLE1, tables.TABLE2, tables.extra_table(summary)]
+    body += [tables.html(spec, summary, missing if not missing.empty else None) for spec in specs if spec]
     if not missing.empty:
         body.append("<h2>Missing metrics</h2><ul>")
-        body += [f"<li>{escape(r.metric)} ({escape(r.dataset)}/{escape(r.method)}): missing ({escape(r.reason)})</li>"
-                 for r in missing.itertuples()]
+        for (metric, reason), rows in missing.groupby(["metric", "reason"], sort=False):
+            where = ", ".join(f"{d}/{m}" for d, m in zip(rows["dataset"], rows["method"]))
+            body.append(f"<li>{escape(metric)}: missing ({escape(reason)}) for {escape(where)}</li>")
         body.append("</ul>")
-    body += ["<h2>Summary</h2>", _summary_table(summary), "<h2>Plots</h2>"]
+    body += ["<h2>Summary</h2><details open><summary>every metric column: mean ± std, frames counted</summary>",
+             _summary_table(summary), "</details><h2>Plots</h2>"]
     for png in sorted((run / "plots").glob("*.png")):
         body.append(f"<figure>{_image(png, png.stem)}<figcaption>{escape(png.stem)}</figcaption></figure>")
     body += ["<h2>Sample frames</h2>", _samples(run)]

@@ -42,6 +42,19 @@ TABLE2 = TableSpec("table2", "Table 2: DECA pose error (PE) and expression error
                    (("deca_pe", "PE"), ("deca_ee", "EE")))
 
 
+def extra_table(summary: pd.DataFrame) -> TableSpec | None:
+    """A table of the headline columns of every other metric in the run (temporal, face, ...), or None."""
+    shown = {c for spec in (TABLE1, TABLE2) for c, _ in spec.columns}
+    columns = []
+    for column in dict.fromkeys(summary["metric"]) if len(summary) else []:
+        spec = registry.column_spec(column)
+        if column not in shown and spec is not None and spec.output_columns()[0] == column:
+            columns.append((column, column))
+    if not columns:
+        return None
+    return TableSpec("metrics", "Other metrics: temporal consistency, face and landmark measures", tuple(columns))
+
+
 def direction(column: str) -> tuple[bool, str]:
     """(higher_is_better, unit) of a per-frame column: the registry's, else the fallback, else (False, "")."""
     spec = registry.column_spec(column)
@@ -296,10 +309,12 @@ def csv_frame(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | No
 
 
 def render_all(summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> dict[str, str]:
-    """{file name: text} for table1/table2 in .md, .tex and .csv (``_paper`` in the names with ``paper``)."""
+    """{file name: text} for table1/table2 in .md, .tex and .csv (``_paper`` in the names with ``paper``),
+    and ``metrics.*`` for the run's other metrics (not with ``paper``: the paper reports none)."""
     suffix = "_paper" if paper else ""
     files = {}
-    for spec in (TABLE1, TABLE2):
+    extra = None if paper else extra_table(summary)
+    for spec in (TABLE1, TABLE2, *([extra] if extra else [])):
         files[f"{spec.name}{suffix}.md"] = markdown(spec, summary, missing, paper)
         files[f"{spec.name}{suffix}.tex"] = latex(spec, summary, missing, paper)
         files[f"{spec.name}{suffix}.csv"] = csv_frame(spec, summary, missing, paper).to_csv(index=False)

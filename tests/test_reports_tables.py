@@ -125,3 +125,18 @@ def test_every_measured_number_names_its_protocol_in_paper_mode():
     assert nha[2:5] == ["–", "0.0022", "–"] and nha[-1] == "–"
     tex = tables.latex(tables.TABLE1, summary, paper=True)
     assert r"\cmidrule(lr){2-4}" in tex and "measured & reported" in tex
+
+
+def test_other_metrics_get_their_own_table_with_registry_directions():
+    from metrics import registry
+
+    summary = pd.DataFrame({"dataset": "synthetic", "method": ["A", "B", "A", "B"], "metric": ["psnr", "psnr", "l1", "l1"],
+                            "protocol": "canonical", "mean": [20.0, 25.0, 0.05, 0.04], "std": 0.0, "count": 3,
+                            "frames": 3})
+    spec = tables.extra_table(summary)
+    assert spec is not None and spec.columns == (("l1", "l1"),)  # psnr is Table 1's
+    assert not registry.get("l1").higher_is_better
+    cells = _markdown_cells(tables.markdown(spec, summary))
+    assert [row[2] for row in cells] == ["0.05", "**0.04**"]
+    assert tables.extra_table(summary[summary["metric"] == "psnr"]) is None
+    assert "metrics.md" in tables.render_all(summary) and "metrics_paper.md" not in tables.render_all(summary, paper=True)
