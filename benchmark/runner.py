@@ -11,9 +11,10 @@ every batch, so a killed run loses at most the batch in flight. A rerun:
   (kind ``temporal``: it streams over frame pairs from the start) is recomputed from the start,
   since its values depend on the frames before;
 - checks missing metrics again (their weights may have arrived since).
-The (sequence, method) pairs are independent, so ``accelerate launch`` splits them across
-processes (process i takes pairs i, i+n, ...), each writes its own parts, and the main process
-merges all parts into ``per_frame.csv``, ``summary.csv``, ``missing.csv``, the tables, plots and
+The (sequence, method) pairs are independent, so when launched as n processes
+(``accelerate launch --multi_gpu`` on GPUs, ``torchrun`` for CPU processes) accelerate's process
+state splits them (process i takes pairs i, i+n, ...), each writes its own parts, the processes
+wait for each other, and the main process merges all parts into ``per_frame.csv``, ``summary.csv``, ``missing.csv``, the tables, plots and
 ``report.html``. Runtime (``time_s``) is recorded when an adapter rendered the frames (``record["rendered"]``):
 the wall time of ``adapter.outputs(sequence)`` divided by the frames it returned (or the
 adapter's own ``record["seconds_per_frame"]``); stored outputs have no runtime.
@@ -426,15 +427,18 @@ def write_outputs(out: Path, config: RunConfig, per_frame: pd.DataFrame, missing
     return files
 
 
-def _accelerate_state():
-    """accelerate's process state when running under ``accelerate launch`` (WORLD_SIZE > 1), else None."""
+def _accelerate_state(device: str):
+    """accelerate's process state when launched as several processes (``accelerate launch``,
+    ``torchrun``: WORLD_SIZE > 1), else None. CPU runs (``device = "cpu"`` or no CUDA) use gloo."""
     import os
+
+    import torch
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     from accelerate import PartialState
 
-    return PartialState()
+    return PartialState(cpu=device == "cpu" or not torch.cuda.is_available())
 
 
 def run_config(config: RunConfig, force: bool = False, progress: bool = True, shard: tuple[int, int] | None = None,
@@ -446,7 +450,7 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
     """
     runner = Runner(config, force=force, progress=progress, log=log)
     pairs = plan(config)
-    state = _accelerate_state() if shard is None else None
+    state = _accelerate_state(config.device) if shard is None else None
     device = config.device
     if state is not None:
         shard = (state.process_index, state.num_processes)

@@ -1,7 +1,8 @@
 """`cabench run CONFIG`: datasets x methods x metrics from a TOML config (resumable, shardable).
 
-Under ``accelerate launch`` the (sequence, method) pairs are split across the processes and the
-main process merges them. See :mod:`benchmark.runner` and :mod:`benchmark.config`.
+Launched as several processes (``accelerate launch --multi_gpu``, or ``torchrun`` for CPU
+processes, which accelerate's own launcher runs only through MPI) the (sequence, method) pairs are
+split across the processes and the main process merges them. See :mod:`benchmark.runner` and :mod:`benchmark.config`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run a TOML config: datasets x methods x metrics, resumable",
         description="Evaluate every method of a TOML run config on every sequence of its datasets. Results "
                     "are stored as they are computed; a rerun reuses them. Scale out with "
-                    "`accelerate launch -m benchmark.cli run CONFIG`.",
+                    "`accelerate launch --multi_gpu --num_processes N -m benchmark.cli run CONFIG` (GPUs) or "
+                    "`torchrun --nproc_per_node N -m benchmark.cli run CONFIG` (CPU processes).",
     )
     parser.add_argument("config", help="TOML run config (see benchmark/config.py for the keys)")
     parser.add_argument("--out", default=None, help="output folder (default: [run] out of the config)")
