@@ -40,5 +40,18 @@ def _umask() -> int:
     return mask
 
 
+def read_csv(path: str | os.PathLike, what: str = "CSV") -> pd.DataFrame:
+    """Read a CSV; a missing, empty or malformed file is an InputError naming it."""
+    from metrics.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such {what}")
+    try:
+        return pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise InputError(f"{path}: cannot read the {what} ({error})") from None
+
+
 def atomic_write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     return atomic_write_text(path, frame.to_csv(index=False))

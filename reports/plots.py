@@ -166,6 +166,7 @@ def run_plots(per_frame: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list
 
 def read_timing(path: str | Path) -> pd.DataFrame:
     """The CSV of ``cabench time`` (a file, or a folder holding ``timing.csv`` / one ``*.csv``)."""
+    from benchmark.files import read_csv
     from metrics.errors import InputError
 
     path = Path(path)
@@ -174,12 +175,7 @@ def read_timing(path: str | Path) -> pd.DataFrame:
         if len(candidates) != 1:
             raise InputError(f"{path}: expected timing.csv (the CSV of cabench time) in the folder")
         path = candidates[0]
-    if not path.exists():
-        raise InputError(f"{path}: no such timing CSV")
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise InputError(f"{path}: cannot read the timing CSV ({error})") from None
+    frame = read_csv(path, "timing CSV")
     needed = {"scheduler", "steps", "total"}
     if not needed <= set(frame.columns):
         raise InputError(f"{path}: a timing CSV needs columns {', '.join(sorted(needed))} (has {', '.join(frame.columns)})")

@@ -211,14 +211,19 @@ def _protocols(rows: Sequence[Row]) -> str:
     return ", ".join(sorted({r.protocol for r in rows if r.protocol})) or "none"
 
 
-def markdown(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> str:
+def _prepared(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None, paper: bool):
+    """(rows, best values, column headers) of a flat rendering (Markdown, HTML)."""
     rows = build_rows(spec, summary, missing, paper)
     best = best_values(rows, [c for c, _ in spec.columns])
     headers = ["Dataset", "Method"]
     for column, label in spec.columns:
         name, arrow = _header(column, label)
         headers += [f"{name} {arrow}", f"{name} reported", "Δ"] if paper else [f"{name} {arrow}"]
-    headers.append("Protocol")
+    return rows, best, [*headers, "Protocol"]
+
+
+def markdown(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> str:
+    rows, best, headers = _prepared(spec, summary, missing, paper)
     lines = [f"**{spec.title}**" + (" (measured beside the paper's reported numbers)" if paper else ""), "",
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     previous = None
@@ -269,13 +274,7 @@ def html(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = 
     """The table as an HTML ``<table>`` (with the notes as a list after it)."""
     from html import escape
 
-    rows = build_rows(spec, summary, missing, paper)
-    best = best_values(rows, [c for c, _ in spec.columns])
-    headers = ["Dataset", "Method"]
-    for column, label in spec.columns:
-        name, arrow = _header(column, label)
-        headers += [f"{name} {arrow}", f"{name} reported", "Δ"] if paper else [f"{name} {arrow}"]
-    headers.append("Protocol")
+    rows, best, headers = _prepared(spec, summary, missing, paper)
     parts = [f"<table class='results' id='{spec.name}'><caption>{escape(spec.title)}</caption><thead><tr>"]
     parts += [f"<th>{escape(h)}</th>" for h in headers]
     parts.append("</tr></thead><tbody>")

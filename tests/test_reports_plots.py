@@ -112,3 +112,13 @@ def test_cabench_tables_writes_the_three_formats(tmp_path, capsys, paper):
     l2 = table[(table["column"] == "l2") & (table["method"] == "stage-1 proxy")]["measured"].iloc[0]
     assert l2 == pytest.approx(per_frame[per_frame["method"] == "stage-1 proxy"]["l2"].mean())
     assert ("L2 reported" in capsys.readouterr().out) == paper
+
+
+def test_time_and_quality_against_steps(tmp_path):
+    _timing_csv(tmp_path / "timing.csv")
+    quality = pd.DataFrame({"scheduler": ["lcm"] * 4 + ["ddim"] * 4, "steps": [1, 2, 4, 8] * 2,
+                            "psnr": [24.0, 26.0, 27.0, 27.5, 20.0, 23.0, 25.0, 26.0]})
+    quality.to_csv(tmp_path / "quality.csv", index=False)
+    assert main(["plots", "--timing", str(tmp_path), "--quality", str(tmp_path / "quality.csv")]) == 0
+    assert cv2.imread(str(tmp_path / "steps_psnr.png")) is not None
+    assert main(["plots", "--timing", str(tmp_path), "--quality", str(tmp_path / "quality.csv"), "--metric", "ssim"]) == 2

@@ -171,3 +171,32 @@ def test_samples_and_slugs(videos, tmp_path):
     assert runner.sample_ids(list(range(10))) == [0, 3, 6, 9]
     assert runner.slug("INSTA") == "INSTA"
     assert runner.slug("w/o LCM") != runner.slug("w/o_LCM") and "/" not in runner.slug("w/o LCM")
+
+
+def test_a_temporal_metric_killed_midway_is_recomputed_from_the_start(videos, tmp_path, monkeypatch):
+    from metrics import registry
+
+    if "flow_gap" not in registry.list_metrics():
+        pytest.skip("the temporal metrics are not installed")
+    reference = _config(videos, tmp_path / "uninterrupted", metrics=("psnr", "flow_gap"))
+    _run(reference, videos)
+    expected = _merged(reference, videos)
+    assert expected["flow_mag_gt"].notna().sum() == 2 * (FRAMES - 1)  # every frame but the first of each pair
+
+    config = _config(videos, tmp_path / "killed", metrics=("psnr", "flow_gap"))
+    calls = {"n": 0}
+    original = runner.Part.add
+
+    def dying_add(self, chunk, protocol):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt
+        original(self, chunk, protocol)
+
+    monkeypatch.setattr(runner.Part, "add", dying_add)
+    with pytest.raises(KeyboardInterrupt):
+        _run(config, videos)
+    monkeypatch.setattr(runner.Part, "add", original)
+    resumed = _run(config, videos)
+    assert resumed.reused == 4  # psnr of the first batch; flow_gap starts again from frame 0
+    pd.testing.assert_frame_equal(_merged(config, videos), expected)

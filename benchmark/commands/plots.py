@@ -24,8 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import pandas as pd
-
+    from benchmark.files import read_csv
     from metrics.errors import CabenchError, InputError
     from reports import plots
 
@@ -45,10 +44,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out or timing_path.parent)
         files += plots.timing_plot(frame, out)
         if args.quality:
-            try:
-                quality = pd.read_csv(args.quality)
-            except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-                raise InputError(f"{args.quality}: cannot read ({error})") from None
+            quality = read_csv(args.quality, "quality CSV")
             if not {"scheduler", "steps", args.metric} <= set(quality.columns):
                 raise InputError(f"{args.quality}: needs columns scheduler, steps and {args.metric}")
             files += plots.quality_steps_plot(frame, quality, args.metric, out)

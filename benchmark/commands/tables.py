@@ -24,16 +24,14 @@ def read_run(folder):
 
     import pandas as pd
 
+    from benchmark.files import read_csv
     from metrics.errors import InputError
 
     folder = Path(folder)
     path = folder / "per_frame.csv"
     if not path.exists():
         raise InputError(f"{path}: no per_frame.csv in the run folder (run cabench run or cabench demo first)")
-    try:
-        per_frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise InputError(f"{path}: cannot read ({error})") from None
+    per_frame = read_csv(path, "result table")
     needed = {"dataset", "method", "frame", "protocol"}
     if not needed <= set(per_frame.columns):
         raise InputError(f"{path}: not a result table (needs columns {', '.join(sorted(needed))})")
