@@ -24,7 +24,15 @@ PAPER_METHOD_ORDER: tuple[str, ...] = (
 PAPER_DATASETS: tuple[str, ...] = ("INSTA", "PointAvatar", "NeRFace")
 # Table 2's column names in the paper -> the harness's per-frame columns (DECA pose / expression error).
 PAPER_COLUMNS: dict[str, str] = {"PE": "deca_pe", "EE": "deca_ee"}
-METHOD_ALIASES: dict[str, str] = {"ConsistentAvatar": "Ours", "consistentavatar": "Ours"}
+# The harness's row names of the reference pipeline and its ablations -> the paper's rows.
+METHOD_ALIASES: dict[str, str] = {
+    "ConsistentAvatar": "Ours",
+    "ConsistentAvatar w/o stage2": "w/o stage2 (Baseline)",
+    "ConsistentAvatar w/o LCM": "w/o LCM",
+    "ConsistentAvatar w/o normal": "w/o normal",
+    "ConsistentAvatar w/o emotion text": "w/o emotion text",
+    "ConsistentAvatar w/o aligned TSD": "w/o aligned TSD",
+}
 
 
 def paper_name(method: str) -> str:

@@ -140,3 +140,14 @@ def test_other_metrics_get_their_own_table_with_registry_directions():
     assert [row[2] for row in cells] == ["0.05", "**0.04**"]
     assert tables.extra_table(summary[summary["metric"] == "psnr"]) is None
     assert "metrics.md" in tables.render_all(summary) and "metrics_paper.md" not in tables.render_all(summary, paper=True)
+
+
+def test_reference_pipeline_rows_take_the_papers_places_and_reported_numbers():
+    summary = pd.DataFrame({"dataset": "INSTA", "method": ["ConsistentAvatar w/o LCM", "ConsistentAvatar", "NHA"],
+                            "metric": "psnr", "protocol": "canonical", "mean": [30.0, 31.0, 25.0], "std": 0.0,
+                            "count": 5, "frames": 5})
+    rows = tables.build_rows(tables.TABLE1, summary, paper=True)
+    measured = [r.method for r in rows if r.measured]
+    assert measured == ["NHA", "ConsistentAvatar w/o LCM", "ConsistentAvatar"]
+    ours = next(r for r in rows if r.method == "ConsistentAvatar")
+    assert ours.reported["psnr"] == 34.05 and "Ours" not in [r.method for r in rows if r.dataset == "INSTA"]

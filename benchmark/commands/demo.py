@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "per_frame.csv, summary.csv, plots and report.html.",
     )
     parser.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
-    parser.add_argument("--frames", type=int, default=None, help="frames per sequence (default: 96; test = last quarter)")
+    parser.add_argument("--frames", type=int, default=None, help="frames per sequence (default: 64; the test split is the last quarter)")
     parser.add_argument("--size", type=int, default=None, help="frame side in pixels (default: 128)")
     parser.add_argument("--sequences", type=int, default=None, help="number of sequences (default: 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic motion (default: %(default)s)")
