@@ -35,6 +35,16 @@ METHOD_ALIASES: dict[str, str] = {
 }
 
 
+# Rows that take a paper row's place in the order only (their numbers are not the paper row's):
+# the stage-1 proxy is rendered as INSTA renders, so it sits where INSTA does.
+ORDER_ALIASES: dict[str, str] = {"INSTA (stage-1 proxy)": "INSTA"}
+
+
+def order_name(method: str) -> str:
+    """The paper row whose place ``method`` takes in a table's order."""
+    return METHOD_ALIASES.get(method) or ORDER_ALIASES.get(method, method)
+
+
 def paper_name(method: str) -> str:
     """The paper's name of a harness method (ConsistentAvatar is the paper's "Ours")."""
     return METHOD_ALIASES.get(method, method)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from metrics import registry
-from reports.paper import PAPER_DATASETS, PAPER_METHOD_ORDER, paper_name, reported
+from reports.paper import PAPER_DATASETS, PAPER_METHOD_ORDER, order_name, paper_name, reported
 
 # Columns that are not registry metrics (runtime is measured by the runner) or whose metric may be absent.
 FALLBACK_DIRECTIONS: dict[str, tuple[bool, str]] = {"time_s": (False, "s"), "deca_pe": (False, ""), "deca_ee": (False, "")}
@@ -129,7 +129,7 @@ def build_rows(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | N
     datasets = _ordered([d for d, _ in rows], PAPER_DATASETS)
     ordered = []
     for dataset in datasets:
-        methods = _ordered([m for d, m in rows if d == dataset], PAPER_METHOD_ORDER, key=paper_name)
+        methods = _ordered([m for d, m in rows if d == dataset], PAPER_METHOD_ORDER, key=order_name)
         ordered += [rows[(dataset, m)] for m in methods]
     return ordered
 

@@ -151,3 +151,14 @@ def test_reference_pipeline_rows_take_the_papers_places_and_reported_numbers():
     assert measured == ["NHA", "ConsistentAvatar w/o LCM", "ConsistentAvatar"]
     ours = next(r for r in rows if r.method == "ConsistentAvatar")
     assert ours.reported["psnr"] == 34.05 and "Ours" not in [r.method for r in rows if r.dataset == "INSTA"]
+
+
+def test_the_stage1_proxy_sits_where_insta_does_without_taking_its_numbers():
+    summary = pd.DataFrame({"dataset": "INSTA", "method": ["ConsistentAvatar", "Synthetic: flicker", "INSTA (stage-1 proxy)"],
+                            "metric": "psnr", "protocol": "canonical", "mean": [31.0, 30.0, 25.0], "std": 0.0,
+                            "count": 5, "frames": 5})
+    rows = tables.build_rows(tables.TABLE1, summary, paper=True)
+    measured = [r.method for r in rows if r.measured]
+    assert measured == ["INSTA (stage-1 proxy)", "ConsistentAvatar", "Synthetic: flicker"]
+    proxy = next(r for r in rows if r.method == "INSTA (stage-1 proxy)")
+    assert proxy.reported == {}
