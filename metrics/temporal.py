@@ -14,7 +14,8 @@ iterations). Masks are not used: these metrics compare whole frames.
 - ``tlp``: TecoGAN's tLP, 100 * |LPIPS(gt_t-1, gt_t) - LPIPS(pred_t-1, pred_t)| (LPIPS alex v0.1).
 - ``warp_error``: Lai et al. 2018: flow t->t+1 and t+1->t of the ground truth, occlusion by the
   forward-backward check and motion boundaries (Ruder et al. thresholds), the method's frame t+1
-  warped onto t, mean squared error (images in [0,1]) over non-occluded pixels and channels.
+  warped onto t, mean squared error (images in [0,1]) over non-occluded pixels and channels;
+  ``warp_error_gt`` is the same for the ground truth itself (the floor set by the flow's accuracy).
 - ``motion_inheritance``: flows from the first frame to every later frame, of the method and of
   the ground truth; end-point error at scales 1, 1/2 and 1/4 (the flow fields area-averaged and
   expressed in pixels of that scale), and a landmark-weighted EPE that weights pixels near the 68
@@ -161,12 +162,13 @@ class TLP(PairMetric):
 
 
 class WarpError(PairMetric):
-    columns = ("warp_error",)
+    columns = ("warp_error", "warp_error_gt")
 
     def pair_values(self, batch, key, prev_pred, pred, prev_gt, gt):
         forward = self.flow(batch, key, "gt", prev_gt, gt)
         backward = self.flow(batch, key, "gt_backward", gt, prev_gt)
-        return {"warp_error": warp_error(prev_pred.float(), pred.float(), forward, backward)}
+        return {"warp_error": warp_error(prev_pred.float(), pred.float(), forward, backward),
+                "warp_error_gt": warp_error(prev_gt.float(), gt.float(), forward, backward)}
 
 
 MI_SCALES = (1, 2, 4)
