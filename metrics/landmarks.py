@@ -100,6 +100,7 @@ def _best_face(image: np.ndarray):
 
 def detect_landmarks(image: np.ndarray) -> np.ndarray | None:
     """68 landmarks (68,2) of the most confident face in an (H,W,3) uint8 RGB image, or None."""
+    image = np.ascontiguousarray(image, dtype=np.uint8)
     rect = _best_face(image)
     if rect is None:
         return None
@@ -116,6 +117,7 @@ def face_descriptor(image: np.ndarray, landmarks: np.ndarray | None = None) -> n
     import dlib
 
     _, predictor = _detector_and_predictor()
+    image = np.ascontiguousarray(image, dtype=np.uint8)
     if landmarks is None:
         rect = _best_face(image)
         if rect is None:
