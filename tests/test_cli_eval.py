@@ -1,0 +1,130 @@
+"""`cabench eval` and `cabench weights` end to end, and every bad input: one line, exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from skimage.metrics import peak_signal_noise_ratio
+
+from benchmark.cli import main
+from benchmark.io import write_frames
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def folders(tmp_path, photos):
+    gt = np.stack([photos["astronaut"][30 + 3 * i : 94 + 3 * i, 170:234] for i in range(4)])
+    noisy = np.clip(gt.astype(int) + np.random.default_rng(0).integers(-20, 21, gt.shape), 0, 255).astype(np.uint8)
+    write_frames(tmp_path / "gt", gt)
+    write_frames(tmp_path / "noisy", noisy)
+    write_frames(tmp_path / "same", gt)
+    return tmp_path, gt, noisy
+
+
+def _run(*args):
+    """Run the real console entry point in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+
+
+def test_eval_writes_per_frame_and_summaries(folders, torch_home):
+    tmp_path, gt, noisy = folders
+    out = tmp_path / "out"
+    status = main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"noisy={tmp_path / 'noisy'}",
+                   "--pred", f"same={tmp_path / 'same'}", "--metrics", "l2,psnr,ssim,lpips", "--out", str(out), "--quiet"])
+    assert status == 0
+    per_frame = pd.read_csv(out / "per_frame.csv")
+    assert list(per_frame.columns[:3]) == ["method", "frame", "protocol"]
+    assert set(per_frame["method"]) == {"noisy", "same"} and len(per_frame) == 8
+    noisy_rows = per_frame[per_frame.method == "noisy"].sort_values("frame")
+    for frame, row in zip(range(4), noisy_rows.itertuples()):
+        assert row.psnr == pytest.approx(peak_signal_noise_ratio(gt[frame], noisy[frame]), abs=1e-4)
+    summary = pd.read_csv(out / "summary.csv")
+    assert {"method", "metric", "mean", "std", "count", "protocol"} <= set(summary.columns)
+    assert summary.query("method == 'noisy' and metric == 'psnr'")["count"].item() == 4
+    markdown = (out / "summary.md").read_text()
+    assert "lpips: missing" in markdown and "alexnet-owt-7be5be79.pth" in markdown
+    assert "\\toprule" in (out / "summary.tex").read_text()
+
+
+def test_strict_fails_when_a_metric_is_missing(folders, torch_home, capsys):
+    tmp_path, _, _ = folders
+    status = main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'noisy'}", "--metrics", "psnr,lpips",
+                   "--out", str(tmp_path / "o"), "--strict", "--quiet"])
+    assert status == 2
+    assert "--strict: metrics missing: lpips" in capsys.readouterr().err
+    assert (tmp_path / "o" / "per_frame.csv").exists()  # what was computed is kept
+
+
+def _bad_cases(tmp_path, gt):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    truncated = tmp_path / "truncated"
+    write_frames(truncated, gt)
+    data = (truncated / "00002.png").read_bytes()
+    (truncated / "00002.png").write_bytes(data[: len(data) // 3])
+    fewer = tmp_path / "fewer"
+    write_frames(fewer, gt[:3])
+    small = tmp_path / "small"
+    write_frames(small, gt[:, :32, :32])
+    masks = tmp_path / "masks"
+    write_frames(masks, np.zeros((4, 10, 10, 3), np.uint8))
+    nan_landmarks = tmp_path / "nan.npy"
+    np.save(nan_landmarks, np.full((4, 68, 2), np.nan))
+    return {
+        "empty folder": (["--pred", f"a={empty}"], f"{empty}: no images"),
+        "truncated image": (["--pred", f"a={truncated}"], "00002.png: unreadable or truncated image"),
+        "frame count": (["--pred", f"a={fewer}"], "missing frames 3"),
+        "frame size": (["--pred", f"a={small}"], "frame size 32x32 differs"),
+        "mask shape": (["--pred", f"a={fewer}", "--align", "intersect", "--mask", str(masks)], "mask size 10x10 differs"),
+        "non-finite": (["--pred", f"a={fewer}", "--align", "intersect", "--protocol", "imavatar", "--landmarks", str(nan_landmarks)],
+                       "landmarks must be finite"),
+        "unknown metric": (["--pred", f"a={fewer}", "--metrics", "psnr,fid"], "unknown metric 'fid'"),
+        "unknown protocol": (["--pred", f"a={fewer}", "--protocol", "mine"], "unknown protocol 'mine'"),
+        "bad pred": (["--pred", "nopath"], "expected NAME=PATH"),
+        "unknown policy": (["--pred", f"a={fewer}", "--align", "stretch"], "unknown policy stretch"),
+    }
+
+
+def test_every_bad_input_is_one_line_and_exit_2(folders, capsys):
+    tmp_path, gt, _ = folders
+    for label, (args, message) in _bad_cases(tmp_path, gt).items():
+        status = main(["eval", "--gt", str(tmp_path / "gt"), "--out", str(tmp_path / "o"), "--quiet", *args])
+        err = capsys.readouterr().err
+        assert status == 2, label
+        lines = err.strip().splitlines()
+        assert lines[-1].startswith("cabench: error:") and message in lines[-1], (label, err)
+
+
+def test_console_entry_point_prints_one_line_or_the_traceback_with_debug(folders):
+    tmp_path, _, _ = folders
+    plain = _run("eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'absent'}")
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert plain.stderr.strip().splitlines() == [f"cabench: error: {tmp_path / 'absent'}: no such file or folder"]
+    debug = _run("eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'absent'}", "--debug")
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_weights_lists_files_and_where_it_looked(tmp_path, alexnet_in_hub, capsys):
+    assert main(["weights"]) == 0
+    out = capsys.readouterr().out
+    assert "alexnet-owt-7be5be79.pth" in out and str(alexnet_in_hub) in out
+    assert "vgg16-397923af.pth" in out and "missing" in out
+    assert str(alexnet_in_hub.parent) in out
+
+
+def test_unreadable_image_in_ground_truth_names_the_file(folders, capsys):
+    tmp_path, _, _ = folders
+    (tmp_path / "gt" / "00003.png").write_bytes(b"garbage")
+    status = main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'same'}", "--batch-size", "2",
+                   "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2 and "00003.png: unreadable" in err
+    kept = pd.read_csv(tmp_path / "o" / "per_frame.csv")
+    assert list(kept["frame"]) == [0, 1]  # the batch computed before the error is kept
