@@ -62,7 +62,12 @@ def occlusion_mask(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tenso
 
 def warp_error(frame_t: torch.Tensor, frame_next: torch.Tensor, forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
     """Per pair (N,): masked MSE between frame t and frame t+1 warped onto t by ``forward``."""
-    visible = (~occlusion_mask(forward, backward)).to(frame_t.dtype)
+    return masked_warp_error(frame_t, frame_next, forward, ~occlusion_mask(forward, backward))
+
+
+def masked_warp_error(frame_t: torch.Tensor, frame_next: torch.Tensor, forward: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """:func:`warp_error` with the visible-pixel mask (N,1,H,W) given; all pixels when none is visible."""
+    visible = visible.to(frame_t.dtype)
     squared = (frame_t - warp(frame_next, forward)) ** 2
     weight = visible.expand_as(squared)
     count = weight.flatten(1).sum(1)
@@ -167,8 +172,9 @@ class WarpError(PairMetric):
     def pair_values(self, batch, key, prev_pred, pred, prev_gt, gt):
         forward = self.flow(batch, key, "gt", prev_gt, gt)
         backward = self.flow(batch, key, "gt_backward", gt, prev_gt)
-        return {"warp_error": warp_error(prev_pred.float(), pred.float(), forward, backward),
-                "warp_error_gt": warp_error(prev_gt.float(), gt.float(), forward, backward)}
+        visible = ~occlusion_mask(forward, backward)
+        return {"warp_error": masked_warp_error(prev_pred.float(), pred.float(), forward, visible),
+                "warp_error_gt": masked_warp_error(prev_gt.float(), gt.float(), forward, visible)}
 
 
 MI_SCALES = (1, 2, 4)
