@@ -3,9 +3,9 @@
 Convention: landmarks are (68,2) float64 arrays of (x, y) in pixels of the image given, in the
 iBUG 300-W order (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67). A frame where no
 face is found gives ``None``; callers turn that into NaN and count it. When several faces are
-found, the one with the highest detector score is used. The model files come from the
-``face_recognition_models`` package (found without importing it: its ``__init__`` needs
-``pkg_resources``), else from ``$CABENCH_WEIGHTS`` / the torch hub cache.
+found, the one with the highest detector score is used. The model files are looked up in
+``$CABENCH_WEIGHTS``, the torch hub cache, then the ``face_recognition_models`` package (found
+without importing it: its ``__init__`` needs ``pkg_resources``).
 """
 
 from __future__ import annotations
@@ -20,12 +20,22 @@ import torch
 from metrics.errors import WeightsMissingError
 from metrics.weights import WeightFile, find_weight, register_weight
 
+
+def _package_models() -> tuple[str, ...]:
+    """The ``models`` folder of the face_recognition_models package, if it is installed."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    return tuple(str(Path(location) / "models") for location in spec.submodule_search_locations)
+
+
 DLIB_LANDMARKS = register_weight(
     WeightFile(
         key="dlib_landmarks68",
         filename="shape_predictor_68_face_landmarks.dat",
         used_by="68 facial landmarks (lmk_pose, lmk_expr, lmd, mlmd, deca_*, csim, motion_inheritance)",
         source="pip install face-recognition-models (or dlib.net/files)",
+        folders=_package_models(),
     )
 )
 DLIB_FACE_RECOGNITION = register_weight(
@@ -34,6 +44,7 @@ DLIB_FACE_RECOGNITION = register_weight(
         filename="dlib_face_recognition_resnet_model_v1.dat",
         used_by="identity embedding of csim (dlib ResNet)",
         source="pip install face-recognition-models (or dlib.net/files)",
+        folders=_package_models(),
     )
 )
 
@@ -42,18 +53,8 @@ MOUTH = slice(48, 68)
 
 
 def model_path(key: str) -> Path:
-    """A dlib model file: the face_recognition_models package first, then :func:`find_weight`."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            candidate = Path(location) / "models" / _filename(key)
-            if candidate.is_file():
-                return candidate
+    """A dlib model file: $CABENCH_WEIGHTS, the torch hub cache, then the face_recognition_models package."""
     return find_weight(key)
-
-
-def _filename(key: str) -> str:
-    return {"dlib_landmarks68": DLIB_LANDMARKS.filename, "dlib_face_recognition": DLIB_FACE_RECOGNITION.filename}[key]
 
 
 def dlib_unavailable(options: dict | None = None, identity: bool = False) -> str | None:

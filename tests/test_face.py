@@ -231,3 +231,12 @@ def test_similarity_alignment_matches_scipy_procrustes():
     # exact similarity: zero expression distance
     landmarks = rng.uniform(0, 100, size=(68, 2))
     assert expression_distance(0.5 * landmarks @ rotation.T + 7, landmarks) < 1e-9
+
+
+def test_dlib_models_are_found_in_their_package_and_listed():
+    from metrics.weights import weight_status
+
+    rows = {row["key"]: row for row in weight_status()}
+    for key in ("dlib_landmarks68", "dlib_face_recognition"):
+        assert rows[key]["found"].endswith(rows[key]["file"]) and "face_recognition_models" in rows[key]["found"]
+    assert registry.get("csim").unavailable_reason() is None
