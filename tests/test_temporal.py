@@ -175,3 +175,15 @@ def test_epe_scales_and_landmark_weights():
     landmarks[36], landmarks[45] = (2.0, 8.0), (12.0, 8.0)
     weights = landmark_weights(landmarks, 16, 16, sigma=0.1, strength=4.0)
     assert weights[8, 8] == pytest.approx(5.0) and weights[0, 15] < 1.01
+
+
+def test_evaluators_keep_one_frame_whatever_the_video_length(gt_video):
+    frames = torch.from_numpy(gt_video).permute(0, 3, 1, 2).float() / 255
+    evaluators = {name: registry.create(name) for name in TEMPORAL}
+    for start in range(0, FRAMES, 2):
+        batch = registry.Batch(list(range(start, start + 2)), frames[start : start + 2], frames[start : start + 2])
+        for evaluator in evaluators.values():
+            evaluator.update(batch)
+    for name in ("flow_gap", "tof", "warp_error"):
+        assert evaluators[name].prev_gt.shape[0] == 1 and evaluators[name].prev_pred.shape[0] == 1
+    assert evaluators["motion_inheritance"].first_gt.shape[0] == 1
