@@ -345,18 +345,15 @@ register(MetricSpec("deca_ee", higher_is_better=False, unit="",
                     description="L2 distance of DECA's 50-d expression code, generated vs ground truth",
                     factory=_factory(DecaExpression, "deca_ee"), needs=_DECA, defaults={"deca_weights": None},
                     check=deca_unavailable, kind="face"))
-register(MetricSpec("lmk_pose", higher_is_better=False, unit="deg",
-                    description="geodesic angle between head rotations from dlib landmarks (solvePnP, generic face)",
-                    factory=_factory(LandmarkPose, "lmk_pose"), needs=_DLIB, check=_dlib_check, kind="face"))
-register(MetricSpec("lmk_expr", higher_is_better=False, unit="IOD",
-                    description="landmark distance (points 17-67) after similarity alignment, over inter-ocular distance",
-                    factory=_factory(LandmarkExpression, "lmk_expr"), needs=_DLIB, check=_dlib_check, kind="face"))
-register(MetricSpec("lmd", higher_is_better=False, unit="IOD",
-                    description="mean distance of the 68 dlib landmarks over the inter-ocular distance",
-                    factory=_factory(LandmarkDistance, "lmd"), needs=_DLIB, check=_dlib_check, kind="face"))
-register(MetricSpec("mlmd", higher_is_better=False, unit="IOD",
-                    description="mean distance of the 20 mouth landmarks over the inter-ocular distance",
-                    factory=_factory(MouthLandmarkDistance, "mlmd"), needs=_DLIB, check=_dlib_check, kind="face"))
+_LANDMARK_METRICS = (
+    ("lmk_pose", LandmarkPose, "deg", "geodesic angle between head rotations from dlib landmarks (solvePnP, generic face)"),
+    ("lmk_expr", LandmarkExpression, "IOD", "landmark distance (points 17-67) after similarity alignment, over inter-ocular distance"),
+    ("lmd", LandmarkDistance, "IOD", "mean distance of the 68 dlib landmarks over the inter-ocular distance"),
+    ("mlmd", MouthLandmarkDistance, "IOD", "mean distance of the 20 mouth landmarks over the inter-ocular distance"),
+)
+for _name, _cls, _unit, _description in _LANDMARK_METRICS:
+    register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
+                        factory=_factory(_cls, _name), needs=_DLIB, check=_dlib_check, kind="face"))
 register(MetricSpec("csim", higher_is_better=True, unit="",
                     description="cosine similarity of dlib face-recognition descriptors, generated vs ground truth",
                     factory=_factory(Identity, "csim"),

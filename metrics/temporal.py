@@ -257,23 +257,20 @@ def _tlp_factory(device: torch.device, protocol: Any = None, **options: Any) -> 
 
 _FLOW_NEED = ("flow:dis (OpenCV) by default; raft needs raft_large weights",)
 
-register(MetricSpec("flow_gap", higher_is_better=False, unit="px",
-                    description="|mean flow magnitude of the method - of the ground truth| between adjacent frames",
-                    factory=_factory(FlowGap), columns=FlowGap.columns, needs=_FLOW_NEED,
-                    defaults=dict(FLOW_DEFAULTS), check=flow_unavailable, kind="temporal"))
-register(MetricSpec("tof", higher_is_better=False, unit="px",
-                    description="TecoGAN tOF: mean ||flow_gt - flow_pred||_2 between adjacent frames",
-                    factory=_factory(TOF), columns=TOF.columns, needs=_FLOW_NEED,
-                    defaults=dict(FLOW_DEFAULTS), check=flow_unavailable, kind="temporal"))
+_FLOW_METRICS = (
+    ("flow_gap", FlowGap, "px", "|mean flow magnitude of the method - of the ground truth| between adjacent frames"),
+    ("tof", TOF, "px", "TecoGAN tOF: mean ||flow_gt - flow_pred||_2 between adjacent frames"),
+    ("warp_error", WarpError, "", "Lai et al. 2018 warping error: ground-truth flow and occlusion, masked MSE in [0,1]"),
+)
+for _name, _cls, _unit, _description in _FLOW_METRICS:
+    register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description, factory=_factory(_cls),
+                        columns=_cls.columns, needs=_FLOW_NEED, defaults=dict(FLOW_DEFAULTS), check=flow_unavailable,
+                        kind="temporal"))
 register(MetricSpec("tlp", higher_is_better=False, unit="",
                     description="TecoGAN tLP: 100 |LPIPS(gt_t-1, gt_t) - LPIPS(pred_t-1, pred_t)|",
                     factory=_tlp_factory, columns=TLP.columns,
                     needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth"),
                     defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, kind="temporal"))
-register(MetricSpec("warp_error", higher_is_better=False, unit="",
-                    description="Lai et al. 2018 warping error: ground-truth flow and occlusion, masked MSE in [0,1]",
-                    factory=_factory(WarpError), columns=WarpError.columns, needs=_FLOW_NEED,
-                    defaults=dict(FLOW_DEFAULTS), check=flow_unavailable, kind="temporal"))
 register(MetricSpec("motion_inheritance", higher_is_better=False, unit="px",
                     description="EPE of flows first frame -> frame t, method vs ground truth, mean over scales 1, 1/2, 1/4",
                     factory=_factory(MotionInheritance), columns=MotionInheritance.columns,
