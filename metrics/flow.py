@@ -71,10 +71,11 @@ class FlowConfig:
 
 
 def flow_unavailable(options: dict) -> str | None:
-    """Why the flow backend named in ``options`` cannot run (None when it can)."""
-    backend = options.get("flow", "dis")
-    if backend not in BACKENDS:
-        return f"unknown flow backend {backend!r}; choose one of {', '.join(BACKENDS)}"
+    """Why the flow backend named in ``options`` cannot run (None when it can).
+
+    An unknown backend name is bad input, not a missing resource: it raises :class:`InputError`.
+    """
+    backend = FlowConfig(options.get("flow", "dis")).backend
     if backend in RAFT_BACKENDS:
         try:
             find_weight(RAFT_BACKENDS[backend], options.get("flow_weights"))
