@@ -258,14 +258,16 @@ def _tlp_factory(device: torch.device, protocol: Any = None, **options: Any) -> 
 _FLOW_NEED = ("flow:dis (OpenCV) by default; raft needs raft_large weights",)
 
 _FLOW_METRICS = (
-    ("flow_gap", FlowGap, "px", "|mean flow magnitude of the method - of the ground truth| between adjacent frames"),
-    ("tof", TOF, "px", "TecoGAN tOF: mean ||flow_gt - flow_pred||_2 between adjacent frames"),
-    ("warp_error", WarpError, "", "Lai et al. 2018 warping error: ground-truth flow and occlusion, masked MSE in [0,1]"),
+    ("flow_gap", FlowGap, "px", "|mean flow magnitude of the method - of the ground truth| between adjacent frames",
+     ("flow_mag_pred", "flow_mag_gt")),
+    ("tof", TOF, "px", "TecoGAN tOF: mean ||flow_gt - flow_pred||_2 between adjacent frames", ()),
+    ("warp_error", WarpError, "", "Lai et al. 2018 warping error: ground-truth flow and occlusion, masked MSE in [0,1]",
+     ("warp_error_gt",)),
 )
-for _name, _cls, _unit, _description in _FLOW_METRICS:
+for _name, _cls, _unit, _description, _reference in _FLOW_METRICS:
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description, factory=_factory(_cls),
                         columns=_cls.columns, needs=_FLOW_NEED, defaults=dict(FLOW_DEFAULTS), check=flow_unavailable,
-                        kind="temporal"))
+                        kind="temporal", reference_columns=_reference))
 register(MetricSpec("tlp", higher_is_better=False, unit="",
                     description="TecoGAN tLP: 100 |LPIPS(gt_t-1, gt_t) - LPIPS(pred_t-1, pred_t)|",
                     factory=_tlp_factory, columns=TLP.columns,
