@@ -10,13 +10,14 @@ ids the layout uses (INSTA: 0-based from the file names; IMavatar: 1-based), nev
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmark.io import FrameSource
+from benchmark.io import FrameSource, frame_id_of
 from metrics.errors import InputError
 
 # Annotation names shared by all readers (each reader fills those its layout has).
@@ -118,6 +119,25 @@ def require(record: dict, key: str, path: Path, where: str = "") -> Any:
     if not isinstance(record, dict) or key not in record:
         raise InputError(f"{path}: missing key {key!r}{where}")
     return record[key]
+
+
+def frame_entries(data: Any, path: Path, root: Path) -> Iterator[tuple[int, dict, Path, int]]:
+    """Yield ``(index, entry, image path, frame id)`` for each entry of a json's ``frames`` list.
+
+    ``file_path`` is relative to ``root`` (``.png`` is appended when it has no suffix, as NeRFace
+    and IMavatar write them); the frame id is the number in the file name. Errors name the json.
+    """
+    entries = require(data, "frames", path)
+    if not isinstance(entries, list) or not entries:
+        raise InputError(f"{path}: 'frames' must be a non-empty list")
+    for index, entry in enumerate(entries):
+        file_path = require(entry, "file_path", path, f" in frames[{index}]")
+        image = root / (file_path if Path(file_path).suffix else f"{file_path}.png")
+        try:
+            frame = frame_id_of(image)
+        except InputError:
+            raise InputError(f"{path}: frames[{index}] file_path {file_path!r} has no frame number") from None
+        yield index, entry, image, frame
 
 
 def as_array(value: Any, shape: tuple, path: Path, what: str) -> np.ndarray:

@@ -28,12 +28,12 @@ from benchmark.datasets.base import (
     POSE_FULL,
     Sequence,
     as_array,
+    frame_entries,
     load_json,
     require,
     stack_rows,
 )
 from benchmark.datasets.frames import FileFrames, MaskFiles
-from benchmark.io import frame_id_of
 from metrics.errors import InputError
 
 PARAMS = "flame_params.json"
@@ -70,18 +70,9 @@ def read_imavatar(root: Path) -> list[Sequence]:
 def read_video(folder: Path, name: str | None = None) -> Sequence:
     path = folder / PARAMS
     data = load_json(path)
-    entries = require(data, "frames", path)
-    if not isinstance(entries, list) or not entries:
-        raise InputError(f"{path}: 'frames' must be a non-empty list")
     images, masks, rows = {}, {}, {EXPRESSION: [], POSE_FULL: [], "keypoints": []}
-    for index, entry in enumerate(entries):
+    for index, entry, image, frame in frame_entries(data, path, folder):
         where = f" in frames[{index}]"
-        file_path = require(entry, "file_path", path, where)
-        image = folder / (file_path if Path(file_path).suffix else f"{file_path}.png")
-        try:
-            frame = frame_id_of(image)
-        except InputError:
-            raise InputError(f"{path}: frames[{index}] file_path {file_path!r} has no frame number") from None
         if frame in images:
             raise InputError(f"{path}: frame {frame} is listed twice")
         images[frame] = image
@@ -103,7 +94,7 @@ def read_video(folder: Path, name: str | None = None) -> Sequence:
     pose_full = aligned(POSE_FULL)
     annotations = {EXPRESSION: aligned(EXPRESSION), POSE_FULL: pose_full,
                    POSE: np.concatenate([pose_full[:, 0:3], pose_full[:, 6:9]], axis=1)}
-    if len(rows["keypoints"]) == len(entries):
+    if len(rows["keypoints"]) == len(images):
         keypoints = aligned("keypoints")
         if keypoints.shape[1] < 68:
             raise InputError(f"{path}: flame_keypoints has {keypoints.shape[1]} points, expected at least 68")

@@ -16,9 +16,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.datasets.base import EXPRESSION, Sequence, as_array, load_json, require, stack_rows
+from benchmark.datasets.base import (
+    EXPRESSION,
+    Sequence,
+    as_array,
+    frame_entries,
+    load_json,
+    require,
+    stack_rows,
+)
 from benchmark.datasets.frames import FileFrames
-from benchmark.io import frame_id_of
 from metrics.errors import InputError
 
 SPLITS = ("train", "val", "test")
@@ -39,18 +46,9 @@ def read_nerface(root: Path, name: str | None = None) -> Sequence:
             if split == "val":
                 continue
             raise InputError(f"{path}: file not found")
-        entries = require(load_json(path), "frames", path)
-        if not isinstance(entries, list) or not entries:
-            raise InputError(f"{path}: 'frames' must be a non-empty list")
         ids = []
-        for index, entry in enumerate(entries):
+        for index, entry, image, frame in frame_entries(load_json(path), path, root):
             where = f" in frames[{index}]"
-            file_path = require(entry, "file_path", path, where)
-            image = root / (file_path if Path(file_path).suffix else f"{file_path}.png")
-            try:
-                frame = frame_id_of(image)
-            except InputError:
-                raise InputError(f"{path}: frames[{index}] file_path {file_path!r} has no frame number") from None
             if frame in files and files[frame] != image:
                 raise InputError(f"{path}: frame {frame} ({image.name}) is also {files[frame]} in {owner[frame].name}")
             files[frame], owner[frame] = image, path
