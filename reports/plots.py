@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reports.tables import direction
+from reports.tables import direction, scores
 
 FLOW_PRED, FLOW_GT = "flow_mag_pred", "flow_mag_gt"
 KEYS = ("dataset", "sequence", "method", "frame", "protocol")
@@ -37,8 +37,8 @@ def _pyplot():
 
 def _label(column: str) -> str:
     higher, unit = direction(column)
-    arrow = "↑" if higher else "↓"
-    return f"{column} ({unit}) {arrow}" if unit else f"{column} {arrow}"
+    arrow = (" ↑" if higher else " ↓") if scores(column) else ""
+    return f"{column} ({unit}){arrow}" if unit else f"{column}{arrow}"
 
 
 def _name(*parts: str) -> str:

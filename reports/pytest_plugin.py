@@ -44,6 +44,12 @@ def higher_is_better(key: str) -> bool:
     return direction(key.rsplit("/", 1)[-1])[0]
 
 
+def scores(key: str) -> bool:
+    from reports.tables import scores as column_scores
+
+    return column_scores(key.rsplit("/", 1)[-1])
+
+
 def compare(values: Mapping[str, float], recorded: Mapping[str, float], tolerances: Mapping[str, float]) -> list[str]:
     """The regressions of ``values`` against ``recorded`` (empty when the quality held)."""
     problems = []
@@ -59,6 +65,10 @@ def compare(values: Mapping[str, float], recorded: Mapping[str, float], toleranc
             problems.append(f"{key}: {value:.6g} against recorded {old:.6g} (one of them is NaN)")
             continue
         tolerance = tolerance_for(key, old, tolerances)
+        if not scores(key):  # a reference value (e.g. the ground truth's own curve): no good direction
+            if abs(value - old) > tolerance:
+                problems.append(f"{key}: changed from {old:.6g} to {value:.6g} (a reference value; tolerance {tolerance:.3g})")
+            continue
         higher = higher_is_better(key)
         worse = (old - value) if higher else (value - old)
         if worse > tolerance:

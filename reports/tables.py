@@ -63,6 +63,13 @@ def direction(column: str) -> tuple[bool, str]:
     return FALLBACK_DIRECTIONS.get(column, (False, ""))
 
 
+def scores(column: str) -> bool:
+    """Whether ``column`` scores the method (a direction applies), not a reference such as the
+    ground truth's own curve (the registry's ``reference_columns``)."""
+    spec = registry.column_spec(column)
+    return spec.scores(column) if spec is not None and hasattr(spec, "scores") else True
+
+
 def format_value(column: str, value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"

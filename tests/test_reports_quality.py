@@ -93,3 +93,15 @@ def test_the_plugin_is_registered_as_a_pytest11_entry_point():
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     entry_points = project["project"]["entry-points"]["pytest11"]
     assert entry_points == {"reports.pytest_plugin": "reports.pytest_plugin"}
+
+
+def test_reference_values_fail_when_they_move_either_way():
+    from metrics import registry
+
+    if "flow_gap" not in registry.list_metrics():
+        pytest.skip("the temporal metrics are not installed")
+    recorded = {"m/flow_mag_gt": 1.0, "m/flow_gap": 0.5}
+    assert compare({"m/flow_mag_gt": 1.0, "m/flow_gap": 0.1}, recorded, {"flow_mag_gt": 0.01}) == []
+    for moved in (0.9, 1.1):
+        problems = compare({"m/flow_mag_gt": moved, "m/flow_gap": 0.5}, recorded, {"flow_mag_gt": 0.01})
+        assert len(problems) == 1 and "m/flow_mag_gt: changed" in problems[0]
