@@ -14,7 +14,7 @@ import pytest
 
 from benchmark import runner
 from benchmark.config import DatasetConfig, MethodConfig, RunConfig
-from benchmark.io import ArrayFrames, write_frames
+from benchmark.io import ArrayFrames, open_frames, write_frames
 
 FRAMES = 8
 
@@ -57,6 +57,23 @@ def _merged(config, videos) -> pd.DataFrame:
     return runner.merge(config, _pairs(config, videos), list(config.metrics))[0]
 
 
+def _killed_after(stores: int, config, videos, monkeypatch) -> None:
+    """Run ``config`` and interrupt it (as Ctrl-C or a kill would) after ``stores`` part writes."""
+    calls = {"n": 0}
+    original = runner.Part.add
+
+    def dying_add(self, chunk, protocol):
+        calls["n"] += 1
+        if calls["n"] > stores:
+            raise KeyboardInterrupt
+        original(self, chunk, protocol)
+
+    monkeypatch.setattr(runner.Part, "add", dying_add)
+    with pytest.raises(KeyboardInterrupt):
+        _run(config, videos)
+    monkeypatch.setattr(runner.Part, "add", original)
+
+
 def test_result_table_layout_and_values(videos, tmp_path):
     config = _config(videos, tmp_path / "run")
     _run(config, videos)
@@ -64,12 +81,7 @@ def test_result_table_layout_and_values(videos, tmp_path):
     assert list(table.columns) == ["dataset", "sequence", "method", "frame", "protocol", "l2", "psnr", "ssim"]
     assert len(table) == 2 * FRAMES and set(table["protocol"]) == {"canonical"}
     noisy = table[table["method"] == "noisy"].sort_values("frame")
-    pred = np.stack([cv2.cvtColor(cv2.imread(str(videos["root"] / "noisy" / "seq" / f"{i:05d}.png")), cv2.COLOR_BGR2RGB)
-                     for i in range(FRAMES)]) if (videos["root"] / "noisy" / "seq" / "00000.png").exists() else None
-    if pred is None:
-        from benchmark.io import open_frames
-
-        pred = open_frames(str(videos["root"] / "noisy" / "seq")).read(list(range(FRAMES))).rgb
+    pred = open_frames(str(videos["root"] / "noisy" / "seq")).read(list(range(FRAMES))).rgb
     mse = ((pred.astype(np.float64) / 255 - videos["gt"].astype(np.float64) / 255) ** 2).mean(axis=(1, 2, 3))
     np.testing.assert_allclose(noisy["l2"].to_numpy(), mse, rtol=1e-5)
     np.testing.assert_allclose(noisy["psnr"].to_numpy(), 10 * np.log10(1 / mse), rtol=1e-5)
@@ -81,19 +93,7 @@ def test_killed_run_resumes_to_the_same_numbers_and_reuses_what_was_stored(video
     expected = _merged(reference, videos)
 
     config = _config(videos, tmp_path / "killed")
-    calls = {"n": 0}
-    original = runner.Part.add
-
-    def dying_add(self, chunk, protocol):
-        calls["n"] += 1
-        if calls["n"] > 4:  # mid second batch of the first method: l2 has 8 frames stored, psnr and ssim 4
-            raise KeyboardInterrupt
-        original(self, chunk, protocol)
-
-    monkeypatch.setattr(runner.Part, "add", dying_add)
-    with pytest.raises(KeyboardInterrupt):
-        _run(config, videos)
-    monkeypatch.setattr(runner.Part, "add", original)
+    _killed_after(4, config, videos, monkeypatch)  # mid second batch of the first method: l2 has 8 frames, psnr, ssim 4
     folder = Path(config.out) / "parts" / "synthetic" / "seq" / "noisy"
     assert list(pd.read_csv(folder / "l2.csv")["frame"]) == list(range(8))
     assert list(pd.read_csv(folder / "psnr.csv")["frame"]) == [0, 1, 2, 3]
@@ -184,19 +184,7 @@ def test_a_temporal_metric_killed_midway_is_recomputed_from_the_start(videos, tm
     assert expected["flow_mag_gt"].notna().sum() == 2 * (FRAMES - 1)  # every frame but the first of each pair
 
     config = _config(videos, tmp_path / "killed", metrics=("psnr", "flow_gap"))
-    calls = {"n": 0}
-    original = runner.Part.add
-
-    def dying_add(self, chunk, protocol):
-        calls["n"] += 1
-        if calls["n"] > 2:
-            raise KeyboardInterrupt
-        original(self, chunk, protocol)
-
-    monkeypatch.setattr(runner.Part, "add", dying_add)
-    with pytest.raises(KeyboardInterrupt):
-        _run(config, videos)
-    monkeypatch.setattr(runner.Part, "add", original)
+    _killed_after(2, config, videos, monkeypatch)
     resumed = _run(config, videos)
     assert resumed.reused == 4  # psnr of the first batch; flow_gap starts again from frame 0
     pd.testing.assert_frame_equal(_merged(config, videos), expected)
