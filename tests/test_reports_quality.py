@@ -3,47 +3,49 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
-import cv2
-import numpy as np
 import pytest
 
+from metrics import registry
 from reports.pytest_plugin import QualityRegression, compare, quality_values
 
 pytest_plugins = ["pytester"]
 
 RECORDED = Path(__file__).parent / "quality" / "test_small_synthetic_run_holds_its_quality.json"
-TOLERANCES = {"psnr": 0.1, "ssim": 0.002, "l2": 2e-5}
+TOLERANCES = {"psnr": 0.1, "ssim": 0.002, "l2": 2e-5, "tof": 0.01}
 
 
-def _run_summary(photos, tmp_path, blur: float):
-    """A small run: a moving crop of a real photo, the method = the ground truth blurred by ``blur`` px."""
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """A small synthetic talking-head sequence (``cabench synth``'s dataset)."""
+    from benchmark.datasets.synthetic import write_sequence
+
+    root = tmp_path_factory.mktemp("synthetic")
+    write_sequence(root, frames=8, size=64, seed=0, name="s0", progress=False)
+    return root
+
+
+def _run_summary(data, tmp_path, blur: float):
+    """A small run: the synthetic sequence's frames over-smoothed by ``blur`` px (the ``degraded``
+    adapter), through the runner, with image metrics and tOF (DIS flow, offline)."""
     from benchmark import runner
     from benchmark.config import DatasetConfig, MethodConfig, RunConfig
-    from benchmark.io import ArrayFrames, write_frames
 
-    photo = photos["astronaut"]
-    gt = np.stack([cv2.resize(photo[30 + 4 * i: 250 + 4 * i, 120: 340], (48, 48), interpolation=cv2.INTER_AREA)
-                   for i in range(6)])
-    pred = np.stack([cv2.GaussianBlur(f, (0, 0), blur) for f in gt])
-    write_frames(tmp_path / "pred", pred, list(range(6)))
-    config = RunConfig(datasets=(DatasetConfig("synthetic", "memory"),),
-                       methods=(MethodConfig("blurred", frames=str(tmp_path / "pred")),),
-                       metrics=("l2", "psnr", "ssim"), out=str(tmp_path / "run"), split="all", batch_size=6)
-    sequence = SimpleNamespace(name="seq", frames=ArrayFrames(gt), mask=None, annotations={}, splits={}, root=None)
-    pairs = [runner.Pair(config.datasets[0], sequence, config.methods[0])]
-    runner.Runner(config, progress=False, log=lambda m: None).run(pairs)
-    per_frame, _ = runner.merge(config, pairs, list(config.metrics))
-    return runner.summarize_run(per_frame)
+    metrics = ("l2", "psnr", "ssim", "tof")
+    config = RunConfig(datasets=(DatasetConfig("synthetic", str(data), kind="synthetic"),),
+                       methods=(MethodConfig("blurred", adapter="degraded",
+                                             settings={"degradation": "oversmooth", "strength": blur}),),
+                       metrics=metrics, out=str(tmp_path / "run"), split="all", batch_size=8)
+    report = runner.run_config(config, progress=False, plots=False, report=False, log=lambda m: None)
+    return report.summary
 
 
-def test_small_synthetic_run_holds_its_quality(quality_regression, photos, tmp_path):
-    quality_regression.check(quality_values(_run_summary(photos, tmp_path, blur=0.8)), tolerances=TOLERANCES)
+def test_small_synthetic_run_holds_its_quality(quality_regression, synthetic, tmp_path):
+    quality_regression.check(quality_values(_run_summary(synthetic, tmp_path, blur=0.8)), tolerances=TOLERANCES)
 
 
-def test_a_degraded_output_fails_the_recorded_quality(photos, tmp_path):
-    values = quality_values(_run_summary(photos, tmp_path, blur=1.6))
+def test_a_degraded_output_fails_the_recorded_quality(synthetic, tmp_path):
+    values = quality_values(_run_summary(synthetic, tmp_path, blur=1.6))
     with pytest.raises(pytest.fail.Exception) as failure:
         QualityRegression(RECORDED, update=False).check(values)
     message = str(failure.value)
