@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from metrics import registry
 from reports.pytest_plugin import QualityRegression, compare, quality_values
 
 pytest_plugins = ["pytester"]
