@@ -66,9 +66,10 @@ def temporal_curves(per_frame: pd.DataFrame, out: Path) -> list[Path]:
     files = []
     for (dataset, sequence), group in per_frame.groupby(["dataset", "sequence"], sort=False):
         fig, ax = plt.subplots(figsize=(7, 3.6))
+        colors = _colors(per_frame["method"])
         for method, rows in group.groupby("method", sort=False):
             rows = rows.sort_values("frame")
-            ax.plot(rows["frame"], rows[FLOW_PRED], linewidth=1.2, label=str(method))
+            ax.plot(rows["frame"], rows[FLOW_PRED], linewidth=1.2, label=str(method), color=colors[str(method)])
         first = group[group["method"] == group["method"].iloc[0]].sort_values("frame")
         ax.plot(first["frame"], first[FLOW_GT], color="black", linewidth=2.0, linestyle="--", zorder=10,
                 label="ground truth")
@@ -79,6 +80,14 @@ def temporal_curves(per_frame: pd.DataFrame, out: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         files.append(_save(fig, out / _name("temporal", dataset, sequence)))
     return files
+
+
+def _colors(methods) -> dict[str, tuple]:
+    """A distinct colour per method: matplotlib's 10-colour cycle, tab20 beyond 10 methods."""
+    plt = _pyplot()
+    names = list(dict.fromkeys(str(m) for m in methods))
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
 def _legend(ax) -> None:
@@ -102,13 +111,15 @@ def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None 
         datasets = list(dict.fromkeys(rows["dataset"]))
         methods = list(dict.fromkeys(rows["method"]))
         width = 0.8 / max(len(methods), 1)
+        colors = _colors(methods)
         fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(datasets) * max(len(methods), 2) * 0.5), 3.6))
         for j, method in enumerate(methods):
             values = [rows[(rows["dataset"] == d) & (rows["method"] == method)] for d in datasets]
             means = [float(v["mean"].iloc[0]) if len(v) else np.nan for v in values]
             stds = [float(v["std"].iloc[0]) if len(v) else np.nan for v in values]
             stds = [0.0 if not np.isfinite(s) else s for s in stds]
-            ax.bar(np.arange(len(datasets)) + j * width, means, width, yerr=stds, capsize=3, label=str(method))
+            ax.bar(np.arange(len(datasets)) + j * width, means, width, yerr=stds, capsize=3, label=str(method),
+                   color=colors[str(method)])
         ax.set_xticks(np.arange(len(datasets)) + width * (len(methods) - 1) / 2, datasets)
         ax.set_xlabel("dataset")
         ax.set_ylabel(_label(column))
@@ -129,9 +140,11 @@ def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | No
             if column not in group or not np.isfinite(group[column].to_numpy(dtype=float)).any():
                 continue
             fig, ax = plt.subplots(figsize=(7, 3.4))
+            colors = _colors(per_frame["method"])
             for method, rows in group.groupby("method", sort=False):
                 rows = rows.sort_values("frame")
-                ax.plot(rows["frame"], rows[column], marker=".", markersize=3, linewidth=1, label=str(method))
+                ax.plot(rows["frame"], rows[column], marker=".", markersize=3, linewidth=1, label=str(method),
+                        color=colors[str(method)])
             ax.set_xlabel("frame")
             ax.set_ylabel(_label(column))
             ax.set_title(f"{column} per frame: {dataset} / {sequence}")
