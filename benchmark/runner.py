@@ -395,7 +395,10 @@ def summarize_run(per_frame: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and count per (dataset, method, metric column); NaN skipped and counted."""
     from benchmark.evaluate import summarize
 
-    return summarize(per_frame, by=("dataset", "method"))
+    summary = summarize(per_frame, by=("dataset", "method"))
+    if summary.empty:  # every metric was missing: keep the columns so tables can say so
+        return pd.DataFrame(columns=["dataset", "method", "metric", "protocol", "mean", "std", "count", "frames"])
+    return summary
 
 
 def missing_by_method(missing: pd.DataFrame) -> pd.DataFrame:

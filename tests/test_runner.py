@@ -188,3 +188,14 @@ def test_a_temporal_metric_killed_midway_is_recomputed_from_the_start(videos, tm
     resumed = _run(config, videos)
     assert resumed.reused == 4  # psnr of the first batch; flow_gap starts again from frame 0
     pd.testing.assert_frame_equal(_merged(config, videos), expected)
+
+
+def test_a_run_whose_every_metric_is_missing_still_reports(videos, tmp_path, torch_home):
+    config = _config(videos, tmp_path / "run", metrics=("lpips",))
+    _run(config, videos)
+    table, missing = runner.merge(config, _pairs(config, videos), list(config.metrics))
+    assert table.empty and len(missing) == 2
+    runner.write_outputs(Path(config.out), config, table, missing, plots=True, report=True)
+    table1 = (Path(config.out) / "table1.md").read_text()
+    assert table1.count("| missing |") == 2 and "LPIPS: missing (" in table1
+    assert "alexnet" in (Path(config.out) / "report.html").read_text()
