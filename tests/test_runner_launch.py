@@ -84,3 +84,39 @@ def test_config_run_with_adapters_and_two_launched_processes_agree(tmp_path, dat
     assert result.stdout.count("results in ") == 1
     launched = pd.read_csv(tmp_path / "launched" / "per_frame.csv")
     pd.testing.assert_frame_equal(launched, single)
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_numbers(tmp_path_factory, tmp_path):
+    import signal
+    import time
+
+    from benchmark.datasets.synthetic import write_sequence
+
+    data = tmp_path_factory.mktemp("longer")
+    write_sequence(data, frames=32, size=64, seed=1, name="s1", progress=False)
+    text = CONFIG.replace('metrics = ["l2", "psnr", "ssim"]', 'metrics = ["l2", "psnr", "ssim", "tof"]')
+    text = text.replace("batch_size = 4", "batch_size = 2")
+    configs = {}
+    for name in ("whole", "killed"):
+        configs[name] = tmp_path / f"{name}.toml"
+        configs[name].write_text(text.format(out=tmp_path / name, data=data))
+    command = [sys.executable, "-m", "benchmark.cli", "run", "--quiet", "--no-plots"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen([*command, str(configs["killed"])], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    parts = tmp_path / "killed" / "parts"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None and len(list(parts.rglob("*.csv"))) < 3:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (tmp_path / "killed" / "per_frame.csv").exists()
+
+    assert main(["run", str(configs["whole"]), "--quiet", "--no-plots"]) == 0
+    resumed = subprocess.run([*command[:-2], str(configs["killed"]), "--no-plots"], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "reused " in resumed.stdout and "(0% reused)" not in resumed.stdout
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "per_frame.csv"),
+                                  pd.read_csv(tmp_path / "whole" / "per_frame.csv"))
