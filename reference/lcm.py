@@ -40,7 +40,8 @@ class ConsistencyDistillation(nn.Module):
         self.frozen = nn.ModuleList([pipe.vae, pipe.text_encoder, pipe.controlnet, pipe.fcsd_encoder])
         for module in (self.teacher, self.target, self.frozen):
             module.requires_grad_(False)
-        self.student.requires_grad_(True)
+        self.frozen.eval()
+        self.student.train().requires_grad_(True)
         self.register_buffer("alphas", pipe.scheduler.alphas_cumprod.clone().float(), persistent=False)
 
     @torch.no_grad()

@@ -27,6 +27,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
+import reference.models  # noqa: F401  (registers the component classes that from_pretrained loads)
 from metrics.errors import CabenchError
 from reference.schedulers import make_scheduler, scheduler_name
 from reference.tsd import tsd

@@ -102,11 +102,9 @@ class StageModel(nn.Module):
         self.pipe_modules = nn.ModuleDict({k: getattr(pipe, k) for k in (
             "vae", "text_encoder", "tsdm_unet", "tsdm_encoder", "unet", "controlnet", "fcsd_encoder")})
         self.pipe, self.stage = pipe, stage
-        for p in self.parameters():
-            p.requires_grad_(False)
+        self.pipe_modules.eval().requires_grad_(False)
         for module in self.trainable_modules(train_unet_base):
-            for p in module.parameters():
-                p.requires_grad_(True)
+            module.train().requires_grad_(True)
         if stage in ("stage2", "stage3") and not train_unet_base:
             unet = pipe.tsdm_unet if stage == "stage2" else pipe.unet
             for name, p in unet.named_parameters():
