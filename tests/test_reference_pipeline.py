@@ -142,7 +142,7 @@ def test_lora_made_by_the_test_loads_and_changes_the_unet(tmp_path):
         p.load_lcm_lora(tmp_path / "missing.safetensors")
 
 
-def test_sd15_folder_loading_with_a_test_made_folder(tmp_path):
+def test_sd15_folder_loading_with_a_test_made_folder(tmp_path, torch_home):
     from diffusers import UNet2DConditionModel
 
     from reference.config import (
@@ -163,6 +163,23 @@ def test_sd15_folder_loading_with_a_test_made_folder(tmp_path):
     unet.save_pretrained(root / "unet")
     vae, text_encoder, tokenizer, scheduler, loaded = load_sd15_parts(root)
     assert torch.equal(loaded.conv_in.weight, unet.conv_in.weight)
+
+    # the sd15 config: both UNets start from the folder's UNet, ControlNet from it with 6 channels,
+    # E is ResNet-18 with the local ImageNet file (absent first: a clear error naming it)
+    from reference.config import build_components
+
+    with pytest.raises(WeightsMissingError, match="resnet18-f37072fd.pth"):
+        build_components("sd15", root)
+    import torchvision
+
+    resnet = torchvision.models.resnet18(weights=None)
+    torch.save(resnet.state_dict(), torch_home / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    parts = build_components("sd15", root)
+    assert torch.equal(parts["unet"].conv_in.weight, unet.conv_in.weight)
+    assert torch.equal(parts["tsdm_unet"].conv_in.weight, unet.conv_in.weight)
+    assert parts["controlnet"].config.conditioning_channels == 6
+    assert torch.equal(parts["fcsd_encoder"].image_encoder.backbone.conv1.weight, resnet.conv1.weight)
+    assert parts["fcsd_encoder"].num_tokens == 4 and parts["tsdm_encoder"].num_tokens == 3
     with pytest.raises(WeightsMissingError, match="does not exist"):
         load_sd15_parts(tmp_path / "nowhere")
     import shutil

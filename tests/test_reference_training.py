@@ -84,6 +84,17 @@ def test_resume_continues_identically(dataset, tmp_path):
     assert (tmp_path / "b" / "train_log_stage2.csv").read_text().count("\n") == 5
 
 
+def test_mixed_precision_and_gradient_checkpointing_options(dataset, tmp_path):
+    data = load_sequence(dataset, "train")
+    losses = train(TrainOptions(stage="stage3", steps=2, batch_size=2, mixed_precision="bf16",
+                                gradient_checkpointing=True, progress=False), data, tmp_path / "mp")
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    from reference.pipeline import ConsistentAvatarPipeline
+
+    assert (tmp_path / "mp" / "train_state" / "stage3" / "step.json").is_file()
+    ConsistentAvatarPipeline.from_pretrained(tmp_path / "mp")  # the saved pipeline loads
+
+
 def test_consistency_distillation_step_trains_only_the_student(dataset):
     from reference.config import build_components
     from reference.lcm import ConsistencyDistillation, boundary_scalings
