@@ -1,1 +1,9 @@
-"""baselines package."""
+"""Method adapters: each turns (ground-truth sequence, settings) into output frames aligned by frame id.
+
+``create_adapter(adapter_name, **settings)`` builds one from a TOML table
+(``[[methods]] name = ..., adapter = ..., <settings>``); ``list_adapters()`` names them all.
+"""
+
+from baselines.base import Adapter, create_adapter, list_adapters, register_adapter
+
+__all__ = ["Adapter", "create_adapter", "list_adapters", "register_adapter"]

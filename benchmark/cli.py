@@ -17,6 +17,7 @@ from metrics.errors import CabenchError
 COMMAND_MODULES: tuple[str, ...] = (
     "benchmark.commands.eval",
     "benchmark.commands.weights",
+    "benchmark.commands.synth",
     "benchmark.commands.train",
     "benchmark.commands.infer",
     "benchmark.commands.time",

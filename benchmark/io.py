@@ -125,15 +125,27 @@ def list_images(folder: Path) -> dict[int, Path]:
     return dict(sorted(files.items()))
 
 
-class ImageFolder(FrameSource):
-    """A folder of PNG/JPG frames named by frame number; RGBA is composited on ``background``."""
+class FileFrames(FrameSource):
+    """Frames read from explicitly listed files ``{frame id: path}``; RGBA is composited on
+    ``background`` with its alpha kept as the matte.
 
-    def __init__(self, folder: str | os.PathLike, background: tuple[int, int, int] = (255, 255, 255), fps=None):
-        self.folder = Path(folder)
-        self.name = str(self.folder)
-        self.background = tuple(int(c) for c in background)
-        self.files = list_images(self.folder)
+    Every listed file must exist (checked up front, so a missing frame is reported by its path
+    before any work starts); sizes are checked against the first file as frames are read.
+    """
+
+    def __init__(self, files: dict[int, Path], name: str, background: tuple[int, int, int] = (255, 255, 255),
+                 fps: float | None = None, source: str | None = None):
+        if not files:
+            raise InputError(f"{name}: no frames listed")
+        missing = [Path(p) for p in files.values() if not Path(p).is_file()]
+        if missing:
+            where = f" (listed in {source})" if source else ""
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise InputError(f"{missing[0]}: frame file not found{where}{more}")
+        self.files = {int(k): Path(v) for k, v in sorted(files.items())}
         self.frame_ids = list(self.files)
+        self.name = name
+        self.background = tuple(int(c) for c in background)
         self.fps = fps
         first = read_image(self.files[self.frame_ids[0]])
         self.size = (int(first.shape[0]), int(first.shape[1]))
@@ -141,17 +153,21 @@ class ImageFolder(FrameSource):
     def path_of(self, frame: int) -> Path:
         return self.files[frame]
 
+    def _read_checked(self, frame: int) -> np.ndarray:
+        path = self.files[frame]
+        array = read_image(path)
+        if array.shape[:2] != self.size:
+            raise InputError(
+                f"{path}: size {array.shape[1]}x{array.shape[0]} differs from "
+                f"{self.size[1]}x{self.size[0]} (the first frame of {self.name})"
+            )
+        return array
+
     def read(self, ids: Sequence[int]) -> Frames:
         self._check_ids(ids)
         rgbs, alphas, any_alpha = [], [], False
         for frame in ids:
-            path = self.files[frame]
-            array = read_image(path)
-            if array.shape[:2] != self.size:
-                raise InputError(
-                    f"{path}: size {array.shape[1]}x{array.shape[0]} differs from the folder's "
-                    f"first frame ({self.size[1]}x{self.size[0]})"
-                )
+            array = self._read_checked(frame)
             if array.shape[-1] == 4:
                 rgb, alpha = composite(array, self.background)
                 any_alpha = True
@@ -162,22 +178,39 @@ class ImageFolder(FrameSource):
         return Frames(list(ids), np.stack(rgbs), np.stack(alphas) if any_alpha else None)
 
 
-class MaskFolder(ImageFolder):
-    """A folder of mask images: the first channel (or alpha, for RGBA) scaled to [0,1], as ``alpha``."""
+class MaskFiles(FileFrames):
+    """Mask images listed explicitly: alpha (RGBA) or the first channel, scaled to [0,1], as ``alpha``."""
 
     def read(self, ids: Sequence[int]) -> Frames:
         self._check_ids(ids)
         masks = []
         for frame in ids:
-            path = self.files[frame]
-            array = read_image(path)
-            if array.shape[:2] != self.size:
-                raise InputError(f"{path}: mask size {array.shape[1]}x{array.shape[0]} differs from {self.size[1]}x{self.size[0]}")
+            array = self._read_checked(frame)
             channel = array[..., 3] if array.shape[-1] == 4 else array[..., 0]
             masks.append(channel.astype(np.float32) / 255.0)
-        mask = np.stack(masks)
-        rgb = np.repeat(np.rint(mask * 255).astype(np.uint8)[..., None], 3, axis=-1)
-        return Frames(list(ids), rgb, mask)
+        return mask_frames(list(ids), np.stack(masks))
+
+
+def mask_frames(ids: list[int], mask: np.ndarray) -> Frames:
+    """Frames that carry a mask (N,H,W) in [0,1] as ``alpha`` (and as grey RGB, for viewing)."""
+    rgb = np.repeat(np.rint(mask * 255).astype(np.uint8)[..., None], 3, axis=-1)
+    return Frames(ids, rgb, mask.astype(np.float32))
+
+
+class ImageFolder(FileFrames):
+    """A folder of PNG/JPG frames named by frame number; RGBA is composited on ``background``."""
+
+    def __init__(self, folder: str | os.PathLike, background: tuple[int, int, int] = (255, 255, 255), fps=None):
+        self.folder = Path(folder)
+        super().__init__(list_images(self.folder), name=str(self.folder), background=background, fps=fps)
+
+
+class MaskFolder(MaskFiles):
+    """A folder of mask images named by frame number (see :class:`MaskFiles`)."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        super().__init__(list_images(self.folder), name=str(self.folder))
 
 
 class VideoFile(FrameSource):

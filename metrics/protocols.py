@@ -37,8 +37,9 @@ class Prepared:
 
 
 def _to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    # (N,H,W,3) memory seen as (N,3,H,W) is channels-last, the layout the SSIM convolution wants
     tensor = torch.from_numpy(np.ascontiguousarray(rgb)).to(device)
-    return (tensor.permute(0, 3, 1, 2).float() / 255.0).contiguous()
+    return (tensor.permute(0, 3, 1, 2).float() / 255.0).contiguous(memory_format=torch.channels_last)
 
 
 def _resize_uint8(frames: np.ndarray, size: int) -> np.ndarray:

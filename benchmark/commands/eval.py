@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="frames per batch (default: %(default)s)")
     parser.add_argument("--align", default=None, help="alignment policy: intersect, resize, or intersect,resize")
     parser.add_argument("--landmarks", help=".npy of the ground truth's 68 landmarks (T,68,2) in pixels (imavatar protocol)")
+    parser.add_argument("--flow", default=None, help="optical-flow backend of the temporal metrics (dis, farneback, raft)")
     parser.add_argument("--lpips-net", default=None, choices=("alex", "vgg"), help="LPIPS trunk (default: alex)")
     parser.add_argument("--lpips-weights", default=None, help="path of the LPIPS trunk's torchvision state dict")
     parser.add_argument("--out", default="runs/eval", help="output folder (default: %(default)s)")

@@ -1,0 +1,109 @@
+"""The adapter interface and its registry.
+
+An adapter has a ``name`` (the row it fills in a results table, the paper's row name by default)
+and ``outputs(sequence)``, which returns a :class:`FrameSource` whose frame ids are the ground
+truth's ids of the evaluated split (``split``, default ``"test"``), either by running the method
+or by reading outputs it stored. Anything the adapter had to decide to line frames up (a
+resize, a frame-rate mapping, a frame-count policy) is written into ``adapter.record`` so the
+runner can store it beside the numbers.
+
+Settings come from a TOML table, so every setting is a keyword of the adapter's ``__init__``;
+:func:`create_adapter` rejects unknown settings by name. Path settings may hold the placeholders
+``{sequence}`` (the sequence name) and ``{root}`` (the sequence's folder).
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, ClassVar
+
+from benchmark.datasets.base import Sequence
+from benchmark.io import FrameSource
+from metrics.errors import CabenchError
+
+_REGISTRY: dict[str, type[Adapter]] = {}
+
+
+class Adapter:
+    """Base class; subclasses set ``key`` and ``row`` and implement :meth:`outputs`."""
+
+    key: ClassVar[str] = ""
+    row: ClassVar[str] = ""
+
+    def __init__(self, name: str | None = None, split: str = "test"):
+        self.name = name or self.row
+        self.split = split
+        self.record: dict[str, Any] = {}
+
+    def outputs(self, sequence: Sequence) -> FrameSource:
+        raise NotImplementedError
+
+    def frame_ids(self, sequence: Sequence) -> list[int]:
+        """The ground-truth frame ids this adapter must produce."""
+        ids = sequence.split_ids(self.split)
+        if not ids:
+            raise CabenchError(f"{sequence.name}: split {self.split!r} has no frames")
+        return ids
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, split={self.split!r})"
+
+
+def register_adapter(cls: type[Adapter]) -> type[Adapter]:
+    """Class decorator: make ``cls`` available as ``create_adapter(cls.key, ...)``."""
+    if not cls.key:
+        raise ValueError(f"{cls.__name__} has no key")
+    _REGISTRY[cls.key] = cls
+    return cls
+
+
+def _load_all() -> None:
+    import baselines.consistentavatar  # noqa: F401
+    import baselines.degradations  # noqa: F401
+    import baselines.diffusionrig  # noqa: F401
+    import baselines.folders  # noqa: F401
+    import baselines.insta  # noqa: F401
+    import baselines.sadtalker  # noqa: F401
+
+
+def list_adapters() -> list[str]:
+    """Every registered adapter key, sorted."""
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def adapter_class(key: str) -> type[Adapter]:
+    _load_all()
+    if key not in _REGISTRY:
+        raise CabenchError(f"adapter {key!r} is not known; choose from {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[key]
+
+
+def create_adapter(adapter_name: str, **settings: Any) -> Adapter:
+    """Build adapter ``adapter_name`` from its settings; unknown or missing settings are errors."""
+    cls = adapter_class(adapter_name)
+    parameters = {}
+    for klass in cls.__mro__:
+        if klass is object or "__init__" not in vars(klass):
+            continue
+        for pname, p in inspect.signature(klass.__init__).parameters.items():
+            if pname != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                parameters.setdefault(pname, p)
+    unknown = sorted(set(settings) - set(parameters))
+    if unknown:
+        raise CabenchError(f"adapter {adapter_name!r}: unknown setting {', '.join(unknown)} "
+                           f"(known: {', '.join(sorted(parameters))})")
+    missing = [n for n, p in parameters.items() if p.default is inspect.Parameter.empty and n not in settings]
+    if missing:
+        raise CabenchError(f"adapter {adapter_name!r}: setting {', '.join(missing)} is required")
+    return cls(**settings)
+
+
+def fill_path(template: str | Path, sequence: Sequence, setting: str) -> Path:
+    """Expand ``{sequence}`` and ``{root}`` in a path setting."""
+    try:
+        return Path(str(template).format(sequence=sequence.name, root=sequence.root or "."))
+    except (KeyError, IndexError, ValueError) as error:
+        raise CabenchError(f"setting {setting} = {str(template)!r}: bad placeholder ({error}); "
+                           "use {sequence} or {root}") from None

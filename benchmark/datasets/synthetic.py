@@ -1,0 +1,290 @@
+"""The synthetic talking-head dataset: smooth known motion of a real face, written in INSTA's layout.
+
+Each sequence ``<out>/<name>/`` holds (frame ids 0-based, ``{id:05d}``):
+
+- ``images/{id}.png``: RGBA ground truth (alpha = the matte); ``normal/{id}.png``: the
+  ground-truth normal map; ``depth/{id}.png`` (uint16 mm); ``seg_mask/{id}.png`` (R channel:
+  0 background, 10 face interior = the 68 landmarks' convex hull, 170 rest of the head; synthetic
+  classes, not INSTA's face-parsing codes);
+- ``stage1/rgb/{id}.png`` (RGBA) and ``stage1/normal/{id}.png``: the coarse stage-1 proxy for
+  every frame. Like INSTA's renders it is over-smoothed (rendered at half size, blurred,
+  upsampled) and slightly unstable in time (per-frame pose jitter of ``PROXY_POSE_JITTER_DEG``,
+  expressions damped to ``PROXY_EXPRESSION_GAIN`` with noise, per-frame gain flicker);
+- ``experiments/stage1_proxy/debug/overlay/{test_index}.png``: the proxy's test frames named by
+  index into the test split, as INSTA's own test renders are;
+- ``flame/exp/{id}.txt``: 100 expression values (the first four are ``jaw_open, smile,
+  blink_left, blink_right``; the rest 0);
+- ``transforms.json`` and ``transforms_{train,test,val}.json`` with INSTA's fields, every frame
+  entry also holding ``pose`` (6: global + jaw axis-angle, FLAME convention), ``expression``
+  (100), ``landmarks`` (68x2 pixels) and ``head_euler_deg`` (yaw, pitch, roll).
+
+Test split of a short sequence: INSTA tests on its last 350 frames; here test = the last
+``min(350, max(1, N // 4))`` frames, val = the last ``min(20, len(test))`` (inside test, as
+INSTA's val is), train = the rest.
+
+Motion: yaw, pitch and roll are sums of two sinusoids (amplitudes up to ``POSE_AMPLITUDE_DEG``),
+the jaw opens and closes at a talking rate (1-2 Hz), the smile drifts slowly, and blinks are
+short bumps every 2-4 s. Every random choice comes from ``numpy.random.default_rng(seed)``, so a
+seed gives the same files, byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.datasets.insta import SYNTHETIC_GENERATOR
+from benchmark.datasets.synthetic_face import (
+    CAMERA_DISTANCE_MM,
+    EXPRESSION_NAMES,
+    HEAD_HALF_WIDTH_MM,
+    FaceParams,
+    Rendered,
+    face_model,
+    render,
+)
+from metrics.errors import CabenchError
+
+EXPRESSION_DIM = 100
+POSE_AMPLITUDE_DEG = (15.0, 8.0, 6.0)  # yaw, pitch, roll
+PROXY_POSE_JITTER_DEG = 0.6
+PROXY_EXPRESSION_GAIN = 0.8
+PROXY_EXPRESSION_NOISE = 0.04
+PROXY_FLICKER = 0.015
+MAX_TEST_FRAMES = 350
+MAX_VAL_FRAMES = 20
+OVERLAY_DIR = Path("experiments") / "stage1_proxy" / "debug" / "overlay"
+
+
+def synthetic_splits(count: int) -> dict[str, list[int]]:
+    """The split rule for synthetic sequences (see the module docstring)."""
+    test = min(MAX_TEST_FRAMES, max(1, count // 4))
+    val = min(MAX_VAL_FRAMES, test)
+    ids = list(range(count))
+    return {"train": ids[: count - test], "test": ids[count - test :], "val": ids[count - val :]}
+
+
+def motion(frames: int, fps: float = 25.0, seed: int = 0) -> list[FaceParams]:
+    """Smooth head pose and expression parameters for ``frames`` frames (see the module docstring)."""
+    if frames < 1:
+        raise CabenchError(f"--frames must be at least 1, got {frames}")
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames) / fps
+    angles = []
+    for amplitude in POSE_AMPLITUDE_DEG:
+        freqs = rng.uniform(0.08, 0.35, size=2)
+        phases = rng.uniform(0, 2 * np.pi, size=2)
+        weights = rng.uniform(0.4, 0.6, size=2)
+        weights = weights / weights.sum()  # |angle| <= amplitude
+        curve = sum(w * np.sin(2 * np.pi * f * t + p) for w, f, p in zip(weights, freqs, phases))
+        angles.append(np.deg2rad(amplitude) * curve)
+    talk_rate = rng.uniform(1.0, 2.0)
+    # Speech comes in louder and quieter stretches; the mouth never stays shut for long.
+    envelope = 0.35 + 0.65 * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.1, 0.25) * t + rng.uniform(0, 2 * np.pi)))
+    jaw = envelope * 0.5 * (1 - np.cos(2 * np.pi * talk_rate * t + rng.uniform(0, 2 * np.pi)))
+    smile = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.05, 0.15) * t + rng.uniform(0, 2 * np.pi))
+    blinks = []
+    for _ in range(2):
+        value = np.zeros(frames)
+        start = rng.uniform(0.3, 2.0)
+        while start < t[-1] + 1:
+            value = np.maximum(value, np.exp(-0.5 * ((t - start) / 0.06) ** 2))
+            start += rng.uniform(2.0, 4.0)
+        blinks.append(value)
+    blink_common = np.maximum(blinks[0], 0.85 * blinks[1])
+    return [
+        FaceParams(
+            yaw=float(angles[0][i]), pitch=float(angles[1][i]), roll=float(angles[2][i]),
+            jaw_open=float(jaw[i]), smile=float(smile[i]),
+            blink_left=float(blink_common[i]), blink_right=float(blink_common[i]),
+        )
+        for i in range(frames)
+    ]
+
+
+def proxy_params(params: list[FaceParams], seed: int) -> tuple[list[FaceParams], np.ndarray]:
+    """The stage-1 proxy's inaccurate parameters and its per-frame brightness gains."""
+    rng = np.random.default_rng([seed, 1])
+    jitter = np.deg2rad(PROXY_POSE_JITTER_DEG) * rng.standard_normal((len(params), 3))
+    noise = PROXY_EXPRESSION_NOISE * rng.standard_normal((len(params), len(EXPRESSION_NAMES)))
+    gains = 1.0 + PROXY_FLICKER * rng.standard_normal(len(params))
+    out = []
+    for p, j, n in zip(params, jitter, noise):
+        expr = np.clip(PROXY_EXPRESSION_GAIN * p.expression() + n, 0.0, 1.0)
+        out.append(FaceParams(p.yaw + j[0], p.pitch + j[1], p.roll + j[2], *map(float, expr)))
+    return out, gains
+
+
+@dataclass
+class SyntheticFrame:
+    """Everything written for one frame."""
+
+    params: FaceParams
+    gt: Rendered
+    proxy_rgba: np.ndarray    # uint8 (S,S,4)
+    proxy_normal: np.ndarray  # uint8 (S,S,3)
+
+    @property
+    def rgba(self) -> np.ndarray:
+        alpha = np.rint(self.gt.matte * 255).astype(np.uint8)
+        return np.concatenate([self.gt.rgb, alpha[..., None]], axis=-1)
+
+
+def render_proxy(params: FaceParams, size: int, gain: float) -> tuple[np.ndarray, np.ndarray]:
+    """The over-smoothed proxy: rendered at half size, blurred, upsampled; RGBA and normal."""
+    import cv2
+
+    small = render(face_model(max(16, size // 2)), params)
+    rgb = cv2.GaussianBlur(small.rgb.astype(np.float32), (0, 0), 0.8) * gain
+    up = lambda a: cv2.resize(a, (size, size), interpolation=cv2.INTER_LINEAR)  # noqa: E731
+    rgb = np.clip(np.rint(up(rgb)), 0, 255).astype(np.uint8)
+    alpha = np.rint(np.clip(up(small.matte), 0, 1) * 255).astype(np.uint8)
+    normal = up(cv2.GaussianBlur(small.normal, (0, 0), 1.0))
+    return np.concatenate([rgb, alpha[..., None]], axis=-1), normal
+
+
+def generate(frames: int = 120, size: int = 256, seed: int = 0, fps: float = 25.0) -> Iterator[SyntheticFrame]:
+    """Yield the frames of one synthetic sequence, in order."""
+    if size < 64:
+        raise CabenchError(f"--size must be at least 64 pixels, got {size}")
+    params = motion(frames, fps, seed)
+    proxies, gains = proxy_params(params, seed)
+    model = face_model(size)
+    for p, q, g in zip(params, proxies, gains):
+        rgba, normal = render_proxy(q, size, float(g))
+        yield SyntheticFrame(p, render(model, p), rgba, normal)
+
+
+def write_sequence(out: Path, frames: int = 120, size: int = 256, seed: int = 0, fps: float = 25.0,
+                   name: str = "astronaut", progress: bool = True, overwrite: bool = False) -> Path:
+    """Write one sequence under ``out/name`` (see the module docstring); returns its folder.
+
+    An existing sequence is replaced only with ``overwrite`` and only when ``cabench synth`` wrote
+    it (stale frames of a longer earlier run would otherwise be read as part of this one).
+    """
+    import cv2
+    from tqdm import tqdm
+
+    root = Path(out) / name
+    _prepare(root, overwrite)
+    folders = {k: root / k for k in ("images", "seg_mask", "depth", "normal", "stage1/rgb", "stage1/normal", "flame/exp")}
+    for folder in [*folders.values(), root / OVERLAY_DIR]:
+        folder.mkdir(parents=True, exist_ok=True)
+    splits = synthetic_splits(frames)
+    test_index = {frame: i for i, frame in enumerate(splits["test"])}
+    entries = []
+    bar = tqdm(generate(frames, size, seed, fps), total=frames, desc=f"synth {name}", disable=not progress, unit="frame")
+    for frame, item in enumerate(bar):
+        stem = f"{frame:05d}"
+        _write_png(folders["images"] / f"{stem}.png", item.rgba)
+        _write_png(folders["normal"] / f"{stem}.png", item.gt.normal)
+        _write_png(folders["stage1/rgb"] / f"{stem}.png", item.proxy_rgba)
+        _write_png(folders["stage1/normal"] / f"{stem}.png", item.proxy_normal)
+        if frame in test_index:
+            _write_png(root / OVERLAY_DIR / f"{test_index[frame]:05d}.png", item.proxy_rgba)
+        cv2.imwrite(str(folders["depth"] / f"{stem}.png"), item.gt.depth)
+        _write_png(folders["seg_mask"] / f"{stem}.png", _seg_mask(item.gt))
+        expression = np.zeros(EXPRESSION_DIM)
+        expression[: len(EXPRESSION_NAMES)] = item.params.expression()
+        (folders["flame/exp"] / f"{stem}.txt").write_text(" ".join(f"{v:.6f}" for v in expression) + "\n")
+        entries.append(_frame_entry(stem, item, expression))
+    header = _header(size, fps, seed, frames)
+    _write_json(root / "transforms.json", {**header, "frames": entries})
+    for split, ids in splits.items():
+        _write_json(root / f"transforms_{split}.json", {**header, "frames": [entries[i] for i in ids]})
+    return root
+
+
+def _prepare(root: Path, overwrite: bool) -> None:
+    import shutil
+
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise CabenchError(f"{root}: exists and is not a folder")
+    if not any(root.iterdir()):
+        return
+    header = root / "transforms.json"
+    ours = False
+    if header.is_file():
+        try:
+            ours = json.loads(header.read_text(encoding="utf-8")).get("generator") == SYNTHETIC_GENERATOR
+        except (json.JSONDecodeError, AttributeError):
+            ours = False
+    if not ours:
+        raise CabenchError(f"{root}: folder exists and was not written by cabench synth; choose another --out or --name")
+    if not overwrite:
+        raise CabenchError(f"{root}: a synthetic sequence is already there; pass --overwrite to replace it")
+    shutil.rmtree(root)
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    import cv2
+
+    if array.ndim == 3 and array.shape[-1] == 4:
+        bgr = cv2.cvtColor(array, cv2.COLOR_RGBA2BGRA)
+    else:
+        bgr = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    if not cv2.imwrite(str(path), bgr):
+        raise CabenchError(f"{path}: could not write the image")
+
+
+def _seg_mask(gt: Rendered) -> np.ndarray:
+    classes = np.where(gt.matte > 0.5, 170, 0).astype(np.uint8)
+    classes[gt.face & (gt.matte > 0.5)] = 10
+    return np.stack([classes, np.zeros_like(classes), np.zeros_like(classes)], axis=-1)
+
+
+def _frame_entry(stem: str, item: SyntheticFrame, expression: np.ndarray) -> dict:
+    p = item.params
+    return {
+        "file_path": f"images/{stem}.png",
+        "transform_matrix": _round(_camera_to_world(p.rotation()).tolist()),
+        "exp_path": f"flame/exp/{stem}.txt",
+        "depth_path": f"depth/{stem}.png",
+        "seg_mask_path": f"seg_mask/{stem}.png",
+        "normal_path": f"normal/{stem}.png",
+        "pose": _round(p.pose6().tolist()),
+        "expression": _round(expression.tolist()),
+        "landmarks": _round(item.gt.landmarks.tolist()),
+        "head_euler_deg": _round(np.rad2deg([p.yaw, p.pitch, p.roll]).tolist()),
+    }
+
+
+def _camera_to_world(rotation: np.ndarray) -> np.ndarray:
+    """OpenGL-convention camera-to-world matrix (metres) of a camera that sees the head turned by
+    ``rotation``: the head stays fixed in the world and the camera moves, as INSTA stores it."""
+    w2c = np.eye(4)
+    w2c[:3, :3] = rotation
+    w2c[2, 3] = -CAMERA_DISTANCE_MM / 1000.0
+    return np.linalg.inv(w2c)
+
+
+def _header(size: int, fps: float, seed: int, frames: int) -> dict:
+    # Orthographic rendering, written as a long-focal-length pinhole that covers the frame.
+    half_width_m = HEAD_HALF_WIDTH_MM / 1000.0 * size / (2 * face_model(size).axes[0])
+    focal = CAMERA_DISTANCE_MM / 1000.0 * (size / 2) / half_width_m
+    angle = 2 * float(np.arctan(size / (2 * focal)))
+    return {
+        "w": size, "h": size, "cx": size / 2, "cy": size / 2, "fl_x": focal, "fl_y": focal,
+        "camera_angle_x": angle, "camera_angle_y": angle, "x_fov": np.rad2deg(angle), "y_fov": np.rad2deg(angle),
+        "integer_depth_scale": 0.001, "fps": fps,
+        "generator": SYNTHETIC_GENERATOR, "seed": seed, "num_frames": frames,
+        "source_image": "skimage.data.astronaut()",
+        "expression_names": list(EXPRESSION_NAMES),
+        "split_rule": f"test = last min({MAX_TEST_FRAMES}, max(1, N // 4)) frames, val = last min({MAX_VAL_FRAMES}, len(test))",
+    }
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=1, default=float) + "\n", encoding="utf-8")
+
+
+def _round(values, digits: int = 6):
+    if isinstance(values, list):
+        return [_round(v, digits) for v in values]
+    return round(float(values), digits)
