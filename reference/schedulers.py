@@ -14,7 +14,9 @@ def make_scheduler(name: str, config):
     classes = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "lcm": LCMScheduler}
     if name not in classes:
         raise CabenchError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}")
-    return classes[name].from_config(config)
+    cls = classes[name]
+    known = cls._get_init_keys(cls)
+    return cls.from_config({k: v for k, v in dict(config).items() if k in known or k.startswith("_")})
 
 
 def scheduler_name(scheduler) -> str:
