@@ -119,10 +119,8 @@ def rig_loss(model, scheduler, batch, generator) -> torch.Tensor:
 
 def train_rig(options: RigTrainOptions, data, output: Path) -> list[float]:
     """Train the variant under accelerate; weights to ``output`` (safetensors), state to output/train_state."""
-    from accelerate import Accelerator
-
     from reference.config import get_config
-    from reference.training import make_batch, sample_indices, step_generator
+    from reference.training import make_accelerator, make_batch, sample_indices, step_generator
 
     if options.config not in RIG_CONFIGS:
         raise CabenchError(f"unknown config {options.config!r} for rig; choose one of: {', '.join(RIG_CONFIGS)}")
@@ -130,7 +128,7 @@ def train_rig(options: RigTrainOptions, data, output: Path) -> list[float]:
     steps = options.steps or defaults.steps
     batch_size = options.batch_size or defaults.batch_size
     output = Path(output)
-    accelerator = Accelerator(cpu=options.device == "cpu")
+    accelerator = make_accelerator(cpu=options.device == "cpu")
     if (output / "config.json").is_file():
         model = RigModel.from_pretrained(output)
     else:

@@ -178,10 +178,19 @@ def frame_emotions(pipe, data: SequenceData, emotion_db=None) -> tuple[torch.Ten
     return pipe.embed_emotions(labels).float().cpu(), labels
 
 
+def make_accelerator(mixed_precision: str = "no", cpu: bool = True):
+    """An Accelerator; in a single process an earlier one's settings (e.g. its precision) are dropped,
+    so several trainings can run in one Python session. Under `accelerate launch` nothing is reset."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState
+
+    if AcceleratorState._shared_state and PartialState().num_processes == 1:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
+
+
 def train(options: TrainOptions, data: SequenceData, output: str | Path, emotion_db=None) -> list[float]:
     """Run one stage; returns the loss of every step run in this call (see the module docstring)."""
-    from accelerate import Accelerator
-
     if options.stage not in STAGES:
         raise CabenchError(f"unknown stage {options.stage!r}; choose one of: {', '.join(STAGES)}")
     config = get_config(options.config)
@@ -190,7 +199,7 @@ def train(options: TrainOptions, data: SequenceData, output: str | Path, emotion
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     steps, batch_size, lr = options.resolved(config)
-    accelerator = Accelerator(mixed_precision=options.mixed_precision, cpu=options.device == "cpu")
+    accelerator = make_accelerator(options.mixed_precision, cpu=options.device == "cpu")
     pipe = load_or_build_pipeline(output, config, options.sd_path, options.seed).to(accelerator.device)
     if options.stage == "distill-lcm":
         from reference.lcm import ConsistencyDistillation
