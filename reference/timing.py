@@ -147,19 +147,63 @@ def time_once(pipe, scheduler_kind: str, steps: int, batch: int, generator_seed:
     return per_frame
 
 
+def stock_controlnet_pipeline(pipe):
+    """diffusers' stock StableDiffusionControlNetPipeline over the same VAE, ControlNet and UNet weights
+    (the UNet as a plain UNet2DConditionModel: no decoupled branch), for a like-for-like comparison."""
+    from diffusers import StableDiffusionControlNetPipeline, UNet2DConditionModel
+
+    config = {k: v for k, v in pipe.unet.config.items() if k != "condition_dim"}
+    unet = UNet2DConditionModel.from_config(config)
+    unet.load_state_dict({k: v for k, v in pipe.unet.state_dict().items() if ".to_k_c." not in k and ".to_v_c." not in k})
+    unet = unet.to(pipe.unet.device, pipe.unet.dtype)
+    if pipe.unet.device.type == "cuda":
+        unet = unet.to(memory_format=torch.channels_last)
+    stock = StableDiffusionControlNetPipeline(
+        vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=unet, controlnet=pipe.controlnet,
+        scheduler=pipe.scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    stock.set_progress_bar_config(disable=True)
+    return stock
+
+
+@torch.no_grad()
+def time_stock(stock, pipe, scheduler_kind: str, steps: int, batch: int) -> float:
+    """Per-frame ms of the stock pipeline's call (ControlNet + UNet steps + VAE decode), no guidance,
+    prompt embeddings precomputed (the same empty-prompt context the reference pipeline caches)."""
+    from reference.schedulers import make_scheduler
+
+    stock.scheduler = make_scheduler(scheduler_kind, pipe.scheduler.config)
+    size = int(pipe.vae.config.sample_size)
+    device = pipe.unet.device
+    control = torch.rand(batch, 6, size, size, generator=torch.Generator().manual_seed(0)).to(device, pipe.unet.dtype)
+    ms: dict[str, float] = {}
+    with _timer(ms, "stock", device):
+        stock(prompt_embeds=pipe.text_context(batch), image=control, num_inference_steps=steps, guidance_scale=1.0,
+              height=size, width=size, output_type="pt", generator=torch.Generator().manual_seed(0))
+    return ms["stock"] / batch
+
+
 def time_pipeline(pipe, schedulers=("lcm",), steps=(1, 2, 4, 8, 10), batch: int = 1, repeats: int = 3,
-                  warmup: int = 1, progress: bool = False):
-    """Rows (scheduler, steps, repeat, stage columns..., total) in per-frame milliseconds."""
+                  warmup: int = 1, progress: bool = False, compare_stock: bool = False):
+    """Rows (scheduler, steps, repeat, stage columns..., total) in per-frame milliseconds; with
+    ``compare_stock`` also ``stock_controlnet`` (diffusers' pipeline) and ``ours_controlnet``
+    (our UNet+ControlNet steps + VAE decode: the same work)."""
     import pandas as pd
     from tqdm.auto import tqdm
 
     rows = []
+    stock = stock_controlnet_pipeline(pipe) if compare_stock else None
     jobs = [(s, n) for s in schedulers for n in steps]
     for kind, n in tqdm(jobs, desc="time", disable=not progress):
         for _ in range(warmup):
             time_once(pipe, kind, n, batch)
+            if stock is not None:
+                time_stock(stock, pipe, kind, n, batch)
         for r in range(repeats):
-            rows.append({"scheduler": kind, "steps": n, "repeat": r, "batch": batch, **time_once(pipe, kind, n, batch, r)})
+            row = {"scheduler": kind, "steps": n, "repeat": r, "batch": batch, **time_once(pipe, kind, n, batch, r)}
+            if stock is not None:
+                row["ours_controlnet"] = row["unet_controlnet_step"] * n + row["vae_decode"]
+                row["stock_controlnet"] = time_stock(stock, pipe, kind, n, batch)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -8,7 +8,7 @@ RESNET18 = register_weight(
     WeightFile(
         key="resnet18_imagenet",
         filename="resnet18-f37072fd.pth",
-        used_by="reference pipeline: global image encoder E (sd15 config) and the official-code variant",
+        used_by="reference pipeline: global image encoder E (sd15 config)",
         source="torchvision ResNet18_Weights.IMAGENET1K_V1 (put the file in $CABENCH_WEIGHTS or the torch hub cache)",
     )
 )

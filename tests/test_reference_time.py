@@ -26,6 +26,27 @@ def test_time_tiny_writes_csv_and_plot(tmp_path, capsys):
     assert "median ms per frame" in capsys.readouterr().out
 
 
+def test_time_compare_stock_pipeline(tmp_path):
+    out = tmp_path / "s"
+    assert main(["time", "--config", "tiny", "--steps", "2", "--repeats", "1", "--warmup", "0", "--compare-stock",
+                 "--out", str(out), "--quiet"]) == 0
+    frame = pd.read_csv(out / "times.csv")
+    assert (frame["stock_controlnet"] > 0).all() and (frame["ours_controlnet"] > 0).all()
+
+
+def test_stock_pipeline_shares_the_weights():
+    from reference.timing import stock_controlnet_pipeline, timing_pipeline
+
+    pipe = timing_pipeline("tiny")
+    stock = stock_controlnet_pipeline(pipe)
+    assert stock.controlnet is pipe.controlnet and stock.vae is pipe.vae
+    assert torch.equal(stock.unet.conv_in.weight, pipe.unet.conv_in.weight)
+    # with the condition branch silent (W'_v = 0 at init) both UNets compute the same eps
+    x, t, ctx = torch.randn(1, 4, 16, 16), torch.tensor([100]), pipe.text_context(1)
+    ours = pipe.unet(x, t, ctx, cross_attention_kwargs={"condition_tokens": torch.randn(1, 4, 32)}).sample
+    torch.testing.assert_close(stock.unet(x, t, ctx).sample, ours)
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--steps", "0"], "--steps"),
     (["--scheduler", "euler"], "unknown scheduler"),
@@ -44,6 +65,6 @@ def test_time_bad_arguments(tmp_path, capsys, argv, message):
 def test_time_sd15_on_cuda_fp16(tmp_path):
     out = tmp_path / "t"
     assert main(["time", "--config", "sd15", "--device", "cuda", "--dtype", "fp16", "--channels-last",
-                 "--steps", "4", "--repeats", "3", "--out", str(out), "--quiet"]) == 0
+                 "--steps", "4", "--repeats", "3", "--compare-stock", "--out", str(out), "--quiet"]) == 0
     frame = pd.read_csv(out / "times.csv")
-    assert len(frame) == 3 and (frame["total"] > 0).all()
+    assert len(frame) == 3 and (frame["total"] > 0).all() and (frame["stock_controlnet"] > 0).all()

@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet, ControlNet and VAE decoder")
     parser.add_argument("--refiner", help="SDXL refiner folder to time a low-strength refiner pass")
+    parser.add_argument("--compare-stock", action="store_true",
+                        help="also time diffusers' StableDiffusionControlNetPipeline on the same weights")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--out", default="cabench_time", help="output folder (default: cabench_time)")
@@ -58,13 +60,15 @@ def run(args: argparse.Namespace) -> int:
     if args.refiner:
         pipe.load_refiner(args.refiner)
     frame = time_pipeline(pipe, schedulers, args.steps, args.batch, args.repeats, args.warmup,
-                          progress=not args.quiet)
+                          progress=not args.quiet, compare_stock=args.compare_stock)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "times.csv", index=False)
     plot_times(frame, out / "times.png")
     med = frame.groupby(["scheduler", "steps"]).median(numeric_only=True)
     print(f"device {args.device}, {args.config}, {args.dtype}, batch {args.batch}: median ms per frame")
-    print(med[["tsd", "tsdm", "unet_controlnet_step", "vae_decode", "refiner", "total"]].round(2).to_string())
+    columns = ["tsd", "tsdm", "unet_controlnet_step", "vae_decode", "refiner", "total"]
+    columns += ["ours_controlnet", "stock_controlnet"] if args.compare_stock else []
+    print(med[columns].round(2).to_string())
     print(f"wrote {out / 'times.csv'} and {out / 'times.png'}")
     return 0
