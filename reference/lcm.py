@@ -33,14 +33,13 @@ class ConsistencyDistillation(nn.Module):
 
     def __init__(self, pipe):
         super().__init__()
-        self.pipe = pipe
+        object.__setattr__(self, "pipe", pipe)  # not a submodule: frozen parts stay out of the saved state
         self.student = pipe.unet
         self.teacher = copy.deepcopy(pipe.unet)
         self.target = copy.deepcopy(pipe.unet)
-        self.frozen = nn.ModuleList([pipe.vae, pipe.text_encoder, pipe.controlnet, pipe.fcsd_encoder])
-        for module in (self.teacher, self.target, self.frozen):
-            module.requires_grad_(False)
-        self.frozen.eval()
+        frozen = (pipe.vae, pipe.text_encoder, pipe.controlnet, pipe.fcsd_encoder, self.teacher, self.target)
+        for module in frozen:
+            module.eval().requires_grad_(False)
         self.student.train().requires_grad_(True)
         self.register_buffer("alphas", pipe.scheduler.alphas_cumprod.clone().float(), persistent=False)
 

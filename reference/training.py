@@ -99,14 +99,18 @@ class StageModel(nn.Module):
 
     def __init__(self, pipe, stage: str, train_unet_base: bool):
         super().__init__()
-        self.pipe_modules = nn.ModuleDict({k: getattr(pipe, k) for k in (
-            "vae", "text_encoder", "tsdm_unet", "tsdm_encoder", "unet", "controlnet", "fcsd_encoder")})
-        self.pipe, self.stage = pipe, stage
-        self.pipe_modules.eval().requires_grad_(False)
-        for module in self.trainable_modules(train_unet_base):
+        # Only the modules this stage trains are submodules: they alone go to the optimizer, DDP and
+        # the resumable state (restoring frozen parts would undo other stages' training).
+        object.__setattr__(self, "pipe", pipe)
+        self.stage = stage
+        for name in ("vae", "text_encoder", "tsdm_unet", "tsdm_encoder", "unet", "controlnet", "fcsd_encoder"):
+            getattr(pipe, name).eval().requires_grad_(False)
+        self.trained = nn.ModuleList(self.trainable_modules(train_unet_base))
+        for module in self.trained:
             module.train().requires_grad_(True)
         if stage in ("stage2", "stage3") and not train_unet_base:
             unet = pipe.tsdm_unet if stage == "stage2" else pipe.unet
+            self.trained.append(unet)
             for name, p in unet.named_parameters():
                 if ".to_k_c." in name or ".to_v_c." in name:
                     p.requires_grad_(True)

@@ -74,9 +74,15 @@ def test_resume_continues_identically(dataset, tmp_path):
     shutil.copytree(tmp_path / "start", tmp_path / "b")
     straight = train(TrainOptions(steps=4, **common), data, tmp_path / "a")
     first = train(TrainOptions(steps=2, **common), data, tmp_path / "b")
+    # another stage in between must survive the resume (the resumable state holds only stage 2's parts)
+    train(TrainOptions(stage="stage3", steps=1, batch_size=1, progress=False), data, tmp_path / "b")
+    from safetensors.torch import load_file
+
+    unet_path = tmp_path / "b" / "unet" / "diffusion_pytorch_model.safetensors"
+    after_stage3 = load_file(unet_path)
     second = train(TrainOptions(steps=4, resume=True, **common), data, tmp_path / "b")
     assert first + second == straight
-    from safetensors.torch import load_file
+    assert all(torch.equal(v, load_file(unet_path)[k]) for k, v in after_stage3.items())
 
     a = load_file(tmp_path / "a" / "tsdm_unet" / "diffusion_pytorch_model.safetensors")
     b = load_file(tmp_path / "b" / "tsdm_unet" / "diffusion_pytorch_model.safetensors")
