@@ -81,3 +81,12 @@ def test_unknown_condition():
 
     with pytest.raises(CabenchError, match="rig condition"):
         physical_condition("albedo", torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4))
+
+
+def test_cli_train_rig_render_condition(tmp_path):
+    from benchmark.cli import main
+
+    seq = make_sequence(tmp_path / "seq", frames=3)
+    assert main(["train", "rig", "--data", str(seq), "--output", str(tmp_path / "o"), "--steps", "1",
+                 "--batch-size", "1", "--rig-condition", "render", "--quiet"]) == 0
+    assert RigModel.from_pretrained(tmp_path / "o" / "rig").config.condition == "render"

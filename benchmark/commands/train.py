@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/train_state/STAGE")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--emotion-db", help="MEAD-style expression database folder <label>/<clip>.npy")
+    parser.add_argument("--rig-condition", default="tsd", choices=("tsd", "render"),
+                        help="rig only: tsd (the released ConsistentAvatar code) or render (DiffusionRig)")
     parser.add_argument("--size", type=int, help="resize frames to SIZE (default: the config's resolution)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
         from reference.rig import RigTrainOptions, train_rig
 
-        losses = train_rig(RigTrainOptions(config=args.config, steps=args.steps, batch_size=args.batch_size,
+        losses = train_rig(RigTrainOptions(config=args.config, condition=args.rig_condition, steps=args.steps, batch_size=args.batch_size,
                                            learning_rate=args.lr, seed=args.seed, device=args.device,
                                            resume=args.resume, progress=not args.quiet),
                            data, Path(args.output) / "rig")
