@@ -3,7 +3,7 @@
 Importing the package registers every metric (see :mod:`metrics.registry`).
 """
 
-from metrics import frame  # noqa: F401  (registers l1, l2, psnr, ssim, lpips)
+from metrics import face, frame, temporal  # noqa: F401  (register their metrics on import)
 from metrics.errors import CabenchError, InputError, WeightsMissingError
 from metrics.image import l1, l2, lpips, ms_ssim, psnr, ssim
 from metrics.protocols import PROTOCOLS, get_protocol

@@ -72,6 +72,9 @@ class MetricSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     check: Callable[[dict[str, Any]], str | None] | None = None
     kind: str = "frame"  # "frame", "temporal" or "face"
+    # columns that describe the input rather than score the method (a curve kept for plotting, the
+    # ground truth's own floor): they are reported, but no direction (arrow, bold best) applies
+    reference_columns: tuple[str, ...] = ()
 
     @property
     def direction(self) -> str:
@@ -80,6 +83,10 @@ class MetricSpec:
     @property
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
+
+    def scores(self, column: str) -> bool:
+        """Whether ``column`` scores the method (so higher_is_better applies to it)."""
+        return column in self.output_columns() and column not in self.reference_columns
 
     def output_columns(self) -> tuple[str, ...]:
         return self.columns or (self.name,)

@@ -25,6 +25,7 @@ class WeightFile:
     used_by: str
     source: str
     alternatives: tuple[str, ...] = field(default=())
+    folders: tuple[str, ...] = field(default=())  # searched last: e.g. a package that ships the file
 
 
 _KNOWN: dict[str, WeightFile] = {}
@@ -76,12 +77,13 @@ def find_weight(key: str, path: str | os.PathLike | None = None) -> Path:
             return p
         raise WeightsMissingError(f"weight file {p} ({weight.used_by}) does not exist")
     names = (weight.filename, *weight.alternatives)
-    for folder in search_dirs():
+    folders = [*search_dirs(), *(Path(f) for f in weight.folders)]
+    for folder in folders:
         for name in names:
             candidate = folder / name
             if candidate.is_file():
                 return candidate
-    where = ", ".join(str(d) for d in search_dirs())
+    where = ", ".join(str(d) for d in folders)
     raise WeightsMissingError(
         f"{weight.filename} ({weight.used_by}) not found in {where}; "
         f"put it in one of them or set CABENCH_WEIGHTS (source: {weight.source})"

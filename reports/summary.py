@@ -14,11 +14,12 @@ from metrics import registry
 
 
 def _header(column: str) -> tuple[str, str]:
+    """Column title with its unit, and the direction arrow where the column scores the method."""
     spec = registry.column_spec(column)
     if spec is None:
         return column, ""
     unit = f" ({spec.unit})" if spec.unit else ""
-    return f"{column}{unit}", spec.arrow
+    return f"{column}{unit}", spec.arrow if spec.scores(column) else ""
 
 
 def _cell(mean: float, std: float) -> str:
@@ -31,6 +32,8 @@ def _cell(mean: float, std: float) -> str:
 
 
 def _wide(summary: pd.DataFrame) -> tuple[list[str], list[str], dict[tuple[str, str], str]]:
+    if summary.empty:  # every metric asked for was missing
+        return [], [], {}
     methods = list(dict.fromkeys(summary["method"]))
     metrics = list(dict.fromkeys(summary["metric"]))
     cells = {(r.method, r.metric): _cell(r.mean, r.std) for r in summary.itertuples()}

@@ -128,3 +128,24 @@ def test_unreadable_image_in_ground_truth_names_the_file(folders, capsys):
     assert status == 2 and "00003.png: unreadable" in err
     kept = pd.read_csv(tmp_path / "o" / "per_frame.csv")
     assert list(kept["frame"]) == [0, 1]  # the batch computed before the error is kept
+
+
+def test_all_metrics_missing_still_writes_a_summary(folders, torch_home, capsys):
+    tmp_path, _, _ = folders
+    status = main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'noisy'}", "--metrics", "lpips",
+                   "--out", str(tmp_path / "o"), "--quiet"])
+    assert status == 0
+    assert "lpips: missing" in (tmp_path / "o" / "summary.md").read_text()
+    assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'noisy'}", "--metrics", "lpips",
+                 "--out", str(tmp_path / "o"), "--quiet", "--strict"]) == 2
+    assert "--strict: metrics missing: lpips" in capsys.readouterr().err
+
+
+def test_curves_and_floors_have_no_direction():
+    from metrics import registry
+    from reports.summary import _header
+
+    assert _header("flow_gap") == ("flow_gap (px)", "↓")
+    assert _header("flow_mag_gt") == ("flow_mag_gt (px)", "")
+    assert _header("warp_error_gt")[1] == "" and _header("mi_epe_2")[1] == "↓"
+    assert registry.get("psnr").scores("psnr") and not registry.get("flow_gap").scores("flow_mag_pred")

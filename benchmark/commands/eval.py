@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--align", default=None, help="alignment policy: intersect, resize, or intersect,resize")
     parser.add_argument("--landmarks", help=".npy of the ground truth's 68 landmarks (T,68,2) in pixels (imavatar protocol)")
     parser.add_argument("--flow", default=None, help="optical-flow backend of the temporal metrics (dis, farneback, raft)")
+    parser.add_argument("--flow-weights", default=None, help="RAFT checkpoint (torchvision or original raft-*.pth)")
+    parser.add_argument("--flow-updates", type=int, default=None, help="RAFT flow updates (default 12)")
+    parser.add_argument("--deca-weights", default=None, help="path of deca_model.tar (deca_pe, deca_ee)")
     parser.add_argument("--lpips-net", default=None, choices=("alex", "vgg"), help="LPIPS trunk (default: alex)")
     parser.add_argument("--lpips-weights", default=None, help="path of the LPIPS trunk's torchvision state dict")
     parser.add_argument("--out", default="runs/eval", help="output folder (default: %(default)s)")
@@ -55,9 +58,9 @@ def metric_options(args: argparse.Namespace) -> dict:
         options["net"] = args.lpips_net
     if args.lpips_weights:
         options["backbone_weights"] = args.lpips_weights
-    for name in ("flow",):
+    for name in ("flow", "flow_weights", "flow_updates", "deca_weights"):
         value = getattr(args, name, None)
-        if value:
+        if value is not None:
             options[name] = value
     return options
 

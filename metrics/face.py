@@ -1,0 +1,361 @@
+"""Face metrics: DECA pose / expression error, dlib-landmark pose, expression and distance, identity.
+
+Every metric compares the generated frame t with the ground-truth frame t. Faces are found by
+dlib (:mod:`metrics.landmarks`) in each frame independently, so both go through the same
+detector; a frame where either has no face gets NaN (counted by the summaries, never fatal).
+
+- ``deca_pe`` / ``deca_ee``: DECA's coarse encoder (``E_flame`` of ``deca_model.tar``) on DECA's
+  crop of each frame; L2 distance of the 6-d pose (global + jaw axis-angle) and of the 50-d
+  expression code. No FLAME model is needed.
+- ``lmk_pose``: head rotation by ``cv2.solvePnP`` of six landmarks against a generic 3D face
+  (focal length = image width, principal point = image centre); geodesic angle in degrees.
+- ``lmk_expr``: mean landmark distance after the least-squares similarity alignment of the
+  generated landmarks onto the ground truth's (points 17-67: the jaw line follows head pose more
+  than expression), over the inter-ocular distance (outer eye corners).
+- ``lmd`` / ``mlmd``: mean distance of all 68 / the 20 mouth landmarks, over the inter-ocular distance.
+- ``csim``: cosine similarity of dlib's 128-d face-recognition descriptors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from metrics.batch_memo import MEMO
+from metrics.errors import InputError, WeightsMissingError
+from metrics.landmarks import (
+    MOUTH,
+    detect_landmarks,
+    dlib_unavailable,
+    face_descriptor,
+    interocular,
+    similarity_align,
+    to_uint8_images,
+)
+from metrics.registry import Batch, Evaluator, MetricSpec, register
+from metrics.weights import WeightFile, find_weight, register_weight
+
+DECA_WEIGHTS = register_weight(
+    WeightFile(
+        key="deca",
+        filename="deca_model.tar",
+        used_by="DECA coarse encoder (deca_pe, deca_ee)",
+        source="DECA fetch_data.sh (yfeng95/DECA; needs FLAME registration at flame.is.tue.mpg.de)",
+    )
+)
+
+# ---------------------------------------------------------------------------- DECA
+
+DECA_PARAMS = (("shape", 100), ("tex", 50), ("exp", 50), ("pose", 6), ("cam", 3), ("light", 27))
+DECA_CROP = 224
+
+
+class DecaEncoder(nn.Module):
+    """DECA's coarse encoder: ResNet-50 without classifier, Linear 2048->1024, ReLU, Linear 1024->236.
+
+    Module names follow DECA's ``ResnetEncoder`` (``encoder.*``, ``layers.0``, ``layers.2``), so
+    ``E_flame`` loads as it is. Inputs are (N,3,224,224) RGB in [0,1] with no normalisation, as DECA.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        from torchvision.models import resnet50
+
+        self.encoder = resnet50(weights=None)
+        self.encoder.fc = nn.Identity()  # DECA's ResNet has no classifier
+        self.layers = nn.Sequential(nn.Linear(2048, 1024), nn.ReLU(), nn.Linear(1024, sum(n for _, n in DECA_PARAMS)))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> DecaEncoder:
+        """Load ``E_flame`` of a ``deca_model.tar`` strictly (missing or unexpected keys are an error)."""
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise WeightsMissingError(f"DECA checkpoint {path} does not exist") from None
+        except Exception as error:
+            raise InputError(f"{path}: not a readable DECA checkpoint ({type(error).__name__}: {error})") from None
+        if not isinstance(checkpoint, dict) or "E_flame" not in checkpoint:
+            raise InputError(f"{path}: no 'E_flame' entry (is this DECA's deca_model.tar?)")
+        model = cls()
+        state = checkpoint["E_flame"]
+        expected = model.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise InputError(
+                f"{path}: E_flame does not match DECA's encoder: missing {len(missing)} keys "
+                f"({', '.join(missing[:6])}), unexpected {len(unexpected)} keys ({', '.join(unexpected[:6])})"
+            )
+        model.load_state_dict(state, strict=True)
+        return model.eval().requires_grad_(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.encoder(images))
+
+    def encode(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """FLAME codes of (N,3,224,224) crops in [0,1]: shape, tex, exp, pose, cam, light (N,9,3)."""
+        if images.ndim != 4 or tuple(images.shape[1:]) != (3, DECA_CROP, DECA_CROP):
+            raise InputError(f"DECA takes (N,3,224,224) crops, got {tuple(images.shape)}")
+        device = next(self.parameters()).device
+        with torch.no_grad():
+            codes = self(images.float().to(device))
+        out, start = {}, 0
+        for name, size in DECA_PARAMS:
+            out[name] = codes[:, start : start + size]
+            start += size
+        out["light"] = out["light"].reshape(-1, 9, 3)
+        return out
+
+
+def deca_crop_transform(landmarks: np.ndarray, scale: float = 1.25, size: int = DECA_CROP) -> np.ndarray:
+    """2x3 affine matrix from the image to DECA's crop: the landmarks' box, its mean side x1.1 x``scale``.
+
+    Corners (centre -/+ side/2) map to (0, 0) and (size-1, size-1), as DECA's ``TestData``.
+    """
+    left, top = landmarks.min(0)
+    right, bottom = landmarks.max(0)
+    side = int((right - left + bottom - top) / 2 * 1.1 * scale)
+    center = np.array([right - (right - left) / 2.0, bottom - (bottom - top) / 2.0])
+    src = np.float32([center - side / 2, [center[0] - side / 2, center[1] + side / 2], [center[0] + side / 2, center[1] - side / 2]])
+    dst = np.float32([[0, 0], [0, size - 1], [size - 1, 0]])
+    import cv2
+
+    return cv2.getAffineTransform(src, dst)
+
+
+def deca_crop(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """DECA's input: (H,W,3) uint8 RGB -> (224,224,3) float32 in [0,1], bilinear, zeros outside."""
+    import cv2
+
+    matrix = deca_crop_transform(landmarks)
+    return cv2.warpAffine(image.astype(np.float32) / 255.0, matrix, (DECA_CROP, DECA_CROP), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+_DECA_CACHE: dict[tuple, DecaEncoder] = {}
+
+
+def deca_model(weights: str | None, device: torch.device) -> DecaEncoder:
+    path = find_weight("deca", weights)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size, str(device))
+    if key not in _DECA_CACHE:
+        _DECA_CACHE.clear()
+        _DECA_CACHE[key] = DecaEncoder.from_checkpoint(path).to(device)
+    return _DECA_CACHE[key]
+
+
+def deca_unavailable(options: dict) -> str | None:
+    reason = dlib_unavailable()
+    if reason:
+        return reason
+    try:
+        find_weight("deca", options.get("deca_weights"))
+    except WeightsMissingError as error:
+        return str(error)
+    return None
+
+
+# ---------------------------------------------------------------------------- head pose
+
+# A generic face (millimetre-like units) in camera axes: x right, y down, z away from the camera,
+# nose tip at the origin. Points: nose tip 30, chin 8, outer eye corners 36 / 45, mouth corners 48 / 54.
+GENERIC_FACE = np.array(
+    [(0.0, 0.0, 0.0), (0.0, 330.0, 65.0), (-225.0, -170.0, 135.0), (225.0, -170.0, 135.0),
+     (-150.0, 150.0, 125.0), (150.0, 150.0, 125.0)],
+    dtype=np.float64,
+)
+GENERIC_FACE_POINTS = [30, 8, 36, 45, 48, 54]
+
+
+def head_rotation(landmarks: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """Rotation (3,3) of the generic face that projects onto ``landmarks`` (a pinhole camera with
+    focal length = image width and principal point = image centre, no distortion)."""
+    import cv2
+
+    height, width = image_size
+    camera = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float64)
+    image_points = np.ascontiguousarray(landmarks[GENERIC_FACE_POINTS], dtype=np.float64)
+    ok, rvec, _ = cv2.solvePnP(GENERIC_FACE, image_points, camera, np.zeros(4), flags=cv2.SOLVEPNP_ITERATIVE)
+    if not ok:
+        return np.full((3, 3), np.nan)
+    return cv2.Rodrigues(rvec)[0]
+
+
+def geodesic_degrees(rotation_a: np.ndarray, rotation_b: np.ndarray) -> float:
+    """Angle in degrees of the rotation taking ``rotation_b`` to ``rotation_a`` (the length of its
+    axis-angle vector, which stays accurate near zero where arccos of the trace does not)."""
+    import cv2
+
+    if not (np.isfinite(rotation_a).all() and np.isfinite(rotation_b).all()):
+        return float("nan")
+    axis_angle = cv2.Rodrigues(np.ascontiguousarray(rotation_a @ rotation_b.T))[0]
+    return float(np.degrees(np.linalg.norm(axis_angle)))
+
+
+def roll_degrees(rotation: np.ndarray) -> float:
+    """In-plane rotation (about the optical axis) of R = Rz(roll) Ry(yaw) Rx(pitch), in degrees."""
+    return float(np.degrees(np.arctan2(rotation[1, 0], rotation[0, 0])))
+
+
+# ---------------------------------------------------------------------------- landmark distances
+
+EXPRESSION_POINTS = slice(17, 68)
+
+
+def landmark_distance(pred: np.ndarray, gt: np.ndarray, points: slice = slice(0, 68)) -> float:
+    """Mean distance of the landmarks ``points`` over the ground truth's inter-ocular distance."""
+    return float(np.linalg.norm(pred[points] - gt[points], axis=1).mean() / interocular(gt))
+
+
+def expression_distance(pred: np.ndarray, gt: np.ndarray) -> float:
+    """:func:`landmark_distance` of points 17-67 after aligning them on the ground truth's by a similarity."""
+    aligned = similarity_align(pred[EXPRESSION_POINTS], gt[EXPRESSION_POINTS])
+    return float(np.linalg.norm(aligned - gt[EXPRESSION_POINTS], axis=1).mean() / interocular(gt))
+
+
+# ---------------------------------------------------------------------------- per-batch face data
+
+
+def batch_landmarks(batch: Batch, role: str) -> list[np.ndarray | None]:
+    """dlib landmarks of every frame of ``batch.pred`` or ``batch.gt`` (memoised per batch)."""
+
+    def compute():
+        images = batch_images(batch, role)
+        return [detect_landmarks(image) for image in images]
+
+    return MEMO.get(batch, ("landmarks", role), compute)
+
+
+def batch_images(batch: Batch, role: str) -> np.ndarray:
+    return MEMO.get(batch, ("uint8", role), lambda: to_uint8_images(getattr(batch, role)))
+
+
+class FaceMetric(Evaluator):
+    """A per-frame comparison of the faces of the generated and ground-truth frames."""
+
+    def __init__(self, name: str, device: torch.device, **options: Any):
+        self.columns = (name,)
+        self.name = name
+        self.device = device
+        self.options = options
+        self.frames_without_face = 0
+
+    def update(self, batch: Batch) -> dict[str, np.ndarray]:
+        pred_lmk, gt_lmk = batch_landmarks(batch, "pred"), batch_landmarks(batch, "gt")
+        values = np.full(len(batch), np.nan)
+        found = [i for i in range(len(batch)) if pred_lmk[i] is not None and gt_lmk[i] is not None]
+        self.frames_without_face += len(batch) - len(found)
+        if found:
+            values[found] = self.compare(batch, found, pred_lmk, gt_lmk)
+        return {self.name: values}
+
+    def compare(self, batch: Batch, found: list[int], pred_lmk, gt_lmk) -> np.ndarray:
+        raise NotImplementedError
+
+
+class LandmarkPose(FaceMetric):
+    def compare(self, batch, found, pred_lmk, gt_lmk):
+        size = tuple(batch.gt.shape[-2:])
+        return np.array([geodesic_degrees(head_rotation(pred_lmk[i], size), head_rotation(gt_lmk[i], size)) for i in found])
+
+
+class LandmarkExpression(FaceMetric):
+    def compare(self, batch, found, pred_lmk, gt_lmk):
+        return np.array([expression_distance(pred_lmk[i], gt_lmk[i]) for i in found])
+
+
+class LandmarkDistance(FaceMetric):
+    points = slice(0, 68)
+
+    def compare(self, batch, found, pred_lmk, gt_lmk):
+        return np.array([landmark_distance(pred_lmk[i], gt_lmk[i], self.points) for i in found])
+
+
+class MouthLandmarkDistance(LandmarkDistance):
+    points = MOUTH
+
+
+class Identity(FaceMetric):
+    def compare(self, batch, found, pred_lmk, gt_lmk):
+        pred_images, gt_images = batch_images(batch, "pred"), batch_images(batch, "gt")
+        values = []
+        for i in found:
+            a = face_descriptor(pred_images[i], pred_lmk[i])
+            b = face_descriptor(gt_images[i], gt_lmk[i])
+            values.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))))
+        return np.array(values)
+
+
+class DecaDistance(FaceMetric):
+    """L2 distance of one DECA code (``exp`` or ``pose``) between generated and ground-truth crops."""
+
+    code = "pose"
+
+    def compare(self, batch, found, pred_lmk, gt_lmk):
+        weights = self.options.get("deca_weights")
+
+        def codes(role: str, landmarks) -> dict[str, torch.Tensor]:
+            def compute():
+                images = batch_images(batch, role)
+                crops = np.stack([deca_crop(images[i], landmarks[i]) for i in found])
+                model = deca_model(weights, self.device)
+                return model.encode(torch.from_numpy(crops).permute(0, 3, 1, 2).to(self.device))
+
+            return MEMO.get(batch, ("deca", role, weights, tuple(found)), compute)
+
+        pred_codes, gt_codes = codes("pred", pred_lmk), codes("gt", gt_lmk)
+        return torch.linalg.vector_norm(pred_codes[self.code] - gt_codes[self.code], dim=1).double().cpu().numpy()
+
+
+class DecaExpression(DecaDistance):
+    code = "exp"
+
+
+# ---------------------------------------------------------------------------- registry
+
+
+def _factory(cls, name: str):
+    def factory(device: torch.device, protocol: Any = None, **options: Any) -> Evaluator:
+        return cls(name, device, **options)
+
+    return factory
+
+
+def _dlib_check(options: dict) -> str | None:
+    return dlib_unavailable(options)
+
+
+def _identity_check(options: dict) -> str | None:
+    return dlib_unavailable(options, identity=True)
+
+
+_DLIB = ("package:dlib", "weights:shape_predictor_68_face_landmarks.dat")
+_DECA = (*_DLIB, "weights:deca_model.tar (E_flame)")
+
+register(MetricSpec("deca_pe", higher_is_better=False, unit="",
+                    description="L2 distance of DECA's 6-d pose code (global + jaw axis-angle), generated vs ground truth",
+                    factory=_factory(DecaDistance, "deca_pe"), needs=_DECA, defaults={"deca_weights": None},
+                    check=deca_unavailable, kind="face"))
+register(MetricSpec("deca_ee", higher_is_better=False, unit="",
+                    description="L2 distance of DECA's 50-d expression code, generated vs ground truth",
+                    factory=_factory(DecaExpression, "deca_ee"), needs=_DECA, defaults={"deca_weights": None},
+                    check=deca_unavailable, kind="face"))
+_LANDMARK_METRICS = (
+    ("lmk_pose", LandmarkPose, "deg", "geodesic angle between head rotations from dlib landmarks (solvePnP, generic face)"),
+    ("lmk_expr", LandmarkExpression, "IOD", "landmark distance (points 17-67) after similarity alignment, over inter-ocular distance"),
+    ("lmd", LandmarkDistance, "IOD", "mean distance of the 68 dlib landmarks over the inter-ocular distance"),
+    ("mlmd", MouthLandmarkDistance, "IOD", "mean distance of the 20 mouth landmarks over the inter-ocular distance"),
+)
+for _name, _cls, _unit, _description in _LANDMARK_METRICS:
+    register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
+                        factory=_factory(_cls, _name), needs=_DLIB, check=_dlib_check, kind="face"))
+register(MetricSpec("csim", higher_is_better=True, unit="",
+                    description="cosine similarity of dlib face-recognition descriptors, generated vs ground truth",
+                    factory=_factory(Identity, "csim"),
+                    needs=(*_DLIB, "weights:dlib_face_recognition_resnet_model_v1.dat"),
+                    check=_identity_check, kind="face"))

