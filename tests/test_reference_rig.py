@@ -51,7 +51,7 @@ def test_model_shapes_latent_and_sampling():
 def test_training_lowers_loss_and_resumes_identically(tmp_path):
     from reference.data import load_sequence
 
-    data = load_sequence(make_sequence(tmp_path / "seq", frames=4), "all")
+    data = load_sequence(make_sequence(tmp_path / "seq", frames=4, size=32), "all")
     opts = dict(batch_size=2, learning_rate=2e-3, progress=False)
     straight = train_rig(RigTrainOptions(steps=4, **opts), data, tmp_path / "a")
     train_rig(RigTrainOptions(steps=2, **opts), data, tmp_path / "b")
