@@ -1,0 +1,53 @@
+"""`cabench plots`: a run's plots (--run DIR) and time against steps (--timing DIR of cabench time)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plots",
+        help="plots of a run (temporal curves, bars, traces) or of cabench time (time against steps)",
+        description="Draw PNG plots: --run DIR gives temporal curves, per-metric bars with spread and per-frame "
+                    "traces; --timing DIR (or CSV) gives time per frame against steps per scheduler and stage.",
+    )
+    parser.add_argument("--run", default=None, help="run folder holding per_frame.csv")
+    parser.add_argument("--timing", default=None, help="folder (or CSV) written by cabench time")
+    parser.add_argument("--quality", default=None,
+                        help="CSV with columns scheduler, steps and a metric column, drawn beside time (with --timing)")
+    parser.add_argument("--metric", default="psnr", help="the --quality column to draw (default: %(default)s)")
+    parser.add_argument("--out", default=None, help="output folder (default: RUN/plots or the timing folder)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.files import read_csv
+    from metrics.errors import CabenchError, InputError
+    from reports import plots
+
+    if not args.run and not args.timing:
+        raise CabenchError("plots: give --run DIR or --timing DIR")
+    files = []
+    if args.run:
+        from benchmark.commands.tables import read_run
+        from benchmark.runner import summarize_run
+
+        per_frame, _ = read_run(args.run)
+        out = Path(args.out or Path(args.run) / "plots")
+        files += plots.run_plots(per_frame, summarize_run(per_frame), out)
+    if args.timing:
+        frame = plots.read_timing(args.timing)
+        timing_path = Path(frame.attrs["path"])
+        out = Path(args.out or timing_path.parent)
+        files += plots.timing_plot(frame, out)
+        if args.quality:
+            quality = read_csv(args.quality, "quality CSV")
+            if not {"scheduler", "steps", args.metric} <= set(quality.columns):
+                raise InputError(f"{args.quality}: needs columns scheduler, steps and {args.metric}")
+            files += plots.quality_steps_plot(frame, quality, args.metric, out)
+    for path in files:
+        print(path)
+    return 0

@@ -1,0 +1,69 @@
+"""`cabench run CONFIG`: datasets x methods x metrics from a TOML config (resumable, shardable).
+
+Launched as several processes (``accelerate launch --multi_gpu``, or ``torchrun`` for CPU
+processes, which accelerate's own launcher runs only through MPI) the (sequence, method) pairs are
+split across the processes and the main process merges them. See :mod:`benchmark.runner` and :mod:`benchmark.config`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a TOML config: datasets x methods x metrics, resumable",
+        description="Evaluate every method of a TOML run config on every sequence of its datasets. Results "
+                    "are stored as they are computed; a rerun reuses them. Scale out with "
+                    "`accelerate launch --multi_gpu --num_processes N -m benchmark.cli run CONFIG` (GPUs) or "
+                    "`torchrun --nproc_per_node N -m benchmark.cli run CONFIG` (CPU processes).",
+    )
+    parser.add_argument("config", help="TOML run config (see benchmark/config.py for the keys)")
+    parser.add_argument("--out", default=None, help="output folder (default: [run] out of the config)")
+    parser.add_argument("--force", action="store_true", help="recompute everything, ignoring stored results")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="run only pairs I, I+N, ... and do not merge (default: all, or accelerate's process)")
+    parser.add_argument("--merge-only", action="store_true", help="only merge stored parts into the outputs")
+    parser.add_argument("--no-plots", action="store_true", help="skip the plots and the HTML report")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def parse_shard(value: str | None) -> tuple[int, int] | None:
+    from metrics.errors import CabenchError
+
+    if value is None:
+        return None
+    index, sep, count = value.partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        raise CabenchError(f"--shard {value!r}: expected I/N, e.g. 0/2") from None
+    if not sep or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
+        raise CabenchError(f"--shard {value!r}: expected I/N with 0 <= I < N")
+    return shard
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from benchmark.config import load_config
+    from benchmark.runner import merge_run, run_config
+
+    config = load_config(args.config)
+    if args.out:
+        config = dataclasses.replace(config, out=str(Path(args.out)))
+    log = (lambda message: None) if args.quiet else print
+    if args.merge_only:
+        report = merge_run(config, plots=not args.no_plots, report=not args.no_plots)
+    else:
+        report = run_config(config, force=args.force, progress=not args.quiet, shard=parse_shard(args.shard),
+                            plots=not args.no_plots, report=not args.no_plots, log=log)
+    if report is None:
+        return 0
+    print((report.out / "table1.md").read_text())
+    print(f"results in {report.out} (per_frame.csv, summary.csv, table1/2 .md .tex .csv"
+          + ("" if args.no_plots else ", plots/, report.html") + ")")
+    return 0

@@ -1,0 +1,142 @@
+"""`cabench demo`: the whole benchmark offline, on a CPU, in minutes, from data the project makes.
+
+What it does, in order:
+1. writes the synthetic dataset (``cabench synth``'s sequences, different seeds) under ``OUT/data``
+   (kept when already there, so a rerun reuses it);
+2. builds a run config from what this installation can run offline, looked up in the registries
+   rather than listed by hand: the stage-1 proxy (read through the INSTA adapter, as INSTA's own
+   test renders would be), every synthetic degradation the ``degraded`` adapter offers, and the
+   reference ConsistentAvatar pipeline's tiny checkpoint when the reference package ships one
+   (the full model and every ablation, each a row of the paper; loaded once before the run so
+   that its time per frame excludes loading);
+   every registered metric, those that cannot run here (absent weights) recorded as missing with
+   the reason;
+3. runs it with :func:`benchmark.runner.run_config` (resumable: a second demo reuses every
+   stored number) and writes the tables, plots and ``report.html`` into ``OUT``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmark.config import DatasetConfig, MethodConfig, RunConfig, to_toml
+from benchmark.files import atomic_write_text
+
+DEMO_SEQUENCES = 2
+DEMO_FRAMES = 64     # test split = the last quarter: 16 frames per sequence
+DEMO_SIZE = 128
+STAGE1_ROW = "INSTA (stage-1 proxy)"
+
+
+def make_data(root: Path, sequences: int = DEMO_SEQUENCES, frames: int = DEMO_FRAMES, size: int = DEMO_SIZE,
+              seed: int = 0, progress: bool = True) -> Path:
+    """The synthetic sequences ``talk0``, ``talk1``, ... under ``root`` (kept if already written)."""
+    import json
+
+    from benchmark.datasets.synthetic import write_sequence
+
+    for index in range(sequences):
+        name = f"talk{index}"
+        transforms = root / name / "transforms.json"
+        if transforms.exists():
+            try:
+                header = json.loads(transforms.read_text())
+                if len(header.get("frames", [])) == frames and header.get("seed", seed + index) == seed + index:
+                    continue
+            except (OSError, json.JSONDecodeError):
+                pass
+        write_sequence(root, frames=frames, size=size, seed=seed + index, name=name, progress=progress)
+    return root
+
+
+def reference_checkpoint() -> str | None:
+    """The reference pipeline's shipped tiny checkpoint, when this installation has one."""
+    try:
+        from reference.render import TINY_CHECKPOINT
+    except ImportError:
+        return None
+    return str(TINY_CHECKPOINT) if (Path(TINY_CHECKPOINT) / "model_index.json").is_file() else None
+
+
+def demo_methods() -> list[MethodConfig]:
+    """The methods this installation can run offline (see the module docstring)."""
+    import baselines
+
+    adapters = set(baselines.list_adapters())
+    methods = []
+    if "insta" in adapters:
+        methods.append(MethodConfig(STAGE1_ROW, adapter="insta", settings={"experiment": "stage1_proxy"}))
+    checkpoint = reference_checkpoint()
+    if checkpoint and "consistentavatar" in adapters:
+        from baselines.consistentavatar import ABLATION_ROWS
+
+        for ablation, row in ABLATION_ROWS.items():  # the full model and each ablation: rows of the paper
+            settings = {"checkpoint": checkpoint} if ablation is None else {"checkpoint": checkpoint, "ablation": ablation}
+            methods.append(MethodConfig(row, adapter="consistentavatar", settings=settings))
+    if "degraded" in adapters:
+        from baselines.degradations import DEFAULT_STRENGTH, ROW
+
+        for degradation in DEFAULT_STRENGTH:
+            methods.append(MethodConfig(ROW[degradation], adapter="degraded", settings={"degradation": degradation}))
+    return methods
+
+
+def warm_up(config: RunConfig) -> None:
+    """Load the reference pipeline once before timing, so no method's time per frame includes loading it."""
+    checkpoints = {m.settings.get("checkpoint") for m in config.methods if m.adapter == "consistentavatar"}
+    if checkpoints - {None}:
+        from reference.render import load_pipeline
+
+        for checkpoint in sorted(checkpoints - {None}):
+            load_pipeline(checkpoint, "cpu" if config.device == "auto" else config.device)
+
+
+def demo_metrics() -> list[str]:
+    """Every registered metric (the runner records those that cannot run here as missing)."""
+    from metrics import registry
+
+    return registry.list_metrics()
+
+
+def demo_config(out: Path, data: Path, device: str = "cpu") -> RunConfig:
+    return RunConfig(datasets=(DatasetConfig("synthetic", str(data), kind="synthetic"),), methods=tuple(demo_methods()),
+                     metrics=tuple(demo_metrics()), out=str(out), protocol="canonical", device=device, batch_size=8,
+                     split="test")
+
+
+def _one_thread_unless_set() -> None:
+    """One torch thread unless OMP_NUM_THREADS says otherwise: the demo's frames are small, so a
+    second thread gains little on an idle 2-core machine, and on a busy one two spinning threads per
+    process made the demo several times slower (measured: 5m36s against 1m57s)."""
+    import os
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int = DEMO_SIZE,
+             sequences: int = DEMO_SEQUENCES, seed: int = 0, device: str = "cpu", force: bool = False,
+             progress: bool = True, log: Callable[[str], None] = print):
+    """Make the data, run every offline method and metric on it, write the report; returns the RunReport."""
+    from benchmark.runner import run_config
+    from metrics.errors import CabenchError
+
+    if frames < 8:
+        raise CabenchError(f"--frames must be at least 8 (the test split is the last quarter), got {frames}")
+    if sequences < 1:
+        raise CabenchError(f"--sequences must be at least 1, got {sequences}")
+    _one_thread_unless_set()
+    out = Path(out)
+    log(f"writing the synthetic dataset ({sequences} sequences x {frames} frames, {size}x{size}) to {out / 'data'}")
+    data = make_data(out / "data", sequences=sequences, frames=frames, size=size, seed=seed, progress=progress)
+    config = demo_config(out, data, device=device)
+    if not config.methods:
+        raise CabenchError("demo: no method can run offline in this installation (no baselines adapters found)")
+    atomic_write_text(out / "demo.toml", to_toml(config))
+    log(f"methods: {', '.join(m.name for m in config.methods)}")
+    log(f"metrics: {', '.join(config.metrics)}")
+    warm_up(config)
+    return run_config(config, force=force, progress=progress, shard=(0, 1), log=log)

@@ -1,0 +1,120 @@
+"""The self-contained HTML report of a run folder (one file, every image embedded as base64 PNG).
+
+It holds what a reader needs to judge the numbers: Table 1 and Table 2 in the paper's layout,
+the summary (mean ± std and frame count of every metric column), the metrics that could not run
+and why, the plots, a strip of sample frames per method under the ground truth's, the protocol
+and its description, the config used, and the versions of Python and the libraries.
+"""
+
+from __future__ import annotations
+
+import base64
+import platform
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
+th, td { border-bottom: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th:nth-child(-n+2), td:nth-child(-n+2) { text-align: left; }
+caption { font-weight: bold; text-align: left; padding: 4px 0; }
+img { max-width: 100%; margin: 4px 0; }
+figure { display: inline-block; margin: 6px; vertical-align: top; }
+.strip td { text-align: left; vertical-align: middle; }
+pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
+"""
+
+
+def _image(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<img alt='{escape(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("cabench", "torch", "numpy", "pandas", "scikit-image", "opencv-python-headless", "lpips",
+                    "diffusers", "matplotlib"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed" if package != "cabench" else "source checkout"
+    return versions
+
+
+def _summary_table(summary: pd.DataFrame) -> str:
+    headers = ["dataset", "method", "metric", "protocol", "mean", "std", "count", "frames"]
+    rows = ["<table class='results' id='summary'><caption>Summary: mean ± std over frames (NaN skipped, counted)</caption>",
+            "<thead><tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr></thead><tbody>"]
+    for record in summary.to_dict("records"):
+        cells = []
+        for h in headers:
+            value = record.get(h, "")
+            cells.append(f"{value:.5g}" if isinstance(value, float) else escape(str(value)))
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    rows.append("</tbody></table>")
+    return "".join(rows)
+
+
+def _samples(run: Path) -> str:
+    parts = []
+    for gt in sorted((run / "parts").glob("*/*/gt_samples.png")):
+        sequence_folder = gt.parent
+        label = f"{sequence_folder.parent.name} / {sequence_folder.name}"
+        rows = [f"<tr><td>ground truth</td><td>{_image(gt, 'ground truth ' + label)}</td></tr>"]
+        for method in sorted(p for p in sequence_folder.iterdir() if (p / "samples.png").exists()):
+            rows.append(f"<tr><td>{escape(method.name)}</td><td>{_image(method / 'samples.png', method.name)}</td></tr>")
+        parts.append(f"<h3>{escape(label)}</h3><table class='strip'>{''.join(rows)}</table>")
+    return "".join(parts) or "<p>No sample frames stored.</p>"
+
+
+def render_report(run: str | Path, config_text: str = "", title: str = "cabench report") -> str:
+    """The HTML text of the report of run folder ``run`` (which holds summary.csv, missing.csv, plots/)."""
+    from benchmark.runner import missing_by_method
+    from metrics.protocols import get_protocol
+    from reports import tables
+
+    run = Path(run)
+    summary = pd.read_csv(run / "summary.csv", keep_default_na=True)
+    missing = pd.read_csv(run / "missing.csv") if (run / "missing.csv").exists() else pd.DataFrame()
+    if not missing.empty:
+        missing = missing_by_method(missing)
+    protocols = sorted(set(summary["protocol"].dropna().astype(str))) if "protocol" in summary else []
+    body = [f"<h1>{escape(title)}</h1>", f"<p>Run folder: <code>{escape(str(run))}</code></p>", "<h2>Protocol</h2><ul>"]
+    for protocol in protocols:
+        try:
+            description = get_protocol(protocol).description
+        except Exception:  # a protocol the installed version does not know: name it only
+            description = ""
+        body.append(f"<li><code>{escape(protocol)}</code>: {escape(description)}</li>")
+    body.append("</ul><h2>Tables</h2>")
+    specs = [tables.TABLE1, tables.TABLE2, tables.extra_table(summary)]
+    body += [tables.html(spec, summary, missing if not missing.empty else None) for spec in specs if spec]
+    if not missing.empty:
+        body.append("<h2>Missing metrics</h2><ul>")
+        for (metric, reason), rows in missing.groupby(["metric", "reason"], sort=False):
+            where = ", ".join(f"{d}/{m}" for d, m in zip(rows["dataset"], rows["method"]))
+            body.append(f"<li>{escape(metric)}: missing ({escape(reason)}) for {escape(where)}</li>")
+        body.append("</ul>")
+    body += ["<h2>Summary</h2><details open><summary>every metric column: mean ± std, frames counted</summary>",
+             _summary_table(summary), "</details><h2>Plots</h2>"]
+    for png in sorted((run / "plots").glob("*.png")):
+        body.append(f"<figure>{_image(png, png.stem)}<figcaption>{escape(png.stem)}</figcaption></figure>")
+    body += ["<h2>Sample frames</h2>", _samples(run)]
+    body.append("<h2>Versions</h2><table id='versions'>" + "".join(
+        f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in _versions().items()) + "</table>")
+    if config_text:
+        body.append(f"<h2>Config</h2><pre>{escape(config_text)}</pre>")
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def write_report(run: str | Path, config_text: str = "", title: str = "cabench report") -> Path:
+    from benchmark.files import atomic_write_text
+
+    run = Path(run)
+    return atomic_write_text(run / "report.html", render_report(run, config_text, title))

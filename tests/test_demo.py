@@ -1,0 +1,78 @@
+"""`cabench demo` end to end on a small synthetic dataset: every output, missing metrics, reuse on rerun."""
+
+from __future__ import annotations
+
+import re
+from contextlib import redirect_stdout
+from io import StringIO
+
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+
+ARGS = ["--frames", "12", "--size", "96", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The demo CLI run once into a fresh folder, with an empty torch hub cache (no LPIPS / DECA weights)."""
+    root = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as patch:
+        (root / "torch_home" / "hub" / "checkpoints").mkdir(parents=True)
+        patch.setenv("TORCH_HOME", str(root / "torch_home"))
+        patch.delenv("CABENCH_WEIGHTS", raising=False)
+        stream = StringIO()
+        with redirect_stdout(stream):
+            status = main(["demo", "--out", str(root / "out"), *ARGS])
+        yield {"out": root / "out", "status": status, "stdout": stream.getvalue()}
+
+
+def test_demo_writes_every_output(demo_run):
+    from benchmark.demo import demo_methods
+
+    out = demo_run["out"]
+    assert demo_run["status"] == 0
+    for name in ("table1.md", "table1.tex", "table2.md", "table2.tex", "per_frame.csv", "summary.csv", "report.html",
+                 "config.toml", "demo.toml"):
+        assert (out / name).stat().st_size > 0, name
+    per_frame = pd.read_csv(out / "per_frame.csv")
+    methods = [m.name for m in demo_methods()]
+    assert list(dict.fromkeys(per_frame["method"])) == methods
+    assert "INSTA (stage-1 proxy)" in methods and any(m.startswith("Synthetic: ") for m in methods)
+    assert set(per_frame["sequence"]) == {"talk0", "talk1"}
+    assert len(per_frame) == 2 * len(methods) * 3  # the test split is the last quarter of 12 frames
+    assert (per_frame["l2"] > 0).all() and per_frame["psnr"].notna().all()
+    if "flow_mag_gt" in per_frame:
+        assert (out / "plots" / "temporal_synthetic_talk0.png").exists()
+
+
+def test_demo_reports_absent_weights_as_missing_never_as_numbers(demo_run):
+    out = demo_run["out"]
+    per_frame = pd.read_csv(out / "per_frame.csv")
+    missing = pd.read_csv(out / "missing.csv")
+    assert "lpips" not in per_frame.columns and "lpips" in set(missing["metric"])
+    assert missing[missing["metric"] == "lpips"]["reason"].str.contains("alexnet-owt-7be5be79.pth").all()
+    table1 = (out / "table1.md").read_text()
+    rows = [line for line in table1.splitlines() if line.startswith("| ") and "Method" not in line]
+    assert rows and all(line.split("|")[6].strip() == "missing" for line in rows)  # the LPIPS column
+    assert "LPIPS: missing (alexnet-owt-7be5be79.pth" in table1
+    assert "lpips: missing (" in demo_run["stdout"]
+
+
+def test_demo_prints_the_summary_and_where_the_report_is(demo_run):
+    stdout = demo_run["stdout"]
+    assert re.search(r"report: .*report\.html", stdout)
+    assert "INSTA (stage-1 proxy)" in stdout and "psnr" in stdout
+
+
+def test_demo_rerun_reuses_every_stored_number(demo_run, capsys):
+    before = (demo_run["out"] / "per_frame.csv").read_text()
+    assert main(["demo", "--out", str(demo_run["out"]), "--frames", "12", "--size", "96"]) == 0
+    assert re.search(r"reused \d+ stored \(frame, metric\) results and computed 0 \(100% reused\)", capsys.readouterr().out)
+    assert (demo_run["out"] / "per_frame.csv").read_text() == before
+
+
+def test_demo_rejects_bad_arguments(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--frames", "4"]) == 2
+    assert "--frames" in capsys.readouterr().err

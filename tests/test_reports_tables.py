@@ -1,0 +1,164 @@
+"""Tables in the paper's layout: reported numbers round-trip exactly, order, arrows, bold, missing, --paper."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reports import tables
+from reports.paper import PAPER_METHOD_ORDER, reported
+
+PAPER = Path("/work/shared/paper")
+
+
+def _paper_rows(name: str) -> list[dict]:
+    """The transcription shipped in reports/ (equal to shared/paper/ where that exists)."""
+    from importlib import resources
+
+    text = resources.files("reports").joinpath(f"paper_{name}.csv").read_text()
+    if (PAPER / f"{name}.csv").exists():
+        assert text == (PAPER / f"{name}.csv").read_text()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _summary_equal_to_paper() -> pd.DataFrame:
+    """A run summary whose means are the paper's reported numbers, methods in a scrambled order."""
+    frame = reported()
+    table2 = frame["table"] == "table2"
+    frame.loc[table2, "dataset"] = "INSTA"
+    frame = frame.sample(frac=1.0, random_state=3)
+    return pd.DataFrame({"dataset": frame["dataset"], "method": frame["method"], "metric": frame["metric"],
+                         "protocol": "canonical", "mean": frame["value"], "std": 0.0, "count": 10, "frames": 10})
+
+
+def _markdown_cells(text: str) -> list[list[str]]:
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in rows[1:]]
+
+
+def test_results_equal_to_reported_give_back_the_papers_table1_exactly():
+    text = tables.markdown(tables.TABLE1, _summary_equal_to_paper())
+    cells = _markdown_cells(text)
+    dataset = ""
+    got = {}
+    for row in cells:
+        dataset = row[0] or dataset
+        got[(dataset, row[1])] = [c.replace("**", "") for c in row[2:7]]
+    expected = _paper_rows("table1")
+    assert len(got) == len(expected)
+    for record in expected:
+        values = [record[k] or "–" for k in ("l2", "psnr", "ssim", "lpips", "time_s")]
+        assert got[(record["dataset"], record["method"])] == values, record
+
+
+def test_results_equal_to_reported_give_back_the_papers_table2_exactly():
+    text = tables.markdown(tables.TABLE2, _summary_equal_to_paper())
+    got = {row[1]: [c.replace("**", "") for c in row[2:4]] for row in _markdown_cells(text)}
+    for record in _paper_rows("table2"):
+        column = 0 if record["metric"] == "PE" else 1
+        assert got[record["method"]][column] == record["value"]
+
+
+def test_paper_mode_difference_is_zero_and_csv_is_exact():
+    frame = tables.csv_frame(tables.TABLE1, _summary_equal_to_paper(), paper=True)
+    both = frame.dropna(subset=["measured", "reported"])
+    assert len(both) == 16 * 5 + 4  # 17 rows x 5 columns, less PointAvatar's absent time
+    assert (both["measured"] == both["reported"]).all()
+    assert (both["difference"] == 0).all()
+    text = tables.markdown(tables.TABLE1, _summary_equal_to_paper(), paper=True)
+    assert "| INSTA | NHA | **0.0022** | 0.0022 | +0.0000 |" not in text  # NHA is not the best L2 at INSTA
+    assert "| INSTA | NHA | 0.0022 | 0.0022 | +0.0000 | 27.71 | 27.71 | +0.00 |" in text
+
+
+def test_layout_order_groups_arrows_and_bold():
+    summary = _summary_equal_to_paper()
+    text = tables.markdown(tables.TABLE1, summary)
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("| Dataset"))
+    assert "L2 ↓" in header and "PSNR (dB) ↑" in header and "SSIM ↑" in header and "LPIPS ↓" in header
+    assert "Time (s) ↓" in header
+    cells = _markdown_cells(text)
+    groups = [row[0] for row in cells if row[0]]
+    assert groups == ["INSTA", "PointAvatar", "NeRFace"]
+    insta = [row[1] for row in cells[:9]]
+    assert insta == sorted(insta, key=PAPER_METHOD_ORDER.index)
+    ours = next(row for row in cells if row[1] == "Ours")
+    # Ours and w/o LCM tie on every quality column at INSTA: both bold; the time column's best is INSTA's 0.05.
+    assert ours[2:6] == ["**0.0008**", "**34.05**", "**0.97**", "**0.038**"] and ours[6] == "2.40"
+    insta_row = next(row for row in cells if row[1] == "INSTA")
+    assert insta_row[6] == "**0.05**"
+
+
+def test_missing_metric_is_shown_with_its_reason_never_as_a_number():
+    summary = pd.DataFrame({"dataset": "synthetic", "method": ["A", "A", "B", "B"], "metric": ["l2", "psnr"] * 2,
+                            "protocol": "canonical", "mean": [0.01, 20.0, 0.02, 17.0], "std": 0.0, "count": 3,
+                            "frames": 3})
+    missing = pd.DataFrame({"dataset": "synthetic", "method": ["A", "B"], "metric": "lpips",
+                            "reason": "weights alexnet-owt-7be5be79.pth not found"})
+    text = tables.markdown(tables.TABLE1, summary, missing)
+    cells = _markdown_cells(text)
+    assert [row[5] for row in cells] == ["missing", "missing"]
+    assert "LPIPS: missing (weights alexnet-owt-7be5be79.pth not found) for synthetic/A, synthetic/B" in text
+    assert cells[0][2] == "**0.0100**" and cells[1][3] == "17.00" and cells[0][3] == "**20.00**"
+    tex = tables.latex(tables.TABLE1, summary, missing)
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"\textbf{0.0100}" in tex and "missing" in tex
+    assert r"\textit{synthetic}" in tex and "canonical" in tex
+    frame = tables.csv_frame(tables.TABLE1, summary, missing)
+    lpips = frame[frame["column"] == "lpips"]
+    assert lpips["measured"].isna().all() and lpips["missing"].str.contains("not found").all()
+
+
+def test_every_measured_number_names_its_protocol_in_paper_mode():
+    summary = pd.DataFrame({"dataset": "INSTA", "method": "Ours", "metric": ["l2", "psnr"], "protocol": "insta",
+                            "mean": [0.001, 30.0], "std": np.nan, "count": 5, "frames": 5})
+    text = tables.markdown(tables.TABLE1, summary, paper=True)
+    ours = next(row for row in _markdown_cells(text) if row[1] == "Ours" and row[2] != "–")
+    assert ours[-1] == "insta"
+    assert ours[2:5] == ["**0.0010**", "0.0008", "+0.0002"]
+    assert ours[5:8] == ["**30.00**", "34.05", "-4.05"]
+    # Rows the run did not measure show the reported number beside an empty measured cell.
+    nha = next(row for row in _markdown_cells(text) if row[1] == "NHA")
+    assert nha[2:5] == ["–", "0.0022", "–"] and nha[-1] == "–"
+    tex = tables.latex(tables.TABLE1, summary, paper=True)
+    assert r"\cmidrule(lr){2-4}" in tex and "measured & reported" in tex
+
+
+def test_other_metrics_get_their_own_table_with_registry_directions():
+    from metrics import registry
+
+    summary = pd.DataFrame({"dataset": "synthetic", "method": ["A", "B", "A", "B"], "metric": ["psnr", "psnr", "l1", "l1"],
+                            "protocol": "canonical", "mean": [20.0, 25.0, 0.05, 0.04], "std": 0.0, "count": 3,
+                            "frames": 3})
+    spec = tables.extra_table(summary)
+    assert spec is not None and spec.columns == (("l1", "l1"),)  # psnr is Table 1's
+    assert not registry.get("l1").higher_is_better
+    cells = _markdown_cells(tables.markdown(spec, summary))
+    assert [row[2] for row in cells] == ["0.05", "**0.04**"]
+    assert tables.extra_table(summary[summary["metric"] == "psnr"]) is None
+    assert "metrics.md" in tables.render_all(summary) and "metrics_paper.md" not in tables.render_all(summary, paper=True)
+
+
+def test_reference_pipeline_rows_take_the_papers_places_and_reported_numbers():
+    summary = pd.DataFrame({"dataset": "INSTA", "method": ["ConsistentAvatar w/o LCM", "ConsistentAvatar", "NHA"],
+                            "metric": "psnr", "protocol": "canonical", "mean": [30.0, 31.0, 25.0], "std": 0.0,
+                            "count": 5, "frames": 5})
+    rows = tables.build_rows(tables.TABLE1, summary, paper=True)
+    measured = [r.method for r in rows if r.measured]
+    assert measured == ["NHA", "ConsistentAvatar w/o LCM", "ConsistentAvatar"]
+    ours = next(r for r in rows if r.method == "ConsistentAvatar")
+    assert ours.reported["psnr"] == 34.05 and "Ours" not in [r.method for r in rows if r.dataset == "INSTA"]
+
+
+def test_the_stage1_proxy_sits_where_insta_does_without_taking_its_numbers():
+    summary = pd.DataFrame({"dataset": "INSTA", "method": ["ConsistentAvatar", "Synthetic: flicker", "INSTA (stage-1 proxy)"],
+                            "metric": "psnr", "protocol": "canonical", "mean": [31.0, 30.0, 25.0], "std": 0.0,
+                            "count": 5, "frames": 5})
+    rows = tables.build_rows(tables.TABLE1, summary, paper=True)
+    measured = [r.method for r in rows if r.measured]
+    assert measured == ["INSTA (stage-1 proxy)", "ConsistentAvatar", "Synthetic: flicker"]
+    proxy = next(r for r in rows if r.method == "INSTA (stage-1 proxy)")
+    assert proxy.reported == {}

@@ -1,0 +1,103 @@
+"""TOML run configs: parsing, round trip, errors that name the file; cabench run/tables/plots on bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.commands.run import parse_shard
+from benchmark.config import load_config, parse_config, to_toml
+from metrics.errors import CabenchError
+
+CONFIG = """
+[run]
+out = "results"
+protocol = "insta"
+metrics = ["l2", "psnr"]
+split = "test"
+align = ["intersect"]
+mask = true
+batch_size = 4
+
+[run.options]
+flow = "dis"
+
+[[datasets]]
+name = "INSTA"
+path = "data/insta"
+kind = "insta"
+sequences = ["bala", "wojtek"]
+
+[[methods]]
+name = "Ours"
+adapter = "consistentavatar"
+settings = { checkpoint = "ckpt/tiny", steps = 4 }
+
+[[methods]]
+name = "stage-1 proxy"
+frames = "{root}/stage1/rgb"
+"""
+
+
+def test_config_is_parsed_with_paths_relative_to_the_file_and_round_trips(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text(CONFIG)
+    config = load_config(path)
+    assert config.out == str(tmp_path / "results")
+    assert config.datasets[0].path == str(tmp_path / "data/insta") and config.datasets[0].sequences == ("bala", "wojtek")
+    assert config.methods[0].settings == {"checkpoint": "ckpt/tiny", "steps": 4}
+    assert config.methods[1].frames == "{root}/stage1/rgb"
+    assert (config.protocol, config.metrics, config.align, config.mask, config.batch_size) == (
+        "insta", ("l2", "psnr"), ("intersect",), True, 4)
+    assert config.options == {"flow": "dis"}
+    again = tmp_path / "again" / "config.toml"
+    again.parent.mkdir()
+    again.write_text(to_toml(config))
+    assert load_config(again) == config
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[run]\nout = 'x'\nbogus = 1\n[[datasets]]\npath='d'\n[[methods]]\nname='a'\nframes='f'\n", "unknown key.*bogus"),
+        ("[[datasets]]\npath='d'\n", "no \\[\\[methods\\]\\]"),
+        ("[[methods]]\nname='a'\nframes='f'\n", "no \\[\\[datasets\\]\\]"),
+        ("[[datasets]]\npath='d'\n[[methods]]\nname='a'\n", "exactly one of 'adapter' or 'frames'"),
+        ("[[datasets]]\npath='d'\n[[methods]]\nname='a'\nframes='f'\n[[methods]]\nname='a'\nframes='g'\n", "given twice: a"),
+        ("[[datasets]]\nname='x'\n[[methods]]\nname='a'\nframes='f'\n", "needs 'path'"),
+        ("[run]\nbatch_size = 0\n[[datasets]]\npath='d'\n[[methods]]\nname='a'\nframes='f'\n", "batch_size"),
+        ("[run\n", "not valid TOML"),
+    ],
+)
+def test_bad_configs_name_the_file_and_the_problem(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(CabenchError, match=message) as error:
+        load_config(path)
+    assert str(path) in str(error.value)
+
+
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "absent.toml")]) == 2
+    assert main(["tables", "--run", str(tmp_path)]) == 2
+    assert main(["plots", "--timing", str(tmp_path / "nothing.csv")]) == 2
+    assert main(["run", str(tmp_path / "absent.toml"), "--shard", "3/2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("cabench: error: ") for line in err)
+    assert "absent.toml: no such config file" in err[0] and "per_frame.csv" in err[1] and "nothing.csv" in err[2]
+
+
+def test_parse_shard():
+    assert parse_shard(None) is None and parse_shard("1/4") == (1, 4)
+    for bad in ("4/4", "x/2", "1", "-1/2"):
+        with pytest.raises(CabenchError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_metric_options_are_checked_against_the_metrics(tmp_path):
+    from benchmark.runner import Runner
+
+    config = parse_config({"run": {"metrics": ["l2"], "options": {"net": "vgg"}}, "datasets": [{"path": "d"}],
+                           "methods": [{"name": "a", "frames": "f"}]}, base=tmp_path)
+    with pytest.raises(CabenchError, match="net"):
+        Runner(config)
