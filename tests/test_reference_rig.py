@@ -63,17 +63,18 @@ def test_training_lowers_loss_and_resumes_identically(tmp_path):
     from reference.training import make_batch, step_generator
 
     batch = make_batch(data, np.arange(2), torch.zeros(4, 1), "cpu")
-    opt = torch.optim.Adam(a.parameters(), lr=1e-3)
+    a.train()  # batch statistics in BatchNorm, as in training
+    opt = torch.optim.Adam(a.parameters(), lr=2e-3)
     with torch.no_grad():
         before = rig_loss(a, rig_scheduler(), batch, step_generator(0, 0)).item()
-    for _ in range(6):
+    for _ in range(10):
         loss = rig_loss(a, rig_scheduler(), batch, step_generator(0, 0))
         loss.backward()
         opt.step()
         opt.zero_grad()
     with torch.no_grad():
         after = rig_loss(a, rig_scheduler(), batch, step_generator(0, 0)).item()
-    assert after < before
+    assert after < 0.95 * before, (before, after)
 
 
 def test_unknown_condition():
