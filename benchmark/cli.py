@@ -22,6 +22,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "benchmark.commands.demo",
     "benchmark.commands.tables",
     "benchmark.commands.plots",
+    "benchmark.commands.train",
+    "benchmark.commands.infer",
+    "benchmark.commands.time",
 )
 
 
