@@ -40,6 +40,11 @@ def test_demo_writes_every_output(demo_run):
     methods = [m.name for m in demo_methods()]
     assert list(dict.fromkeys(per_frame["method"])) == methods
     assert "INSTA (stage-1 proxy)" in methods and any(m.startswith("Synthetic: ") for m in methods)
+    # the reference pipeline's shipped tiny checkpoint renders its rows, each with its time per frame
+    reference_rows = {"ConsistentAvatar", "ConsistentAvatar w/o stage2", "ConsistentAvatar w/o LCM"}
+    assert reference_rows <= set(methods)
+    rendered = per_frame[per_frame["method"].isin(reference_rows)]
+    assert (rendered["time_s"] > 0).all()
     assert set(per_frame["sequence"]) == {"talk0", "talk1"}
     assert len(per_frame) == 2 * len(methods) * 3  # the test split is the last quarter of 12 frames
     assert (per_frame["l2"] > 0).all() and per_frame["psnr"].notna().all()
