@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.evaluate import evaluate
+from benchmark.evaluation import evaluate
 
 FRAMES, SIZE = 16, 512
 OFFLINE = ["l1", "l2", "psnr", "ssim", "flow_gap", "tof", "warp_error", "motion_inheritance",

@@ -210,7 +210,7 @@ class Runner:
     """Runs the pairs of a config; see the module docstring for storage, resume and sharding."""
 
     def __init__(self, config: RunConfig, force: bool = False, progress: bool = True, log: Callable[[str], None] = print):
-        from benchmark.evaluate import parse_metrics, split_options
+        from benchmark.evaluation import parse_metrics, split_options
 
         self.config = config
         self.out = Path(config.out)
@@ -273,7 +273,7 @@ class Runner:
 
     def _evaluate(self, pair: Pair, pred: FrameSource, ids: list[int], names: list[str], parts: dict[str, Part],
                   device: str) -> None:
-        from benchmark.evaluate import evaluate
+        from benchmark.evaluation import evaluate
 
         sequence = pair.sequence
         protocol = self.config.protocol
@@ -393,7 +393,7 @@ def _metric_columns(name: str) -> tuple[str, ...]:
 
 def summarize_run(per_frame: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and count per (dataset, method, metric column); NaN skipped and counted."""
-    from benchmark.evaluate import summarize
+    from benchmark.evaluation import summarize
 
     summary = summarize(per_frame, by=("dataset", "method"))
     if summary.empty:  # every metric was missing: keep the columns so tables can say so
@@ -483,7 +483,7 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
 
 def merge_run(config: RunConfig, pairs: Sequence[Pair] | None = None, plots: bool = True, report: bool = True) -> RunReport:
     """Merge the stored parts of ``config`` (every shard's) and write the outputs."""
-    from benchmark.evaluate import parse_metrics
+    from benchmark.evaluation import parse_metrics
 
     pairs = plan(config) if pairs is None else pairs
     per_frame, missing = merge(config, pairs, parse_metrics(config.metrics))

@@ -140,5 +140,6 @@ def create(name: str, device: str | torch.device = "cpu", protocol: Any = None, 
 
 
 def _ensure_loaded() -> None:
-    # The metric modules register themselves on import; importing the package loads them all.
-    import metrics  # noqa: F401
+    from metrics import load_metrics  # the metric modules register themselves on import
+
+    load_metrics()

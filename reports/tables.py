@@ -103,7 +103,7 @@ def build_rows(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | N
                paper: bool = False) -> list[Row]:
     """The table's rows, grouped and ordered as in the paper.
 
-    summary: long form with dataset, method, metric, protocol, mean (from :func:`benchmark.evaluate.summarize`).
+    summary: long form with dataset, method, metric, protocol, mean (from :func:`benchmark.evaluation.summarize`).
     missing: rows (dataset, method, metric, reason) for metrics that could not run.
     """
     columns = [c for c, _ in spec.columns]

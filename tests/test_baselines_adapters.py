@@ -71,7 +71,7 @@ def test_insta_reads_test_renders_by_index(seq):
     proxy = open_frames(seq.extras["stage1_rgb"]).read(test_ids)  # the overlay holds the proxy's test frames
     np.testing.assert_array_equal(source.read(test_ids).rgb, proxy.rgb)
     assert source.read(test_ids[:1]).rgb[0, 0, 0].tolist() == [255, 255, 255]
-    from benchmark.evaluate import evaluate
+    from benchmark.evaluation import evaluate
 
     scores = evaluate(source, seq.split_frames("test"), mask=seq.split_mask("test"), progress=False)
     assert scores["frame"].tolist() == test_ids and 15 < scores["psnr"].mean() < 40  # a blurry proxy, not a copy

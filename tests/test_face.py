@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.evaluate import evaluate
+from benchmark.evaluation import evaluate
 from metrics import registry
 from metrics.errors import InputError
 from metrics.face import (

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.evaluate import evaluate
+from benchmark.evaluation import evaluate
 from metrics import registry
 from metrics.image import lpips
 from metrics.temporal import end_point_error, landmark_weights, occlusion_mask, warp_error

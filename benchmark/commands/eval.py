@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from benchmark.evaluate import evaluate, parse_metrics, summarize
+    from benchmark.evaluation import evaluate, parse_metrics, summarize
     from benchmark.files import atomic_write_csv, atomic_write_text
     from metrics.errors import CabenchError, InputError
     from reports.summary import summary_latex, summary_markdown

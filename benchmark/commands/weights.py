@@ -11,8 +11,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import metrics  # noqa: F401  (importing the metrics registers their weight files)
+    from metrics import load_metrics
     from metrics.weights import search_dirs, weight_status
+
+    load_metrics()  # the metric modules register their weight files
 
     _load_optional_weight_tables()
     print("searched, in order: explicit paths given to a command, " + ", ".join(str(d) for d in search_dirs()))
