@@ -6,20 +6,11 @@ It is imported on first use, so that ``cabench --help`` and one-line errors do n
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from metrics.lazy import lazy_getattr
 
 _EXPORTS = {"evaluate": "benchmark.evaluation", "summarize": "benchmark.evaluation"}
 
 __all__ = ["evaluate", "summarize"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    try:
-        return importlib.import_module(f"{__name__}.{name}")  # a submodule, e.g. benchmark.demo
-    except ModuleNotFoundError as error:
-        if error.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

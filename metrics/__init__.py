@@ -8,9 +8,9 @@ first use, so that importing :mod:`metrics.errors` (as the CLI does) does not lo
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 from metrics.errors import CabenchError, InputError, WeightsMissingError
+from metrics.lazy import lazy_getattr
 
 METRIC_MODULES = ("metrics.frame", "metrics.temporal", "metrics.face")
 
@@ -32,12 +32,4 @@ def load_metrics() -> None:
         importlib.import_module(name)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    try:
-        return importlib.import_module(f"{__name__}.{name}")  # a submodule, e.g. metrics.image
-    except ModuleNotFoundError as error:
-        if error.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
