@@ -17,7 +17,8 @@ What it does, in order:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchmark.config import DatasetConfig, MethodConfig, RunConfig, to_toml
@@ -105,16 +106,23 @@ def demo_config(out: Path, data: Path, device: str = "cpu") -> RunConfig:
                      split="test")
 
 
-def _one_thread_unless_set() -> None:
+@contextmanager
+def _one_thread_unless_set() -> Iterator[None]:
     """One torch thread unless OMP_NUM_THREADS says otherwise: the demo's frames are small, so a
     second thread gains little on an idle 2-core machine, and on a busy one two spinning threads per
-    process made the demo several times slower (measured: 5m36s against 1m57s)."""
+    process made the demo several times slower (measured: 5m36s against 1m57s). The caller's
+    thread count is restored afterwards."""
     import os
 
-    if "OMP_NUM_THREADS" not in os.environ:
-        import torch
+    import torch
 
+    previous = torch.get_num_threads()
+    if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int = DEMO_SIZE,
@@ -128,15 +136,15 @@ def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int
         raise CabenchError(f"--frames must be at least 8 (the test split is the last quarter), got {frames}")
     if sequences < 1:
         raise CabenchError(f"--sequences must be at least 1, got {sequences}")
-    _one_thread_unless_set()
-    out = Path(out)
-    log(f"writing the synthetic dataset ({sequences} sequences x {frames} frames, {size}x{size}) to {out / 'data'}")
-    data = make_data(out / "data", sequences=sequences, frames=frames, size=size, seed=seed, progress=progress)
-    config = demo_config(out, data, device=device)
-    if not config.methods:
-        raise CabenchError("demo: no method can run offline in this installation (no baselines adapters found)")
-    atomic_write_text(out / "demo.toml", to_toml(config))
-    log(f"methods: {', '.join(m.name for m in config.methods)}")
-    log(f"metrics: {', '.join(config.metrics)}")
-    warm_up(config)
-    return run_config(config, force=force, progress=progress, shard=(0, 1), log=log)
+    with _one_thread_unless_set():
+        out = Path(out)
+        log(f"writing the synthetic dataset ({sequences} sequences x {frames} frames, {size}x{size}) to {out / 'data'}")
+        data = make_data(out / "data", sequences=sequences, frames=frames, size=size, seed=seed, progress=progress)
+        config = demo_config(out, data, device=device)
+        if not config.methods:
+            raise CabenchError("demo: no method can run offline in this installation (no baselines adapters found)")
+        atomic_write_text(out / "demo.toml", to_toml(config))
+        log(f"methods: {', '.join(m.name for m in config.methods)}")
+        log(f"metrics: {', '.join(config.metrics)}")
+        warm_up(config)
+        return run_config(config, force=force, progress=progress, shard=(0, 1), log=log)

@@ -81,3 +81,16 @@ def test_demo_rerun_reuses_every_stored_number(demo_run, capsys):
 def test_demo_rejects_bad_arguments(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--frames", "4"]) == 2
     assert "--frames" in capsys.readouterr().err
+
+
+def test_demo_restores_the_callers_torch_threads(demo_run, monkeypatch):
+    import torch
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(["demo", "--out", str(demo_run["out"]), *ARGS]) == 0  # everything reused: quick
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
