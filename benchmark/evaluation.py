@@ -129,7 +129,7 @@ def evaluate(
             _check_frames(pred_frames.rgb, pred_source.name, ids)
             mask_array = mask_source.read(ids).alpha if mask_source is not None else None
             landmarks = None if landmark_rows is None else landmark_rows[_positions(gt_source, ids)]
-            prepared = protocol_obj.prepare(pred_frames.rgb, gt_frames.rgb, mask_array, landmarks, torch_device)
+            prepared = protocol_obj.prepare(pred_frames, gt_frames, mask_array, landmarks, torch_device)
             batch = registry.Batch(ids, prepared.pred, prepared.gt, prepared.mask,
                                    {} if landmarks is None else {"landmarks": landmarks})
             rows: dict[str, Any] = {"frame": ids, "protocol": protocol_obj.id}

@@ -16,28 +16,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from metrics.errors import InputError
+from metrics.frames import Frames
+
+__all__ = ["Frames", "FrameSource"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 _NUMBER = re.compile(r"(\d+)")
-
-
-@dataclass
-class Frames:
-    """A batch of frames: ids, RGB uint8 (n,H,W,3) and the matte float32 (n,H,W) or None."""
-
-    ids: list[int]
-    rgb: np.ndarray
-    alpha: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.ids)
 
 
 class FrameSource:

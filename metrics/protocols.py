@@ -7,10 +7,12 @@ reproduce a published evaluation script, quirks included, so that published numb
 cross-checked. Each class docstring says what it reproduces.
 
 A protocol does two things:
-- ``prepare`` turns aligned uint8 frames (and an optional mask, and the ground truth's 68
-  landmarks where the protocol needs them) into float tensors in [0,1] on the device: the
-  resolution, the mask and any morphological step of the original script happen here. Temporal
-  and face metrics see the same prepared frames.
+- preparation turns aligned frames (and an optional mask, and the ground truth's 68 landmarks
+  where the protocol needs them) into float tensors in [0,1] on the device: the resolution, the
+  mask and any morphological step of the original script happen here. It is split in two halves:
+  ``prepare_gt`` depends on the ground truth alone (so work derived from it can be done once per
+  sequence and shared by every method), ``prepare_pred`` prepares a method's frames to match it.
+  ``prepare`` runs both. Temporal and face metrics see the same prepared frames.
 - ``frame_metric`` computes ``l1``, ``l2``, ``psnr``, ``ssim`` or ``lpips`` per frame with the
   original's formula. A metric the original does not compute is listed in ``unsupported``, with the
   reason, and is reported as missing rather than computed some other way.
@@ -25,8 +27,17 @@ import torch
 
 from metrics import image
 from metrics.errors import CabenchError, InputError
+from metrics.frames import Frames
 
 FRAME_METRICS = ("l1", "l2", "psnr", "ssim", "lpips")
+
+
+@dataclass
+class PreparedTruth:
+    """The ground truth's half of a prepared batch: frames (N,3,H,W) and mask (N,1,H,W) or None."""
+
+    gt: torch.Tensor
+    mask: torch.Tensor | None
 
 
 @dataclass
@@ -40,6 +51,11 @@ def _to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
     # (N,H,W,3) memory seen as (N,3,H,W) is channels-last, the layout the SSIM convolution wants
     tensor = torch.from_numpy(np.ascontiguousarray(rgb)).to(device)
     return (tensor.permute(0, 3, 1, 2).float() / 255.0).contiguous(memory_format=torch.channels_last)
+
+
+def _rgb(frames: Frames | np.ndarray) -> np.ndarray:
+    """The composited uint8 RGB (N,H,W,3) of a batch given as :class:`Frames` or as an array."""
+    return frames.rgb if isinstance(frames, Frames) else frames
 
 
 def _resize_uint8(frames: np.ndarray, size: int) -> np.ndarray:
@@ -80,13 +96,23 @@ class Protocol:
     def description(self) -> str:
         return (self.__doc__ or "").strip().splitlines()[0]
 
-    def prepare(self, pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None,
+    def prepare(self, pred: Frames | np.ndarray, gt: Frames | np.ndarray, mask: np.ndarray | None = None,
                 landmarks: np.ndarray | None = None, device: torch.device | str = "cpu") -> Prepared:
-        """uint8 (N,H,W,3) pred and gt, mask (N,H,W) in [0,1] -> tensors for the metrics."""
-        device = torch.device(device)
+        """Both halves: uint8 (N,H,W,3) pred and gt (or their :class:`Frames`), mask (N,H,W) in [0,1]."""
+        truth = self.prepare_gt(gt, mask, landmarks, device)
+        return Prepared(self.prepare_pred(pred, truth, device), truth.gt, truth.mask)
+
+    def prepare_gt(self, gt: Frames | np.ndarray, mask: np.ndarray | None = None, landmarks: np.ndarray | None = None,
+                   device: torch.device | str = "cpu") -> PreparedTruth:
+        """The ground truth's half; depends on the ground truth (its mask, its landmarks) alone."""
         if mask is not None and not self.accepts_mask:
             raise CabenchError(f"protocol {self.id!r} evaluates the full frame as the original script does; drop --mask")
-        return Prepared(_to_tensor(pred, device), _to_tensor(gt, device), _mask_tensor(mask, device))
+        device = torch.device(device)
+        return PreparedTruth(_to_tensor(_rgb(gt), device), _mask_tensor(mask, device))
+
+    def prepare_pred(self, pred: Frames | np.ndarray, truth: PreparedTruth, device: torch.device | str = "cpu") -> torch.Tensor:
+        """A method's frames prepared to be compared with ``truth``."""
+        return _to_tensor(_rgb(pred), torch.device(device))
 
     def frame_metric(self, name: str, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None,
                      **options) -> torch.Tensor:
@@ -122,10 +148,11 @@ class IMavatarProtocol(Protocol):
     resolution: int | None = 256
     needs_landmarks: bool = True
 
-    def prepare(self, pred, gt, mask=None, landmarks=None, device="cpu") -> Prepared:
+    def prepare_gt(self, gt, mask=None, landmarks=None, device="cpu") -> PreparedTruth:
         import cv2
 
         device = torch.device(device)
+        gt = _rgb(gt)
         height, width = gt.shape[1:3]
         size = self.resolution
         if landmarks is not None:
@@ -146,8 +173,10 @@ class IMavatarProtocol(Protocol):
             raise InputError(
                 "protocol 'imavatar' needs the ground truth's 68 landmarks (a dataset with keypoints) or --mask for the face hull"
             )
-        return Prepared(_to_tensor(_resize_uint8(pred, size), device), _to_tensor(_resize_uint8(gt, size), device),
-                        _mask_tensor(mask, device))
+        return PreparedTruth(_to_tensor(_resize_uint8(gt, size), device), _mask_tensor(mask, device))
+
+    def prepare_pred(self, pred, truth, device="cpu") -> torch.Tensor:
+        return _to_tensor(_resize_uint8(_rgb(pred), self.resolution), torch.device(device))
 
     def frame_metric(self, name, pred, gt, mask, **options):
         if name in ("l1", "l2"):
@@ -176,15 +205,17 @@ class PointAvatarProtocol(Protocol):
     resolution: int | None = 512
     accepts_mask: bool = False
 
-    def prepare(self, pred, gt, mask=None, landmarks=None, device="cpu") -> Prepared:
-        import cv2
-
+    def prepare_gt(self, gt, mask=None, landmarks=None, device="cpu") -> PreparedTruth:
         if mask is not None:
             raise CabenchError("protocol 'pointavatar' evaluates the full frame as PointAvatar's default pass does; drop --mask")
+        return PreparedTruth(_to_tensor(_resize_uint8(_rgb(gt), self.resolution), torch.device(device)), None)
+
+    def prepare_pred(self, pred, truth, device="cpu") -> torch.Tensor:
+        import cv2
+
         kernel = np.ones((3, 3), np.uint8)
-        opened = np.stack([cv2.dilate(cv2.erode(f, kernel), kernel) for f in _resize_uint8(pred, self.resolution)])
-        device = torch.device(device)
-        return Prepared(_to_tensor(opened, device), _to_tensor(_resize_uint8(gt, self.resolution), device), None)
+        opened = np.stack([cv2.dilate(cv2.erode(f, kernel), kernel) for f in _resize_uint8(_rgb(pred), self.resolution)])
+        return _to_tensor(opened, torch.device(device))
 
     def frame_metric(self, name, pred, gt, mask, **options):
         if name == "psnr":
