@@ -4,6 +4,6 @@
 (``[[methods]] name = ..., adapter = ..., <settings>``); ``list_adapters()`` names them all.
 """
 
-from baselines.base import Adapter, create_adapter, list_adapters, register_adapter
+from baselines.base import Adapter, MethodOutput, create_adapter, list_adapters, register_adapter
 
-__all__ = ["Adapter", "create_adapter", "list_adapters", "register_adapter"]
+__all__ = ["Adapter", "MethodOutput", "create_adapter", "list_adapters", "register_adapter"]

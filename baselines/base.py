@@ -1,11 +1,13 @@
 """The adapter interface and its registry.
 
 An adapter has a ``name`` (the row it fills in a results table, the paper's row name by default)
-and ``outputs(sequence)``, which returns a :class:`FrameSource` whose frame ids are the ground
-truth's ids of the evaluated split (``split``, default ``"test"``), either by running the method
-or by reading outputs it stored. Anything the adapter had to decide to line frames up (a
-resize, a frame-rate mapping, a frame-count policy) is written into ``adapter.record`` so the
-runner can store it beside the numbers.
+and ``outputs(sequence)``, which returns a :class:`MethodOutput`: a :class:`FrameSource` whose
+frame ids are the ground truth's ids of the evaluated split (``split``, default ``"test"``),
+either rendered by the method or read from outputs it stored; what the adapter had to decide to
+line the frames up (a resize, a frame-rate mapping, a frame-count policy: ``alignment``), stored
+beside the numbers; and, when it rendered them, the rendering time per frame it measured.
+``load()`` does the work that must not be timed (loading models, checking programs); the runner
+calls it before ``outputs``.
 
 Settings come from a TOML table, so every setting is a keyword of the adapter's ``__init__``;
 :func:`create_adapter` rejects unknown settings by name. Path settings may hold the placeholders
@@ -15,6 +17,7 @@ Settings come from a TOML table, so every setting is a keyword of the adapter's 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,6 +26,22 @@ from benchmark.io import FrameSource
 from metrics.errors import CabenchError
 
 _REGISTRY: dict[str, type[Adapter]] = {}
+
+
+@dataclass
+class MethodOutput:
+    """What an adapter gives back for one sequence.
+
+    frames: the method's frames, identified by the ground truth's frame ids.
+    alignment: what was done to line them up with the ground truth, and where they came from
+        (JSON-serialisable; stored beside the numbers).
+    seconds_per_frame: wall time of rendering per frame, measured by the adapter with its models
+        already loaded; None for frames the method stored earlier (no runtime to report).
+    """
+
+    frames: FrameSource
+    alignment: dict[str, Any] = field(default_factory=dict)
+    seconds_per_frame: float | None = None
 
 
 class Adapter:
@@ -34,9 +53,11 @@ class Adapter:
     def __init__(self, name: str | None = None, split: str = "test"):
         self.name = name or self.row
         self.split = split
-        self.record: dict[str, Any] = {}
 
-    def outputs(self, sequence: Sequence) -> FrameSource:
+    def load(self) -> None:
+        """Load what rendering needs (models, programs) so that timing excludes it; default: nothing."""
+
+    def outputs(self, sequence: Sequence) -> MethodOutput:
         raise NotImplementedError
 
     def frame_ids(self, sequence: Sequence) -> list[int]:

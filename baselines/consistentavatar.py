@@ -15,14 +15,15 @@ Ablations (each a row of the paper's tables): ``wo_stage2``, ``wo_lcm``, ``wo_no
 from __future__ import annotations
 
 import importlib
+import time
 
 import numpy as np
 
-from baselines.base import Adapter, register_adapter
+from baselines.base import Adapter, MethodOutput, register_adapter
 from baselines.folders import FolderAdapter
 from baselines.insta import INSTA
 from benchmark.datasets.base import Sequence
-from benchmark.io import ArrayFrames, FrameSource
+from benchmark.io import ArrayFrames
 from metrics.errors import CabenchError
 
 ABLATION_ROWS = {
@@ -55,15 +56,14 @@ class ConsistentAvatar(Adapter):
         self.batch_size, self.emotion, self.progress = int(batch_size), emotion, bool(progress)
         self.stage1_source = INSTA(rgb_path=stage1_rgb, normal_path=stage1_normal)
 
-    def outputs(self, sequence: Sequence) -> FrameSource:
+    def outputs(self, sequence: Sequence) -> MethodOutput:
         if self.outputs_path is not None:
             folder = FolderAdapter(self.outputs_path, pattern=self.pattern, name=self.name, split=self.split)
-            source = folder.outputs(sequence)
-            self.record = {**folder.record, "rendered": False, "ablation": self.ablation}
-            return source
+            stored = folder.outputs(sequence)
+            return MethodOutput(stored.frames, {**stored.alignment, "rendered": False, "ablation": self.ablation})
         return self.render(sequence)
 
-    def render(self, sequence: Sequence) -> FrameSource:
+    def render(self, sequence: Sequence) -> MethodOutput:
         try:
             reference = importlib.import_module("reference")
             render_sequence = reference.render_sequence
@@ -76,13 +76,16 @@ class ConsistentAvatar(Adapter):
         normal = normal_source.read(ids).rgb
         pose = sequence.annotation("pose", ids).astype(np.float32)
         expression = sequence.annotation("expression", ids).astype(np.float32)
+        start = time.perf_counter()
         out = render_sequence(self.checkpoint, rgb, normal, pose, expression, emotion=self.emotion,
                               ablation=self.ablation, scheduler=self.scheduler, steps=self.steps, seed=self.seed,
                               device=self.device, batch_size=self.batch_size, progress=self.progress)
+        elapsed = time.perf_counter() - start
         out = np.asarray(out)
         if out.dtype != np.uint8 or out.shape[0] != len(ids) or out.ndim != 4 or out.shape[-1] != 3:
             raise CabenchError(f"reference.render_sequence returned {out.dtype} {out.shape}, expected uint8 "
                                f"({len(ids)}, H, W, 3) for {sequence.name}")
-        self.record = {"rendered": True, "checkpoint": str(self.checkpoint), "ablation": self.ablation,
-                       "scheduler": self.scheduler, "steps": self.steps, "seed": self.seed}
-        return ArrayFrames(out, frame_ids=ids, name=f"{self.name}:{sequence.name}", fps=sequence.fps)
+        alignment = {"rendered": True, "checkpoint": str(self.checkpoint), "ablation": self.ablation,
+                     "scheduler": self.scheduler, "steps": self.steps, "seed": self.seed}
+        frames = ArrayFrames(out, frame_ids=ids, name=f"{self.name}:{sequence.name}", fps=sequence.fps)
+        return MethodOutput(frames, alignment, seconds_per_frame=elapsed / len(ids))

@@ -22,7 +22,7 @@ from collections.abc import Sequence as Ids
 
 import numpy as np
 
-from baselines.base import Adapter, register_adapter
+from baselines.base import Adapter, MethodOutput, register_adapter
 from benchmark.datasets.base import Sequence
 from benchmark.io import Frames, FrameSource
 from metrics.errors import CabenchError
@@ -117,6 +117,7 @@ class Degraded(Adapter):
         self.strength = DEFAULT_STRENGTH[degradation] if strength is None else float(strength)
         self.seed = int(seed)
 
-    def outputs(self, sequence: Sequence) -> FrameSource:
-        self.record = {"synthetic": True, "degradation": self.degradation, "strength": self.strength, "seed": self.seed}
-        return DegradedFrames(sequence, self.frame_ids(sequence), self.degradation, self.strength, self.seed)
+    def outputs(self, sequence: Sequence) -> MethodOutput:
+        frames = DegradedFrames(sequence, self.frame_ids(sequence), self.degradation, self.strength, self.seed)
+        return MethodOutput(frames, {"synthetic": True, "degradation": self.degradation, "strength": self.strength,
+                                     "seed": self.seed})

@@ -25,12 +25,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from baselines.base import Adapter, fill_path, register_adapter
+from baselines.base import Adapter, MethodOutput, fill_path, register_adapter
 from baselines.external import run_program
 from baselines.outputs import check_resize_policy, match_size, numbered_files
 from benchmark.datasets.base import Sequence
 from benchmark.datasets.frames import FileFrames
-from benchmark.io import FrameSource, write_frames
+from benchmark.io import write_frames
 from metrics.errors import CabenchError
 
 MODES = ("pose", "exp", "light", "latent", "exp_pose")
@@ -92,7 +92,7 @@ class DiffusionRig(Adapter):
             produced.replace(collected / f"{position}_{self.mode}.png")
         return collected
 
-    def outputs(self, sequence: Sequence) -> FrameSource:
+    def outputs(self, sequence: Sequence) -> MethodOutput:
         ids = self.frame_ids(sequence)
         what = f"DiffusionRig ({sequence.name})"
         if self.repo is not None:
@@ -103,5 +103,5 @@ class DiffusionRig(Adapter):
         keys = list(range(len(ids))) if index == "test_index" else ids
         files = numbered_files(folder, f"{{index}}_{self.mode}.png", keys, "index", what)
         source = FileFrames(dict(zip(ids, files)), name=f"{self.name}:{folder}", fps=sequence.fps)
-        self.record = {"source": str(folder), "mode": self.mode, "index": index, "ran": self.repo is not None}
-        return match_size(source, sequence.frames.size, self.resize, what, self.record)
+        alignment = {"source": str(folder), "mode": self.mode, "index": index, "ran": self.repo is not None}
+        return MethodOutput(match_size(source, sequence.frames.size, self.resize, what, alignment), alignment)

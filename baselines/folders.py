@@ -16,11 +16,10 @@ Every frame of the split must be present; extra files that match the pattern are
 
 from __future__ import annotations
 
-from baselines.base import Adapter, fill_path, register_adapter
+from baselines.base import Adapter, MethodOutput, fill_path, register_adapter
 from baselines.outputs import numbered_files
 from benchmark.datasets.base import Sequence
 from benchmark.datasets.frames import FileFrames, RemappedFrames
-from benchmark.io import FrameSource
 
 
 class FolderAdapter(Adapter):
@@ -35,16 +34,16 @@ class FolderAdapter(Adapter):
         self.pattern = pattern or self.default_pattern
         self.id_offset = int(id_offset)
 
-    def outputs(self, sequence: Sequence) -> FrameSource:
+    def outputs(self, sequence: Sequence) -> MethodOutput:
         ids = self.frame_ids(sequence)
         folder = fill_path(self.path, sequence, "path")
         numbers = [i + self.id_offset for i in ids]
         files = numbered_files(folder, self.pattern, numbers, "id", f"{self.name} ({sequence.name})")
-        self.record = {"source": str(folder), "pattern": self.pattern, "id_offset": self.id_offset}
+        alignment = {"source": str(folder), "pattern": self.pattern, "id_offset": self.id_offset}
         source = FileFrames(dict(zip(numbers, files)), name=f"{self.name}:{folder}")
-        if self.id_offset == 0:
-            return source
-        return RemappedFrames(source, dict(zip(ids, numbers)), name=source.name)
+        if self.id_offset != 0:
+            source = RemappedFrames(source, dict(zip(ids, numbers)), name=source.name)
+        return MethodOutput(source, alignment)
 
 
 @register_adapter

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from baselines.base import Adapter, fill_path, register_adapter
+from baselines.base import Adapter, MethodOutput, fill_path, register_adapter
 from baselines.external import run_program
 from baselines.outputs import numbered_files
 from benchmark.datasets.base import Sequence
@@ -62,7 +62,7 @@ class INSTA(Adapter):
             raise CabenchError(f"adapter 'insta': bad placeholder in command ({error})") from None
         run_program(argv, what=f"INSTA ({sequence.name})", timeout=self.timeout, cwd=root if root.is_dir() else None)
 
-    def outputs(self, sequence: Sequence) -> FrameSource:
+    def outputs(self, sequence: Sequence) -> MethodOutput:
         if sequence.split_ids(self.split) != sequence.split_ids("test"):
             raise CabenchError(f"adapter 'insta': INSTA renders the test split only, not {self.split!r}")
         ids = self.frame_ids(sequence)
@@ -70,9 +70,9 @@ class INSTA(Adapter):
             self.run(sequence)
         folder = self.overlay_folder(sequence)
         files = numbered_files(folder, "{index:05d}.png", range(len(ids)), "index", f"INSTA renders ({sequence.name})")
-        self.record = {"source": str(folder), "index": "test-split index -> frame id", "background": "white",
-                       "ran": bool(self.command)}
-        return FileFrames(dict(zip(ids, files)), name=f"{self.name}:{folder}", fps=sequence.fps)
+        alignment = {"source": str(folder), "index": "test-split index -> frame id", "background": "white",
+                     "ran": bool(self.command)}
+        return MethodOutput(FileFrames(dict(zip(ids, files)), name=f"{self.name}:{folder}", fps=sequence.fps), alignment)
 
     def stage1(self, sequence: Sequence, ids: list[int] | None = None) -> tuple[FrameSource, FrameSource]:
         """INSTA's RGB and normal renders, by frame id: the reference pipeline's stage-1 input."""

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from baselines.base import Adapter, fill_path, register_adapter
+from baselines.base import Adapter, MethodOutput, fill_path, register_adapter
 from baselines.external import run_program
 from baselines.outputs import check_resize_policy, match_size
 from benchmark.datasets.base import Sequence
 from benchmark.datasets.frames import RemappedFrames
-from benchmark.io import FrameSource, VideoFile
+from benchmark.io import VideoFile
 from metrics.errors import CabenchError, InputError
 
 SADTALKER_FPS = 25.0
@@ -134,7 +134,7 @@ class SadTalker(Adapter):
             raise CabenchError(f"{results}: SadTalker finished but wrote no mp4")
         return videos[-1]
 
-    def outputs(self, sequence: Sequence) -> FrameSource:
+    def outputs(self, sequence: Sequence) -> MethodOutput:
         ids = self.frame_ids(sequence)
         fps_gt = self._fps(sequence)
         path = self.run(sequence, ids) if self.repo is not None else fill_path(self.video, sequence, "video")
@@ -144,7 +144,7 @@ class SadTalker(Adapter):
         fps_video = video.fps or SADTALKER_FPS
         what = f"SadTalker {path}"
         wanted = map_frames(len(ids), fps_gt, len(video), fps_video, self.frame_count, self.max_pad, what)
-        self.record = {"source": str(path), "fps": f"{fps_video:g} -> {fps_gt:g} (nearest frame)",
-                       "frame_count": self.frame_count, "video_frames": len(video), "ran": self.repo is not None}
+        alignment = {"source": str(path), "fps": f"{fps_video:g} -> {fps_gt:g} (nearest frame)",
+                     "frame_count": self.frame_count, "video_frames": len(video), "ran": self.repo is not None}
         mapped = RemappedFrames(video, dict(zip(ids, wanted)), name=f"{self.name}:{path}", fps=fps_gt)
-        return match_size(mapped, sequence.frames.size, self.resize, what, self.record)
+        return MethodOutput(match_size(mapped, sequence.frames.size, self.resize, what, alignment), alignment)

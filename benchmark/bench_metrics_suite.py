@@ -38,8 +38,8 @@ def run_suite(pred, gt, names):
 def test_bench_offline_suite(benchmark, videos):
     benchmark.group = f"metric suite {FRAMES} frames {SIZE}x{SIZE} CPU"
     result = benchmark.pedantic(run_suite, args=(*videos, OFFLINE), rounds=2, iterations=1)
-    assert not result.attrs["missing"]
-    assert np.isfinite(result["csim"]).all() and np.isfinite(result["tof"].iloc[1:]).all()
+    assert not result.missing
+    assert np.isfinite(result.frames["csim"]).all() and np.isfinite(result.frames["tof"].iloc[1:]).all()
 
 
 def test_bench_offline_suite_with_lpips(benchmark, videos, tmp_path, monkeypatch):
@@ -51,4 +51,4 @@ def test_bench_offline_suite_with_lpips(benchmark, videos, tmp_path, monkeypatch
     benchmark.group = f"metric suite {FRAMES} frames {SIZE}x{SIZE} CPU"
     names = [*OFFLINE, "lpips", "tlp"]
     result = benchmark.pedantic(run_suite, args=(*videos, names), rounds=2, iterations=1)
-    assert not result.attrs["missing"]
+    assert not result.missing

@@ -1,14 +1,15 @@
 """`benchmark.evaluate`: per-frame metrics of one prediction against its ground truth.
 
-The result is a pandas DataFrame with one row per frame: ``frame``, ``protocol``, then one column
-per metric column. Metrics that cannot run (missing weights or packages, or not defined by the
-protocol) are not computed; their reasons are in ``df.attrs["missing"]`` ({metric: reason}), so a
-caller can report them as missing instead of as numbers.
+The result is an :class:`Evaluation`: the per-frame table (one row per frame: ``frame``,
+``protocol``, then one column per metric column), the metrics that could not run (missing weights
+or packages, or not defined by the protocol) with their reasons, so a caller reports them as
+missing instead of as numbers, the protocol and the alignment policy used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,22 @@ from benchmark.io import FrameSource, open_frames, open_masks
 from metrics import registry
 from metrics.errors import CabenchError, InputError
 from metrics.protocols import get_protocol
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` found.
+
+    frames: per-frame table, columns ``frame``, ``protocol`` and one per metric column.
+    missing: {metric: why it could not run}; those metrics have no column.
+    protocol: the protocol id every number was computed with.
+    align: the alignment policies applied (``intersect``, ``resize``), empty when none was needed.
+    """
+
+    frames: pd.DataFrame
+    missing: dict[str, str] = field(default_factory=dict)
+    protocol: str = "canonical"
+    align: list[str] = field(default_factory=list)
 
 
 def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
@@ -66,7 +83,7 @@ def evaluate(
     annotations: dict[str, np.ndarray] | None = None,
     on_rows: Callable[[pd.DataFrame], None] | None = None,
     **options: Any,
-) -> pd.DataFrame:
+) -> Evaluation:
     """Evaluate ``pred`` against ``gt`` frame by frame.
 
     Args:
@@ -144,10 +161,7 @@ def evaluate(
     finally:
         bar.close()
     frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=["frame", "protocol", *columns])
-    frame.attrs["missing"] = missing
-    frame.attrs["protocol"] = protocol_obj.id
-    frame.attrs["align"] = sorted(pair.policy)
-    return frame
+    return Evaluation(frame, missing, protocol_obj.id, sorted(pair.policy))
 
 
 def _positions(source: FrameSource, ids: Sequence[int]) -> list[int]:

@@ -15,9 +15,8 @@ The (sequence, method) pairs are independent, so when launched as n processes
 (``accelerate launch --multi_gpu`` on GPUs, ``torchrun`` for CPU processes) accelerate's process
 state splits them (process i takes pairs i, i+n, ...), each writes its own parts, the processes
 wait for each other, and the main process merges all parts into ``per_frame.csv``, ``summary.csv``, ``missing.csv``, the tables, plots and
-``report.html``. Runtime (``time_s``) is recorded when an adapter rendered the frames (``record["rendered"]``):
-the wall time of ``adapter.outputs(sequence)`` divided by the frames it returned (or the
-adapter's own ``record["seconds_per_frame"]``); stored outputs have no runtime.
+``report.html``. Runtime (``time_s``) is the rendering time per frame that an adapter measured
+(``MethodOutput.seconds_per_frame``, after ``adapter.load()``); stored outputs have no runtime.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +121,7 @@ def evaluated_ids(sequence: Any, split: str) -> list[int]:
 
 def method_frames(pair: Pair, split: str = "test") -> tuple[FrameSource, float | None, dict[str, Any]]:
     """The method's frames for the pair's sequence, its seconds per frame when it rendered them, and
-    what the adapter recorded about how it lined the frames up (``adapter.record``).
+    what the adapter did to line the frames up (``MethodOutput.alignment``).
 
     Adapters (``baselines.create_adapter(adapter, **settings).outputs(sequence)``) get the run's
     split and the method's name unless the settings give them; a frame folder gets nothing.
@@ -144,14 +142,9 @@ def method_frames(pair: Pair, split: str = "test") -> tuple[FrameSource, float |
     settings.setdefault("split", split)
     settings.setdefault("name", method.name)
     adapter = baselines.create_adapter(method.adapter, **settings)
-    start = time.perf_counter()
-    source = adapter.outputs(sequence)
-    elapsed = time.perf_counter() - start
-    record = dict(getattr(adapter, "record", {}) or {})
-    seconds = record.get("seconds_per_frame")
-    if seconds is None and record.get("rendered") and len(source.frame_ids):
-        seconds = elapsed / len(source.frame_ids)
-    return source, seconds, record
+    adapter.load()
+    output = adapter.outputs(sequence)
+    return output.frames, output.seconds_per_frame, dict(output.alignment)
 
 
 def _fingerprint(config: RunConfig, pair: Pair, metric: str, options: dict[str, Any], ids: list[int]) -> str:
@@ -295,7 +288,7 @@ class Runner:
             result = evaluate(SubsetFrames(pred, ids), gt, metrics=names, protocol=protocol, mask=mask, device=device,
                               batch_size=self.config.batch_size, align=self.config.align or None,
                               progress=self.progress, annotations=annotations, on_rows=store, **options)
-            missing, protocol = result.attrs["missing"], result.attrs["protocol"]
+            missing, protocol = result.missing, result.protocol
         else:
             missing = {}
         for name in names:

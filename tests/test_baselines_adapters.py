@@ -50,10 +50,11 @@ def test_folder_adapter_maps_one_based_names_to_frame_ids(seq, tmp_path):
     gt = seq.frames.read(test_ids)
     write_frames(tmp_path / seq.name / "rgb", gt.rgb, ids=[i + 1 for i in test_ids], digits=1)
     adapter = baselines.create_adapter("imavatar", path=str(tmp_path / "{sequence}" / "rgb"), id_offset=1)
-    source = adapter.outputs(seq)
+    source_output = adapter.outputs(seq)
+    source = source_output.frames
     assert source.frame_ids == test_ids
     np.testing.assert_array_equal(source.read(test_ids).rgb, gt.rgb)
-    assert adapter.record["id_offset"] == 1
+    assert source_output.alignment["id_offset"] == 1
 
     (tmp_path / seq.name / "rgb" / f"{test_ids[-1] + 2}.png").write_bytes((tmp_path / seq.name / "rgb" / f"{test_ids[0] + 1}.png").read_bytes())
     with pytest.raises(InputError, match="5 files match"):
@@ -65,7 +66,8 @@ def test_folder_adapter_maps_one_based_names_to_frame_ids(seq, tmp_path):
 
 def test_insta_reads_test_renders_by_index(seq):
     adapter = baselines.create_adapter("insta")
-    source = adapter.outputs(seq)
+    source_output = adapter.outputs(seq)
+    source = source_output.frames
     test_ids = seq.splits["test"]
     assert source.frame_ids == test_ids
     proxy = open_frames(seq.extras["stage1_rgb"]).read(test_ids)  # the overlay holds the proxy's test frames
@@ -73,7 +75,7 @@ def test_insta_reads_test_renders_by_index(seq):
     assert source.read(test_ids[:1]).rgb[0, 0, 0].tolist() == [255, 255, 255]
     from benchmark.evaluation import evaluate
 
-    scores = evaluate(source, seq.split_frames("test"), mask=seq.split_mask("test"), progress=False)
+    scores = evaluate(source, seq.split_frames("test"), mask=seq.split_mask("test"), progress=False).frames
     assert scores["frame"].tolist() == test_ids and 15 < scores["psnr"].mean() < 40  # a blurry proxy, not a copy
     rgb, normal = adapter.stage1(seq)
     assert rgb.frame_ids == seq.frame_ids and normal.frame_ids == seq.frame_ids
@@ -109,7 +111,8 @@ def test_consistentavatar_renders_through_the_reference_contract(seq, monkeypatc
     _fake_reference(monkeypatch, calls)
     adapter = baselines.create_adapter("consistentavatar", checkpoint="ckpt", ablation="wo_normal", steps=2)
     test_ids = seq.splits["test"]
-    out = adapter.outputs(seq)
+    out_output = adapter.outputs(seq)
+    out = out_output.frames
     call = calls[0]
     proxy = open_frames(seq.extras["stage1_rgb"]).read(test_ids).rgb
     np.testing.assert_array_equal(call["rgb"], proxy)
@@ -118,7 +121,7 @@ def test_consistentavatar_renders_through_the_reference_contract(seq, monkeypatc
     assert (call["ablation"], call["steps"], call["checkpoint"]) == ("wo_normal", 2, "ckpt")
     assert out.frame_ids == test_ids
     np.testing.assert_array_equal(out.read(test_ids).rgb, 255 - proxy)
-    assert adapter.name == "ConsistentAvatar w/o normal" and adapter.record["rendered"]
+    assert adapter.name == "ConsistentAvatar w/o normal" and out_output.alignment["rendered"]
 
 
 def test_consistentavatar_errors(seq, monkeypatch):
@@ -135,15 +138,17 @@ def test_consistentavatar_errors(seq, monkeypatch):
 def test_consistentavatar_reads_stored_outputs(seq, tmp_path):
     ids = seq.splits["test"]
     write_frames(tmp_path / "renders", seq.frames.read(ids).rgb, ids=ids)
-    out = baselines.create_adapter("consistentavatar", outputs=str(tmp_path / "renders")).outputs(seq)
+    out_output = baselines.create_adapter("consistentavatar", outputs=str(tmp_path / "renders")).outputs(seq)
+    out = out_output.frames
     np.testing.assert_array_equal(out.read(ids).rgb, seq.frames.read(ids).rgb)
 
 
 def _degraded(seq, kind, **settings):
     adapter = baselines.create_adapter("degraded", degradation=kind, **settings)
-    assert adapter.name.startswith("Synthetic: ") and adapter.record == {}
-    source = adapter.outputs(seq)
-    assert adapter.record["synthetic"] is True and source.frame_ids == seq.splits["test"]
+    assert adapter.name.startswith("Synthetic: ")
+    source_output = adapter.outputs(seq)
+    source = source_output.frames
+    assert source_output.alignment["synthetic"] is True and source.frame_ids == seq.splits["test"]
     return source.read(source.frame_ids)
 
 
@@ -191,7 +196,8 @@ def test_expression_lag_on_real_data_lags_whole_frames(seq):
 
     real = replace(seq, kind="insta")
     adapter = baselines.create_adapter("degraded", degradation="expression_lag", strength=2)
-    out = adapter.outputs(real)
+    out_output = adapter.outputs(real)
+    out = out_output.frames
     ids = seq.splits["test"]
     np.testing.assert_array_equal(out.read(ids).rgb, seq.frames.read([i - 2 for i in ids]).rgb)
 

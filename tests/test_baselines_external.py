@@ -84,9 +84,10 @@ def _insta(tmp_path, **extra):
 
 def test_insta_binary_writes_renders_that_are_read_by_index(seq, tmp_path):
     adapter = _insta(tmp_path)
-    out = adapter.outputs(seq)
+    out_output = adapter.outputs(seq)
+    out = out_output.frames
     ids = seq.splits["test"]
-    assert out.frame_ids == ids and adapter.record["ran"]
+    assert out.frame_ids == ids and out_output.alignment["ran"]
     np.testing.assert_array_equal(out.read(ids).rgb, seq.frames.read(ids).rgb)
 
 
@@ -147,10 +148,11 @@ def test_diffusionrig_runs_per_frame_and_resizes_only_when_asked(seq, tmp_path):
     with pytest.raises(InputError, match="outputs are 256x256, ground truth is 64x64; set resize"):
         _diffusionrig(tmp_path).outputs(seq)
     adapter = _diffusionrig(tmp_path, resize="area")
-    out = adapter.outputs(seq)
+    out_output = adapter.outputs(seq)
+    out = out_output.frames
     ids = seq.splits["test"]
     assert out.frame_ids == ids and out.size == (64, 64)
-    assert adapter.record["resize"] == "area 256x256 -> 64x64"
+    assert out_output.alignment["resize"] == "area 256x256 -> 64x64"
     for pred, gt in zip(out.read(ids).rgb, seq.frames.read(ids).rgb):
         assert _psnr(pred, gt) > 30  # the fake returns the target: the round trip is near lossless
 
@@ -176,7 +178,8 @@ def test_diffusionrig_stored_outputs_count(seq, tmp_path):
     folder.mkdir()
     for index, rgb in enumerate(seq.frames.read(ids).rgb):
         cv2.imwrite(str(folder / f"{index}_exp.png"), rgb[..., ::-1])
-    out = baselines.create_adapter("diffusionrig", outputs=str(folder)).outputs(seq)
+    out_output = baselines.create_adapter("diffusionrig", outputs=str(folder)).outputs(seq)
+    out = out_output.frames
     np.testing.assert_array_equal(out.read(ids).rgb, seq.frames.read(ids).rgb)
     cv2.imwrite(str(folder / f"{len(ids)}_exp.png"), np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(InputError, match="5 files match"):
@@ -248,10 +251,11 @@ def _sadtalker(seq, tmp_path, **extra):
 
 def test_sadtalker_maps_25_fps_onto_the_ground_truth(seq, tmp_path):
     adapter = _sadtalker(seq, tmp_path)
-    out = adapter.outputs(seq)
+    out_output = adapter.outputs(seq)
+    out = out_output.frames
     ids = seq.splits["test"]
-    assert out.frame_ids == ids and adapter.record["video_frames"] == 2 * len(ids)
-    assert adapter.record["fps"] == "25 -> 12.5 (nearest frame)" and adapter.record["frame_count"] == "exact"
+    assert out.frame_ids == ids and out_output.alignment["video_frames"] == 2 * len(ids)
+    assert out_output.alignment["fps"] == "25 -> 12.5 (nearest frame)" and out_output.alignment["frame_count"] == "exact"
     for pred, gt in zip(out.read(ids).rgb, seq.frames.read(ids).rgb):
         assert _psnr(pred, gt) > 24  # two mp4v encodes of the same frame
 
@@ -263,8 +267,9 @@ def test_sadtalker_frame_count_policies(seq, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="6 frames, 7 needed"):
         _sadtalker(seq, tmp_path, frame_count="trim").outputs(seq)
     adapter = _sadtalker(seq, tmp_path, frame_count="pad", max_pad=1)
-    out = adapter.outputs(seq)
-    assert adapter.record["frame_count"] == "pad"
+    out_output = adapter.outputs(seq)
+    out = out_output.frames
+    assert out_output.alignment["frame_count"] == "pad"
     last = out.read(seq.splits["test"][-2:]).rgb
     np.testing.assert_array_equal(last[0], last[1])  # the missing last frame repeats the one before
 

@@ -21,22 +21,25 @@ def sequence(tmp_path_factory):
 
 def test_renders_the_test_split_aligned_to_the_ground_truth(sequence):
     adapter = baselines.create_adapter("consistentavatar", checkpoint=str(SHIPPED_TINY), steps=2)
-    frames = adapter.outputs(sequence)
+    frames_output = adapter.outputs(sequence)
+    frames = frames_output.frames
     ids = sequence.split_ids("test")
     assert frames.frame_ids == ids and frames.size == sequence.frames.size
     rendered = frames.read(ids).rgb
     assert rendered.dtype == np.uint8 and rendered.std() > 5  # an image, not a constant
-    assert adapter.record["rendered"] is True and adapter.record["ablation"] is None
-    again = baselines.create_adapter("consistentavatar", checkpoint=str(SHIPPED_TINY), steps=2).outputs(sequence)
+    assert frames_output.alignment["rendered"] is True and frames_output.alignment["ablation"] is None and frames_output.seconds_per_frame > 0
+    again_output = baselines.create_adapter("consistentavatar", checkpoint=str(SHIPPED_TINY), steps=2).outputs(sequence)
+    again = again_output.frames
     np.testing.assert_array_equal(again.read(ids).rgb, rendered)  # same seed, same frames
-    result = evaluate(frames, sequence.frames, metrics=("psnr",), align="intersect", progress=False)
+    result = evaluate(frames, sequence.frames, metrics=("psnr",), align="intersect", progress=False).frames
     assert list(result["frame"]) == ids
     assert result["psnr"].between(10, 60).all()
 
 
 def test_each_ablation_row_changes_the_frames(sequence):
     ids = sequence.split_ids("test")
-    full = baselines.create_adapter("consistentavatar", checkpoint=str(SHIPPED_TINY), steps=2).outputs(sequence)
+    full_output = baselines.create_adapter("consistentavatar", checkpoint=str(SHIPPED_TINY), steps=2).outputs(sequence)
+    full = full_output.frames
     for ablation in ("wo_stage2", "wo_normal"):
         adapter = baselines.create_adapter("consistentavatar", checkpoint=str(SHIPPED_TINY), steps=2, ablation=ablation)
-        assert not np.array_equal(adapter.outputs(sequence).read(ids).rgb, full.read(ids).rgb), ablation
+        assert not np.array_equal(adapter.outputs(sequence).frames.read(ids).rgb, full.read(ids).rgb), ablation

@@ -22,7 +22,7 @@ def test_masked_evaluation_uses_only_mask_pixels(sequence):
     pred, gt = sequence
     mask = np.zeros(gt.shape[:3], np.float32)
     mask[:, 10:30, 20:50] = 1
-    result = evaluate(pred, gt, metrics=("l2",), mask=mask, batch_size=2, progress=False)
+    result = evaluate(pred, gt, metrics=("l2",), mask=mask, batch_size=2, progress=False).frames
     for i, value in enumerate(result["l2"]):
         inside = mask[i].astype(bool)
         assert value == pytest.approx(mean_squared_error(gt[i][inside] / 255, pred[i][inside] / 255), abs=1e-6)
@@ -31,9 +31,9 @@ def test_masked_evaluation_uses_only_mask_pixels(sequence):
 def test_rows_stream_per_batch_and_are_deterministic(sequence):
     pred, gt = sequence
     chunks = []
-    first = evaluate(pred, gt, metrics="l2,psnr,ssim", batch_size=2, progress=False, on_rows=chunks.append)
+    first = evaluate(pred, gt, metrics="l2,psnr,ssim", batch_size=2, progress=False, on_rows=chunks.append).frames
     assert [len(c) for c in chunks] == [2, 2, 1]
-    second = evaluate(pred, gt, metrics="l2,psnr,ssim", batch_size=5, progress=False)
+    second = evaluate(pred, gt, metrics="l2,psnr,ssim", batch_size=5, progress=False).frames
     np.testing.assert_array_equal(first[["l2", "psnr", "ssim"]].to_numpy(), second[["l2", "psnr", "ssim"]].to_numpy())
     assert list(first.columns) == ["frame", "protocol", "l2", "psnr", "ssim"]
 
@@ -41,8 +41,8 @@ def test_rows_stream_per_batch_and_are_deterministic(sequence):
 def test_frames_are_matched_by_id_not_position(sequence):
     pred, gt = sequence
     shuffled = ArrayFrames(pred[::-1], frame_ids=[4, 3, 2, 1, 0], name="reversed")
-    by_id = evaluate(shuffled, gt, metrics=("l2",), progress=False)
-    plain = evaluate(pred, gt, metrics=("l2",), progress=False)
+    by_id = evaluate(shuffled, gt, metrics=("l2",), progress=False).frames
+    plain = evaluate(pred, gt, metrics=("l2",), progress=False).frames
     np.testing.assert_array_equal(by_id["l2"].to_numpy(), plain["l2"].to_numpy())
 
 
@@ -51,6 +51,6 @@ def test_options_go_to_the_metrics_that_take_them(sequence, torch_home):
     with pytest.raises(CabenchError, match="option net is not used by any of the metrics l2"):
         evaluate(pred, gt, metrics=("l2",), net="vgg", progress=False)
     result = evaluate(pred, gt, metrics=("l2", "lpips"), net="vgg", progress=False)
-    assert "vgg16-397923af.pth" in result.attrs["missing"]["lpips"]
+    assert "vgg16-397923af.pth" in result.missing["lpips"]
     with pytest.raises(CabenchError, match="--batch-size must be at least 1"):
         evaluate(pred, gt, batch_size=0, progress=False)

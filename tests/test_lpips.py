@@ -76,6 +76,6 @@ def test_missing_trunk_is_reported_missing_and_other_metrics_still_come_out(phot
     pred, gt = _frames(photos)
     to_uint8 = lambda t: (t.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)  # noqa: E731
     result = evaluate(to_uint8(pred), to_uint8(gt), metrics=("psnr", "lpips"), progress=False)
-    assert "lpips" not in result.columns and "psnr" in result.columns
-    assert "alexnet-owt-7be5be79.pth" in result.attrs["missing"]["lpips"]
-    assert str(torch_home / "hub" / "checkpoints") in result.attrs["missing"]["lpips"]
+    assert "lpips" not in result.frames.columns and "psnr" in result.frames.columns
+    assert "alexnet-owt-7be5be79.pth" in result.missing["lpips"]
+    assert str(torch_home / "hub" / "checkpoints") in result.missing["lpips"]

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             result = evaluate(path, args.gt, metrics=names, protocol=args.protocol, mask=args.mask, device=args.device,
                               batch_size=args.batch_size, align=args.align, progress=not args.quiet,
                               annotations=annotations, on_rows=keep(method), **options)
-            missing.update(result.attrs["missing"])
+            missing.update(result.missing)
     except CabenchError:
         if rows:
             saved = atomic_write_csv(_ordered(pd.concat(rows, ignore_index=True)), out / "per_frame.csv")
