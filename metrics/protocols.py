@@ -87,6 +87,8 @@ class Protocol:
     """
 
     id: str = "canonical"
+    # bumped whenever a change alters the numbers the protocol gives for the same input
+    version: int = 1
     resolution: int | None = None
     accepts_mask: bool = True
     needs_landmarks: bool = False

@@ -75,6 +75,9 @@ class MetricSpec:
     # columns that describe the input rather than score the method (a curve kept for plotting, the
     # ground truth's own floor): they are reported, but no direction (arrow, bold best) applies
     reference_columns: tuple[str, ...] = ()
+    # the implementation's version: bumped whenever a change alters the numbers the metric gives for
+    # the same input, so that results stored by an earlier implementation are recomputed
+    version: int = 1
 
     @property
     def direction(self) -> str:
