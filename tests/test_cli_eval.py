@@ -40,17 +40,19 @@ def test_eval_writes_per_frame_and_summaries(folders, torch_home):
                    "--pred", f"same={tmp_path / 'same'}", "--metrics", "l2,psnr,ssim,lpips", "--out", str(out), "--quiet"])
     assert status == 0
     per_frame = pd.read_csv(out / "per_frame.csv")
-    assert list(per_frame.columns[:3]) == ["method", "frame", "protocol"]
+    assert list(per_frame.columns) == ["dataset", "sequence", "method", "frame", "protocol", "l2", "psnr", "ssim"]
     assert set(per_frame["method"]) == {"noisy", "same"} and len(per_frame) == 8
+    assert set(per_frame["dataset"]) == set(per_frame["sequence"]) == {"gt"}
     noisy_rows = per_frame[per_frame.method == "noisy"].sort_values("frame")
     for frame, row in zip(range(4), noisy_rows.itertuples()):
         assert row.psnr == pytest.approx(peak_signal_noise_ratio(gt[frame], noisy[frame]), abs=1e-4)
     summary = pd.read_csv(out / "summary.csv")
-    assert {"method", "metric", "mean", "std", "count", "protocol"} <= set(summary.columns)
+    assert {"method", "metric", "mean", "std", "count", "protocol", "coverage"} <= set(summary.columns)
     assert summary.query("method == 'noisy' and metric == 'psnr'")["count"].item() == 4
-    markdown = (out / "summary.md").read_text()
-    assert "lpips: missing" in markdown and "alexnet-owt-7be5be79.pth" in markdown
-    assert "\\toprule" in (out / "summary.tex").read_text()
+    markdown = (out / "table1.md").read_text()
+    assert "LPIPS: missing" in markdown and "alexnet-owt-7be5be79.pth" in markdown
+    assert "\\toprule" in (out / "table1.tex").read_text()
+    assert (out / "report.html").exists() and (out / "config.toml").exists()
 
 
 def test_strict_fails_when_a_metric_is_missing(folders, torch_home, capsys):
@@ -120,14 +122,19 @@ def test_weights_lists_files_and_where_it_looked(tmp_path, alexnet_in_hub, capsy
 
 
 def test_unreadable_image_in_ground_truth_names_the_file(folders, capsys):
+    import json
+
+    from benchmark.results.store import Part
+
     tmp_path, _, _ = folders
     (tmp_path / "gt" / "00003.png").write_bytes(b"garbage")
     status = main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'same'}", "--batch-size", "2",
-                   "--out", str(tmp_path / "o"), "--quiet"])
+                   "--metrics", "l2", "--out", str(tmp_path / "o"), "--quiet"])
     err = capsys.readouterr().err
-    assert status == 2 and "00003.png: unreadable" in err
-    kept = pd.read_csv(tmp_path / "o" / "per_frame.csv")
-    assert list(kept["frame"]) == [0, 1]  # the batch computed before the error is kept
+    assert status == 2 and "00003.png: unreadable" in err and len(err.strip().splitlines()) == 1
+    folder = tmp_path / "o" / "parts" / "gt" / "gt" / "a" / "canonical"
+    fingerprint = json.loads((folder / "l2.log").read_text().splitlines()[0])["fingerprint"]
+    assert list(Part(folder, "l2", fingerprint).rows()["frame"]) == [0, 1]  # the batch computed before the error is kept
 
 
 def test_all_metrics_missing_still_writes_a_summary(folders, torch_home, capsys):
@@ -135,7 +142,7 @@ def test_all_metrics_missing_still_writes_a_summary(folders, torch_home, capsys)
     status = main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'noisy'}", "--metrics", "lpips",
                    "--out", str(tmp_path / "o"), "--quiet"])
     assert status == 0
-    assert "lpips: missing" in (tmp_path / "o" / "summary.md").read_text()
+    assert "LPIPS: missing" in (tmp_path / "o" / "table1.md").read_text()
     assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'noisy'}", "--metrics", "lpips",
                  "--out", str(tmp_path / "o"), "--quiet", "--strict"]) == 2
     assert "--strict: metrics missing: lpips" in capsys.readouterr().err
@@ -143,9 +150,9 @@ def test_all_metrics_missing_still_writes_a_summary(folders, torch_home, capsys)
 
 def test_curves_and_floors_have_no_direction():
     from metrics import registry
-    from reports.summary import _header
+    from reports.tables import _header
 
-    assert _header("flow_gap") == ("flow_gap (px)", "↓")
-    assert _header("flow_mag_gt") == ("flow_mag_gt (px)", "")
-    assert _header("warp_error_gt")[1] == "" and _header("mi_epe_2")[1] == "↓"
+    assert _header("flow_gap", "flow_gap") == ("flow_gap (px)", "↓")
+    assert _header("flow_mag_gt", "flow_mag_gt") == ("flow_mag_gt (px)", "")
+    assert _header("warp_error_gt", "w")[1] == "" and _header("mi_epe_2", "m")[1] == "↓"
     assert registry.get("psnr").scores("psnr") and not registry.get("flow_gap").scores("flow_mag_pred")
