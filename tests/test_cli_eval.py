@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,65 @@ def test_curves_and_floors_have_no_direction():
     assert _header("flow_mag_gt", "flow_mag_gt") == ("flow_mag_gt (px)", "")
     assert _header("warp_error_gt", "w")[1] == "" and _header("mi_epe_2", "m")[1] == "↓"
     assert registry.get("psnr").scores("psnr") and not registry.get("flow_gap").scores("flow_mag_pred")
+
+
+def test_eval_and_run_write_the_same_result_table(folders, tmp_path, capsys):
+    root, _, _ = folders
+    assert main(["eval", "--gt", str(root / "gt"), "--pred", f"noisy={root / 'noisy'}", "--pred", f"same={root / 'same'}",
+                 "--metrics", "l2,psnr,ssim,tof", "--protocol", "canonical,insta", "--out", str(tmp_path / "eval"),
+                 "--quiet", "--no-plots"]) == 0
+    (tmp_path / "run.toml").write_text(f"""
+[run]
+out = "by_run"
+metrics = ["l2", "psnr", "ssim", "tof"]
+protocol = ["canonical", "insta"]
+split = "all"
+[[datasets]]
+kind = "frames"
+path = "{root / 'gt'}"
+[[methods]]
+name = "noisy"
+frames = "{root / 'noisy'}"
+[[methods]]
+name = "same"
+adapter = "folder"
+settings = {{ path = "{root / 'same'}" }}
+""")
+    assert main(["run", str(tmp_path / "run.toml"), "--quiet", "--no-plots"]) == 0
+    by_eval = (tmp_path / "eval" / "per_frame.csv").read_bytes()
+    assert by_eval == (tmp_path / "by_run" / "per_frame.csv").read_bytes()
+    assert by_eval.startswith(b"dataset,sequence,method,frame,protocol,l2,psnr,ssim,tof\n") and b",insta," in by_eval
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "eval" / "config.toml"), "--no-plots"]) == 0  # eval's config, rerun by run
+    assert "computed 0 (100% reused)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("name", "status"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_eval_stopped_by_a_signal_keeps_its_rows_and_says_so_in_one_line(tmp_path, photos, name, status):
+    import os
+    import signal
+    import time
+
+    frames = np.stack([photos["coffee"][i : i + 96, 2 * i : 2 * i + 96] for i in range(48)])
+    write_frames(tmp_path / "gt", frames)
+    write_frames(tmp_path / "pred", frames[:, ::-1].copy())
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "benchmark.cli", "eval", "--gt", str(tmp_path / "gt"), "--pred",
+               f"a={tmp_path / 'pred'}", "--metrics", "psnr,ssim,tof", "--batch-size", "2", "--out", str(out), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    log = out / "parts" / "gt" / "gt" / "a" / "canonical" / "tof.log"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None and (not log.exists() or log.read_text().count("#commit") < 2):
+        time.sleep(0.02)
+    process.send_signal(getattr(signal, name))
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == status, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "run the same command again to resume" in lines[0] and "Traceback" not in err, err
+    assert lines[0].startswith("cabench: terminated (SIGTERM)" if name == "SIGTERM" else "cabench: interrupted")
+    resumed = subprocess.run(command[:-1], env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    reused = int(re.search(r"reused (\d+) stored", resumed.stdout).group(1))
+    assert reused >= 3 * 2  # at least the first batch of each metric was kept
+    assert len(pd.read_csv(out / "per_frame.csv")) == 48

@@ -51,6 +51,7 @@ def merge(folder: RunFolder, pairs: Sequence[StoredPair]) -> tuple[pd.DataFrame,
         if pair.runtime is not None:
             time_part = Part(pair_folder, TIME_COLUMN, pair.runtime)
             runtime = time_part.rows() if time_part.complete else None
+            runtime = runtime if runtime is not None and len(runtime) else None  # stored outputs: no time
         for protocol in pair.protocols:
             merged: pd.DataFrame | None = None
             part_folder = folder.part_folder(pair.dataset, pair.sequence, pair.method, protocol)
