@@ -220,11 +220,22 @@ HOSTILE = ("..", ".", "../../escaped", "/tmp/absolute", "a/b", ".cabench", "..\\
 
 
 def test_safe_names_stay_one_component_inside_the_folder(tmp_path):
+    from benchmark.results.folder import RunFolder
+
     names = {safe_name(n) for n in HOSTILE}
     assert len(names) == len(HOSTILE)  # distinct names stay distinct
     for name in names:
         assert name not in (".", "..") and "/" not in name and not name.startswith(".") and name
         assert (tmp_path / name).resolve().parent == tmp_path.resolve()
+    folder = RunFolder(tmp_path / "run")
+    folder.prepare()
+    assert folder.cache.is_dir() and folder.is_run_folder()
+    for dataset in HOSTILE:
+        for sequence in HOSTILE:
+            cache = folder.truth_cache(dataset, sequence)
+            assert cache.resolve().parent.parent == folder.cache  # <out>/cache/<dataset>/<sequence>
+            part = folder.part_folder(dataset, sequence, "..", "/etc")
+            assert part.resolve().is_relative_to(folder.parts)
 
 
 def test_hostile_dataset_and_method_names_cannot_write_outside_the_run_folder(videos, tmp_path):
