@@ -187,3 +187,14 @@ def test_protocol_all_expands_to_every_protocol(videos, tmp_path):
     assert protocols_of(config(videos, tmp_path, protocol="insta,canonical")) == ["insta", "canonical"]
     with pytest.raises(CabenchError, match="unknown protocol 'mine'"):
         protocols_of(config(videos, tmp_path, protocol=("canonical", "mine")))
+
+
+def test_a_size_mismatch_in_a_run_names_the_config_key_that_fixes_it(videos, tmp_path):
+    from benchmark.config import MethodConfig
+    from benchmark.io import write_frames
+
+    small = videos["root"] / "small" / "seq"
+    write_frames(small, videos["gt"][:, :32, :32].copy())
+    run = dataclasses.replace(config(videos, tmp_path / "run"), methods=(MethodConfig("small", frames=str(small)),))
+    with pytest.raises(CabenchError, match=r'frame size 32x32 differs .*align = \["resize"\] in \[run\]'):
+        _run(run)
