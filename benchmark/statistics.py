@@ -126,6 +126,8 @@ def block_lengths(series: np.ndarray) -> np.ndarray:
     window = np.maximum(5, np.floor(log_n)).astype(int)  # K: consecutive insignificant lags
     m_max = np.minimum(np.ceil(np.sqrt(n)).astype(int) + window, max(length - 1, 0))
     lags = int(m_max.max(initial=0))
+    if lags == 0:  # one frame: nothing to correlate
+        return np.ones(rows)
     acv = np.stack([(centred[:, k:] * centred[:, : length - k]).sum(axis=1) for k in range(lags + 1)], axis=1) / safe_n[:, None]
     variance = acv[:, 0]
     scale = np.where(defined, np.abs(values), 0.0).max(axis=1, initial=0.0)

@@ -142,6 +142,8 @@ def test_undefined_frames_are_left_out():
     assert found.n_frames == both.sum()
     empty = statistics.mean_interval([np.full(10, np.nan)])
     assert empty.n_frames == 0 and np.isnan([empty.mean, empty.low, empty.high]).all()
+    single = statistics.mean_interval([np.array([31.0])])
+    assert single.mean == 31.0 and single.n_frames == 1 and np.isnan(single.low)  # one frame: no interval
     infinite = statistics.mean_interval([np.array([np.inf, 30.0, 31.0, 32.0])])
     assert infinite.mean == np.inf and np.isnan(infinite.low)
 
