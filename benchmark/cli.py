@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "benchmark.commands.run",
     "benchmark.commands.demo",
     "benchmark.commands.tables",
+    "benchmark.commands.compare",
     "benchmark.commands.plots",
     "benchmark.commands.train",
     "benchmark.commands.infer",
