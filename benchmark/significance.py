@@ -40,11 +40,12 @@ COMPARE_COLUMNS = ("dataset", "protocol", "metric", "method_a", "method_b", "mea
 
 def scored_columns(per_frame: pd.DataFrame) -> list[str]:
     """The metric columns of ``per_frame`` that score a method (a registered metric's, not reference
-    columns such as the ground truth's own flow), in table order."""
+    columns such as the ground truth's own flow, nor the runtime, one value per rendered sequence), in
+    table order."""
     found = []
     for column in per_frame.columns:
         spec = registry.column_spec(column)
-        if spec is not None and spec.scores(column):
+        if spec is not None and spec.kind != "runtime" and spec.scores(column):
             found.append(column)
     return found
 

@@ -43,8 +43,8 @@ def _positive(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.commands.tables import read_run
-    from benchmark.files import atomic_write_csv, atomic_write_text
+    from benchmark.results.files import atomic_write_csv, atomic_write_text
+    from benchmark.results.schema import read_run
     from benchmark.significance import compare_table, select_columns
     from metrics.errors import InputError
 
