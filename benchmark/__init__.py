@@ -1,6 +1,6 @@
 """Datasets, frame I/O, evaluation runs, the CLI and the timing suites.
 
-``benchmark.evaluate(pred, gt, ...)`` is the evaluation entry point (see :mod:`benchmark.evaluation`).
+``benchmark.evaluate(pred=..., gt=..., ...)`` is the evaluation entry point (see :mod:`benchmark.evaluation`).
 It is imported on first use, so that ``cabench --help`` and one-line errors do not load torch.
 """
 

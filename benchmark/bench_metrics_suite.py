@@ -32,7 +32,7 @@ def videos():
 
 
 def run_suite(pred, gt, names):
-    return evaluate(pred, gt, metrics=names, progress=False, batch_size=8)
+    return evaluate(pred=pred, gt=gt, metrics=names, progress=False, batch_size=8)
 
 
 def test_bench_offline_suite(benchmark, videos):

@@ -72,6 +72,7 @@ def _check_frames(array: np.ndarray, name: str, ids: Sequence[int]) -> None:
 
 
 def evaluate(
+    *,
     pred: str | np.ndarray | FrameSource,
     gt: str | np.ndarray | FrameSource,
     metrics: str | Iterable[str] = ("l2", "psnr", "ssim"),
@@ -86,6 +87,10 @@ def evaluate(
     **options: Any,
 ) -> Evaluation:
     """Evaluate ``pred`` against ``gt`` frame by frame.
+
+    Every argument is passed by name (``evaluate(pred=..., gt=...)``): temporal and face metrics
+    are not symmetric (the flow, occlusion and face region come from the ground truth), so a call
+    with the two swapped gives other numbers without looking wrong; naming them makes it visible.
 
     Args:
         pred, gt: a folder of frames, a video file, a uint8 array (T,H,W,3|4) or a FrameSource.

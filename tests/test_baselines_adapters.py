@@ -75,7 +75,7 @@ def test_insta_reads_test_renders_by_index(seq):
     assert source.read(test_ids[:1]).rgb[0, 0, 0].tolist() == [255, 255, 255]
     from benchmark.evaluation import evaluate
 
-    scores = evaluate(source, seq.split_frames("test"), mask=seq.split_mask("test"), progress=False).frames
+    scores = evaluate(pred=source, gt=seq.split_frames("test"), mask=seq.split_mask("test"), progress=False).frames
     assert scores["frame"].tolist() == test_ids and 15 < scores["psnr"].mean() < 40  # a blurry proxy, not a copy
     rgb, normal = adapter.stage1(seq)
     assert rgb.frame_ids == seq.frame_ids and normal.frame_ids == seq.frame_ids

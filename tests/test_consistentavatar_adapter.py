@@ -31,7 +31,7 @@ def test_renders_the_test_split_aligned_to_the_ground_truth(sequence):
     again_output = baselines.create_adapter("consistentavatar", checkpoint=str(SHIPPED_TINY), steps=2).outputs(sequence)
     again = again_output.frames
     np.testing.assert_array_equal(again.read(ids).rgb, rendered)  # same seed, same frames
-    result = evaluate(frames, sequence.frames, metrics=("psnr",), align="intersect", progress=False).frames
+    result = evaluate(pred=frames, gt=sequence.frames, metrics=("psnr",), align="intersect", progress=False).frames
     assert list(result["frame"]) == ids
     assert result["psnr"].between(10, 60).all()
 

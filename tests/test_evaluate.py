@@ -22,7 +22,7 @@ def test_masked_evaluation_uses_only_mask_pixels(sequence):
     pred, gt = sequence
     mask = np.zeros(gt.shape[:3], np.float32)
     mask[:, 10:30, 20:50] = 1
-    result = evaluate(pred, gt, metrics=("l2",), mask=mask, batch_size=2, progress=False).frames
+    result = evaluate(pred=pred, gt=gt, metrics=("l2",), mask=mask, batch_size=2, progress=False).frames
     for i, value in enumerate(result["l2"]):
         inside = mask[i].astype(bool)
         assert value == pytest.approx(mean_squared_error(gt[i][inside] / 255, pred[i][inside] / 255), abs=1e-6)
@@ -31,9 +31,9 @@ def test_masked_evaluation_uses_only_mask_pixels(sequence):
 def test_rows_stream_per_batch_and_are_deterministic(sequence):
     pred, gt = sequence
     chunks = []
-    first = evaluate(pred, gt, metrics="l2,psnr,ssim", batch_size=2, progress=False, on_rows=chunks.append).frames
+    first = evaluate(pred=pred, gt=gt, metrics="l2,psnr,ssim", batch_size=2, progress=False, on_rows=chunks.append).frames
     assert [len(c) for c in chunks] == [2, 2, 1]
-    second = evaluate(pred, gt, metrics="l2,psnr,ssim", batch_size=5, progress=False).frames
+    second = evaluate(pred=pred, gt=gt, metrics="l2,psnr,ssim", batch_size=5, progress=False).frames
     np.testing.assert_array_equal(first[["l2", "psnr", "ssim"]].to_numpy(), second[["l2", "psnr", "ssim"]].to_numpy())
     assert list(first.columns) == ["frame", "protocol", "l2", "psnr", "ssim"]
 
@@ -41,16 +41,25 @@ def test_rows_stream_per_batch_and_are_deterministic(sequence):
 def test_frames_are_matched_by_id_not_position(sequence):
     pred, gt = sequence
     shuffled = ArrayFrames(pred[::-1], frame_ids=[4, 3, 2, 1, 0], name="reversed")
-    by_id = evaluate(shuffled, gt, metrics=("l2",), progress=False).frames
-    plain = evaluate(pred, gt, metrics=("l2",), progress=False).frames
+    by_id = evaluate(pred=shuffled, gt=gt, metrics=("l2",), progress=False).frames
+    plain = evaluate(pred=pred, gt=gt, metrics=("l2",), progress=False).frames
     np.testing.assert_array_equal(by_id["l2"].to_numpy(), plain["l2"].to_numpy())
 
 
 def test_options_go_to_the_metrics_that_take_them(sequence, torch_home):
     pred, gt = sequence
     with pytest.raises(CabenchError, match="option net is not used by any of the metrics l2"):
-        evaluate(pred, gt, metrics=("l2",), net="vgg", progress=False)
-    result = evaluate(pred, gt, metrics=("l2", "lpips"), net="vgg", progress=False)
+        evaluate(pred=pred, gt=gt, metrics=("l2",), net="vgg", progress=False)
+    result = evaluate(pred=pred, gt=gt, metrics=("l2", "lpips"), net="vgg", progress=False)
     assert "vgg16-397923af.pth" in result.missing["lpips"]
     with pytest.raises(CabenchError, match="--batch-size must be at least 1"):
-        evaluate(pred, gt, batch_size=0, progress=False)
+        evaluate(pred=pred, gt=gt, batch_size=0, progress=False)
+
+
+def test_prediction_and_ground_truth_are_passed_by_name_only(sequence):
+    """A swapped positional call once went unnoticed (warp_error 2.1e-4 instead of 4.8e-5): no positional call exists."""
+    pred, gt = sequence
+    with pytest.raises(TypeError, match="positional"):
+        evaluate(pred, gt, metrics=("l2",), progress=False)
+    named = evaluate(gt=gt, pred=pred, metrics=("l2",), progress=False).frames
+    assert named["l2"].to_numpy() == pytest.approx([mean_squared_error(g / 255, p / 255) for p, g in zip(pred, gt)])

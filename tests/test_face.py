@@ -162,7 +162,7 @@ def test_deca_metrics_through_evaluate(face, deca_checkpoint, monkeypatch):
     monkeypatch.setenv("CABENCH_WEIGHTS", str(path.parent))
     assert registry.get("deca_pe").unavailable_reason() is None
     pred, gt = rotate(face, 12)[None], face[None]
-    result = evaluate(pred, gt, metrics=["deca_pe", "deca_ee"], progress=False).frames
+    result = evaluate(pred=pred, gt=gt, metrics=["deca_pe", "deca_ee"], progress=False).frames
     encoder = deca_model(None, torch.device("cpu"))  # the model evaluate used, checked above
     crops = [deca_crop(image, detect_landmarks(image)) for image in (pred[0], gt[0])]
     codes = encoder.encode(torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2))
@@ -174,7 +174,7 @@ def test_deca_metrics_through_evaluate(face, deca_checkpoint, monkeypatch):
 def test_deca_without_checkpoint_is_reported(torch_home, face):
     reason = registry.get("deca_ee").unavailable_reason()
     assert reason is not None and "deca_model.tar" in reason and "CABENCH_WEIGHTS" in reason
-    result = evaluate(face[None], face[None], metrics=["deca_ee", "lmd"], progress=False)
+    result = evaluate(pred=face[None], gt=face[None], metrics=["deca_ee", "lmd"], progress=False)
     assert "deca_ee" in result.missing and "deca_ee" not in result.frames.columns
 
 
@@ -201,7 +201,7 @@ def test_landmark_metrics_through_evaluate(face):
     gt = np.stack([face, face, face, face])
     pred = np.stack([face, rotate(face, 10), shifted, cat])
     names = ["lmk_pose", "lmk_expr", "lmd", "mlmd", "csim"]
-    result = evaluate(pred, gt, metrics=names, progress=False, batch_size=3).frames
+    result = evaluate(pred=pred, gt=gt, metrics=names, progress=False, batch_size=3).frames
     first, rotated, moved, faceless = (result.iloc[i] for i in range(4))
     for name in ("lmk_pose", "lmk_expr", "lmd", "mlmd"):
         assert first[name] == pytest.approx(0, abs=1e-9), name

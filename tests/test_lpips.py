@@ -75,7 +75,7 @@ def test_lpips_weights_from_cabench_weights_folder_and_explicit_path(photos, ale
 def test_missing_trunk_is_reported_missing_and_other_metrics_still_come_out(photos, torch_home):
     pred, gt = _frames(photos)
     to_uint8 = lambda t: (t.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)  # noqa: E731
-    result = evaluate(to_uint8(pred), to_uint8(gt), metrics=("psnr", "lpips"), progress=False)
+    result = evaluate(pred=to_uint8(pred), gt=to_uint8(gt), metrics=("psnr", "lpips"), progress=False)
     assert "lpips" not in result.frames.columns and "psnr" in result.frames.columns
     assert "alexnet-owt-7be5be79.pth" in result.missing["lpips"]
     assert str(torch_home / "hub" / "checkpoints") in result.missing["lpips"]

@@ -59,7 +59,7 @@ def test_every_metric_honours_the_registry_contract(name, clip, weights):
     assert spec.unavailable_reason(options) is None, spec.unavailable_reason(options)
 
     def run(pred: np.ndarray):
-        result = evaluate(pred, clip["gt"], metrics=[name], batch_size=3, progress=False, **options)
+        result = evaluate(pred=pred, gt=clip["gt"], metrics=[name], batch_size=3, progress=False, **options)
         assert result.missing == {}
         return result.frames
 

@@ -51,7 +51,7 @@ def test_registered_with_flow_option():
 
 def test_still_video_has_no_flow(gt_video):
     still = np.repeat(gt_video[:1], 4, axis=0)
-    result = evaluate(still, still, metrics=TEMPORAL, progress=False).frames
+    result = evaluate(pred=still, gt=still, metrics=TEMPORAL, progress=False).frames
     assert np.isnan(result["flow_gap"].iloc[0])  # the first frame has no pair
     values = means(result)
     assert values["flow_mag_gt"] < 1e-3 and values["flow_mag_pred"] < 1e-3
@@ -60,7 +60,7 @@ def test_still_video_has_no_flow(gt_video):
 
 
 def test_ground_truth_against_itself_is_zero(gt_video):
-    result = evaluate(gt_video, gt_video, metrics=TEMPORAL, progress=False, batch_size=4).frames
+    result = evaluate(pred=gt_video, gt=gt_video, metrics=TEMPORAL, progress=False, batch_size=4).frames
     values = means(result)
     for column in ("flow_gap", "tof", "motion_inheritance", "mi_epe_1", "mi_epe_2", "mi_epe_4", "mi_epe_lmk"):
         assert values[column] == 0.0, column
@@ -73,7 +73,7 @@ def test_ground_truth_against_itself_is_zero(gt_video):
 
 def test_frozen_output_flow_gap_is_the_ground_truth_motion(gt_video):
     frozen = np.repeat(gt_video[:1], FRAMES, axis=0)
-    result = evaluate(frozen, gt_video, metrics=["flow_gap", "motion_inheritance"], progress=False).frames
+    result = evaluate(pred=frozen, gt=gt_video, metrics=["flow_gap", "motion_inheritance"], progress=False).frames
     pairs = result.iloc[1:]
     np.testing.assert_allclose(pairs["flow_mag_pred"], 0, atol=1e-6)
     np.testing.assert_allclose(pairs["flow_gap"], pairs["flow_mag_gt"], atol=1e-6)
@@ -92,7 +92,7 @@ def test_growing_jitter_grows_every_temporal_metric_psnr_cannot_tell_it_from_an_
     # motion_inheritance 0.09, 0.25, 0.59; tlp 0.10, 0.24, 0.44 (random-init AlexNet trunk).
     amplitudes = [0.15, 0.4, 0.9]
     names = ["psnr", *TEMPORAL, "tlp"]
-    rows = [means(evaluate(jittered(gt_video, a), gt_video, metrics=names, progress=False).frames) for a in amplitudes]
+    rows = [means(evaluate(pred=jittered(gt_video, a), gt=gt_video, metrics=names, progress=False).frames) for a in amplitudes]
     for column in ("flow_gap", "tof", "warp_error", "motion_inheritance", "tlp"):
         curve = [row[column] for row in rows]
         assert all(b > 1.5 * a for a, b in zip(curve, curve[1:])), f"{column}: {curve}"
@@ -101,7 +101,7 @@ def test_growing_jitter_grows_every_temporal_metric_psnr_cannot_tell_it_from_an_
     # jitter), temporal metrics far lower.
     offset = np.full(2, 0.9 / np.sqrt(2))
     constant = np.stack([shift(frame, *offset) for frame in gt_video])
-    steady = means(evaluate(constant, gt_video, metrics=names, progress=False).frames)
+    steady = means(evaluate(pred=constant, gt=gt_video, metrics=names, progress=False).frames)
     assert abs(steady["psnr"] - rows[-1]["psnr"]) < 3
     for column in ("flow_gap", "tof", "motion_inheritance"):
         assert steady[column] < rows[-1][column] / 3, column
@@ -110,24 +110,24 @@ def test_growing_jitter_grows_every_temporal_metric_psnr_cannot_tell_it_from_an_
 
 def test_streaming_does_not_depend_on_batch_size(gt_video):
     pred = jittered(gt_video, 0.5, seed=3)
-    one = evaluate(pred, gt_video, metrics=TEMPORAL, progress=False, batch_size=1).frames
-    all_at_once = evaluate(pred, gt_video, metrics=TEMPORAL, progress=False, batch_size=FRAMES).frames
+    one = evaluate(pred=pred, gt=gt_video, metrics=TEMPORAL, progress=False, batch_size=1).frames
+    all_at_once = evaluate(pred=pred, gt=gt_video, metrics=TEMPORAL, progress=False, batch_size=FRAMES).frames
     columns = [c for c in one.columns if c not in ("frame", "protocol")]
     np.testing.assert_allclose(one[columns].to_numpy(), all_at_once[columns].to_numpy(), atol=1e-6)
 
 
 def test_flow_backend_is_an_option(gt_video):
     pred = jittered(gt_video, 0.5, seed=4)
-    dis = evaluate(pred, gt_video, metrics=["tof"], progress=False).frames
-    farneback = evaluate(pred, gt_video, metrics=["tof"], progress=False, flow="farneback").frames
+    dis = evaluate(pred=pred, gt=gt_video, metrics=["tof"], progress=False).frames
+    farneback = evaluate(pred=pred, gt=gt_video, metrics=["tof"], progress=False, flow="farneback").frames
     assert not np.allclose(dis["tof"].iloc[1:], farneback["tof"].iloc[1:])
-    missing = evaluate(pred, gt_video, metrics=["tof"], progress=False, flow="raft")
+    missing = evaluate(pred=pred, gt=gt_video, metrics=["tof"], progress=False, flow="raft")
     assert "tof" in missing.missing and "raft_large" in missing.missing["tof"]
 
 
 def test_tlp_matches_lpips_of_adjacent_frames(gt_video, alexnet_in_hub):
     pred = jittered(gt_video, 0.5, seed=5)
-    result = evaluate(pred, gt_video, metrics=["tlp"], progress=False, batch_size=4).frames
+    result = evaluate(pred=pred, gt=gt_video, metrics=["tlp"], progress=False, batch_size=4).frames
 
     def tensor(video):
         return torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255

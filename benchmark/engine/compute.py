@@ -127,7 +127,7 @@ class Runner:
             mask = SubsetFrames(sequence.mask, ids) if uses_mask(self.config, sequence) else None
             landmarks = landmarks_of(sequence, gt.frame_ids)
             options = {key: value for name in names for key, value in self.options[name].items()}
-            result = evaluate(SubsetFrames(pred, ids), gt, metrics=names, protocol=protocol, mask=mask, device=device,
+            result = evaluate(pred=SubsetFrames(pred, ids), gt=gt, metrics=names, protocol=protocol, mask=mask, device=device,
                               batch_size=self.config.batch_size, align=self.config.align or None,
                               progress=self.progress, annotations=None if landmarks is None else {"landmarks": landmarks},
                               on_rows=store, **options)
