@@ -9,6 +9,11 @@ beside the numbers; and, when it rendered them, the rendering time per frame it 
 ``load()`` does the work that must not be timed (loading models, checking programs); the runner
 calls it before ``outputs``.
 
+Each adapter class declares its ``role``: ``"method"`` (a competitor: a row that can be the best
+of a table) or ``"sanity"`` (a check of the metrics, such as the ground truth degraded on purpose:
+shown apart and never marked best). The engine records every method's role in the run folder's
+``methods.csv``; stored frames named in a config are methods.
+
 Settings come from a TOML table, so every setting is a keyword of the adapter's ``__init__``;
 :func:`create_adapter` rejects unknown settings by name. Path settings may hold the placeholders
 ``{sequence}`` (the sequence name) and ``{root}`` (the sequence's folder).
@@ -53,6 +58,7 @@ class Adapter:
 
     key: ClassVar[str] = ""
     row: ClassVar[str] = ""
+    role: ClassVar[str] = "method"  # or "sanity" (see the module docstring)
     # Settings that hold paths: a run config's relative paths are made absolute against the config's
     # folder (resolve_path_settings). Those in ``hub_settings`` may instead name a hub model id and
     # are resolved only where that path exists.

@@ -107,6 +107,7 @@ class Degraded(Adapter):
     """The ground truth with one synthetic degradation (``degradation``: see the module docstring)."""
 
     key, row = "degraded", "Synthetic degradation"
+    role = "sanity"  # a check that the metrics notice damage, not a competitor
 
     def __init__(self, degradation: str, strength: float | None = None, seed: int = 0, name: str | None = None,
                  split: str = "test"):

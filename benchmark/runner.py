@@ -19,6 +19,7 @@ import pandas as pd
 from benchmark.config import RunConfig, absolute_paths
 from benchmark.engine.compute import Runner
 from benchmark.engine.launch import launch
+from benchmark.engine.metadata import run_metadata
 from benchmark.engine.parts import plan_run
 from benchmark.engine.plan import protocols_of
 from benchmark.engine.publish import write_outputs
@@ -39,6 +40,7 @@ class RunReport:
     reused_frames: int = 0
     files: list[Path] = field(default_factory=list)
     computed_parts: list[str] = field(default_factory=list)  # "dataset/sequence/method/protocol/metric"
+    metadata: dict = field(default_factory=dict)  # what metadata.json holds (benchmark.engine.metadata)
 
 
 def _selection(config: RunConfig) -> tuple[list[str], dict, list[str]]:
@@ -90,7 +92,7 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
         if total:
             log(f"reused {runner.reused} stored (frame, metric) results and computed {runner.computed} "
                 f"({100.0 * runner.reused / total:.0f}% reused)")
-        result = _publish(folder, config, plans, protocols, plots, report)
+        result = _publish(folder, config, plans, protocols, plots, report, share.device)
     result.computed_frames, result.reused_frames = runner.computed, runner.reused
     result.computed_parts = runner.computed_parts
     return result
@@ -105,10 +107,13 @@ def merge_run(config: RunConfig, plots: bool = True, report: bool = True) -> Run
     plans = plan_run(config, metrics, options, protocols)
     with folder.lock(), terminate_as_exception():
         folder.prepare()
-        return _publish(folder, config, plans, protocols, plots, report)
+        return _publish(folder, config, plans, protocols, plots, report, launch(config.device, (0, 1)).device)
 
 
-def _publish(folder: RunFolder, config: RunConfig, plans, protocols: list[str], plots: bool, report: bool) -> RunReport:
+def _publish(folder: RunFolder, config: RunConfig, plans, protocols: list[str], plots: bool, report: bool,
+             device: str) -> RunReport:
     per_frame, missing = merge(folder, [plan.stored for plan in plans])
-    files = write_outputs(folder, config, per_frame, missing, protocols, plots=plots, report=report)
-    return RunReport(folder.path, per_frame, summarize(per_frame), missing, files=files)
+    metadata = run_metadata(config, plans, per_frame, protocols, device,
+                            lambda stored: folder.pair_folder(stored.dataset, stored.sequence, stored.method))
+    files = write_outputs(folder, config, per_frame, missing, protocols, plots=plots, report=report, metadata=metadata)
+    return RunReport(folder.path, per_frame, summarize(per_frame), missing, files=files, metadata=metadata)

@@ -1,36 +1,56 @@
 """The self-contained HTML report of a run folder (one file, every image embedded as base64 PNG).
 
-It holds what a reader needs to judge the numbers: Table 1 and Table 2 in the paper's layout,
-the summary (mean ± std and frame count of every metric column), the metrics that could not run
-and why, the plots, a strip of sample frames per method under the ground truth's, the protocol
-and its description, the config used, and the versions of Python and the libraries.
+It holds what a reader needs to judge the numbers, in this order:
+- the run: when, with which cabench (version, git commit), on what host (CPU, GPUs, device, torch
+  threads), the mask and alignment policies in sentences (a masked evaluation, or one on 3 of 48
+  frames, says so), the protocols with their full definitions and the datasets (sequences, split,
+  frames, resolution), from the run's ``metadata.json``;
+- Table 1, Table 2 and the other metrics' table in the paper's layout, sanity checks apart (the
+  run's ``methods.csv``), and per sequence when a dataset has several;
+- the metrics that could not run and why, once per reason ("all methods" where it applies to all);
+- the plots, grouped (temporal curves, means, per-frame traces), each with its caption;
+- a strip of sample frames per sequence, the ground truth first, then the methods in table order,
+  frame ids on every tile;
+- the summary (mean ± std, frames counted, coverage of every metric column), the library versions
+  and the config used.
 """
 
 from __future__ import annotations
 
 import base64
 import platform
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from benchmark.results.files import atomic_write_text
 from benchmark.results.folder import RunFolder
-from benchmark.results.schema import SUMMARY_COLUMNS, read_run
+from benchmark.results.schema import SUMMARY_COLUMNS, read_metadata, read_methods, read_run
 from benchmark.results.summary import missing_by_method, summarize
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
 th, td { border-bottom: 1px solid #ccc; padding: 3px 8px; text-align: right; }
-th:nth-child(-n+2), td:nth-child(-n+2) { text-align: left; }
+th.name, td.name, #summary td:nth-child(-n+4) { text-align: left; }
+table.facts td, table.facts th { text-align: left; }
+table.sanity { color: #555; }
 caption { font-weight: bold; text-align: left; padding: 4px 0; }
 img { max-width: 100%; margin: 4px 0; }
-figure { display: inline-block; margin: 6px; vertical-align: top; }
+figure { display: inline-block; margin: 6px; vertical-align: top; max-width: 100%; }
+figcaption { font-size: 12px; color: #444; max-width: 900px; }
 .strip td { text-align: left; vertical-align: middle; }
+p.footer { font-size: 12px; color: #444; margin-top: 0; }
+ul.notes { font-size: 12px; color: #444; }
+.policy { background: #fff7e0; padding: 6px 10px; border-left: 4px solid #e0a000; }
 pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
 """
+
+PLOT_GROUPS = (("temporal", "Temporal consistency (the paper's Fig. 7)"), ("bars", "Means per method"),
+               ("trace", "Per-frame traces"))
 
 
 def _image(path: Path, alt: str) -> str:
@@ -38,17 +58,77 @@ def _image(path: Path, alt: str) -> str:
     return f"<img alt='{escape(alt)}' src='data:image/png;base64,{data}'>"
 
 
-def _versions() -> dict[str, str]:
-    from importlib import metadata
+def _versions(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """The run's library versions (its metadata), else those of this Python."""
+    if metadata.get("libraries"):
+        return {str(k): str(v) for k, v in metadata["libraries"].items()}
+    from importlib import metadata as installed
 
     versions = {"python": platform.python_version(), "platform": platform.platform()}
     for package in ("cabench", "torch", "numpy", "pandas", "scikit-image", "opencv-python-headless", "lpips",
                     "diffusers", "matplotlib"):
         try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
+            versions[package] = installed.version(package)
+        except installed.PackageNotFoundError:
             versions[package] = "not installed" if package != "cabench" else "source checkout"
     return versions
+
+
+def _facts(rows: list[tuple[str, str]], identifier: str) -> str:
+    return (f"<table class='facts' id='{identifier}'>"
+            + "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows) + "</table>")
+
+
+def _run_section(metadata: Mapping[str, Any], notes: list[str]) -> str:
+    """Date, version, commit, host and the policy sentences."""
+    if not metadata:
+        return "<p>This run folder has no metadata.json (written by an older cabench).</p>"
+    source = metadata.get("cabench", {})
+    host = metadata.get("host", {})
+    commit = source.get("commit") or "not a git checkout"
+    if source.get("dirty"):
+        commit += " (with uncommitted changes)"
+    rows = [("created (UTC)", str(metadata.get("created", ""))), ("cabench", str(source.get("version", ""))),
+            ("git commit", commit), ("host", f"{host.get('cpu', '')} × {host.get('cpu_count', '')} "
+                                             f"({host.get('platform', '')})"),
+            ("GPUs", ", ".join(host.get("gpus") or []) or "none"), ("device", str(host.get("device", ""))),
+            ("torch threads", f"{host.get('torch_threads', '')} (OMP_NUM_THREADS={host.get('OMP_NUM_THREADS') or 'unset'})"),
+            ("time_s", str(metadata.get("time_s", "")))]
+    policy = "".join(f"<p class='policy'>{escape(n)}</p>" for n in notes)
+    return _facts(rows, "run") + policy
+
+
+def _datasets_section(metadata: Mapping[str, Any]) -> str:
+    datasets = metadata.get("datasets") or []
+    if not datasets:
+        return ""
+    head = ["dataset", "kind", "split", "sequence", "frames", "in split", "resolution", "fps", "mask"]
+    rows = ["<table class='facts' id='datasets'><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
+            + "</tr></thead><tbody>"]
+    for dataset in datasets:
+        for sequence in dataset.get("sequences", []):
+            cells = [dataset.get("name"), dataset.get("kind"), dataset.get("split"), sequence.get("name"),
+                     sequence.get("frames"), sequence.get("split_frames"), sequence.get("resolution"),
+                     sequence.get("fps") or "–", "yes" if sequence.get("mask") else "no"]
+            rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
+    rows.append("</tbody></table>")
+    return "<h3>Datasets</h3>" + "".join(rows)
+
+
+def _protocols_section(metadata: Mapping[str, Any], protocols: Mapping[str, str]) -> str:
+    defined = {p["id"]: p.get("definition", "") for p in metadata.get("protocols", []) if "id" in p}
+    items = []
+    for protocol in dict.fromkeys([*defined, *protocols]):
+        text = defined.get(protocol) or protocols.get(protocol) or ""
+        paragraphs = "".join(f"<p>{escape(p)}</p>" for p in text.split("\n\n") if p.strip())
+        items.append(f"<li><code>{escape(protocol)}</code>{paragraphs}</li>")
+    return "<ul class='protocols'>" + "".join(items) + "</ul>"
+
+
+def _number(column: str, value: object) -> str:
+    from reports.tables import format_value
+
+    return format_value(column, float(value)) if isinstance(value, (int, float)) else escape(str(value))
 
 
 def _summary_table(summary: pd.DataFrame) -> str:
@@ -60,66 +140,117 @@ def _summary_table(summary: pd.DataFrame) -> str:
         cells = []
         for h in headers:
             value = record.get(h, "")
-            cells.append(f"{value:.5g}" if isinstance(value, float) else escape(str(value)))
+            if h in ("mean", "std"):
+                cells.append(_number(str(record["metric"]), value))
+            elif h == "coverage" and isinstance(value, float):
+                cells.append(f"{100 * value:.0f}%" if value == value else "–")
+            else:
+                cells.append(escape(str(value)))
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     rows.append("</tbody></table>")
     return "".join(rows)
 
 
-def _method_name(folder: Path) -> str:
-    """The method's name as the run knew it (its ``method.json``), else its folder's name."""
-    import json
+def _missing_section(missing: pd.DataFrame, methods: list[str]) -> str:
+    """One line per reason and set of rows: the metrics it concerns and where ("all methods" if so)."""
+    from reports.runinfo import missing_notes
 
-    try:
-        return str(json.loads((folder / "method.json").read_text())["method"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return folder.name
+    notes = missing_notes(missing, methods)
+    return "<h2>Missing metrics</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>" if notes else ""
 
 
-def _samples(run: Path) -> str:
+def _plot_order(png: Path, columns: list[str]) -> tuple:
+    stem = png.stem
+    group = next((i for i, (prefix, _) in enumerate(PLOT_GROUPS) if f"{prefix}_" in f"_{stem}_"), len(PLOT_GROUPS))
+    rank = next((i for i, c in enumerate(columns) if f"_{c}" in stem), len(columns))
+    return group, rank, stem
+
+
+def _plots_section(run: Path, columns: list[str]) -> str:
+    from reports.plots import caption_of
+
+    pngs = sorted((run / "plots").glob("*.png"), key=lambda p: _plot_order(p, columns))
+    if not pngs:
+        return "<p>No plots (run with plots).</p>"
+    parts, current = [], None
+    for png in pngs:
+        group = _plot_order(png, columns)[0]
+        if group != current:
+            title = PLOT_GROUPS[group][1] if group < len(PLOT_GROUPS) else "Other plots"
+            parts.append(f"<h3>{escape(title)}</h3>")
+            current = group
+        caption = caption_of(png) or png.stem
+        parts.append(f"<figure>{_image(png, caption)}<figcaption>{escape(caption)}</figcaption></figure>")
+    return "".join(parts)
+
+
+def _samples(run: Path, per_frame: pd.DataFrame, order: list[str], roles: Mapping[str, str]) -> str:
+    """Per sequence: the ground truth's strip, then each method's in table order (sanity checks after)."""
+    from benchmark.results.schema import is_sanity
+
+    folder = RunFolder(run)
     parts = []
-    for gt in sorted(RunFolder(run).parts.glob("*/*/gt_samples.png")):
-        sequence_folder = gt.parent
-        label = f"{sequence_folder.parent.name} / {sequence_folder.name}"
+    for (dataset, sequence), group in per_frame.groupby(["dataset", "sequence"], sort=False):
+        gt = folder.sequence_folder(str(dataset), str(sequence)) / "gt_samples.png"
+        if not gt.exists():
+            continue
+        label = f"{dataset} / {sequence}"
         rows = [f"<tr><td>ground truth</td><td>{_image(gt, 'ground truth ' + label)}</td></tr>"]
-        for method in sorted(p for p in sequence_folder.iterdir() if (p / "samples.png").exists()):
-            name = _method_name(method)
-            rows.append(f"<tr><td>{escape(name)}</td><td>{_image(method / 'samples.png', name)}</td></tr>")
+        present = set(map(str, group["method"]))
+        methods = [m for m in order if m in present] + [m for m in dict.fromkeys(map(str, group["method"])) if m not in order]
+        sanity_started = False
+        for method in methods:
+            strip = folder.pair_folder(str(dataset), str(sequence), method) / "samples.png"
+            if not strip.exists():
+                continue
+            if is_sanity(method, roles) and not sanity_started:
+                rows.append("<tr><td colspan='2'><i>Sanity checks (not methods: the ground truth degraded on purpose)"
+                            "</i></td></tr>")
+                sanity_started = True
+            rows.append(f"<tr><td>{escape(method)}</td><td>{_image(strip, method)}</td></tr>")
         parts.append(f"<h3>{escape(label)}</h3><table class='strip'>{''.join(rows)}</table>")
     return "".join(parts) or "<p>No sample frames stored.</p>"
 
 
 def render_report(run: str | Path, config_text: str = "", protocols: dict[str, str] | None = None,
                   title: str = "cabench report") -> str:
-    """The HTML text of the report of run folder ``run`` (its per_frame.csv, missing.csv, plots/ and
-    sample strips). ``protocols``: {protocol id: its description} (default: the ids the results name)."""
+    """The HTML text of the report of run folder ``run`` (its per_frame.csv, missing.csv, methods.csv,
+    metadata.json, plots/ and sample strips). ``protocols``: {protocol id: its description} (default:
+    the definitions in the metadata, else the ids the results name)."""
     from reports import tables
+    from reports.runinfo import policy_notes
 
     run = Path(run)
-    per_frame, missing = read_run(run)
+    per_frame, raw_missing = read_run(run)
+    roles = read_methods(run)
+    metadata = read_metadata(run)
+    notes = policy_notes(metadata)
     summary = summarize(per_frame)
-    missing = missing_by_method(missing)
+    missing = missing_by_method(raw_missing)
     found = [str(p) for p in dict.fromkeys(per_frame["protocol"].dropna())] + [str(p) for p in missing.get("protocol", [])]
     protocols = protocols if protocols is not None else dict.fromkeys(p for p in found if p)
-    body = [f"<h1>{escape(title)}</h1>", f"<p>Run folder: <code>{escape(str(run))}</code></p>", "<h2>Protocol</h2><ul>"]
-    for protocol, description in protocols.items():
-        body.append(f"<li><code>{escape(protocol)}</code>: {escape(description or '')}</li>")
-    body.append("</ul><h2>Tables</h2>")
-    specs = [tables.TABLE1, tables.TABLE2, tables.extra_table(summary)]
-    body += [tables.html(spec, summary, missing if not missing.empty else None) for spec in specs if spec]
-    if not missing.empty:
-        body.append("<h2>Missing metrics</h2><ul>")
-        for (metric, reason), rows in missing.groupby(["metric", "reason"], sort=False):
-            where = ", ".join(dict.fromkeys(f"{d}/{m}" for d, m in zip(rows["dataset"], rows["method"])))
-            body.append(f"<li>{escape(metric)}: missing ({escape(reason)}) for {escape(where)}</li>")
-        body.append("</ul>")
-    body += ["<h2>Summary</h2><details open><summary>every metric column: mean ± std, frames counted</summary>",
-             _summary_table(summary), "</details><h2>Plots</h2>"]
-    for png in sorted((run / "plots").glob("*.png")):
-        body.append(f"<figure>{_image(png, png.stem)}<figcaption>{escape(png.stem)}</figcaption></figure>")
-    body += ["<h2>Sample frames</h2>", _samples(run)]
-    body.append("<h2>Versions</h2><table id='versions'>" + "".join(
-        f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in _versions().items()) + "</table>")
+    shown_missing = missing if not missing.empty else None
+    body = [f"<h1>{escape(title)}</h1>", f"<p>Run folder: <code>{escape(str(run))}</code></p>",
+            "<h2>The run</h2>", _run_section(metadata, notes), _datasets_section(metadata),
+            "<h3>Protocol</h3>", _protocols_section(metadata, protocols), "<h2>Tables</h2>"]
+    specs = [spec for spec in (tables.TABLE1, tables.TABLE2, tables.extra_table(summary)) if spec]
+    body += [tables.html(spec, summary, shown_missing, roles=roles, notes=notes) for spec in specs]
+    if len(per_frame) and (per_frame.groupby("dataset")["sequence"].nunique() > 1).any():
+        per_sequence = summarize(per_frame, by=("dataset", "sequence", "method"))
+        body.append("<h2>Per sequence</h2><details open><summary>each table per sequence (subject), best per "
+                    "sequence in bold</summary>")
+        body += [tables.html(spec, per_sequence, raw_missing if len(raw_missing) else None, roles=roles)
+                 for spec in specs]
+        body.append("</details>")
+    methods = list(dict.fromkeys(map(str, per_frame["method"])))
+    body.append(_missing_section(missing, methods))
+    columns = [c for spec in specs for c, _ in spec.columns]
+    body += ["<h2>Plots</h2>", _plots_section(run, columns)]
+    order = list(dict.fromkeys(row.method for row in tables.build_rows(tables.TABLE1, summary, roles=roles)))
+    body += ["<h2>Sample frames</h2>", _samples(run, per_frame, order, roles)]
+    body += ["<h2>Summary</h2><details><summary>every metric column: mean ± std, frames counted, coverage "
+             "(click to open)</summary>", _summary_table(summary), "</details>"]
+    body.append("<h2>Versions</h2>" + _facts(list(_versions(metadata).items()), "versions"))
     if config_text:
         body.append(f"<h2>Config</h2><pre>{escape(config_text)}</pre>")
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"

@@ -1,12 +1,25 @@
 """Plots of a run (matplotlib, Agg): temporal curves, per-metric bars, per-frame traces, timing.
 
-Every plot is a PNG with labelled axes (units from the metric registry) and a legend.
-- Temporal curves (the paper's Fig. 7): per sequence, the mean optical-flow magnitude between
-  adjacent frames of each method against the ground truth's (columns ``flow_mag_pred`` and
-  ``flow_mag_gt``, written by the temporal metrics).
-- Bars: per metric column, the mean over frames per method and dataset, with the standard
-  deviation over frames as the error bar.
-- Traces: per metric column and sequence, the per-frame value of each method.
+One look across the figures of a run:
+- a method keeps one colour in every plot, assigned once from the run's method list
+  (:func:`method_colors`: methods from matplotlib's tab10, or tab20 beyond 10; sanity checks from
+  the muted Set2 and drawn dashed or hatched, after the methods);
+- methods are named as in the tables (never by file slug), units and directions come from the metric
+  registry, and every PNG carries its caption, a sentence saying what is drawn, as its
+  ``Description`` text chunk (:func:`caption_of`), which the report prints under it;
+- sanity checks (role ``sanity``: the ground truth degraded on purpose) are grouped after the methods.
+
+The plots:
+- Temporal curves (the paper's Fig. 7): per sequence, small multiples, one panel per method, each
+  with the method's mean optical-flow magnitude between adjacent frames against the ground truth's
+  (columns ``flow_mag_pred`` and ``flow_mag_gt``), on shared axes; readable with any number of methods.
+- Bars: per metric column, the mean over frames per method and dataset; the error bar is the
+  standard deviation over frames (a runtime, one measurement per rendered sequence, has none); a
+  reference column named ``<column>_gt`` (the ground truth's own value, e.g. ``warp_error_gt``, the
+  floor the flow's accuracy sets) is drawn as a dashed black line over each dataset's bars.
+- Traces: per metric column and sequence, the per-frame value of each method; frames where a face
+  metric is undefined (no face found) are marked with a cross at the bottom of the plot, and the
+  ground truth's own value (``<column>_gt``) is drawn dashed black.
 - Timing: per-frame time against the number of denoising steps, one line per (scheduler, stage),
   from the CSV of ``cabench time`` (one row per (scheduler, steps, repeat), a column per stage and
   ``total``); the median over repeats is drawn, the spread as a band between min and max.
@@ -14,17 +27,21 @@ Every plot is a PNG with labelled axes (units from the metric registry) and a le
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from benchmark.results.schema import is_sanity
 from metrics import registry
 from reports.tables import direction, scores
 
 FLOW_PRED, FLOW_GT = "flow_mag_pred", "flow_mag_gt"
 KEYS = ("dataset", "sequence", "method", "frame", "protocol")
+Colors = Mapping[str, tuple]
 
 
 def _pyplot():
@@ -48,51 +65,91 @@ def _name(*parts: str) -> str:
     return "_".join(safe_name(str(p)) for p in parts if p != "") + ".png"
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, caption: str = "") -> Path:
+    """The figure as a PNG whose ``Description`` text chunk holds ``caption``."""
     import io
 
     from benchmark.results.files import atomic_write_bytes
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Description": caption} if caption else None)
     _pyplot().close(fig)
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def temporal_curves(per_frame: pd.DataFrame, out: Path, prefix: str = "") -> list[Path]:
-    """One PNG per (dataset, sequence): flow magnitude per frame, each method against the ground truth."""
-    if FLOW_PRED not in per_frame or FLOW_GT not in per_frame:
-        return []
+def caption_of(path: str | Path) -> str:
+    """The caption a plot was saved with (its PNG ``Description`` chunk), or ""."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return str(getattr(image, "text", {}).get("Description", ""))
+    except OSError:
+        return ""
+
+
+SANITY_HATCHES = ("//", "\\\\", "xx", "..", "++", "--", "oo")
+SANITY_MARKERS = ("x", "+", "^", "s", "d", "v", "*")
+
+
+def method_colors(methods: Sequence[str], roles: Mapping[str, str] | None = None) -> dict[str, tuple]:
+    """One colour per method, from the run's method list in table order (so every plot of a run
+    agrees): methods from tab10 (tab20 beyond 10); sanity checks in greys (told apart by hatch and
+    marker, :func:`_sanity_index`), so that no check shares a method's colour."""
     plt = _pyplot()
-    files = []
-    for (dataset, sequence), group in per_frame.groupby(["dataset", "sequence"], sort=False):
-        fig, ax = plt.subplots(figsize=(7, 3.6))
-        colors = _colors(per_frame["method"])
-        for method, rows in group.groupby("method", sort=False):
-            rows = rows.sort_values("frame")
-            ax.plot(rows["frame"], rows[FLOW_PRED], linewidth=1.2, label=str(method), color=colors[str(method)])
-        first = group[group["method"] == group["method"].iloc[0]].sort_values("frame")
-        ax.plot(first["frame"], first[FLOW_GT], color="black", linewidth=2.0, linestyle="--", zorder=10,
-                label="ground truth")
-        ax.set_xlabel("frame")
-        ax.set_ylabel("mean flow magnitude to the previous frame (px)")
-        ax.set_title(f"Temporal consistency: {dataset} / {sequence}")
-        _legend(ax)
-        ax.grid(alpha=0.3)
-        files.append(_save(fig, out / _name(prefix, "temporal", dataset, sequence)))
-    return files
+    names = _ordered_methods(methods, roles)
+    competitors = [n for n in names if not is_sanity(n, roles)]
+    checks = [n for n in names if is_sanity(n, roles)]
+    palette = plt.get_cmap("tab10" if len(competitors) <= 10 else "tab20")
+    greys = plt.get_cmap("Greys")
+    colors = {name: palette(i % palette.N) for i, name in enumerate(competitors)}
+    colors.update({name: greys(0.35 + 0.45 * i / max(1, len(checks) - 1)) for i, name in enumerate(checks)})
+    return colors
 
 
-def _colors(methods) -> dict[str, tuple]:
-    """A distinct colour per method: matplotlib's 10-colour cycle, tab20 beyond 10 methods."""
-    plt = _pyplot()
-    names = list(dict.fromkeys(str(m) for m in methods))
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+def _ordered_methods(methods, roles: Mapping[str, str] | None) -> list[str]:
+    """The methods in table order (the paper's order), sanity checks after the methods."""
+    from reports.tables import method_order
+
+    return method_order([str(m) for m in methods], roles)
 
 
-def _legend(ax) -> None:
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+def _sanity_index(method: str, methods: Sequence[str], roles: Mapping[str, str] | None) -> int:
+    checks = [m for m in methods if is_sanity(m, roles)]
+    return checks.index(method) if method in checks else 0
+
+
+def _style(method: str, methods: Sequence[str], roles: Mapping[str, str] | None) -> dict:
+    """Line style: solid for methods; dashed, thinner and with a marker of its own for a sanity check."""
+    if not is_sanity(method, roles):
+        return {"linestyle": "-", "linewidth": 1.2, "marker": ".", "markersize": 3}
+    marker = SANITY_MARKERS[_sanity_index(method, methods, roles) % len(SANITY_MARKERS)]
+    return {"linestyle": "--", "linewidth": 0.9, "marker": marker, "markersize": 4}
+
+
+def _frame_ticks(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _display(method: str, roles: Mapping[str, str] | None) -> str:
+    return f"{method} (sanity check)" if is_sanity(method, roles) else method
+
+
+def _legend(ax, **options) -> None:
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, **options)
+
+
+def _under(prefix: str) -> str:
+    return f" under the {prefix} protocol" if prefix else ""
+
+
+def _sanity_sentence(methods: Sequence[str], roles: Mapping[str, str] | None) -> str:
+    if any(is_sanity(m, roles) for m in methods):
+        return (" Sanity checks (the ground truth degraded on purpose, to show that the metric notices; not methods) "
+                "come after the methods, dashed or hatched.")
+    return ""
 
 
 def _value_columns(frame: pd.DataFrame) -> list[str]:
@@ -100,58 +157,160 @@ def _value_columns(frame: pd.DataFrame) -> list[str]:
             and pd.api.types.is_numeric_dtype(frame[c])]
 
 
-def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None = None, prefix: str = "") -> list[Path]:
-    """One PNG per metric column: mean per method (grouped by dataset), error bar = std over frames."""
+def ground_truth_column(column: str) -> str | None:
+    """The reference column holding the ground truth's own value of ``column`` (``warp_error_gt`` for
+    ``warp_error``), when the metric registers one."""
+    spec = registry.column_spec(column)
+    candidate = f"{column}_gt"
+    return candidate if spec is not None and candidate in spec.reference_columns else None
+
+
+def temporal_curves(per_frame: pd.DataFrame, out: Path, prefix: str = "", roles: Mapping[str, str] | None = None,
+                    colors: Colors | None = None) -> list[Path]:
+    """One PNG per (dataset, sequence): small multiples, one panel per method, its flow magnitude per
+    frame against the ground truth's, on shared axes."""
+    if FLOW_PRED not in per_frame or FLOW_GT not in per_frame:
+        return []
+    plt = _pyplot()
+    colors = colors or method_colors(per_frame["method"], roles)
+    files = []
+    for (dataset, sequence), group in per_frame.groupby(["dataset", "sequence"], sort=False):
+        methods = _ordered_methods(group["method"], roles)
+        columns = min(4, len(methods))
+        rows = math.ceil(len(methods) / columns)
+        fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.3 * rows + 0.6), sharex=True, sharey=True,
+                                 squeeze=False)
+        truth = group[group["method"] == methods[0]].sort_values("frame")
+        for ax, method in zip(axes.flat, methods):
+            values = group[group["method"] == method].sort_values("frame")
+            ax.plot(truth["frame"], truth[FLOW_GT], color="black", linewidth=1.6, linestyle="--", label="ground truth")
+            ax.plot(values["frame"], values[FLOW_PRED], color=colors.get(method, "grey"), linewidth=1.3, label="method")
+            ax.set_title(textwrap.fill(_display(method, roles), 34), fontsize=8)
+            ax.grid(alpha=0.3)
+            _frame_ticks(ax)
+            ax.tick_params(labelsize=7)
+        for ax in list(axes.flat)[len(methods):]:
+            ax.set_visible(False)
+        for ax in axes[-1]:
+            ax.set_xlabel("frame", fontsize=8)
+        for ax in axes[:, 0]:
+            ax.set_ylabel("flow magnitude (px)", fontsize=8)
+        fig.suptitle(f"Motion between adjacent frames: {dataset} / {sequence} (dashed black: ground truth)", fontsize=10)
+        fig.tight_layout()
+        caption = (f"Temporal consistency on {dataset} / {sequence}{_under(prefix)}: for each method (one panel each, "
+                   "in its colour), the mean optical-flow magnitude between each frame and the previous one, against "
+                   "the ground truth's (dashed black, the same in every panel), as in the paper's Fig. 7. A method "
+                   "whose curve follows the ground truth's moves as the subject does; spikes are flicker or jitter."
+                   + _sanity_sentence(methods, roles))
+        files.append(_save(fig, out / _name(prefix, "temporal", dataset, sequence), caption))
+    return files
+
+
+def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None = None, prefix: str = "",
+                roles: Mapping[str, str] | None = None, colors: Colors | None = None) -> list[Path]:
+    """One PNG per metric column: mean per method (grouped by dataset; sanity checks after a gap,
+    hatched), error bar = std over frames (none for a runtime), the ground truth's own value dashed."""
     plt = _pyplot()
     files = []
     columns = columns or [c for c in dict.fromkeys(summary["metric"]) if c not in (FLOW_PRED, FLOW_GT)]
+    colors = colors or method_colors(summary["method"], roles)
     for column in columns:
         rows = summary[(summary["metric"] == column) & summary["mean"].notna() & np.isfinite(summary["mean"])]
         if rows.empty:
             continue
+        spec = registry.column_spec(column)
+        runtime = spec is not None and spec.kind == "runtime"
         datasets = list(dict.fromkeys(rows["dataset"]))
-        methods = list(dict.fromkeys(rows["method"]))
-        width = 0.8 / max(len(methods), 1)
-        colors = _colors(methods)
-        fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(datasets) * max(len(methods), 2) * 0.5), 3.6))
+        methods = _ordered_methods(rows["method"], roles)
+        gap = 0.6 if any(is_sanity(m, roles) for m in methods) and not all(is_sanity(m, roles) for m in methods) else 0.0
+        slots = len(methods) + gap
+        width = 0.8 / max(slots, 1)
+        offsets = {}
         for j, method in enumerate(methods):
+            offsets[method] = (j + (gap if is_sanity(method, roles) else 0.0)) * width
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(datasets) * max(len(methods), 2) * 0.5), 3.6))
+        for method in methods:
             values = [rows[(rows["dataset"] == d) & (rows["method"] == method)] for d in datasets]
             means = [float(v["mean"].iloc[0]) if len(v) else np.nan for v in values]
-            stds = [float(v["std"].iloc[0]) if len(v) else np.nan for v in values]
-            stds = [0.0 if not np.isfinite(s) else s for s in stds]
-            ax.bar(np.arange(len(datasets)) + j * width, means, width, yerr=stds, capsize=3, label=str(method),
-                   color=colors[str(method)])
-        ax.set_xticks(np.arange(len(datasets)) + width * (len(methods) - 1) / 2, datasets)
+            stds = None
+            if not runtime:
+                stds = [float(v["std"].iloc[0]) if len(v) else np.nan for v in values]
+                stds = [0.0 if not np.isfinite(s) else s for s in stds]
+            sanity = is_sanity(method, roles)
+            hatch = SANITY_HATCHES[_sanity_index(method, methods, roles) % len(SANITY_HATCHES)] if sanity else None
+            ax.bar(np.arange(len(datasets)) + offsets[method], means, width, yerr=stds, capsize=3,
+                   label=_display(method, roles), color=colors.get(method, "grey"), hatch=hatch,
+                   edgecolor="white" if sanity else None)
+        floor = ground_truth_column(column)
+        floor_rows = summary[summary["metric"] == floor] if floor else summary.iloc[:0]
+        for i, dataset in enumerate(datasets):
+            value = floor_rows[floor_rows["dataset"] == dataset]["mean"]
+            if len(value) and np.isfinite(value).any():
+                ax.hlines(float(value[np.isfinite(value)].mean()), i - width / 2, i + (slots - 0.5) * width, colors="black",
+                          linestyles="--", linewidth=1.4, label="ground truth (floor)" if i == 0 else None, zorder=5)
+        ax.set_xticks(np.arange(len(datasets)) + width * (slots - 1) / 2, datasets)
         ax.set_xlabel("dataset")
         ax.set_ylabel(_label(column))
-        ax.set_title(f"{column}: mean over frames, bar = ± std")
+        spread = "no error bar (one time per rendered sequence)" if runtime else "error bar: ± std over frames"
+        ax.set_title(f"{column}: mean over frames; {spread}", fontsize=10)
         _legend(ax)
         ax.grid(axis="y", alpha=0.3)
-        files.append(_save(fig, out / _name(prefix, "bars", column)))
+        caption = (f"Mean of {_label(column)} over the evaluated frames of each method, per dataset{_under(prefix)}; "
+                   + ("a runtime has no error bar (the adapter measures one time per rendered sequence)."
+                      if runtime else "the error bar is the standard deviation over frames.")
+                   + (" The dashed black line is the ground truth's own value, the floor the flow's accuracy sets."
+                      if len(floor_rows) else "") + _sanity_sentence(methods, roles))
+        files.append(_save(fig, out / _name(prefix, "bars", column), caption))
     return files
 
 
-def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | None = None, prefix: str = "") -> list[Path]:
-    """One PNG per (metric column, dataset, sequence): the per-frame value of each method."""
+def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | None = None, prefix: str = "",
+                 roles: Mapping[str, str] | None = None, colors: Colors | None = None) -> list[Path]:
+    """One PNG per (metric column, dataset, sequence): the per-frame value of each method, frames
+    where a face metric is undefined marked, the ground truth's own value dashed."""
     plt = _pyplot()
     files = []
     columns = columns or [c for c in _value_columns(per_frame) if c != "time_s"]
+    colors = colors or method_colors(per_frame["method"], roles)
     for (dataset, sequence), group in per_frame.groupby(["dataset", "sequence"], sort=False):
         for column in columns:
             if column not in group or not np.isfinite(group[column].to_numpy(dtype=float)).any():
                 continue
+            spec = registry.column_spec(column)
+            face = spec is not None and spec.kind == "face"
+            methods = _ordered_methods(group["method"], roles)
             fig, ax = plt.subplots(figsize=(7, 3.4))
-            colors = _colors(per_frame["method"])
-            for method, rows in group.groupby("method", sort=False):
-                rows = rows.sort_values("frame")
-                ax.plot(rows["frame"], rows[column], marker=".", markersize=3, linewidth=1, label=str(method),
-                        color=colors[str(method)])
+            undefined = False
+            for method in methods:
+                rows = group[group["method"] == method].sort_values("frame")
+                color = colors.get(method, "grey")
+                ax.plot(rows["frame"], rows[column], label=_display(method, roles), color=color,
+                        **_style(method, methods, roles))
+                if face:
+                    gaps = rows[rows[column].isna()]["frame"]
+                    if len(gaps):
+                        undefined = True
+                        ax.plot(gaps, np.full(len(gaps), 0.02), linestyle="none", marker="x", markersize=5, color=color,
+                                transform=ax.get_xaxis_transform(), clip_on=False)
+            floor = ground_truth_column(column)
+            if floor and floor in group:
+                truth = group[group["method"] == methods[0]].sort_values("frame")
+                ax.plot(truth["frame"], truth[floor], color="black", linestyle="--", linewidth=1.4,
+                        label="ground truth (floor)")
+            if undefined:
+                ax.plot([], [], linestyle="none", marker="x", color="grey", label="no face: undefined")
             ax.set_xlabel("frame")
+            _frame_ticks(ax)
             ax.set_ylabel(_label(column))
-            ax.set_title(f"{column} per frame: {dataset} / {sequence}")
+            ax.set_title(f"{column} per frame: {dataset} / {sequence}", fontsize=10)
             _legend(ax)
             ax.grid(alpha=0.3)
-            files.append(_save(fig, out / _name(prefix, "trace", column, dataset, sequence)))
+            caption = (f"Per-frame {_label(column)} on {dataset} / {sequence}{_under(prefix)}, one line per method."
+                       + (" A cross at the bottom, in the method's colour, marks a frame where no face was found, so "
+                          "the metric is undefined there (left out of the mean)." if undefined else "")
+                       + (" The dashed black line is the ground truth's own value, the floor the flow's accuracy sets."
+                          if floor and floor in group else "") + _sanity_sentence(methods, roles))
+            files.append(_save(fig, out / _name(prefix, "trace", column, dataset, sequence), caption))
     return files
 
 
@@ -170,14 +329,33 @@ def trace_columns(columns: Sequence[str]) -> list[str]:
     return [c for c in headline_columns(columns) if registry.column_spec(c).trace]
 
 
-def run_plots(per_frame: pd.DataFrame, summary: pd.DataFrame, out: Path, prefix: str = "") -> list[Path]:
+def run_plots(per_frame: pd.DataFrame, summary: pd.DataFrame, out: Path, prefix: str = "",
+              roles: Mapping[str, str] | None = None, colors: Colors | None = None) -> list[Path]:
     """The plots of a run: temporal curves, bars of every metric's headline column, traces of the
     metrics the registry marks ``trace`` (one PNG per sequence each). ``prefix`` starts every file
-    name (the protocol, when a run has several)."""
+    name (the protocol, when a run has several); ``roles``: {method: role}; ``colors``: the run's
+    :func:`method_colors` (default: from this table's methods)."""
     bars = headline_columns(list(dict.fromkeys(summary["metric"]))) if len(summary) else []
     traces = trace_columns(list(per_frame.columns))
-    return [*temporal_curves(per_frame, out, prefix), *metric_bars(summary, out, bars, prefix),
-            *frame_traces(per_frame, out, traces, prefix)]
+    colors = colors or method_colors(per_frame["method"], roles)
+    return [*temporal_curves(per_frame, out, prefix, roles, colors), *metric_bars(summary, out, bars, prefix, roles, colors),
+            *frame_traces(per_frame, out, traces, prefix, roles, colors)]
+
+
+def draw_run(per_frame: pd.DataFrame, summary: pd.DataFrame, out: Path, roles: Mapping[str, str] | None = None,
+             methods: Sequence[str] | None = None) -> list[Path]:
+    """Every plot of a run, per protocol (file names prefixed with the protocol when there are several),
+    one colour per method across all of them (:func:`method_colors` of ``methods``, the run's method
+    list, default the result table's)."""
+    protocols = list(dict.fromkeys(per_frame["protocol"]))
+    colors = method_colors(list(methods) if methods is not None else list(per_frame["method"]), roles)
+    files = []
+    for protocol in protocols:
+        rows = per_frame[per_frame["protocol"] == protocol]
+        if len(rows):
+            files += run_plots(rows, summary[summary["protocol"] == protocol], out,
+                               prefix=protocol if len(protocols) > 1 else "", roles=roles, colors=colors)
+    return files
 
 
 def read_timing(path: str | Path) -> pd.DataFrame:

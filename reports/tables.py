@@ -5,12 +5,24 @@ Layout (the paper's): rows grouped by dataset (the paper's datasets first, in it
 in the paper's order (others after, in the order they were run), one row per (dataset, method,
 protocol), an arrow per column for the direction, the best measured value of each (dataset,
 protocol) group in bold, and each number printed at its metric's paper precision so reported and
-measured numbers read alike. Everything about a column (direction, unit, precision, whether it
-scores the method, whether it is a face metric) comes from the metric registry.
+measured numbers read alike (a value that precision would print as zero, such as a warping error of
+4.75e-05, gets three significant digits instead). Everything about a column (direction, unit,
+precision, whether it scores the method, whether it is a face metric) comes from the metric registry.
+
+Sanity checks (methods whose role is ``sanity``, e.g. the ground truth degraded on purpose; the run
+folder's ``methods.csv``, :func:`benchmark.results.schema.read_methods`) are checks of the metrics,
+not competitors: they are listed apart after the methods (a second table in Markdown and HTML, a
+section of the LaTeX tabular) and are never bold, and the best value is taken over methods only.
+
+A per-sequence view (a summary with a ``sequence`` column, ``summarize(per_frame, by=("dataset",
+"sequence", "method"))``) gets a Sequence column and its best value per (dataset, sequence, protocol):
+papers on INSTA-style data report per subject.
 
 A face metric (kind ``face``) defined on fewer than all frames shows the share it is defined on,
 ``0.12 (83%)``; one defined on no frame shows ``no face``. A metric that could not run is printed as
-``missing`` with its reason under the table, never as a number. With ``paper=True`` every metric
+``missing`` with its reason under the table, never as a number; a reason shared by every row is said
+once, "for all methods", and a table whose every value is missing is said to be not measured, in one
+sentence, instead of a grid of ``missing``. With ``paper=True`` every metric
 gets three columns, measured | reported | difference (measured - reported), and the paper's
 groups appear even where nothing was measured.
 
@@ -24,11 +36,12 @@ from __future__ import annotations
 import html as html_text
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from benchmark.results.schema import SANITY_ROLE, is_sanity
 from metrics import registry
 from reports.paper import PAPER_DATASETS, PAPER_METHOD_ORDER, order_name, paper_name, reported
 
@@ -93,13 +106,17 @@ def is_face(column: str) -> bool:
 
 
 def format_value(column: str, value: float | None) -> str:
-    """``value`` at its metric's paper precision (``MetricSpec.paper_format``)."""
+    """``value`` at its metric's paper precision (``MetricSpec.paper_format``); a non-zero value that
+    precision would print as zero (``0.0000`` for 4.75e-05) gets three significant digits instead."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     spec = registry.column_spec(column)
-    return format(value, spec.paper_format if spec is not None else ".4g")
+    text = format(value, spec.paper_format if spec is not None else ".4g")
+    if value != 0 and float(text) == 0:
+        text = format(value, ".3g")
+    return text
 
 
 def format_difference(column: str, value: float | None) -> str:
@@ -132,6 +149,22 @@ class Row:
     coverage: dict[str, float] = field(default_factory=dict)  # share of frames a column is defined on
     missing: dict[str, str] = field(default_factory=dict)
     reported: dict[str, float] = field(default_factory=dict)
+    sequence: str = ""      # set in a per-sequence table
+    role: str = "method"    # "sanity": listed apart, never the best
+
+    @property
+    def sanity(self) -> bool:
+        return self.role == SANITY_ROLE
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        """(dataset, sequence, protocol): the rows among which one value is the best."""
+        return (self.dataset, self.sequence, self.protocol)
+
+    @property
+    def where(self) -> str:
+        """The row named for a note: ``dataset/[sequence/]method``."""
+        return "/".join(p for p in (self.dataset, self.sequence, self.method) if p)
 
 
 def _ordered(values: Sequence[str], preferred: Sequence[str], key=lambda v: v) -> list[str]:
@@ -149,52 +182,79 @@ def _coverage(record) -> float:
 
 
 def build_rows(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None,
-               paper: bool = False) -> list[Row]:
-    """The table's rows, grouped and ordered as in the paper, one per (dataset, method, protocol).
+               paper: bool = False, roles: Mapping[str, str] | None = None) -> list[Row]:
+    """The table's rows, grouped and ordered as in the paper, one per (dataset, method, protocol), or
+    per (dataset, sequence, method, protocol) when ``summary`` has a ``sequence`` column.
 
     summary: long form with dataset, method, metric, protocol, mean, count, frames[, coverage]
     (:func:`benchmark.results.summary.summarize`).
-    missing: rows (dataset, method[, protocol], metric, reason) for metrics that could not run.
+    missing: rows (dataset[, sequence], method[, protocol], metric, reason) for metrics that could not
+    run; a record without a sequence (or protocol) applies to each of its method's rows.
+    roles: {method: role} (:func:`benchmark.results.schema.read_methods`); sanity rows come after the
+    methods of their group.
     """
     columns = [c for c, _ in spec.columns]
-    rows: dict[tuple[str, str, str], Row] = {}
+    rows: dict[tuple[str, str, str, str], Row] = {}
     summary = summary if "dataset" in summary else summary.assign(dataset="")
     summary = summary if "protocol" in summary else summary.assign(protocol="")
+    summary = summary if "sequence" in summary else summary.assign(sequence="")
+
+    def row_of(dataset: str, sequence: str, method: str, protocol: str) -> Row:
+        key = (dataset, sequence, method, protocol)
+        if key not in rows:
+            rows[key] = Row(dataset, method, protocol, sequence=sequence,
+                            role=SANITY_ROLE if is_sanity(method, roles) else "method")
+        return rows[key]
+
     for record in summary[summary["metric"].isin(columns)].itertuples(index=False):
-        key = (record.dataset, record.method, str(record.protocol))
-        row = rows.setdefault(key, Row(*key))
+        row = row_of(record.dataset, str(record.sequence), record.method, str(record.protocol))
         if not (isinstance(record.mean, float) and math.isnan(record.mean)):
             row.measured[record.metric] = float(record.mean)
         row.coverage[record.metric] = _coverage(record)
     if missing is not None and len(missing):
-        missing = missing if "protocol" in missing else missing.assign(protocol="")
-        for record in missing[missing["metric"].isin(_metric_names(columns))].itertuples(index=False):
-            protocol = "" if pd.isna(record.protocol) else str(record.protocol)
-            # A record without a protocol (a missing.csv of an older run) applies to each of its method's rows.
-            keys = [k for k in rows if k[:2] == (record.dataset, record.method)] if not protocol else []
-            for key in keys or [(record.dataset, record.method, protocol)]:
-                row = rows.setdefault(key, Row(*key))
-                for column in _columns_of(record.metric, columns):
+        for record in missing[missing["metric"].isin(_metric_names(columns))].to_dict("records"):
+            protocol = _text(record.get("protocol"))
+            sequence = _text(record.get("sequence"))
+            # A record without a protocol (a missing.csv of an older run) or without a sequence (one per
+            # method) applies to each of its method's rows.
+            keys = [k for k in rows if k[0] == record["dataset"] and k[2] == record["method"]
+                    and (not sequence or k[1] == sequence) and (not protocol or k[3] == protocol)]
+            targets = [rows[k] for k in keys] or [row_of(record["dataset"], sequence, record["method"], protocol)]
+            for row in targets:
+                for column in _columns_of(record["metric"], columns):
                     if column not in row.measured:
-                        row.missing[column] = str(record.reason)
+                        row.missing[column] = str(record["reason"])
     if paper:
         table = reported()
         table = table[table["metric"].isin(columns)]
         for record in table.itertuples(index=False):
-            datasets = [record.dataset] if record.dataset else sorted({d for d, _, _ in rows} or {""})
+            datasets = [record.dataset] if record.dataset else sorted({k[0] for k in rows} or {""})
             for dataset in datasets:
-                matches = [k for k in rows if k[0] == dataset and paper_name(k[1]) == record.method]
+                matches = [k for k in rows if k[0] == dataset and paper_name(k[2]) == record.method]
                 if not matches and record.dataset:
-                    rows[(dataset, record.method, "")] = Row(dataset, record.method)
-                    matches = [(dataset, record.method, "")]
+                    row_of(dataset, "", record.method, "")
+                    matches = [(dataset, "", record.method, "")]
                 for key in matches:
                     rows[key].reported[record.metric] = float(record.value)
     ordered = []
-    for dataset in _ordered([d for d, _, _ in rows], PAPER_DATASETS):
-        methods = _ordered([m for d, m, _ in rows if d == dataset], PAPER_METHOD_ORDER, key=order_name)
-        for method in methods:
-            ordered += [row for (d, m, _), row in rows.items() if d == dataset and m == method]
+    for dataset in _ordered([k[0] for k in rows], PAPER_DATASETS):
+        for sequence in dict.fromkeys(k[1] for k in rows if k[0] == dataset):
+            group = [row for k, row in rows.items() if k[0] == dataset and k[1] == sequence]
+            for method in method_order([r.method for r in group], roles):
+                ordered += [row for row in group if row.method == method]
     return ordered
+
+
+def method_order(methods: Sequence[str], roles: Mapping[str, str] | None = None) -> list[str]:
+    """Method names in table order: methods in the paper's order (others after, in the given order),
+    then the sanity checks. Plots and the report's sample strips follow it too."""
+    names = list(dict.fromkeys(str(m) for m in methods))
+    return [*_ordered([m for m in names if not is_sanity(m, roles)], PAPER_METHOD_ORDER, key=order_name),
+            *_ordered([m for m in names if is_sanity(m, roles)], PAPER_METHOD_ORDER, key=order_name)]
+
+
+def _text(value: object) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def _metric_names(columns: Sequence[str]) -> set[str]:
@@ -216,16 +276,17 @@ def _columns_of(metric: str, columns: Sequence[str]) -> list[str]:
     return [c for c in columns if c in outputs]
 
 
-def best_values(rows: Sequence[Row], columns: Sequence[str]) -> dict[tuple[str, str, str], float]:
-    """(dataset, protocol, column) -> the best measured value in that group."""
-    best: dict[tuple[str, str, str], float] = {}
+def best_values(rows: Sequence[Row], columns: Sequence[str]) -> dict[tuple[tuple[str, str, str], str], float]:
+    """((dataset, sequence, protocol), column) -> the best value measured by a method (sanity checks
+    never count) in that group."""
+    best: dict[tuple[tuple[str, str, str], str], float] = {}
     for column in columns:
         higher, _ = direction(column)
         for row in rows:
             value = row.measured.get(column)
-            if value is None or math.isnan(value):
+            if row.sanity or value is None or math.isnan(value):
                 continue
-            key = (row.dataset, row.protocol, column)
+            key = (row.group, column)
             if key not in best or (value > best[key] if higher else value < best[key]):
                 best[key] = value
     return best
@@ -242,8 +303,8 @@ def _header(column: str, label: str) -> tuple[str, str]:
 
 
 def measured_text(column: str, row: Row, best: dict, bold: Callable[[str], str], escape: Callable[[str], str]) -> str:
-    """The measured cell: the value (bold where it prints as its group's best; ties all bold), a face
-    metric's coverage below 100%, ``no face``, ``missing`` or ``–``."""
+    """The measured cell: the value (bold where it prints as its group's best and the row is a method;
+    ties all bold), a face metric's coverage below 100%, ``no face``, ``missing`` or ``–``."""
     value = row.measured.get(column)
     coverage = row.coverage.get(column, math.nan)
     if value is None:
@@ -253,8 +314,9 @@ def measured_text(column: str, row: Row, best: dict, bold: Callable[[str], str],
             return escape("no face")
         return escape("–")
     text = format_value(column, value)
-    key = (row.dataset, row.protocol, column)
-    text = bold(escape(text)) if key in best and text == format_value(column, best[key]) else escape(text)
+    key = (row.group, column)
+    is_best = not row.sanity and key in best and text == format_value(column, best[key])
+    text = bold(escape(text)) if is_best else escape(text)
     if is_face(column) and coverage < 1:
         text += escape(f" ({math.floor(100 * coverage)}%)")
     return text
@@ -274,15 +336,29 @@ def _cells(spec: TableSpec, row: Row, best: dict, paper: bool, bold, escape) -> 
 
 
 def _notes(rows: Sequence[Row], spec: TableSpec) -> list[str]:
-    """One note per (column, reason) of the missing metrics, naming the rows (unescaped text)."""
+    """The missing metrics, one note per reason and set of rows (columns sharing both are named together;
+    a reason shared by every row of the table is said once, "for all methods"); unescaped text."""
     labels = dict(spec.columns)
     several = len({r.protocol for r in rows if r.protocol}) > 1
-    reasons: dict[tuple[str, str], list[str]] = {}
+
+    def name(row: Row) -> str:
+        return row.where + (f" ({row.protocol})" if several else "")
+
+    everyone = {name(row) for row in rows}
+    by_reason: dict[str, dict[str, list[str]]] = {}
     for row in rows:
         for column, reason in row.missing.items():
-            where = f"{row.dataset}/{row.method}" if row.dataset else row.method
-            reasons.setdefault((labels[column], reason), []).append(where + (f" ({row.protocol})" if several else ""))
-    return [f"{label}: missing ({reason}) for {', '.join(where)}" for (label, reason), where in reasons.items()]
+            by_reason.setdefault(reason, {}).setdefault(labels[column], []).append(name(row))
+    notes = []
+    for reason, per_label in by_reason.items():
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for label, where in per_label.items():
+            groups.setdefault(tuple(where), []).append(label)
+        for where, together in groups.items():
+            who = "all methods" if set(where) == everyone else ", ".join(where)
+            together = sorted(together, key=list(labels.values()).index)
+            notes.append(f"{', '.join(together)}: missing ({reason}) for {who}")
+    return notes
 
 
 def _protocols(rows: Sequence[Row]) -> str:
@@ -300,33 +376,99 @@ def _coverage_note(rows: Sequence[Row], spec: TableSpec) -> list[str]:
 # ---------------------------------------------------------------------------- formats
 
 
-def _prepared(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None, paper: bool):
-    """(rows, best values, column headers) of a flat rendering (Markdown, HTML)."""
-    rows = build_rows(spec, summary, missing, paper)
+@dataclass
+class Prepared:
+    """A table ready to render: its rows (methods, then sanity checks), the best values, headers and notes."""
+
+    spec: TableSpec
+    rows: list[Row]
+    best: dict
+    headers: list[str]
+    paper: bool
+    notes: list[str]
+
+    @property
+    def methods(self) -> list[Row]:
+        return [row for row in self.rows if not row.sanity]
+
+    @property
+    def sanity(self) -> list[Row]:
+        return [row for row in self.rows if row.sanity]
+
+    @property
+    def per_sequence(self) -> bool:
+        return any(row.sequence for row in self.rows)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name + ("_per_sequence" if self.per_sequence else "")
+
+    @property
+    def measured_nothing(self) -> bool:
+        """Every value of the table is missing (and no reported number stands beside them)."""
+        return bool(self.rows) and not self.paper and not any(row.measured for row in self.rows)
+
+    def footer(self) -> str:
+        where = "dataset, sequence and protocol" if self.per_sequence else "dataset and protocol"
+        text = f"Measured with protocol(s): {_protocols(self.rows)}. Best measured value per {where} in bold."
+        if self.sanity:
+            text += (" Sanity checks (the ground truth degraded on purpose, to show that each metric notices) "
+                     "are listed apart and never bold.")
+        return text
+
+
+SANITY_HEADING = "Sanity checks (not methods: the ground truth degraded on purpose; never bold)"
+
+
+def prepare(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
+            roles: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> Prepared:
+    """The rows, best values, headers and notes of a table (``notes``: sentences about the run, such as
+    its mask and alignment policies, written under the table)."""
+    rows = build_rows(spec, summary, missing, paper, roles)
     best = best_values(rows, [c for c, _ in spec.columns])
-    headers = ["Dataset", "Method"]
+    headers = ["Dataset", *(["Sequence"] if any(row.sequence for row in rows) else []), "Method"]
     for column, label in spec.columns:
         name, arrow = _header(column, label)
         title = f"{name} {arrow}".strip()
         headers += [title, f"{name} reported", "Δ"] if paper else [title]
-    return rows, best, [*headers, "Protocol"]
+    all_notes = [*notes, *_notes(rows, spec), *_coverage_note(rows, spec)]
+    return Prepared(spec, rows, best, [*headers, "Protocol"], paper, all_notes)
 
 
-def markdown(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> str:
-    rows, best, headers = _prepared(spec, summary, missing, paper)
-    lines = [f"**{spec.title}**" + (" (measured beside the paper's reported numbers)" if paper else ""), "",
-             "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+def _title(table: Prepared) -> str:
+    return table.spec.title + (" (measured beside the paper's reported numbers)" if table.paper else "") + (
+        ", per sequence" if table.per_sequence else "")
+
+
+NOT_MEASURED = "Not measured in this run: every value of this table is missing (reasons below)."
+
+
+def markdown(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
+             roles: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> str:
+    table = prepare(spec, summary, missing, paper, roles, notes)
+    lines = [f"**{markdown_escape(_title(table))}**", ""]
+    if table.measured_nothing:
+        lines.append(NOT_MEASURED)
+    else:
+        lines += _markdown_rows(table, table.methods)
+        if table.sanity:
+            lines += ["", f"*{markdown_escape(SANITY_HEADING)}*", "", *_markdown_rows(table, table.sanity)]
+        lines += ["", markdown_escape(table.footer())]
+    lines += [f"- {markdown_escape(note)}" for note in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_rows(table: Prepared, rows: Sequence[Row]) -> list[str]:
+    lines = ["| " + " | ".join(table.headers) + " |", "|" + "---|" * len(table.headers)]
     previous = None
     for row in rows:
         dataset = markdown_escape(row.dataset) if row.dataset != previous else ""
         previous = row.dataset
-        cells = [dataset, markdown_escape(row.method), *_cells(spec, row, best, paper, lambda t: f"**{t}**", markdown_escape),
+        cells = [dataset, *([markdown_escape(row.sequence)] if table.per_sequence else []), markdown_escape(row.method),
+                 *_cells(table.spec, row, table.best, table.paper, lambda t: f"**{t}**", markdown_escape),
                  markdown_escape(row.protocol or "–")]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Measured with protocol(s): {markdown_escape(_protocols(rows))}. Best measured value per dataset "
-              "and protocol in bold."]
-    lines += [f"- {markdown_escape(note)}" for note in [*_notes(rows, spec), *_coverage_note(rows, spec)]]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _latex_cell(text: str) -> str:
@@ -334,58 +476,85 @@ def _latex_cell(text: str) -> str:
     return latex_escape(text).replace("–", "--")
 
 
-def latex(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> str:
-    rows = build_rows(spec, summary, missing, paper)
-    best = best_values(rows, [c for c, _ in spec.columns])
+def latex(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
+          roles: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> str:
+    table = prepare(spec, summary, missing, paper, roles, notes)
+    comments = [f"% {latex_escape(note)}" for note in table.notes]
+    if table.measured_nothing:
+        return "\n".join([f"% {latex_escape(_title(table))}: {latex_escape(NOT_MEASURED)}", *comments]) + "\n"
     arrows = {"↑": r"$\uparrow$", "↓": r"$\downarrow$", "": ""}
-    width = len(spec.columns) * (3 if paper else 1)
-    top = ["Method"]
+    keys = ["Sequence"] if table.per_sequence else []
+    width = len(spec.columns) * (3 if paper else 1) + len(keys)
+    top = [*keys, "Method"]
     for column, label in spec.columns:
         name, arrow = _header(column, label)
         heading = f"{latex_escape(name)} {arrows[arrow]}".strip()
         top.append(rf"\multicolumn{{3}}{{c}}{{{heading}}}" if paper else heading)
-    lines = [r"\begin{tabular}{l" + "c" * width + "l}", r"\toprule", " & ".join(top) + r" & Protocol \\"]
+    lines = [r"\begin{tabular}{" + "l" * (1 + len(keys)) + "c" * (width - len(keys)) + "l}", r"\toprule",
+             " & ".join(top) + r" & Protocol \\"]
     if paper:
-        rules = " ".join(rf"\cmidrule(lr){{{2 + 3 * i}-{4 + 3 * i}}}" for i in range(len(spec.columns)))
-        lines += [rules, " & " + " & ".join(["measured & reported & $\\Delta$"] * len(spec.columns)) + r" & \\"]
-    previous = None
-    for row in rows:
-        if row.dataset != previous:
-            lines += [r"\midrule", rf"\multicolumn{{{width + 2}}}{{l}}{{\textit{{{latex_escape(row.dataset or 'all')}}}}} \\"]
-            previous = row.dataset
-        cells = _cells(spec, row, best, paper, lambda t: rf"\textbf{{{t}}}", _latex_cell)
-        lines.append(" & ".join([latex_escape(row.method), *cells, _latex_cell(row.protocol or "–")]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}",
-              f"% {spec.title}; measured with protocol(s): {latex_escape(_protocols(rows))}"]
-    lines += [f"% {latex_escape(note)}" for note in [*_notes(rows, spec), *_coverage_note(rows, spec)]]
-    return "\n".join(lines) + "\n"
+        first = 2 + len(keys)
+        rules = " ".join(rf"\cmidrule(lr){{{first + 3 * i}-{first + 2 + 3 * i}}}" for i in range(len(spec.columns)))
+        lines += [rules, " & " * len(keys) + " & " + " & ".join(["measured & reported & $\\Delta$"] * len(spec.columns))
+                  + r" & \\"]
+    for rows, prefix in ((table.methods, ""), (table.sanity, "Sanity checks (not methods): ")):
+        previous = None
+        for row in rows:
+            if row.dataset != previous:
+                heading = latex_escape(prefix + (row.dataset or "all"))
+                lines += [r"\midrule", rf"\multicolumn{{{width + 2}}}{{l}}{{\textit{{{heading}}}}} \\"]
+                previous = row.dataset
+            cells = _cells(spec, row, table.best, paper, lambda t: rf"\textbf{{{t}}}", _latex_cell)
+            lines.append(" & ".join([*([latex_escape(row.sequence)] if keys else []), latex_escape(row.method), *cells,
+                                     _latex_cell(row.protocol or "–")]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", f"% {latex_escape(_title(table))}; {latex_escape(table.footer())}"]
+    return "\n".join([*lines, *comments]) + "\n"
 
 
-def html(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> str:
-    """The table as an HTML ``<table>`` (with the notes as a list after it)."""
-    rows, best, headers = _prepared(spec, summary, missing, paper)
-    parts = [f"<table class='results' id='{html_escape(spec.name)}'><caption>{html_escape(spec.title)}</caption><thead><tr>"]
-    parts += [f"<th>{html_escape(h)}</th>" for h in headers]
+def html(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
+         roles: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> str:
+    """The table as an HTML ``<table>`` (sanity checks in a second one), with the notes as a list after it."""
+    table = prepare(spec, summary, missing, paper, roles, notes)
+    if table.measured_nothing:
+        parts = [f"<div class='not-measured' id='{html_escape(table.name)}'><p><b>{html_escape(_title(table))}</b>: "
+                 f"{html_escape(NOT_MEASURED)}</p></div>"]
+    else:
+        parts = [_html_table(table, table.methods, table.name, _title(table))]
+        if table.sanity:
+            parts.append(_html_table(table, table.sanity, f"{table.name}-sanity", f"{_title(table)}: {SANITY_HEADING}",
+                                     "results sanity"))
+        parts.append(f"<p class='footer'>{html_escape(table.footer())}</p>")
+    if table.notes:
+        parts.append("<ul class='notes'>" + "".join(f"<li>{html_escape(n)}</li>" for n in table.notes) + "</ul>")
+    return "".join(parts)
+
+
+def _html_table(table: Prepared, rows: Sequence[Row], identifier: str, caption: str, css: str = "results") -> str:
+    names = 3 if table.per_sequence else 2  # the leading cells that name the row (left-aligned)
+    parts = [f"<table class='{css}' id='{html_escape(identifier)}'><caption>{html_escape(caption)}</caption><thead><tr>"]
+    parts += [f"<th{' class=name' if i < names else ''}>{html_escape(h)}</th>" for i, h in enumerate(table.headers)]
     parts.append("</tr></thead><tbody>")
     for row in rows:
-        cells = [html_escape(row.dataset), html_escape(row.method),
-                 *_cells(spec, row, best, paper, lambda t: f"<b>{t}</b>", html_escape), html_escape(row.protocol or "–")]
-        parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        cells = [html_escape(row.dataset), *([html_escape(row.sequence)] if table.per_sequence else []),
+                 html_escape(row.method), *_cells(table.spec, row, table.best, table.paper, lambda t: f"<b>{t}</b>",
+                                                  html_escape), html_escape(row.protocol or "–")]
+        parts.append("<tr>" + "".join(f"<td{' class=name' if i < names else ''}>{c}</td>" for i, c in enumerate(cells))
+                     + "</tr>")
     parts.append("</tbody></table>")
-    notes = [*_notes(rows, spec), *_coverage_note(rows, spec)]
-    if notes:
-        parts.append("<ul class='notes'>" + "".join(f"<li>{html_escape(n)}</li>" for n in notes) + "</ul>")
     return "".join(parts)
 
 
 def csv_frame(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None,
-              paper: bool = False) -> pd.DataFrame:
-    """Long form, full precision: one row per (dataset, method, protocol, metric) of the table."""
+              paper: bool = False, roles: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Long form, full precision: one row per (dataset[, sequence], method, protocol, metric) of the table,
+    with the method's role."""
     records = []
-    for row in build_rows(spec, summary, missing, paper):
+    for row in build_rows(spec, summary, missing, paper, roles):
         for column, label in spec.columns:
             value = row.measured.get(column)
-            record = {"table": spec.name, "dataset": row.dataset, "method": row.method, "metric": label, "column": column,
+            record = {"table": spec.name, "dataset": row.dataset, **({"sequence": row.sequence} if "sequence" in summary
+                                                                      else {}),
+                      "method": row.method, "role": row.role, "metric": label, "column": column,
                       "protocol": row.protocol, "measured": value, "coverage": row.coverage.get(column),
                       "missing": row.missing.get(column, "")}
             if paper:
@@ -396,14 +565,18 @@ def csv_frame(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | No
     return pd.DataFrame(records)
 
 
-def render_all(summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> dict[str, str]:
+def render_all(summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
+               roles: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> dict[str, str]:
     """{file name: text} for table1/table2 in .md, .tex and .csv (``_paper`` in the names with ``paper``),
-    and ``metrics.*`` for the run's other metrics (not with ``paper``: the paper reports none)."""
-    suffix = "_paper" if paper else ""
+    and ``metrics.*`` for the run's other metrics (not with ``paper``: the paper reports none).
+
+    A per-sequence summary (with a ``sequence`` column) gives ``table1_per_sequence.md``, ... ;
+    ``roles``: {method: role} (sanity checks apart); ``notes``: sentences about the run under each table."""
+    suffix = ("_per_sequence" if "sequence" in summary else "") + ("_paper" if paper else "")
     files = {}
     extra = None if paper else extra_table(summary)
     for spec in (TABLE1, TABLE2, *([extra] if extra else [])):
-        files[f"{spec.name}{suffix}.md"] = markdown(spec, summary, missing, paper)
-        files[f"{spec.name}{suffix}.tex"] = latex(spec, summary, missing, paper)
-        files[f"{spec.name}{suffix}.csv"] = csv_frame(spec, summary, missing, paper).to_csv(index=False)
+        files[f"{spec.name}{suffix}.md"] = markdown(spec, summary, missing, paper, roles, notes)
+        files[f"{spec.name}{suffix}.tex"] = latex(spec, summary, missing, paper, roles, notes)
+        files[f"{spec.name}{suffix}.csv"] = csv_frame(spec, summary, missing, paper, roles).to_csv(index=False)
     return files

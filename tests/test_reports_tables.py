@@ -104,7 +104,8 @@ def test_missing_metric_is_shown_with_its_reason_never_as_a_number():
     text = tables.markdown(tables.TABLE1, summary, missing)
     cells = _markdown_cells(text)
     assert [row[5] for row in cells] == ["missing", "missing"]
-    assert "LPIPS: missing (weights alexnet-owt-7be5be79.pth not found) for synthetic/A, synthetic/B" in text
+    assert "LPIPS: missing (weights alexnet-owt-7be5be79.pth not found) for all methods" in text
+    assert text.count("alexnet-owt-7be5be79.pth") == 1  # once, not once per method
     assert cells[0][2] == "**0.0100**" and cells[1][3] == "17.00" and cells[0][3] == "**20.00**"
     tex = tables.latex(tables.TABLE1, summary, missing)
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"\textbf{0.0100}" in tex and "missing" in tex
@@ -238,3 +239,48 @@ def test_face_metrics_show_their_coverage_and_no_face():
     assert "no face" in tables.latex(spec, summary) and "0.12 (83\\%)" in tables.latex(spec, summary)
     frame = tables.csv_frame(spec, summary)
     assert frame.set_index("method").loc["A"].query("column == 'lmd'")["coverage"].item() == pytest.approx(5 / 6)
+
+
+def test_a_value_its_paper_precision_would_print_as_zero_gets_significant_digits():
+    assert tables.format_value("l2", 4.75e-05) == "4.75e-05"  # not 0.0000
+    assert tables.format_value("l2", 0.00081) == "0.0008" and tables.format_value("l2", 0.0) == "0.0000"
+    assert tables.format_value("psnr", 31.234) == "31.23" and tables.format_value("time_s", 0.001) == "0.001"
+
+
+def test_a_reason_shared_by_some_rows_names_them_and_columns_sharing_it_are_said_together():
+    summary = pd.DataFrame({"dataset": "d", "method": ["A", "B", "C"], "metric": "psnr", "protocol": "canonical",
+                            "mean": [20.0, 21.0, 22.0], "std": 0.0, "count": 3, "frames": 3})
+    missing = pd.DataFrame({"dataset": "d", "method": ["A", "B", "A", "B", "C"],
+                            "metric": ["deca_pe", "deca_pe", "deca_ee", "deca_ee", "deca_ee"],
+                            "reason": ["no deca_model.tar"] * 4 + ["another reason"]})
+    text = tables.markdown(tables.TABLE2, summary, missing)
+    assert "- PE, EE: missing (no deca\\_model.tar) for d/A, d/B" in text
+    assert "- EE: missing (another reason) for d/C" in text and text.count("deca\\_model.tar") == 1
+
+
+def test_a_table_whose_every_value_is_missing_says_so_in_a_sentence():
+    summary = pd.DataFrame({"dataset": "d", "method": ["A", "B"], "metric": "psnr", "protocol": "canonical",
+                            "mean": [20.0, 21.0], "std": 0.0, "count": 3, "frames": 3})
+    missing = pd.DataFrame({"dataset": "d", "method": ["A", "B"] * 2, "metric": ["deca_pe"] * 2 + ["deca_ee"] * 2,
+                            "reason": "no deca_model.tar"})
+    text = tables.markdown(tables.TABLE2, summary, missing)
+    assert text.splitlines()[2] == tables.NOT_MEASURED and "|" not in text
+    assert "PE, EE: missing (no deca\\_model.tar) for all methods" in text
+    assert "Not measured" in tables.latex(tables.TABLE2, summary, missing) and r"\begin{tabular}" not in \
+        tables.latex(tables.TABLE2, summary, missing)
+    assert "class='not-measured' id='table2'" in tables.html(tables.TABLE2, summary, missing)
+
+
+def test_sanity_rows_come_apart_and_never_take_the_bold():
+    summary = pd.DataFrame({"dataset": "INSTA", "method": ["Synthetic: flicker", "NHA", "INSTA"], "metric": "psnr",
+                            "protocol": "canonical", "mean": [33.2, 25.0, 27.0], "std": 0.0, "count": 5, "frames": 5})
+    roles = {"Synthetic: flicker": "sanity"}
+    rows = tables.build_rows(tables.TABLE1, summary, roles=roles)
+    assert [(r.method, r.role) for r in rows] == [("NHA", "method"), ("INSTA", "method"), ("Synthetic: flicker", "sanity")]
+    assert tables.best_values(rows, ["psnr"]) == {(("INSTA", "", "canonical"), "psnr"): 27.0}
+    text = tables.markdown(tables.TABLE1, summary, roles=roles)
+    main, sanity = text.split("*Sanity checks")
+    assert "|  | INSTA | – | **27.00** |" in main and "33.20" in sanity and "**" not in sanity
+    assert "never bold" in text
+    # without roles (an older run folder) every row is a method: the flicker is then the best
+    assert "**33.20**" in tables.markdown(tables.TABLE1, summary)

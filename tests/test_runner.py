@@ -130,8 +130,8 @@ def test_samples_and_safe_names(videos, tmp_path):
     _run(config(videos, tmp_path / "run"))
     folder = tmp_path / "run" / "parts" / "synthetic" / "seq"
     strip = cv2.imread(str(folder / "noisy" / "samples.png"))
-    assert strip.shape == (samples.SAMPLE_HEIGHT, 4 * samples.SAMPLE_HEIGHT, 3)
-    assert (folder / "gt_samples.png").exists()
+    assert strip.shape == (samples.LABEL_HEIGHT + samples.SAMPLE_HEIGHT, 4 * samples.SAMPLE_HEIGHT + 3 * 2, 3)
+    assert cv2.imread(str(folder / "gt_samples.png")).shape == strip.shape  # the strips line up column by column
     assert json.loads((folder / "noisy" / "method.json").read_text())["method"] == "noisy"
     assert samples.sample_ids(list(range(10))) == [0, 3, 6, 9]
     assert safe_name("INSTA") == "INSTA"
@@ -158,7 +158,9 @@ def test_a_run_whose_every_metric_is_missing_still_reports(videos, tmp_path, tor
     report = runner.run_config(run, progress=False, log=lambda m: None)
     assert report.per_frame.empty and len(report.missing) == 2
     table1 = (Path(run.out) / "table1.md").read_text()
-    assert table1.count("| missing |") == 2 and "LPIPS: missing (" in table1
+    # said plainly, once: no grid of "missing" cells, one note for both methods
+    assert "Not measured in this run" in table1 and "| missing |" not in table1
+    assert table1.count("LPIPS: missing (") == 1 and "for all methods" in table1
     assert "alexnet" in (Path(run.out) / "report.html").read_text()
 
 
@@ -198,3 +200,35 @@ def test_a_size_mismatch_in_a_run_names_the_config_key_that_fixes_it(videos, tmp
     run = dataclasses.replace(config(videos, tmp_path / "run"), methods=(MethodConfig("small", frames=str(small)),))
     with pytest.raises(CabenchError, match=r'frame size 32x32 differs .*align = \["resize"\] in \[run\]'):
         _run(run)
+
+
+def test_time_s_is_the_adapters_time_after_load(videos, tmp_path, monkeypatch):
+    """The engine loads an adapter (load()) before it asks for frames, so time_s is rendering alone:
+    an adapter that reports 0.125 s per frame once loaded (and 99 s if asked before) gives 0.125 s."""
+    from baselines import base
+    from benchmark.config import MethodConfig
+    from benchmark.io import ArrayFrames
+
+    calls = []
+
+    class Loaded(base.Adapter):
+        key, row = "test_loaded", "Loaded"
+
+        def load(self):
+            calls.append("load")
+
+        def outputs(self, sequence):
+            calls.append("outputs")
+            ids = self.frame_ids(sequence)
+            seconds = 0.125 if calls[:1] == ["load"] else 99.0
+            return base.MethodOutput(ArrayFrames(videos["noisy"], frame_ids=ids), {}, seconds_per_frame=seconds)
+
+        def fingerprint(self, sequence):
+            return "loaded-v1"
+
+    monkeypatch.setitem(base._REGISTRY, Loaded.key, Loaded)
+    run = dataclasses.replace(config(videos, tmp_path / "run"), methods=(MethodConfig("Loaded", adapter="test_loaded"),))
+    table = _run(run).per_frame
+    assert calls == ["load", "outputs"] and (table["time_s"] == 0.125).all()
+    metadata = json.loads((tmp_path / "run" / "metadata.json").read_text())
+    assert metadata["host"]["torch_threads"] >= 1 and metadata["host"]["device"] == "cpu"  # what the time was made on

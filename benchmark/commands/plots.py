@@ -12,10 +12,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Draw PNG plots: --run DIR gives temporal curves, per-metric bars with spread and per-frame "
                     "traces; --timing DIR (or CSV) gives time per frame against steps per scheduler and stage.",
     )
-    parser.add_argument("--run", default=None, help="run folder holding per_frame.csv")
-    parser.add_argument("--timing", default=None, help="folder (or CSV) written by cabench time")
+    parser.add_argument("--run", default=None, help="run folder holding per_frame.csv (default: none)")
+    parser.add_argument("--timing", default=None, help="folder (or CSV) written by cabench time (default: none)")
     parser.add_argument("--quality", default=None,
-                        help="CSV with columns scheduler, steps and a metric column, drawn beside time (with --timing)")
+                        help="CSV with columns scheduler, steps and a metric column, drawn beside time (with --timing; "
+                             "default: none)")
     parser.add_argument("--metric", default="psnr", help="the --quality column to draw (default: %(default)s)")
     parser.add_argument("--out", default=None, help="output folder (default: RUN/plots or the timing folder)")
     parser.set_defaults(func=run)
@@ -32,17 +33,13 @@ def run(args: argparse.Namespace) -> int:
         raise CabenchError("plots: give --run DIR or --timing DIR")
     files = []
     if args.run:
-        from benchmark.results.schema import read_run
+        from benchmark.results.schema import read_methods, read_run
         from benchmark.results.summary import summarize
 
         per_frame, _ = read_run(args.run)
+        roles = read_methods(args.run)
         out = Path(args.out or Path(args.run) / "plots")
-        protocols = list(dict.fromkeys(per_frame["protocol"]))
-        summary = summarize(per_frame)
-        for protocol in protocols:
-            rows = per_frame[per_frame["protocol"] == protocol]
-            files += plots.run_plots(rows, summary[summary["protocol"] == protocol], out,
-                                     prefix=protocol if len(protocols) > 1 else "")
+        files += plots.draw_run(per_frame, summarize(per_frame), out, roles, methods=list(roles) or None)
     if args.timing:
         frame = plots.read_timing(args.timing)
         timing_path = Path(frame.attrs["path"])

@@ -1,4 +1,4 @@
-"""`cabench tables --run DIR [--paper]`: Table 1 and Table 2 of a run in the paper's layout."""
+"""`cabench tables --run DIR [--paper] [--per-sequence]`: Table 1 and Table 2 of a run in the paper's layout."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tables",
         help="Table 1 / Table 2 of a run (Markdown, LaTeX, CSV), optionally beside the paper's numbers",
         description="Write the paper's Table 1 (L2, PSNR, SSIM, LPIPS, time) and Table 2 (PE, EE) from a run's "
-                    "per_frame.csv: methods in the paper's order, dataset groups, arrows, best in bold.",
+                    "per_frame.csv: methods in the paper's order, dataset groups, arrows, best in bold, sanity "
+                    "checks apart, the run's mask and alignment policies under each table.",
     )
     parser.add_argument("--run", required=True, help="run folder (holds per_frame.csv, e.g. from cabench run or demo)")
     parser.add_argument("--paper", action="store_true", help="put the paper's reported numbers and the difference beside")
+    parser.add_argument("--per-sequence", action="store_true",
+                        help="a row per sequence (subject) instead of per dataset: table1_per_sequence.md, ...")
     parser.add_argument("--out", default=None, help="where to write the tables (default: the run folder)")
     parser.set_defaults(func=run)
 
@@ -22,15 +25,20 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from benchmark.results.files import atomic_write_text
-    from benchmark.results.schema import read_run
+    from benchmark.results.schema import read_metadata, read_methods, read_run
     from benchmark.results.summary import missing_by_method, summarize
+    from reports.runinfo import policy_notes
     from reports.tables import render_all
 
     per_frame, missing = read_run(args.run)
-    summary = summarize(per_frame)
-    missing = missing_by_method(missing) if len(missing) else None
+    if args.per_sequence:
+        summary = summarize(per_frame, by=("dataset", "sequence", "method"))
+    else:
+        summary = summarize(per_frame)
+        missing = missing_by_method(missing)
     out = Path(args.out or args.run)
-    files = render_all(summary, missing, paper=args.paper)
+    files = render_all(summary, missing if len(missing) else None, paper=args.paper, roles=read_methods(args.run),
+                       notes=policy_notes(read_metadata(args.run)))
     for name, text in files.items():
         atomic_write_text(out / name, text)
     for name in files:

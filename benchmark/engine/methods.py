@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from baselines.base import Adapter, MethodOutput
-from benchmark.config import MethodConfig
+from baselines.base import Adapter, MethodOutput, adapter_class
+from benchmark.config import MethodConfig, RunConfig
 from benchmark.datasets.base import Sequence
 from benchmark.io import FrameSource, open_frames
 from benchmark.stamps import text_stamp
@@ -69,3 +69,13 @@ class MethodSource:
             return MethodOutput(self._stored(), {"frames": str(Path(self.path).resolve())})
         self.adapter.load()
         return self.adapter.outputs(self.sequence)
+
+
+def method_roles(config: RunConfig) -> list[dict[str, str]]:
+    """The rows of ``methods.csv``: each method of ``config`` with its role (the adapter class's
+    ``role``; stored frames are methods) and its adapter (empty for stored frames)."""
+    records = []
+    for method in config.methods:
+        role = adapter_class(method.adapter).role if method.adapter else "method"
+        records.append({"method": method.name, "role": role, "adapter": method.adapter or ""})
+    return records

@@ -1,19 +1,32 @@
-"""Writing a merged run's outputs into its folder: the result table and its summary, the missing
-metrics, the config, the tables (Markdown, LaTeX, CSV), the plots and the HTML report.
+"""Writing a merged run's outputs into its folder: the result table and its summaries, the missing
+metrics, the methods' roles, the run metadata, the config, the tables (Markdown, LaTeX, CSV), the
+plots and the HTML report.
 
+- ``methods.csv``: each method's role (``method``, or ``sanity`` for checks of the metrics such as
+  the synthetic degradations) and adapter; tables, plots and the report show sanity rows apart.
+- ``metadata.json`` (:mod:`benchmark.engine.metadata`): date, version, commit, host, threads,
+  libraries, datasets, protocol definitions, mask and alignment policies; its policy sentences go
+  under every table.
+- Per-sequence views (``summary_per_sequence.csv``, ``table1_per_sequence.*``, ...) when a dataset
+  of the run has several sequences.
 With several protocols the plots are drawn per protocol (file names prefixed with the protocol);
-tables and the report show a row per (dataset, method, protocol).
+tables and the report show a row per (dataset, method, protocol). Every plot of a run gives a
+method the same colour, assigned once from the run's method list.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from benchmark.config import RunConfig, to_toml
+from benchmark.engine.methods import method_roles
 from benchmark.results.files import atomic_write_csv, atomic_write_text
 from benchmark.results.folder import RunFolder
+from benchmark.results.schema import methods_table
 from benchmark.results.summary import missing_by_method, summarize
 
 
@@ -23,27 +36,41 @@ def protocol_descriptions(protocols: list[str]) -> dict[str, str]:
     return {p: get_protocol(p).description for p in protocols}
 
 
+def several_sequences(per_frame: pd.DataFrame) -> bool:
+    """Whether some dataset of the run has more than one sequence (a per-sequence view says more)."""
+    return bool(len(per_frame)) and bool((per_frame.groupby("dataset")["sequence"].nunique() > 1).any())
+
+
 def write_outputs(folder: RunFolder, config: RunConfig, per_frame: pd.DataFrame, missing: pd.DataFrame,
-                  protocols: list[str], plots: bool = True, report: bool = True) -> list[Path]:
-    """Write the result table, its summary, the tables, plots and report into the run folder."""
+                  protocols: list[str], plots: bool = True, report: bool = True,
+                  metadata: dict[str, Any] | None = None) -> list[Path]:
+    """Write the result table, its summaries, the methods' roles, the metadata, the tables, plots and
+    report into the run folder (``metadata``: :func:`benchmark.engine.metadata.run_metadata`)."""
     from reports import tables
+    from reports.runinfo import policy_notes
 
     out = folder.path
     summary = summarize(per_frame)
     config_text = to_toml(config)
+    methods = methods_table(method_roles(config))
+    roles = dict(zip(methods["method"], methods["role"]))
+    notes = policy_notes(metadata or {})
     files = [atomic_write_csv(per_frame, out / "per_frame.csv"), atomic_write_csv(summary, out / "summary.csv"),
-             atomic_write_csv(missing, out / "missing.csv"), atomic_write_text(out / "config.toml", config_text)]
-    for name, text in tables.render_all(summary, missing_by_method(missing)).items():
+             atomic_write_csv(missing, out / "missing.csv"), atomic_write_csv(methods, out / "methods.csv"),
+             atomic_write_text(out / "config.toml", config_text)]
+    if metadata is not None:
+        files.append(atomic_write_text(out / "metadata.json", json.dumps(metadata, indent=1, default=str) + "\n"))
+    for name, text in tables.render_all(summary, missing_by_method(missing), roles=roles, notes=notes).items():
         files.append(atomic_write_text(out / name, text))
+    if several_sequences(per_frame):
+        per_sequence = summarize(per_frame, by=("dataset", "sequence", "method"))
+        files.append(atomic_write_csv(per_sequence, out / "summary_per_sequence.csv"))
+        for name, text in tables.render_all(per_sequence, missing, roles=roles, notes=notes).items():
+            files.append(atomic_write_text(out / name, text))
     if plots and len(per_frame):
-        from reports.plots import run_plots
+        from reports.plots import draw_run
 
-        several = len(protocols) > 1
-        for protocol in protocols:
-            rows = per_frame[per_frame["protocol"] == protocol]
-            if len(rows):
-                files += run_plots(rows, summary[summary["protocol"] == protocol], folder.plots,
-                                   prefix=protocol if several else "")
+        files += draw_run(per_frame, summary, folder.plots, roles, methods=list(methods["method"]))
     if report:
         from reports.html import write_report
 

@@ -10,7 +10,8 @@ no name can address a path outside the folder)::
     OUT/parts/<dataset>/<sequence>/gt_samples.png
     OUT/cache/<dataset>/<sequence>/              values derived from one ground-truth sequence,
                                                  kept across methods and runs (keyed by content inside)
-    OUT/per_frame.csv summary.csv missing.csv config.toml table*.md|tex|csv metrics.* plots/ report.html
+    OUT/per_frame.csv summary.csv missing.csv methods.csv metadata.json config.toml table*.md|tex|csv
+        metrics.* plots/ report.html
 
 Convention: cabench writes only into a folder that is empty (or absent) or that carries its
 marker, so files it did not write are never replaced; it checks that it can write there before
@@ -29,7 +30,8 @@ from benchmark.results.names import safe_name
 from metrics.errors import CabenchError
 
 FORMAT = 1  # the layout above; a folder marked with another format is refused rather than misread
-OUTPUT_FILES = ("per_frame.csv", "summary.csv", "missing.csv", "config.toml", "report.html")
+OUTPUT_FILES = ("per_frame.csv", "summary.csv", "missing.csv", "methods.csv", "metadata.json", "config.toml",
+                "report.html")
 
 
 class RunFolder:

@@ -10,11 +10,18 @@
   (dataset, sequence, method, protocol), with the reason (a weight file absent, a protocol without
   that metric); such a metric has no values, never a number standing in for one.
 - Summary (``summary.csv``, :data:`SUMMARY_COLUMNS`, see :mod:`benchmark.results.summary`).
+- Methods (``methods.csv``, :data:`METHODS_COLUMNS`): each method's role and adapter. The role is
+  ``method`` (a competitor) or ``sanity`` (a check of the metrics, e.g. the ground truth degraded on
+  purpose): tables, plots, the report and significance marks show sanity rows apart and never call
+  one the best (:func:`is_sanity` is the one predicate). A run without the file has only methods.
+- Run metadata (``metadata.json``): when, with what and on what the run was made, the dataset
+  summary, the protocols' definitions and the mask and alignment policies, with the frames each
+  (method, sequence) was evaluated on (written by the engine, read by :func:`read_metadata`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -24,7 +31,10 @@ from metrics.errors import InputError
 KEY_COLUMNS = ("dataset", "sequence", "method", "frame", "protocol")
 MISSING_COLUMNS = ("dataset", "sequence", "method", "protocol", "metric", "reason")
 SUMMARY_COLUMNS = ("dataset", "method", "metric", "protocol", "mean", "std", "count", "frames", "coverage")
+METHODS_COLUMNS = ("method", "role", "adapter")
 TIME_COLUMN = "time_s"
+METHOD_ROLE, SANITY_ROLE = "method", "sanity"
+ROLES = (METHOD_ROLE, SANITY_ROLE)
 
 
 def value_columns(per_frame: pd.DataFrame) -> list[str]:
@@ -71,3 +81,46 @@ def read_run(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 missing[column] = ""
         missing = missing[list(MISSING_COLUMNS)].fillna("")
     return per_frame, missing
+
+
+def is_sanity(method: str, roles: Mapping[str, str] | None) -> bool:
+    """Whether ``method`` is a sanity check (shown apart, never the best) rather than a competitor."""
+    return bool(roles) and roles.get(str(method), METHOD_ROLE) == SANITY_ROLE
+
+
+def methods_table(records: Sequence[dict]) -> pd.DataFrame:
+    """``methods.csv``: one row per method (method, role, adapter; adapter empty for stored frames)."""
+    return pd.DataFrame(list(records), columns=list(METHODS_COLUMNS))
+
+
+def read_methods(folder: str | Path) -> dict[str, str]:
+    """{method: role} of a run folder (its ``methods.csv``); a run without the file: every method a
+    ``method``, so the mapping is empty (:func:`is_sanity` is False for every name)."""
+    from benchmark.results.files import read_csv
+
+    path = Path(folder) / "methods.csv"
+    if not path.exists():
+        return {}
+    table = read_csv(path, "methods table")
+    if not {"method", "role"} <= set(table.columns):
+        raise InputError(f"{path}: not a methods table (needs columns method, role)")
+    unknown = sorted(set(table["role"].astype(str)) - set(ROLES))
+    if unknown:
+        raise InputError(f"{path}: unknown role {', '.join(unknown)} (known: {', '.join(ROLES)})")
+    return {str(m): str(r) for m, r in zip(table["method"], table["role"])}
+
+
+def read_metadata(folder: str | Path) -> dict:
+    """The run metadata of a run folder (its ``metadata.json``); {} for a run written without it."""
+    import json
+
+    path = Path(folder) / "metadata.json"
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: cannot read the run metadata ({error})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: not run metadata (a JSON object)")
+    return data
