@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     print(markdown)
     print(f"wrote {out / 'per_frame.csv'}, summary.csv, summary.md, summary.tex")
     if missing and args.strict:
-        raise CabenchError(f"--strict: metrics missing: {', '.join(missing)}")
+        raise CabenchError("--strict: metrics missing: " + "; ".join(f"{name} ({why})" for name, why in missing.items()))
     return 0
 
 
