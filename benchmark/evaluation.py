@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from benchmark.align import align as align_sources
 from benchmark.io import FrameSource, open_frames, open_masks
 from metrics import registry
+from metrics.device import resolve_device
 from metrics.errors import CabenchError, InputError
 from metrics.protocols import get_protocol
 
@@ -100,12 +100,7 @@ def evaluate(
     protocol_obj = get_protocol(protocol)
     names = parse_metrics(metrics)
     per_metric_options = split_options(names, options)
-    try:
-        torch_device = torch.device(device)
-    except RuntimeError:
-        raise CabenchError(f"--device: unknown device {device!r}") from None
-    if torch_device.type == "cuda" and not torch.cuda.is_available():
-        raise CabenchError("--device cuda: no CUDA device is available")
+    torch_device = resolve_device(device)
     if batch_size < 1:
         raise CabenchError(f"--batch-size must be at least 1, got {batch_size}")
 

@@ -444,18 +444,17 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
     shard: (index, count) to run only pairs index, index+count, ... and not merge; None takes the
     shard from ``accelerate launch`` when it started this process, else runs everything.
     """
+    from metrics.device import resolve_device
+
     runner = Runner(config, force=force, progress=progress, log=log)
-    pairs = plan(config)
     state = _accelerate_state(config.device) if shard is None else None
     device = config.device
     if state is not None:
         shard = (state.process_index, state.num_processes)
         if device == "auto":
             device = str(state.device)
-    elif device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(device, "[run] device"))  # before any work: "auto" resolved, CUDA checked
+    pairs = plan(config)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     runner.run(pairs, shard or (0, 1), device=device)

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mask", help="folder of masks aligned with the ground truth (frame ids in the names)")
     parser.add_argument("--metrics", default="l2,psnr,ssim,lpips", help="comma-separated metric names (default: %(default)s)")
     parser.add_argument("--protocol", default="canonical", help="evaluation protocol (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=16, help="frames per batch (default: %(default)s)")
     parser.add_argument("--align", default=None, help="alignment policy: intersect, resize, or intersect,resize")
     parser.add_argument("--landmarks", help=".npy of the ground truth's 68 landmarks (T,68,2) in pixels (imavatar protocol)")
