@@ -56,6 +56,10 @@ class FrameSource:
     def __len__(self) -> int:
         return len(self.frame_ids)
 
+    def where(self, frame: int) -> str:
+        """Where frame ``frame`` comes from, for messages: the source's name and the frame id."""
+        return f"{self.name} (frame {frame})"
+
     def _check_ids(self, ids: Sequence[int]) -> None:
         known = set(self.frame_ids)
         unknown = [i for i in ids if i not in known]
@@ -154,6 +158,9 @@ class FileFrames(FrameSource):
 
     def path_of(self, frame: int) -> Path:
         return self.files[frame]
+
+    def where(self, frame: int) -> str:
+        return f"{self.files[frame]} (frame {frame})" if frame in self.files else super().where(frame)
 
     def _read_checked(self, frame: int) -> np.ndarray:
         path = self.files[frame]

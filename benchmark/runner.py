@@ -57,6 +57,9 @@ class SubsetFrames(FrameSource):
         self._check_ids(ids)
         return self.source.read(ids)
 
+    def where(self, frame: int) -> str:
+        return self.source.where(frame)
+
 
 @dataclass
 class Pair:

@@ -58,7 +58,8 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tenso
     weights = mask.to(values.dtype)
     total = weights.sum(dim=dims) * (values.shape[1] / weights.shape[1])
     if (total <= 0).any():
-        raise InputError("mask is empty for at least one frame")
+        empty = (total <= 0).nonzero().flatten().tolist()
+        raise InputError(f"mask is empty for frame {empty[0]} of the batch (counted from 0; {len(empty)} empty in all)")
     return (values * weights).sum(dim=dims) / total
 
 

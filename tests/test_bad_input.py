@@ -144,3 +144,31 @@ def test_python_warnings_of_libraries_are_kept_for_debug(monkeypatch, capsys):
                 pass
         assert len(seen) == shown
     assert capsys.readouterr().err.strip() == "cabench: error: the real problem"
+
+
+def test_an_empty_mask_names_its_file_and_frame_and_keeps_the_rows_before(tmp_path, capsys, photos):
+    import pandas as pd
+
+    frames = np.stack([photos["astronaut"][i : i + 32, 200:232] for i in range(4)])
+    write_frames(tmp_path / "gt", frames)
+    write_frames(tmp_path / "pred", frames[:, ::-1])
+    masks = np.full((4, 32, 32, 3), 255, np.uint8)
+    masks[2] = 0
+    write_frames(tmp_path / "masks", masks)
+    out = tmp_path / "out"
+    assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'pred'}", "--mask", str(tmp_path / "masks"),
+                 "--metrics", "l2", "--batch-size", "2", "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"cabench: error: {tmp_path / 'masks' / '00002.png'} (frame 2): the mask is empty (no pixel above 0)"
+    assert list(pd.read_csv(out / "per_frame.csv")["frame"]) == [0, 1]
+
+
+def test_a_mask_the_protocol_emptied_names_the_frame():
+    from benchmark.evaluation import _check_masks
+    from benchmark.io import open_masks
+
+    raw = np.ones((2, 8, 8), np.float32)
+    prepared = torch.ones(2, 1, 4, 4)
+    prepared[1] = 0
+    with pytest.raises(CabenchError, match=r"mask \(frame 7\): the mask is empty after protocol 'imavatar' prepared it"):
+        _check_masks(raw, prepared, [6, 7], open_masks(np.ones((2, 8, 8), np.float32)), "imavatar")
