@@ -212,3 +212,15 @@ def test_a_bad_deca_file_is_reported_even_when_no_face_is_found(tmp_path, torch_
     if registry.get("lmd").unavailable_reason() is None:
         assert str(bad) in result.missing["deca_pe"] and "\n" not in result.missing["deca_pe"]
     assert "l2" in result.frames.columns
+
+
+@pytest.mark.parametrize("key, metric", [("dlib_landmarks68", "lmd"), ("dlib_face_recognition", "csim")])
+def test_a_corrupt_dlib_model_makes_the_face_metrics_missing(tmp_path, torch_home, monkeypatch, key, metric):
+    pytest.importorskip("dlib")
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    bad = folder / weights.get_weight(key).filename
+    bad.write_bytes(b"not a model" * 10)
+    monkeypatch.setenv("CABENCH_WEIGHTS", str(folder))
+    reason = registry.get(metric).unavailable_reason()
+    assert reason is not None and str(bad) in reason and "not a dlib model file" in reason
