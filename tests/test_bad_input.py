@@ -172,3 +172,13 @@ def test_a_mask_the_protocol_emptied_names_the_frame():
     prepared[1] = 0
     with pytest.raises(CabenchError, match=r"mask \(frame 7\): the mask is empty after protocol 'imavatar' prepared it"):
         _check_masks(raw, prepared, [6, 7], open_masks(np.ones((2, 8, 8), np.float32)), "imavatar")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without CUDA")
+def test_a_run_on_cuda_without_cuda_stops_before_any_work(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text('[run]\ndevice = "cuda"\nmetrics = ["l2"]\n[[datasets]]\npath = "absent"\n'
+                      '[[methods]]\nname = "a"\nframes = "f"\n')
+    assert main(["run", str(config), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == "cabench: error: [run] device cuda: no CUDA device is available (use cpu)"
+    assert not (tmp_path / "runs").exists()
