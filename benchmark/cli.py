@@ -7,7 +7,9 @@ line on stderr and exit status 2; so does an OSError (a folder that cannot be li
 cannot be written), named by its path. ``--debug`` (anywhere on the line) shows the traceback
 instead, and the warnings of the libraries underneath (torchvision, FFmpeg through OpenCV), which
 are otherwise silenced so that nothing prints before cabench's own line. A ``--device`` option is
-checked (:func:`metrics.device.check_device`) before the command runs.
+checked (:func:`metrics.device.check_device`) before the command runs. Ctrl-C (SIGINT) and SIGTERM
+stop a command with one line and exit status 130 and 143 (128 + the signal's number, as shells
+report them); a run keeps what it stored and says so.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 import warnings
 
 from metrics.device import check_device
-from metrics.errors import CabenchError
+from metrics.errors import CabenchError, Terminated
 
 COMMAND_MODULES: tuple[str, ...] = (
     "benchmark.commands.eval",
@@ -27,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "benchmark.commands.run",
     "benchmark.commands.demo",
     "benchmark.commands.tables",
+    "benchmark.commands.compare",
     "benchmark.commands.plots",
     "benchmark.commands.train",
     "benchmark.commands.infer",
@@ -71,9 +74,16 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"cabench: error: {os_error_line(error)}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:
-            print("cabench: interrupted", file=sys.stderr)
+        except KeyboardInterrupt as stop:
+            if debug:
+                raise
+            print(f"cabench: {stop or 'interrupted'}", file=sys.stderr)
             return 130
+        except Terminated as stop:
+            if debug:
+                raise
+            print(f"cabench: {stop or 'terminated (SIGTERM)'}", file=sys.stderr)
+            return 143
     return int(status or 0)
 
 

@@ -4,7 +4,8 @@ A config file looks like::
 
     [run]
     out = "runs/insta"          # output folder (relative paths: relative to the config file)
-    protocol = "canonical"      # evaluation protocol id recorded beside every number
+    protocol = "canonical"      # evaluation protocol id recorded beside every number; a list of
+                                # ids or "all" evaluates the same outputs under each of them
     device = "cpu"              # "cpu", "cuda", or "auto" (the accelerate process's device)
     batch_size = 16
     split = "test"              # frames of each sequence to evaluate: a split name or "all"
@@ -30,9 +31,16 @@ A config file looks like::
     name = "stage-1 proxy"
     frames = "{root}/stage1/rgb"  # ... or stored frames: {root} {sequence} {dataset} are filled in
 
-Everything a number depends on (dataset path, split, method settings, protocol, metric options)
-goes into the fingerprint of each stored result, so a rerun reuses a result only when it would
-compute the same thing.
+A dataset of ``kind = "frames"`` is one sequence given directly (``path``: a folder of frames or a
+video; optional ``mask`` and ``landmarks``): what ``cabench eval`` runs (benchmark.datasets.adhoc).
+
+Relative paths (``out``, dataset paths, ``frames``, and the adapters' path settings) are resolved
+against the config file's folder when it is read, and :func:`to_toml` writes them absolute, so a
+config, and the ``config.toml`` a run saves, run the same from any working directory.
+Everything a number depends on (the contents of the frames, the method settings, the protocol,
+the metric options and versions) goes into the fingerprint of each stored result
+(:mod:`benchmark.results.fingerprint`), so a rerun reuses a result only when it would compute the
+same thing.
 """
 
 from __future__ import annotations
@@ -67,6 +75,8 @@ class DatasetConfig:
     path: str
     kind: str | None = None
     sequences: tuple[str, ...] | None = None
+    mask: str | None = None       # kind "frames": a folder of masks
+    landmarks: str | None = None  # kind "frames": a .npy (T, 68, 2)
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,7 @@ class RunConfig:
     methods: tuple[MethodConfig, ...]
     metrics: tuple[str, ...] = ("l2", "psnr", "ssim", "lpips")
     out: str = "runs/run"
-    protocol: str = "canonical"
+    protocol: str | tuple[str, ...] = "canonical"  # an id, "all", or several ids
     device: str = "cpu"
     batch_size: int = 16
     split: str = "test"
@@ -148,10 +158,14 @@ def _metric_names(names: list[str]) -> None:
         registry.get(name)
 
 
-def _protocols() -> Iterable[str]:
+def _protocol_names(names: list[str]) -> None:
     from metrics.protocols import PROTOCOLS
 
-    return PROTOCOLS
+    if not names:
+        raise CabenchError("no protocol given")
+    for name in names:
+        if name != "all" and name not in PROTOCOLS:
+            raise CabenchError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)} or all")
 
 
 def _dataset_kinds() -> Iterable[str]:
@@ -174,7 +188,7 @@ class RunTable(_Table):
     """``[run]``: how every pair is evaluated (see the module docstring)."""
 
     out: str = RunConfig.out
-    protocol: Annotated[str, _one_of("protocol", _protocols)] = RunConfig.protocol
+    protocol: Annotated[list[str], BeforeValidator(_comma_separated), _checked_by(_protocol_names)] = [RunConfig.protocol]
     device: Annotated[str, _checked_by(lambda name: check_device(name, "device"))] = RunConfig.device
     batch_size: Annotated[int, Field(ge=1)] = RunConfig.batch_size
     split: str = RunConfig.split
@@ -191,6 +205,8 @@ class DatasetTable(_Table):
     name: str | None = None
     kind: Annotated[str, _one_of("dataset kind", _dataset_kinds)] | None = None
     sequences: Annotated[list[str], Field(min_length=1)] | None = None
+    mask: str | None = None       # kind "frames": a folder of masks
+    landmarks: str | None = None  # kind "frames": a .npy (T, 68, 2)
 
 
 class MethodTable(_Table):
@@ -285,28 +301,37 @@ def _settings_violations(method: Any, where: str) -> list[tuple[str, str]]:
 
 def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: str = "config") -> RunConfig:
     """A :class:`RunConfig` from parsed TOML, validated against the schema above before any work;
-    relative paths are resolved against ``base``.
+    relative paths (``out``, dataset paths, ``frames``, the adapters' path settings) are resolved
+    against ``base``.
 
     Raises:
         CabenchError: one line per violation, each naming ``source``, the key path
             (``methods[2].settings.strength``, indices from 0) and what was expected.
     """
-    base = Path(base)
+    from baselines.base import resolve_path_settings
+
+    base = Path(base).resolve()
     document, wrong = config_violations(data)
     if wrong:
         raise CabenchError("\n".join(f"{source}: {path or 'the top level'}: {why}" for path, why in wrong))
-    run = document.run
+
+    def resolved(path: str | None) -> str | None:
+        return None if path is None else str(base / path)
+
     datasets = tuple(DatasetConfig(name=d.name or Path(d.path).name, path=str(base / d.path), kind=d.kind,
-                                   sequences=tuple(d.sequences) if d.sequences else None) for d in document.datasets)
+                                   sequences=tuple(d.sequences) if d.sequences else None,
+                                   mask=resolved(d.mask), landmarks=resolved(d.landmarks)) for d in document.datasets)
     methods = []
     for method in document.methods:
         frames = method.frames
-        if frames is not None and not Path(frames).is_absolute() and not frames.startswith("{"):
+        if frames is not None and not Path(frames).is_absolute() and not frames.startswith("{root}"):
             frames = str(base / frames)
-        methods.append(MethodConfig(name=method.name, adapter=method.adapter, frames=frames, settings=dict(method.settings)))
-    out = Path(run.out)
+        settings = resolve_path_settings(method.adapter, method.settings, base) if method.adapter else dict(method.settings)
+        methods.append(MethodConfig(name=method.name, adapter=method.adapter, frames=frames, settings=settings))
+    run = document.run
     values = {key: tuple(value) if isinstance(value, list) else value for key, value in run.model_dump().items()}
-    values["out"] = str(out if out.is_absolute() else base / out)
+    values["out"] = str(base / run.out)
+    values["protocol"] = run.protocol[0] if len(run.protocol) == 1 else tuple(run.protocol)
     return RunConfig(datasets=datasets, methods=tuple(methods), **values)
 
 
@@ -341,7 +366,10 @@ def _toml_value(value: Any) -> str:
 
 
 def to_toml(config: RunConfig) -> str:
-    """The config as TOML that :func:`load_config` reads back to an equal config (paths absolute)."""
+    """The config as TOML that :func:`load_config` reads back to an equal config, from any folder: the
+    paths of a loaded config are absolute already (relative ones are resolved here against the
+    working directory, as the run that uses them would)."""
+    config = absolute_paths(config)
     lines = ["[run]"]
     for key in ("out", "protocol", "device", "batch_size", "split", "metrics", "align", "mask"):
         lines.append(f"{key} = {_toml_value(getattr(config, key))}")
@@ -353,9 +381,31 @@ def to_toml(config: RunConfig) -> str:
             lines.append(f"kind = {_toml_value(dataset.kind)}")
         if dataset.sequences:
             lines.append(f"sequences = {_toml_value(dataset.sequences)}")
+        for key in ("mask", "landmarks"):
+            if getattr(dataset, key):
+                lines.append(f"{key} = {_toml_value(getattr(dataset, key))}")
     for method in config.methods:
         lines += ["", "[[methods]]", f"name = {_toml_value(method.name)}"]
         lines.append(f"adapter = {_toml_value(method.adapter)}" if method.adapter else f"frames = {_toml_value(method.frames)}")
         if method.settings:
             lines.append(f"settings = {_toml_value(method.settings)}")
     return "\n".join(lines) + "\n"
+
+
+def absolute_paths(config: RunConfig) -> RunConfig:
+    """``config`` with every path absolute: ``out``, datasets, ``frames`` and the adapters' path
+    settings; relative ones are taken against the working directory (a loaded config's are
+    absolute already). Templates that start at ``{root}`` are kept."""
+    from dataclasses import replace
+
+    from baselines.base import resolve_path_settings
+
+    def absolute(path: str | None) -> str | None:
+        return path if path is None or path.startswith("{root}") else str(Path(path).resolve())
+
+    datasets = tuple(replace(d, path=absolute(d.path), mask=absolute(d.mask), landmarks=absolute(d.landmarks))
+                     for d in config.datasets)
+    methods = tuple(replace(m, frames=absolute(m.frames),
+                            settings=resolve_path_settings(m.adapter, m.settings, Path.cwd()) if m.adapter else m.settings)
+                    for m in config.methods)
+    return replace(config, out=absolute(config.out), datasets=datasets, methods=methods)

@@ -29,3 +29,7 @@ class WeightsUnusableError(WeightsMissingError, InputError):
     def __init__(self, path, reason: str):
         self.path, self.reason = path, reason
         super().__init__(f"{path}: {reason}")
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM); like KeyboardInterrupt, not an error of the input."""

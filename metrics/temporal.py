@@ -24,6 +24,7 @@ iterations). Masks are not used: these metrics compare whole frames.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -257,25 +258,27 @@ def _tlp_factory(device: torch.device, protocol: Any = None, **options: Any) -> 
 
 _FLOW_NEED = ("flow:dis (OpenCV) by default; raft needs raft_large weights",)
 
+_NON_NEGATIVE = (0.0, math.inf)
 _FLOW_METRICS = (
     ("flow_gap", FlowGap, "px", "|mean flow magnitude of the method - of the ground truth| between adjacent frames",
-     ("flow_mag_pred", "flow_mag_gt")),
-    ("tof", TOF, "px", "TecoGAN tOF: mean ||flow_gt - flow_pred||_2 between adjacent frames", ()),
+     ("flow_mag_pred", "flow_mag_gt"), False),
+    ("tof", TOF, "px", "TecoGAN tOF: mean ||flow_gt - flow_pred||_2 between adjacent frames", (), True),
     ("warp_error", WarpError, "", "Lai et al. 2018 warping error: ground-truth flow and occlusion, masked MSE in [0,1]",
-     ("warp_error_gt",)),
+     ("warp_error_gt",), True),
 )
-for _name, _cls, _unit, _description, _reference in _FLOW_METRICS:
+for _name, _cls, _unit, _description, _reference, _trace in _FLOW_METRICS:
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description, factory=_factory(_cls),
                         columns=_cls.columns, needs=_FLOW_NEED, defaults=dict(FLOW_DEFAULTS), check=flow_unavailable,
-                        kind="temporal", reference_columns=_reference))
+                        kind="temporal", reference_columns=_reference, trace=_trace, value_range=_NON_NEGATIVE))
 register(MetricSpec("tlp", higher_is_better=False, unit="",
                     description="TecoGAN tLP: 100 |LPIPS(gt_t-1, gt_t) - LPIPS(pred_t-1, pred_t)|",
                     factory=_tlp_factory, columns=TLP.columns,
                     needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth"),
-                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, kind="temporal"))
+                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, kind="temporal",
+                    value_range=_NON_NEGATIVE))
 register(MetricSpec("motion_inheritance", higher_is_better=False, unit="px",
                     description="EPE of flows first frame -> frame t, method vs ground truth, mean over scales 1, 1/2, 1/4",
                     factory=_factory(MotionInheritance), columns=MotionInheritance.columns,
                     needs=(*_FLOW_NEED, "dlib 68 landmarks for mi_epe_lmk"),
                     defaults={**FLOW_DEFAULTS, "lmk_sigma": 0.1, "lmk_strength": 4.0},
-                    check=flow_unavailable, kind="temporal"))
+                    check=flow_unavailable, kind="temporal", value_range=_NON_NEGATIVE))

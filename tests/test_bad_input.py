@@ -142,7 +142,9 @@ def test_python_warnings_of_libraries_are_kept_for_debug(monkeypatch, capsys):
 
 
 def test_an_empty_mask_names_its_file_and_frame_and_keeps_the_rows_before(tmp_path, capsys, photos):
-    import pandas as pd
+    import json
+
+    from benchmark.results.store import Part
 
     frames = np.stack([photos["astronaut"][i : i + 32, 200:232] for i in range(4)])
     write_frames(tmp_path / "gt", frames)
@@ -155,7 +157,9 @@ def test_an_empty_mask_names_its_file_and_frame_and_keeps_the_rows_before(tmp_pa
                  "--metrics", "l2", "--batch-size", "2", "--quiet", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"cabench: error: {tmp_path / 'masks' / '00002.png'} (frame 2): the mask is empty (no pixel above 0)"
-    assert list(pd.read_csv(out / "per_frame.csv")["frame"]) == [0, 1]
+    folder = out / "parts" / "gt" / "gt" / "a" / "canonical"
+    fingerprint = json.loads((folder / "l2.log").read_text().splitlines()[0])["fingerprint"]
+    assert list(Part(folder, "l2", fingerprint).rows()["frame"]) == [0, 1]  # the batch before is kept
 
 
 def test_a_mask_the_protocol_emptied_names_the_frame():

@@ -40,7 +40,7 @@ def _write(tmp_path, old: str, new: str):
 
 def test_the_valid_config_loads(tmp_path):
     config = load_config(_write(tmp_path, "", ""))
-    assert config.mask is False and config.batch_size == 4 and config.datasets[0].sequences == ("astronaut",)
+    assert config.mask is False and config.batch_size == 4 and config.protocol == "canonical" and config.datasets[0].sequences == ("astronaut",)
     assert config.methods[1].settings == {"degradation": "flicker", "strength": 0.05}
 
 
@@ -65,11 +65,12 @@ def test_the_valid_config_loads(tmp_path):
     ("batch_size = 4", "batch_size = 4.0", "run.batch_size: expected an integer, got 4.0"),
     ("mask = false", 'device = "mps"', "run.device: device 'mps': not a device this harness runs on; choose cpu, cuda, cuda:N or auto"),
     ("mask = false", 'protocol = "nope"', "run.protocol: unknown protocol 'nope'; choose from canonical"),
+    ("mask = false", 'protocol = ["canonical", 5]', "run.protocol[1]: expected a string, got 5"),
     ('metrics = ["l2", "psnr"]', 'metrics = ["l2", "l3"]', "run.metrics: unknown metric 'l3'"),
     ('metrics = ["l2", "psnr"]', "metrics = []", "run.metrics: no metric given"),
     ("mask = false", 'align = ["stretch"]', "run.align[0]: expected one of 'intersect' or 'resize', got \"stretch\""),
     ('path = "data"', 'path = "data"\nkind = "insat"', "datasets[0].kind: unknown dataset kind 'insat'; choose from insta"),
-    ('path = "data"', 'path = "data"\ncolour = 1', "datasets[0].colour: unknown key (known: kind, name, path, sequences)"),
+    ('path = "data"', 'path = "data"\ncolour = 1', "datasets[0].colour: unknown key (known: kind, landmarks, mask, name, path, sequences)"),
     ('adapter = "degraded"', 'adapter = "degradedd"', "methods[1].adapter: adapter 'degradedd' is not known"),
     ("strength = 0.05", "strenght = 0.05", "methods[1].settings.strenght: unknown setting (known: degradation, name, "),
     ("strength = 0.05", "seed = true", "methods[1].settings.seed: expected an integer, got true"),
@@ -101,3 +102,9 @@ def test_every_violation_is_its_own_line_and_nothing_is_created(tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f'cabench: error: {path}: methods[1].settings.strength: expected a number, got "lots" (a string)']
     assert not (tmp_path / "out").exists()
+
+
+def test_protocols_one_all_or_several(tmp_path):
+    for text, expected in (('"all"', "all"), ('["canonical", "insta"]', ("canonical", "insta")),
+                           ('"canonical,insta"', ("canonical", "insta"))):
+        assert load_config(_write(tmp_path, "mask = false", f"protocol = {text}")).protocol == expected
