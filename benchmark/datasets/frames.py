@@ -36,7 +36,7 @@ class RemappedFrames(FrameSource):
     def read(self, ids: Sequence[int]) -> Frames:
         self._check_ids(ids)
         inner = self.source.read([self.mapping[i] for i in ids])
-        return Frames(list(ids), inner.rgb, inner.alpha)
+        return Frames(list(ids), inner.rgb, inner.alpha, inner.colour)
 
 
 def _key_of(mapping: Mapping[int, int], value: int) -> int:
