@@ -13,8 +13,8 @@ iterations). Masks are not used: these metrics compare whole frames.
 - ``tof``: TecoGAN's tOF (``metrics.py``), mean over pixels of ||flow_gt - flow_pred||_2 per pair,
   over TecoGAN's crop of both flows (``crop_8x8``: the centred largest multiple of 32 that leaves
   at least 8 px on each side; option ``crop="tecogan"``, the default); ``crop="none"`` averages
-  over the whole frame (the harness's earlier variant: 8-11% lower on talking heads, whose
-  borders are static).
+  over the whole frame (the harness's earlier variant: 8-22% lower on talking heads, whose
+  borders barely move).
 - ``tlp``: TecoGAN's tLP, 100 * |LPIPS(gt_t-1, gt_t) - LPIPS(pred_t-1, pred_t)| (LPIPS alex v0.1).
 - ``warp_error``: Lai et al. 2018 (``evaluate_WarpError.py`` with the occlusion of
   ``compute_flow_occlusion.py``): flow t->t+1 and t+1->t of the ground truth, occlusion by the
@@ -26,7 +26,7 @@ iterations). Masks are not used: these metrics compare whole frames.
   differences of the forward flow (0 in the last row and column), and a pair with no visible
   pixel scores 0; ``"central"`` is the harness's earlier variant: central differences
   (``torch.gradient``), and a pair with no visible pixel scores the MSE over all pixels (about
-  2% of occlusion-mask pixels differ, single pairs up to ~4%, video means to 3 digits).
+  1% of occlusion-mask pixels differ; single pairs up to ~4% apart on a real video).
 - ``motion_inheritance``: flows from the first frame to every later frame, of the method and of
   the ground truth; end-point error at scales 1, 1/2 and 1/4 (the flow fields area-averaged and
   expressed in pixels of that scale), and a landmark-weighted EPE that weights pixels near the 68

@@ -149,3 +149,14 @@ def test_curves_and_floors_have_no_direction():
     assert _header("flow_mag_gt") == ("flow_mag_gt (px)", "")
     assert _header("warp_error_gt")[1] == "" and _header("mi_epe_2")[1] == "↓"
     assert registry.get("psnr").scores("psnr") and not registry.get("flow_gap").scores("flow_mag_pred")
+
+
+def test_temporal_variants_are_options_of_eval(folders):
+    tmp_path, _, _ = folders
+    means = {}
+    for crop in ("tecogan", "none"):
+        out = tmp_path / crop
+        assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'noisy'}", "--metrics", "tof,warp_error",
+                     "--tof-crop", crop, "--warp-variant", "central", "--out", str(out), "--quiet"]) == 0
+        means[crop] = pd.read_csv(out / "per_frame.csv")["tof"].iloc[1:].mean()
+    assert means["tecogan"] != pytest.approx(means["none"], rel=1e-3)  # TecoGAN's border crop is applied
