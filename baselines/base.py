@@ -17,12 +17,16 @@ Settings come from a TOML table, so every setting is a keyword of the adapter's 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from benchmark.datasets.base import Sequence
 from benchmark.io import FrameSource
+from benchmark.stamps import array_stamp, text_stamp, tree_stamp
 from metrics.errors import CabenchError
 
 _REGISTRY: dict[str, type[Adapter]] = {}
@@ -49,6 +53,11 @@ class Adapter:
 
     key: ClassVar[str] = ""
     row: ClassVar[str] = ""
+    # Settings that hold paths: a run config's relative paths are made absolute against the config's
+    # folder (resolve_path_settings). Those in ``hub_settings`` may instead name a hub model id and
+    # are resolved only where that path exists.
+    path_settings: ClassVar[tuple[str, ...]] = ()
+    hub_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str | None = None, split: str = "test"):
         self.name = name or self.row
@@ -59,6 +68,28 @@ class Adapter:
 
     def outputs(self, sequence: Sequence) -> MethodOutput:
         raise NotImplementedError
+
+    def fingerprint(self, sequence: Sequence) -> str:
+        """A stamp of what this adapter's frames for ``sequence`` depend on, taken without rendering:
+        stored results are reused only while it is unchanged (the runner adds the settings).
+
+        Default: the content stamp of the frames :meth:`outputs` gives, right for adapters that read
+        stored outputs (listing and stamping files reads almost nothing). Adapters that render
+        override it with the stamps of what rendering reads (:meth:`input_stamp`)."""
+        return self.outputs(sequence).frames.content_key(self.frame_ids(sequence))
+
+    def input_stamp(self, sequence: Sequence, files: Iterable[str | Path | None] = (),
+                    annotations: Iterable[str] = ()) -> str:
+        """A stamp of rendering's inputs: the sequence's frames, the named ``annotations`` and
+        ``files`` (a file, or every file under a folder; ``None`` and names that are no path, such as
+        a hub id, count by name)."""
+        parts = [sequence.frames.content_key()]
+        for key in annotations:
+            values = sequence.annotations.get(key)
+            parts.append(f"{key}={'-' if values is None else array_stamp(np.asarray(values))}")
+        for file in files:
+            parts.append(tree_stamp(file) if file is not None and Path(file).exists() else f"name:{file}")
+        return text_stamp(type(self).__name__, *parts)
 
     def frame_ids(self, sequence: Sequence) -> list[int]:
         """The ground-truth frame ids this adapter must produce."""
@@ -119,6 +150,22 @@ def create_adapter(adapter_name: str, **settings: Any) -> Adapter:
     if missing:
         raise CabenchError(f"adapter {adapter_name!r}: setting {', '.join(missing)} is required")
     return cls(**settings)
+
+
+def resolve_path_settings(adapter_name: str, settings: dict[str, Any], base: str | Path) -> dict[str, Any]:
+    """``settings`` with the adapter's relative path settings made absolute against ``base`` (the
+    config file's folder), so that a config runs the same from any working directory and saves as
+    absolute paths. Templates that start at ``{root}`` (the sequence's folder) are kept."""
+    cls = adapter_class(adapter_name)
+    resolved = dict(settings)
+    for key in cls.path_settings:
+        value = resolved.get(key)
+        if not isinstance(value, str) or not value or value.startswith("{root}") or Path(value).is_absolute():
+            continue
+        candidate = Path(base).resolve() / value
+        if key not in cls.hub_settings or candidate.exists():
+            resolved[key] = str(candidate)
+    return resolved
 
 
 def fill_path(template: str | Path, sequence: Sequence, setting: str) -> Path:

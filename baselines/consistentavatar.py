@@ -24,6 +24,7 @@ from baselines.folders import FolderAdapter
 from baselines.insta import INSTA
 from benchmark.datasets.base import Sequence
 from benchmark.io import ArrayFrames
+from benchmark.stamps import text_stamp
 from metrics.errors import CabenchError
 
 ABLATION_ROWS = {
@@ -39,6 +40,8 @@ ABLATION_ROWS = {
 @register_adapter
 class ConsistentAvatar(Adapter):
     key, row = "consistentavatar", "ConsistentAvatar"
+    path_settings = ("checkpoint", "outputs", "stage1_rgb", "stage1_normal")
+    hub_settings = ("checkpoint",)
 
     def __init__(self, checkpoint: str | None = None, outputs: str | None = None, pattern: str = "{id:05d}.png",
                  ablation: str | None = None, scheduler: str = "lcm", steps: int = 4, seed: int = 0,
@@ -62,6 +65,16 @@ class ConsistentAvatar(Adapter):
             stored = folder.outputs(sequence)
             return MethodOutput(stored.frames, {**stored.alignment, "rendered": False, "ablation": self.ablation})
         return self.render(sequence)
+
+    def fingerprint(self, sequence: Sequence) -> str:
+        """Stored renders: their files' stamps. Rendering: the checkpoint's files, the stage-1 RGB and
+        normal renders and the pose and expression annotations it reads, without rendering."""
+        if self.outputs_path is not None:
+            return super().fingerprint(sequence)
+        ids = self.frame_ids(sequence)
+        rgb, normal = self.stage1_source.stage1(sequence, ids)
+        return text_stamp(self.input_stamp(sequence, files=[self.checkpoint], annotations=("pose", "expression")),
+                          rgb.content_key(ids), normal.content_key(ids))
 
     def render(self, sequence: Sequence) -> MethodOutput:
         try:

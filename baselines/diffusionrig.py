@@ -39,6 +39,7 @@ MODES = ("pose", "exp", "light", "latent", "exp_pose")
 @register_adapter
 class DiffusionRig(Adapter):
     key, row = "diffusionrig", "DiffusionRig"
+    path_settings = ("outputs", "repo", "model_path", "meanshape", "source", "work_dir")
 
     def __init__(self, outputs: str | None = None, repo: str | None = None, python: str = sys.executable,
                  model_path: str | None = None, meanshape: str | None = None, source: str | None = None,
@@ -91,6 +92,14 @@ class DiffusionRig(Adapter):
                 raise CabenchError(f"{produced}: DiffusionRig wrote no output for frame {frame}")
             produced.replace(collected / f"{position}_{self.mode}.png")
         return collected
+
+    def fingerprint(self, sequence: Sequence) -> str:
+        """Stored outputs: their files' stamps. Running inference.py: the script, the model, the mean
+        shape, the source image and the ground truth (the driving frames), without running."""
+        if self.repo is None:
+            return super().fingerprint(sequence)
+        files = [Path(self.repo) / "scripts" / "inference.py", self.model_path, self.meanshape, self.source]
+        return self.input_stamp(sequence, files=files)
 
     def outputs(self, sequence: Sequence) -> MethodOutput:
         ids = self.frame_ids(sequence)

@@ -18,6 +18,7 @@ INSTA build takes (``rta`` with its config, scene and snapshot) is the user's to
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from baselines.base import Adapter, MethodOutput, fill_path, register_adapter
@@ -34,6 +35,7 @@ OVERLAY = Path("debug") / "overlay"
 @register_adapter
 class INSTA(Adapter):
     key, row = "insta", "INSTA"
+    path_settings = ("path", "rgb_path", "normal_path")
 
     def __init__(self, experiment: str = "stage1_proxy", path: str | None = None, command: list[str] | None = None,
                  timeout: float = 3600.0, rgb_path: str | None = None, normal_path: str | None = None,
@@ -73,6 +75,15 @@ class INSTA(Adapter):
         alignment = {"source": str(folder), "index": "test-split index -> frame id", "background": "white",
                      "ran": bool(self.command)}
         return MethodOutput(FileFrames(dict(zip(ids, files)), name=f"{self.name}:{folder}", fps=sequence.fps), alignment)
+
+    def fingerprint(self, sequence: Sequence) -> str:
+        """Stored renders: their files' stamps. With ``command``: the program's file and the
+        sequence's frames, without running it (what else the program reads, such as its trained
+        model, is not seen: rerun with ``--force`` after retraining)."""
+        if not self.command:
+            return super().fingerprint(sequence)
+        program = shutil.which(str(self.command[0])) or self.command[0]
+        return self.input_stamp(sequence, files=[program, Path(sequence.root or ".") / "transforms_test.json"])
 
     def stage1(self, sequence: Sequence, ids: list[int] | None = None) -> tuple[FrameSource, FrameSource]:
         """INSTA's RGB and normal renders, by frame id: the reference pipeline's stage-1 input."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.io import Frames, FrameSource
+from benchmark.stamps import text_stamp
 from metrics.errors import CabenchError, InputError
 
 RESIZE_POLICIES = ("none", "area", "bilinear", "bicubic", "lanczos")
@@ -82,6 +83,9 @@ class ResizedFrames(FrameSource):
         self.frame_ids = source.frame_ids
         self.size = (int(size[0]), int(size[1]))
         self.fps = source.fps
+
+    def content_key(self, ids: Sequence[int] | None = None) -> str:
+        return text_stamp("resized", self.policy, self.size, self.source.content_key(ids))
 
     def read(self, ids: Sequence[int]) -> Frames:
         import cv2

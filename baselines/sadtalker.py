@@ -32,6 +32,7 @@ from baselines.outputs import check_resize_policy, match_size
 from benchmark.datasets.base import Sequence
 from benchmark.datasets.frames import RemappedFrames
 from benchmark.io import VideoFile
+from benchmark.stamps import tree_stamp
 from metrics.errors import CabenchError, InputError
 
 SADTALKER_FPS = 25.0
@@ -59,6 +60,7 @@ def map_frames(count_gt: int, fps_gt: float, count_video: int, fps_video: float,
 @register_adapter
 class SadTalker(Adapter):
     key, row = "sadtalker", "SadTalker"
+    path_settings = ("video", "repo", "audio", "source_image", "checkpoint_dir", "result_dir")
 
     def __init__(self, video: str | None = None, repo: str | None = None, python: str = sys.executable,
                  audio: str | None = None, source_image: str | None = None, size: int = 512,
@@ -133,6 +135,15 @@ class SadTalker(Adapter):
         if not videos:
             raise CabenchError(f"{results}: SadTalker finished but wrote no mp4")
         return videos[-1]
+
+    def fingerprint(self, sequence: Sequence) -> str:
+        """A stored video: its file's stamp. Running inference.py: the script, its checkpoints, the
+        driving audio, the source image and the ground truth (its pose reference), without running."""
+        if self.repo is None:
+            return tree_stamp(fill_path(self.video, sequence, "video"))
+        files = [Path(self.repo) / "inference.py", self.checkpoint_dir, fill_path(self.audio, sequence, "audio"),
+                 fill_path(self.source_image, sequence, "source_image") if self.source_image else None]
+        return self.input_stamp(sequence, files=files)
 
     def outputs(self, sequence: Sequence) -> MethodOutput:
         ids = self.frame_ids(sequence)

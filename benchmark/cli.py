@@ -4,6 +4,8 @@ Each module listed in :data:`COMMAND_MODULES` defines ``register(subparsers)``, 
 parser and sets ``func`` (``func(args) -> int | None``). Command modules import their heavy
 dependencies inside ``func``, so ``cabench --help`` stays fast. A :class:`CabenchError` becomes one
 line on stderr and exit status 2; ``--debug`` (anywhere on the line) shows the traceback instead.
+Ctrl-C (SIGINT) and SIGTERM stop a command with one line and exit status 130 and 143 (128 + the
+signal's number, as shells report them); a run keeps what it stored and says so.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import argparse
 import importlib
 import sys
 
-from metrics.errors import CabenchError
+from metrics.errors import CabenchError, Terminated
 
 COMMAND_MODULES: tuple[str, ...] = (
     "benchmark.commands.eval",
@@ -21,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "benchmark.commands.run",
     "benchmark.commands.demo",
     "benchmark.commands.tables",
+    "benchmark.commands.compare",
     "benchmark.commands.plots",
     "benchmark.commands.train",
     "benchmark.commands.infer",
@@ -54,9 +57,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"cabench: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("cabench: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        if debug:
+            raise
+        print(f"cabench: {stop or 'interrupted'}", file=sys.stderr)
         return 130
+    except Terminated as stop:
+        if debug:
+            raise
+        print(f"cabench: {stop or 'terminated (SIGTERM)'}", file=sys.stderr)
+        return 143
     return int(status or 0)
 
 

@@ -4,7 +4,8 @@ A config file looks like::
 
     [run]
     out = "runs/insta"          # output folder (relative paths: relative to the config file)
-    protocol = "canonical"      # evaluation protocol id recorded beside every number
+    protocol = "canonical"      # evaluation protocol id recorded beside every number; a list of
+                                # ids or "all" evaluates the same outputs under each of them
     device = "cpu"              # "cpu", "cuda", or "auto" (the accelerate process's device)
     batch_size = 16
     split = "test"              # frames of each sequence to evaluate: a split name or "all"
@@ -30,9 +31,16 @@ A config file looks like::
     name = "stage-1 proxy"
     frames = "{root}/stage1/rgb"  # ... or stored frames: {root} {sequence} {dataset} are filled in
 
-Everything a number depends on (dataset path, split, method settings, protocol, metric options)
-goes into the fingerprint of each stored result, so a rerun reuses a result only when it would
-compute the same thing.
+A dataset of ``kind = "frames"`` is one sequence given directly (``path``: a folder of frames or a
+video; optional ``mask`` and ``landmarks``): what ``cabench eval`` runs (benchmark.datasets.adhoc).
+
+Relative paths (``out``, dataset paths, ``frames``, and the adapters' path settings) are resolved
+against the config file's folder when it is read, and :func:`to_toml` writes them absolute, so a
+config, and the ``config.toml`` a run saves, run the same from any working directory.
+Everything a number depends on (the contents of the frames, the method settings, the protocol,
+the metric options and versions) goes into the fingerprint of each stored result
+(:mod:`benchmark.results.fingerprint`), so a rerun reuses a result only when it would compute the
+same thing.
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ class DatasetConfig:
     path: str
     kind: str | None = None
     sequences: tuple[str, ...] | None = None
+    mask: str | None = None       # kind "frames": a folder of masks
+    landmarks: str | None = None  # kind "frames": a .npy (T, 68, 2)
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,7 @@ class RunConfig:
     methods: tuple[MethodConfig, ...]
     metrics: tuple[str, ...] = ("l2", "psnr", "ssim", "lpips")
     out: str = "runs/run"
-    protocol: str = "canonical"
+    protocol: str | tuple[str, ...] = "canonical"  # an id, "all", or several ids
     device: str = "cpu"
     batch_size: int = 16
     split: str = "test"
@@ -110,18 +120,21 @@ def _names(items: tuple, what: str, source: str) -> None:
 
 def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: str = "config") -> RunConfig:
     """A :class:`RunConfig` from parsed TOML; relative paths are resolved against ``base``."""
-    base = Path(base)
+    base = Path(base).resolve()
     _unknown(data, {"run", "datasets", "methods"}, "the top level", source)
     run = dict(data.get("run", {}))
     _unknown(run, _RUN_KEYS, "[run]", source)
     datasets = []
     for i, table in enumerate(data.get("datasets", [])):
         where = f"[[datasets]] #{i + 1}"
-        _unknown(table, {"name", "path", "kind", "sequences"}, where, source)
+        _unknown(table, {"name", "path", "kind", "sequences", "mask", "landmarks"}, where, source)
         path = str(_require(table, "path", where, source))
         sequences = table.get("sequences")
+        mask, landmarks = table.get("mask"), table.get("landmarks")
         datasets.append(DatasetConfig(name=str(table.get("name", Path(path).name)), path=str(base / path),
-                                      kind=table.get("kind"), sequences=tuple(sequences) if sequences else None))
+                                      kind=table.get("kind"), sequences=tuple(sequences) if sequences else None,
+                                      mask=None if mask is None else str(base / mask),
+                                      landmarks=None if landmarks is None else str(base / landmarks)))
     methods = []
     for i, table in enumerate(data.get("methods", [])):
         where = f"[[methods]] #{i + 1}"
@@ -130,9 +143,14 @@ def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: st
         adapter, frames = table.get("adapter"), table.get("frames")
         if (adapter is None) == (frames is None):
             raise CabenchError(f"{source}: method {name!r} needs exactly one of 'adapter' or 'frames'")
-        if frames is not None and not Path(frames).is_absolute() and not str(frames).startswith("{"):
+        if frames is not None and not Path(frames).is_absolute() and not str(frames).startswith("{root}"):
             frames = str(base / frames)
-        methods.append(MethodConfig(name=name, adapter=adapter, frames=frames, settings=dict(table.get("settings", {}))))
+        settings = dict(table.get("settings", {}))
+        if adapter is not None:
+            from baselines.base import resolve_path_settings
+
+            settings = resolve_path_settings(str(adapter), settings, base)
+        methods.append(MethodConfig(name=name, adapter=adapter, frames=frames, settings=settings))
     if not datasets:
         raise CabenchError(f"{source}: no [[datasets]] given")
     if not methods:
@@ -148,8 +166,10 @@ def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: st
     if not isinstance(batch_size, int) or batch_size < 1:
         raise CabenchError(f"{source}: [run] batch_size must be a positive integer, got {batch_size!r}")
     out = Path(run.get("out", "runs/run"))
+    protocol = run.get("protocol", "canonical")
+    protocol = tuple(str(p) for p in protocol) if isinstance(protocol, list) else str(protocol)
     return RunConfig(datasets=tuple(datasets), methods=tuple(methods), metrics=tuple(metrics),
-                     out=str(out if out.is_absolute() else base / out), protocol=str(run.get("protocol", "canonical")),
+                     out=str(out if out.is_absolute() else base / out), protocol=protocol,
                      device=str(run.get("device", "cpu")), batch_size=batch_size, split=str(run.get("split", "test")),
                      align=tuple(a for a in align if a), mask=bool(run.get("mask", False)),
                      options=dict(run.get("options", {})))
@@ -186,7 +206,10 @@ def _toml_value(value: Any) -> str:
 
 
 def to_toml(config: RunConfig) -> str:
-    """The config as TOML that :func:`load_config` reads back to an equal config (paths absolute)."""
+    """The config as TOML that :func:`load_config` reads back to an equal config, from any folder: the
+    paths of a loaded config are absolute already (relative ones are resolved here against the
+    working directory, as the run that uses them would)."""
+    config = absolute_paths(config)
     lines = ["[run]"]
     for key in ("out", "protocol", "device", "batch_size", "split", "metrics", "align", "mask"):
         lines.append(f"{key} = {_toml_value(getattr(config, key))}")
@@ -198,9 +221,31 @@ def to_toml(config: RunConfig) -> str:
             lines.append(f"kind = {_toml_value(dataset.kind)}")
         if dataset.sequences:
             lines.append(f"sequences = {_toml_value(dataset.sequences)}")
+        for key in ("mask", "landmarks"):
+            if getattr(dataset, key):
+                lines.append(f"{key} = {_toml_value(getattr(dataset, key))}")
     for method in config.methods:
         lines += ["", "[[methods]]", f"name = {_toml_value(method.name)}"]
         lines.append(f"adapter = {_toml_value(method.adapter)}" if method.adapter else f"frames = {_toml_value(method.frames)}")
         if method.settings:
             lines.append(f"settings = {_toml_value(method.settings)}")
     return "\n".join(lines) + "\n"
+
+
+def absolute_paths(config: RunConfig) -> RunConfig:
+    """``config`` with every path absolute: ``out``, datasets, ``frames`` and the adapters' path
+    settings; relative ones are taken against the working directory (a loaded config's are
+    absolute already). Templates that start at ``{root}`` are kept."""
+    from dataclasses import replace
+
+    from baselines.base import resolve_path_settings
+
+    def absolute(path: str | None) -> str | None:
+        return path if path is None or path.startswith("{root}") else str(Path(path).resolve())
+
+    datasets = tuple(replace(d, path=absolute(d.path), mask=absolute(d.mask), landmarks=absolute(d.landmarks))
+                     for d in config.datasets)
+    methods = tuple(replace(m, frames=absolute(m.frames),
+                            settings=resolve_path_settings(m.adapter, m.settings, Path.cwd()) if m.adapter else m.settings)
+                    for m in config.methods)
+    return replace(config, out=absolute(config.out), datasets=datasets, methods=methods)

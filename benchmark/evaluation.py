@@ -46,7 +46,8 @@ def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
     if not names:
         raise CabenchError("--metrics: no metric given")
     for name in names:
-        registry.get(name)
+        if registry.get(name).kind == "runtime":
+            raise CabenchError(f"--metrics: {name} is measured while a method renders, not a metric to compute")
     return list(dict.fromkeys(names))
 
 
@@ -176,36 +177,6 @@ def _annotation_index(annotations: dict[str, np.ndarray] | None, gt: FrameSource
     if len(values) != len(gt.frame_ids):
         raise InputError(f"annotations[{key!r}]: {len(values)} entries for {len(gt.frame_ids)} ground-truth frames")
     return values
-
-
-def summarize(per_frame: pd.DataFrame, by: Sequence[str] = ("method",)) -> pd.DataFrame:
-    """Mean, std and count (finite values) per group and metric column, in long form."""
-    keys = [k for k in by if k in per_frame.columns]
-    skip = {"frame", "protocol", "dataset", "sequence", "method"}
-    value_columns = [c for c in per_frame.columns if c not in skip and pd.api.types.is_numeric_dtype(per_frame[c])]
-    records = []
-    groups = per_frame.groupby(keys, sort=False) if keys else [((), per_frame)]
-    for key, group in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        protocol = group["protocol"].iloc[0] if "protocol" in group else ""
-        for column in value_columns:
-            values = group[column].to_numpy(dtype=np.float64)
-            finite = values[~np.isnan(values)]
-            with np.errstate(invalid="ignore"):  # values with inf (PSNR of identical frames) have NaN std
-                mean = float(np.mean(finite)) if len(finite) else np.nan
-                std = float(np.std(finite)) if len(finite) else np.nan
-            records.append(
-                {
-                    **dict(zip(keys, key)),
-                    "metric": column,
-                    "protocol": protocol,
-                    "mean": mean,
-                    "std": std,
-                    "count": int(len(finite)),
-                    "frames": int(len(values)),
-                }
-            )
-    return pd.DataFrame(records)
 
 
 def _progress(total: int, enabled: bool, description: str):

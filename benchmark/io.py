@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.stamps import array_stamp, file_stamp, files_stamp, text_stamp
 from metrics.errors import InputError
 from metrics.frames import Frames
 
@@ -54,6 +55,18 @@ class FrameSource:
 
     def __len__(self) -> int:
         return len(self.frame_ids)
+
+    def content_key(self, ids: Sequence[int] | None = None) -> str:
+        """A stamp of frames ``ids`` (default: all) that changes whenever their content does, used to
+        fingerprint stored results (:mod:`benchmark.stamps`). This default reads and hashes the
+        frames, which is exact for any source; sources that know their files or arrays override it
+        with a stamp that reads (almost) nothing."""
+        ids = list(self.frame_ids if ids is None else ids)
+        stamps = []
+        for frames in self.batches(32, ids):
+            stamps.append(array_stamp(frames.rgb))
+            stamps.append("" if frames.alpha is None else array_stamp(frames.alpha))
+        return text_stamp("decoded", ids, *stamps)
 
     def _check_ids(self, ids: Sequence[int]) -> None:
         known = set(self.frame_ids)
@@ -150,6 +163,13 @@ class FileFrames(FrameSource):
 
     def path_of(self, frame: int) -> Path:
         return self.files[frame]
+
+    def content_key(self, ids: Sequence[int] | None = None) -> str:
+        """The files' stamps (size, mtime, end blocks: :func:`benchmark.stamps.file_stamp`), mattes included."""
+        ids = list(self.frame_ids if ids is None else ids)
+        self._check_ids(ids)
+        paths = [self.files[i] for i in ids] + ([self.mattes[i] for i in ids] if self.mattes is not None else [])
+        return text_stamp(type(self).__name__, self.background, ids, files_stamp(paths))
 
     def _read_checked(self, frame: int, path: Path | None = None) -> np.ndarray:
         path = self.files[frame] if path is None else path
@@ -266,6 +286,11 @@ class VideoFile(FrameSource):
         self._capture = None
         self._next = 0
 
+    def content_key(self, ids: Sequence[int] | None = None) -> str:
+        """The video file's stamp (:func:`benchmark.stamps.file_stamp`) and the ids read from it."""
+        ids = list(self.frame_ids if ids is None else ids)
+        return text_stamp("video", ids, file_stamp(self.path))
+
     def _open(self, start: int):
         import cv2
 
@@ -324,6 +349,12 @@ class ArrayFrames(FrameSource):
         self._index = {frame: i for i, frame in enumerate(self.frame_ids)}
         self.size = (int(array.shape[1]), int(array.shape[2]))
         self.fps = fps
+
+    def content_key(self, ids: Sequence[int] | None = None) -> str:
+        """A hash of the array's frames ``ids`` (in memory: hashed in full)."""
+        ids = list(self.frame_ids if ids is None else ids)
+        self._check_ids(ids)
+        return text_stamp("array", self.background, ids, array_stamp(self.array[[self._index[i] for i in ids]]))
 
     def read(self, ids: Sequence[int]) -> Frames:
         self._check_ids(ids)

@@ -18,3 +18,7 @@ class InputError(CabenchError):
 
 class WeightsMissingError(CabenchError):
     """A weight file was not found; the message names the file and where to put it."""
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM); like KeyboardInterrupt, not an error of the input."""

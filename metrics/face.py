@@ -18,6 +18,7 @@ detector; a frame where either has no face gets NaN (counted by the summaries, n
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -337,25 +338,31 @@ def _identity_check(options: dict) -> str | None:
 _DLIB = ("package:dlib", "weights:shape_predictor_68_face_landmarks.dat")
 _DECA = (*_DLIB, "weights:deca_model.tar (E_flame)")
 
+# Paper formats: the precision of the paper's Table 2 (PE 4 significant digits, EE 5).
 register(MetricSpec("deca_pe", higher_is_better=False, unit="",
                     description="L2 distance of DECA's 6-d pose code (global + jaw axis-angle), generated vs ground truth",
                     factory=_factory(DecaDistance, "deca_pe"), needs=_DECA, defaults={"deca_weights": None},
-                    check=deca_unavailable, kind="face"))
+                    check=deca_unavailable, kind="face", paper_format=".4g", trace=True, value_range=(0.0, math.inf)))
 register(MetricSpec("deca_ee", higher_is_better=False, unit="",
                     description="L2 distance of DECA's 50-d expression code, generated vs ground truth",
                     factory=_factory(DecaExpression, "deca_ee"), needs=_DECA, defaults={"deca_weights": None},
-                    check=deca_unavailable, kind="face"))
+                    check=deca_unavailable, kind="face", paper_format=".5g", trace=True, value_range=(0.0, math.inf)))
 _LANDMARK_METRICS = (
-    ("lmk_pose", LandmarkPose, "deg", "geodesic angle between head rotations from dlib landmarks (solvePnP, generic face)"),
-    ("lmk_expr", LandmarkExpression, "IOD", "landmark distance (points 17-67) after similarity alignment, over inter-ocular distance"),
-    ("lmd", LandmarkDistance, "IOD", "mean distance of the 68 dlib landmarks over the inter-ocular distance"),
-    ("mlmd", MouthLandmarkDistance, "IOD", "mean distance of the 20 mouth landmarks over the inter-ocular distance"),
+    ("lmk_pose", LandmarkPose, "deg", "geodesic angle between head rotations from dlib landmarks (solvePnP, generic face)",
+     False, (0.0, 180.0)),
+    ("lmk_expr", LandmarkExpression, "IOD", "landmark distance (points 17-67) after similarity alignment, over inter-ocular distance",
+     False, (0.0, math.inf)),
+    ("lmd", LandmarkDistance, "IOD", "mean distance of the 68 dlib landmarks over the inter-ocular distance",
+     True, (0.0, math.inf)),
+    ("mlmd", MouthLandmarkDistance, "IOD", "mean distance of the 20 mouth landmarks over the inter-ocular distance",
+     False, (0.0, math.inf)),
 )
-for _name, _cls, _unit, _description in _LANDMARK_METRICS:
+for _name, _cls, _unit, _description, _trace, _range in _LANDMARK_METRICS:
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
-                        factory=_factory(_cls, _name), needs=_DLIB, check=_dlib_check, kind="face"))
+                        factory=_factory(_cls, _name), needs=_DLIB, check=_dlib_check, kind="face", trace=_trace,
+                        value_range=_range))
 register(MetricSpec("csim", higher_is_better=True, unit="",
                     description="cosine similarity of dlib face-recognition descriptors, generated vs ground truth",
                     factory=_factory(Identity, "csim"),
                     needs=(*_DLIB, "weights:dlib_face_recognition_resnet_model_v1.dat"),
-                    check=_identity_check, kind="face"))
+                    check=_identity_check, kind="face", trace=True, value_range=(-1.0, 1.0)))

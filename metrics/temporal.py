@@ -35,6 +35,7 @@ iterations). Masks are not used: these metrics compare whole frames.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -366,28 +367,31 @@ def _tlp_factory(device: torch.device, protocol: Any = None, **options: Any) -> 
 
 _FLOW_NEED = ("flow:dis (OpenCV) by default; raft needs raft_large weights",)
 
-# name, evaluator, unit, description, reference columns, options beyond the flow's (default first), version
+_NON_NEGATIVE = (0.0, math.inf)
+# name, evaluator, unit, description, reference columns, trace, options beyond the flow's (default first), version
 _FLOW_METRICS = (
     ("flow_gap", FlowGap, "px", "|mean flow magnitude of the method - of the ground truth| between adjacent frames",
-     ("flow_mag_pred", "flow_mag_gt"), {}, 1),
+     ("flow_mag_pred", "flow_mag_gt"), False, {}, 1),
     ("tof", TOF, "px", "TecoGAN tOF: mean ||flow_gt - flow_pred||_2 between adjacent frames, TecoGAN's border crop",
-     (), {"crop": TOF_CROPS}, 2),
+     (), True, {"crop": TOF_CROPS}, 2),
     ("warp_error", WarpError, "", "Lai et al. 2018 warping error: ground-truth flow and occlusion, masked MSE in [0,1]",
-     ("warp_error_gt",), {"variant": WARP_VARIANTS}, 2),
+     ("warp_error_gt",), True, {"variant": WARP_VARIANTS}, 2),
 )
-for _name, _cls, _unit, _description, _reference, _choices, _version in _FLOW_METRICS:
+for _name, _cls, _unit, _description, _reference, _trace, _choices, _version in _FLOW_METRICS:
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
                         factory=_factory(_cls, _choices), columns=_cls.columns, needs=_FLOW_NEED,
                         defaults={**FLOW_DEFAULTS, **{option: allowed[0] for option, allowed in _choices.items()}},
-                        check=flow_unavailable, kind="temporal", reference_columns=_reference, version=_version))
+                        check=flow_unavailable, kind="temporal", reference_columns=_reference, trace=_trace,
+                        value_range=_NON_NEGATIVE, version=_version))
 register(MetricSpec("tlp", higher_is_better=False, unit="",
                     description="TecoGAN tLP: 100 |LPIPS(gt_t-1, gt_t) - LPIPS(pred_t-1, pred_t)|",
                     factory=_tlp_factory, columns=TLP.columns,
                     needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth"),
-                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, kind="temporal"))
+                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, kind="temporal",
+                    value_range=_NON_NEGATIVE))
 register(MetricSpec("motion_inheritance", higher_is_better=False, unit="px",
                     description="EPE of flows first frame -> frame t, method vs ground truth, mean over scales 1, 1/2, 1/4",
                     factory=_factory(MotionInheritance), columns=MotionInheritance.columns,
                     needs=(*_FLOW_NEED, "dlib 68 landmarks for mi_epe_lmk"),
                     defaults={**FLOW_DEFAULTS, "lmk_sigma": 0.1, "lmk_strength": 4.0},
-                    check=flow_unavailable, kind="temporal"))
+                    check=flow_unavailable, kind="temporal", value_range=_NON_NEGATIVE))

@@ -15,6 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.results.files import atomic_write_text
+from benchmark.results.folder import RunFolder
+from benchmark.results.schema import SUMMARY_COLUMNS, read_run
+from benchmark.results.summary import missing_by_method, summarize
+
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
@@ -47,8 +52,9 @@ def _versions() -> dict[str, str]:
 
 
 def _summary_table(summary: pd.DataFrame) -> str:
-    headers = ["dataset", "method", "metric", "protocol", "mean", "std", "count", "frames"]
-    rows = ["<table class='results' id='summary'><caption>Summary: mean ± std over frames (NaN skipped, counted)</caption>",
+    headers = [h for h in SUMMARY_COLUMNS if h in summary.columns]
+    rows = ["<table class='results' id='summary'><caption>Summary: mean ± std over frames (NaN skipped, counted; "
+            "coverage = share of frames with a value)</caption>",
             "<thead><tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr></thead><tbody>"]
     for record in summary.to_dict("records"):
         cells = []
@@ -60,44 +66,51 @@ def _summary_table(summary: pd.DataFrame) -> str:
     return "".join(rows)
 
 
+def _method_name(folder: Path) -> str:
+    """The method's name as the run knew it (its ``method.json``), else its folder's name."""
+    import json
+
+    try:
+        return str(json.loads((folder / "method.json").read_text())["method"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return folder.name
+
+
 def _samples(run: Path) -> str:
     parts = []
-    for gt in sorted((run / "parts").glob("*/*/gt_samples.png")):
+    for gt in sorted(RunFolder(run).parts.glob("*/*/gt_samples.png")):
         sequence_folder = gt.parent
         label = f"{sequence_folder.parent.name} / {sequence_folder.name}"
         rows = [f"<tr><td>ground truth</td><td>{_image(gt, 'ground truth ' + label)}</td></tr>"]
         for method in sorted(p for p in sequence_folder.iterdir() if (p / "samples.png").exists()):
-            rows.append(f"<tr><td>{escape(method.name)}</td><td>{_image(method / 'samples.png', method.name)}</td></tr>")
+            name = _method_name(method)
+            rows.append(f"<tr><td>{escape(name)}</td><td>{_image(method / 'samples.png', name)}</td></tr>")
         parts.append(f"<h3>{escape(label)}</h3><table class='strip'>{''.join(rows)}</table>")
     return "".join(parts) or "<p>No sample frames stored.</p>"
 
 
-def render_report(run: str | Path, config_text: str = "", title: str = "cabench report") -> str:
-    """The HTML text of the report of run folder ``run`` (which holds summary.csv, missing.csv, plots/)."""
-    from benchmark.runner import missing_by_method
-    from metrics.protocols import get_protocol
+def render_report(run: str | Path, config_text: str = "", protocols: dict[str, str] | None = None,
+                  title: str = "cabench report") -> str:
+    """The HTML text of the report of run folder ``run`` (its per_frame.csv, missing.csv, plots/ and
+    sample strips). ``protocols``: {protocol id: its description} (default: the ids the results name)."""
     from reports import tables
 
     run = Path(run)
-    summary = pd.read_csv(run / "summary.csv", keep_default_na=True)
-    missing = pd.read_csv(run / "missing.csv") if (run / "missing.csv").exists() else pd.DataFrame()
-    if not missing.empty:
-        missing = missing_by_method(missing)
-    protocols = sorted(set(summary["protocol"].dropna().astype(str))) if "protocol" in summary else []
+    per_frame, missing = read_run(run)
+    summary = summarize(per_frame)
+    missing = missing_by_method(missing)
+    found = [str(p) for p in dict.fromkeys(per_frame["protocol"].dropna())] + [str(p) for p in missing.get("protocol", [])]
+    protocols = protocols if protocols is not None else dict.fromkeys(p for p in found if p)
     body = [f"<h1>{escape(title)}</h1>", f"<p>Run folder: <code>{escape(str(run))}</code></p>", "<h2>Protocol</h2><ul>"]
-    for protocol in protocols:
-        try:
-            description = get_protocol(protocol).description
-        except Exception:  # a protocol the installed version does not know: name it only
-            description = ""
-        body.append(f"<li><code>{escape(protocol)}</code>: {escape(description)}</li>")
+    for protocol, description in protocols.items():
+        body.append(f"<li><code>{escape(protocol)}</code>: {escape(description or '')}</li>")
     body.append("</ul><h2>Tables</h2>")
     specs = [tables.TABLE1, tables.TABLE2, tables.extra_table(summary)]
     body += [tables.html(spec, summary, missing if not missing.empty else None) for spec in specs if spec]
     if not missing.empty:
         body.append("<h2>Missing metrics</h2><ul>")
         for (metric, reason), rows in missing.groupby(["metric", "reason"], sort=False):
-            where = ", ".join(f"{d}/{m}" for d, m in zip(rows["dataset"], rows["method"]))
+            where = ", ".join(dict.fromkeys(f"{d}/{m}" for d, m in zip(rows["dataset"], rows["method"])))
             body.append(f"<li>{escape(metric)}: missing ({escape(reason)}) for {escape(where)}</li>")
         body.append("</ul>")
     body += ["<h2>Summary</h2><details open><summary>every metric column: mean ± std, frames counted</summary>",
@@ -113,8 +126,7 @@ def render_report(run: str | Path, config_text: str = "", title: str = "cabench 
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def write_report(run: str | Path, config_text: str = "", title: str = "cabench report") -> Path:
-    from benchmark.files import atomic_write_text
-
+def write_report(run: str | Path, config_text: str = "", protocols: dict[str, str] | None = None,
+                 title: str = "cabench report") -> Path:
     run = Path(run)
-    return atomic_write_text(run / "report.html", render_report(run, config_text, title))
+    return atomic_write_text(run / "report.html", render_report(run, config_text, protocols, title))

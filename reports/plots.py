@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from metrics import registry
 from reports.tables import direction, scores
 
 FLOW_PRED, FLOW_GT = "flow_mag_pred", "flow_mag_gt"
@@ -42,15 +43,15 @@ def _label(column: str) -> str:
 
 
 def _name(*parts: str) -> str:
-    from benchmark.runner import slug
+    from benchmark.results.names import safe_name
 
-    return "_".join(slug(str(p)) for p in parts) + ".png"
+    return "_".join(safe_name(str(p)) for p in parts if p != "") + ".png"
 
 
 def _save(fig, path: Path) -> Path:
     import io
 
-    from benchmark.files import atomic_write_bytes
+    from benchmark.results.files import atomic_write_bytes
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -58,7 +59,7 @@ def _save(fig, path: Path) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def temporal_curves(per_frame: pd.DataFrame, out: Path) -> list[Path]:
+def temporal_curves(per_frame: pd.DataFrame, out: Path, prefix: str = "") -> list[Path]:
     """One PNG per (dataset, sequence): flow magnitude per frame, each method against the ground truth."""
     if FLOW_PRED not in per_frame or FLOW_GT not in per_frame:
         return []
@@ -78,7 +79,7 @@ def temporal_curves(per_frame: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_title(f"Temporal consistency: {dataset} / {sequence}")
         _legend(ax)
         ax.grid(alpha=0.3)
-        files.append(_save(fig, out / _name("temporal", dataset, sequence)))
+        files.append(_save(fig, out / _name(prefix, "temporal", dataset, sequence)))
     return files
 
 
@@ -99,7 +100,7 @@ def _value_columns(frame: pd.DataFrame) -> list[str]:
             and pd.api.types.is_numeric_dtype(frame[c])]
 
 
-def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None = None) -> list[Path]:
+def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None = None, prefix: str = "") -> list[Path]:
     """One PNG per metric column: mean per method (grouped by dataset), error bar = std over frames."""
     plt = _pyplot()
     files = []
@@ -126,11 +127,11 @@ def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None 
         ax.set_title(f"{column}: mean over frames, bar = ± std")
         _legend(ax)
         ax.grid(axis="y", alpha=0.3)
-        files.append(_save(fig, out / _name("bars", column)))
+        files.append(_save(fig, out / _name(prefix, "bars", column)))
     return files
 
 
-def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | None = None) -> list[Path]:
+def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | None = None, prefix: str = "") -> list[Path]:
     """One PNG per (metric column, dataset, sequence): the per-frame value of each method."""
     plt = _pyplot()
     files = []
@@ -150,36 +151,38 @@ def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | No
             ax.set_title(f"{column} per frame: {dataset} / {sequence}")
             _legend(ax)
             ax.grid(alpha=0.3)
-            files.append(_save(fig, out / _name("trace", column, dataset, sequence)))
+            files.append(_save(fig, out / _name(prefix, "trace", column, dataset, sequence)))
     return files
 
 
 def headline_columns(columns: Sequence[str]) -> list[str]:
-    """The columns among ``columns`` that are a metric's headline (its first column), plus runtime."""
-    from metrics import registry
-
+    """The columns among ``columns`` that are a metric's headline (``MetricSpec.headline``; runtime included)."""
     keep = []
     for column in columns:
         spec = registry.column_spec(column)
-        if column == "time_s" or (spec is not None and spec.output_columns()[0] == column):
+        if spec is not None and spec.headline == column:
             keep.append(column)
     return keep
 
 
-# Per-frame traces are drawn for these headline columns when the run has them (one PNG per sequence each).
-TRACE_COLUMNS = ("psnr", "ssim", "lpips", "tof", "warp_error", "lmd", "csim", "deca_pe", "deca_ee")
+def trace_columns(columns: Sequence[str]) -> list[str]:
+    """The columns among ``columns`` drawn frame by frame: headlines of metrics with ``MetricSpec.trace``."""
+    return [c for c in headline_columns(columns) if registry.column_spec(c).trace]
 
 
-def run_plots(per_frame: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list[Path]:
-    """The plots of a run: temporal curves, bars of every metric's headline column, traces of :data:`TRACE_COLUMNS`."""
+def run_plots(per_frame: pd.DataFrame, summary: pd.DataFrame, out: Path, prefix: str = "") -> list[Path]:
+    """The plots of a run: temporal curves, bars of every metric's headline column, traces of the
+    metrics the registry marks ``trace`` (one PNG per sequence each). ``prefix`` starts every file
+    name (the protocol, when a run has several)."""
     bars = headline_columns(list(dict.fromkeys(summary["metric"]))) if len(summary) else []
-    traces = [c for c in TRACE_COLUMNS if c in per_frame]
-    return [*temporal_curves(per_frame, out), *metric_bars(summary, out, bars), *frame_traces(per_frame, out, traces)]
+    traces = trace_columns(list(per_frame.columns))
+    return [*temporal_curves(per_frame, out, prefix), *metric_bars(summary, out, bars, prefix),
+            *frame_traces(per_frame, out, traces, prefix)]
 
 
 def read_timing(path: str | Path) -> pd.DataFrame:
     """The CSV of ``cabench time`` (a file, or a folder holding ``timing.csv`` / one ``*.csv``)."""
-    from benchmark.files import read_csv
+    from benchmark.results.files import read_csv
     from metrics.errors import InputError
 
     path = Path(path)

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.files import read_csv
+    from benchmark.results.files import read_csv
     from metrics.errors import CabenchError, InputError
     from reports import plots
 
@@ -32,12 +32,17 @@ def run(args: argparse.Namespace) -> int:
         raise CabenchError("plots: give --run DIR or --timing DIR")
     files = []
     if args.run:
-        from benchmark.commands.tables import read_run
-        from benchmark.runner import summarize_run
+        from benchmark.results.schema import read_run
+        from benchmark.results.summary import summarize
 
         per_frame, _ = read_run(args.run)
         out = Path(args.out or Path(args.run) / "plots")
-        files += plots.run_plots(per_frame, summarize_run(per_frame), out)
+        protocols = list(dict.fromkeys(per_frame["protocol"]))
+        summary = summarize(per_frame)
+        for protocol in protocols:
+            rows = per_frame[per_frame["protocol"] == protocol]
+            files += plots.run_plots(rows, summary[summary["protocol"] == protocol], out,
+                                     prefix=protocol if len(protocols) > 1 else "")
     if args.timing:
         frame = plots.read_timing(args.timing)
         timing_path = Path(frame.attrs["path"])

@@ -18,38 +18,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def read_run(folder):
-    """(per_frame, missing) of a run folder; errors name the file."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    from benchmark.files import read_csv
-    from metrics.errors import InputError
-
-    folder = Path(folder)
-    path = folder / "per_frame.csv"
-    if not path.exists():
-        raise InputError(f"{path}: no per_frame.csv in the run folder (run cabench run or cabench demo first)")
-    per_frame = read_csv(path, "result table")
-    needed = {"dataset", "method", "frame", "protocol"}
-    if not needed <= set(per_frame.columns):
-        raise InputError(f"{path}: not a result table (needs columns {', '.join(sorted(needed))})")
-    missing_path = folder / "missing.csv"
-    missing = pd.read_csv(missing_path) if missing_path.exists() and missing_path.stat().st_size else None
-    return per_frame, missing
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.files import atomic_write_text
-    from benchmark.runner import missing_by_method, summarize_run
+    from benchmark.results.files import atomic_write_text
+    from benchmark.results.schema import read_run
+    from benchmark.results.summary import missing_by_method, summarize
     from reports.tables import render_all
 
     per_frame, missing = read_run(args.run)
-    summary = summarize_run(per_frame)
-    missing = missing_by_method(missing) if missing is not None and len(missing) else None
+    summary = summarize(per_frame)
+    missing = missing_by_method(missing) if len(missing) else None
     out = Path(args.out or args.run)
     files = render_all(summary, missing, paper=args.paper)
     for name, text in files.items():
