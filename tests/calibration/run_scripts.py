@@ -104,10 +104,9 @@ SHIMS = {
                 "CUDA placement (.cuda(), .to('cuda'), torch.load of CUDA tensors) mapped to the CPU: the script's "
                 "LPIPS model asks for a GPU "
                 "(use_gpu=True); its LPIPS / tLP numbers are not calibrated"],
-    "lai": ["networks package: stub holding only resample2d_package.modules.resample2d.Resample2d, a numpy "
-            "transliteration of FlowNet2's Resample2d CUDA kernel (kernel_Resample2d_updateOutput: float32 "
-            "positions, double weights, float accumulation in the kernel's order); checked against "
-            "torch.grid_sample(border, align_corners=True) in float64 to 1e-5",
+    "lai": ["networks package: stub holding only resample2d_package.modules.resample2d.Resample2d (FlowNet2's "
+            "CUDA extension), standing in as torch's grid_sample (bilinear, border, align_corners=True, pixel "
+            "coordinates normalised to [-1, 1]) in float64, returned as float32",
             "CUDA placement (.cuda(), torch.device('cuda') in .to(), torch.load) mapped to the CPU",
             "numpy.fromfile(..., count=1) returns its one element (a NumPy scalar), since NumPy 2 no longer "
             "converts a 1-element array to int as utils.read_flo does"],
@@ -185,51 +184,15 @@ def cuda_on_cpu() -> None:
     torch.nn.Module.to = lambda self, *args, **kwargs: module_to(self, *map(cpu, args), **{k: cpu(v) for k, v in kwargs.items()})
 
 
-def resample2d_kernel(input1: np.ndarray, input2: np.ndarray) -> np.ndarray:
-    """FlowNet2's ``kernel_Resample2d_updateOutput`` (kernel_size 1), line by line in numpy:
-    float xf = x + dx; alpha = xf - floor(xf) (float32); indices floor / floor + 1 clamped to the
-    frame; val (float) += (1. - alpha) * (1. - beta) * in (double products), four terms in order."""
-    batch, channels, height, width = input1.shape
-    out = np.zeros((batch, channels, height, width), dtype=np.float32)
-    y, x = np.mgrid[0:height, 0:width]
-    for b in range(batch):
-        dx, dy = input2[b, 0].astype(np.float32), input2[b, 1].astype(np.float32)
-        xf = x.astype(np.float32) + dx
-        yf = y.astype(np.float32) + dy
-        alpha = (xf - np.floor(xf)).astype(np.float32).astype(np.float64)
-        beta = (yf - np.floor(yf)).astype(np.float32).astype(np.float64)
-        x_left = np.clip(np.floor(xf).astype(np.int64), 0, width - 1)
-        x_right = np.clip(np.floor(xf).astype(np.int64) + 1, 0, width - 1)
-        y_top = np.clip(np.floor(yf).astype(np.int64), 0, height - 1)
-        y_bottom = np.clip(np.floor(yf).astype(np.int64) + 1, 0, height - 1)
-        for c in range(channels):
-            image = input1[b, c].astype(np.float32)
-            val = np.zeros((height, width), dtype=np.float32)
-            val = (val.astype(np.float64) + (1.0 - alpha) * (1.0 - beta) * image[y_top, x_left]).astype(np.float32)
-            val = (val.astype(np.float64) + alpha * (1.0 - beta) * image[y_top, x_right]).astype(np.float32)
-            val = (val.astype(np.float64) + (1.0 - alpha) * beta * image[y_bottom, x_left]).astype(np.float32)
-            val = (val.astype(np.float64) + alpha * beta * image[y_bottom, x_right]).astype(np.float32)
-            out[b, c] = val
-    return out
-
-
 def stub_resample2d() -> None:
-    """The ``networks`` package Lai et al.'s utils.py imports Resample2d from, holding only it."""
+    """The ``networks`` package Lai et al.'s utils.py imports Resample2d from, holding only it.
+
+    FlowNet2's ``Resample2d`` is a CUDA extension; the stand-in is the same operation from torch:
+    bilinear sampling at (x + u, y + v) in pixel coordinates with the neighbours clamped to the
+    frame, i.e. ``grid_sample(mode="bilinear", padding_mode="border", align_corners=True)`` on
+    coordinates normalised to [-1, 1], in float64 and returned as float32.
+    """
     import torch
-
-    def check_against_grid_sample() -> None:
-        rng = np.random.default_rng(0)
-        image = rng.uniform(size=(1, 3, 23, 31)).astype(np.float32)
-        flow = (rng.standard_normal((1, 2, 23, 31)) * 6).astype(np.float32)
-        ys, xs = np.mgrid[0:23, 0:31]
-        gx = 2 * (xs + flow[0, 0].astype(np.float64)) / 30 - 1
-        gy = 2 * (ys + flow[0, 1].astype(np.float64)) / 22 - 1
-        grid = torch.from_numpy(np.stack([gx, gy], axis=-1)[None])
-        reference = torch.nn.functional.grid_sample(torch.from_numpy(image).double(), grid, mode="bilinear",
-                                                    padding_mode="border", align_corners=True).numpy()
-        assert np.abs(resample2d_kernel(image, flow) - reference).max() < 1e-5
-
-    check_against_grid_sample()
 
     class Resample2d(torch.nn.Module):
         def __init__(self, kernel_size=1):
@@ -237,7 +200,15 @@ def stub_resample2d() -> None:
             assert kernel_size == 1
 
         def forward(self, input1, input2):
-            return torch.from_numpy(resample2d_kernel(input1.contiguous().numpy(), input2.contiguous().numpy()))
+            _, _, height, width = input1.shape
+            ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                                    indexing="ij")
+            flow = input2.double()
+            grid = torch.stack([2 * (xs + flow[:, 0]) / max(width - 1, 1) - 1,
+                                2 * (ys + flow[:, 1]) / max(height - 1, 1) - 1], dim=-1)
+            warped = torch.nn.functional.grid_sample(input1.double(), grid, mode="bilinear", padding_mode="border",
+                                                     align_corners=True)
+            return warped.float()
 
     stub_modules("networks", "networks.resample2d_package", "networks.resample2d_package.modules")
     module = types.ModuleType("networks.resample2d_package.modules.resample2d")
