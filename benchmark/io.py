@@ -1,9 +1,12 @@
 """Lazily read frame sequences: folders of images, video files, in-memory arrays, mask folders.
 
 Conventions:
-- A frame is uint8 RGB (H,W,3). A source with alpha (RGBA PNGs, (T,H,W,4) arrays) is composited
-  on a chosen background colour (white by default, as every avatar repository composites its
-  ground truth) and its alpha is kept as the matte in [0,1].
+- A frame is uint8 RGB (H,W,3). A source with alpha (RGBA PNGs, (T,H,W,4) arrays, or frames
+  with a matte file beside them) is composited on a chosen background colour (white by default,
+  as every avatar repository composites its ground truth) and its alpha is kept as the matte in
+  [0,1]; the colour as stored is kept too (``Frames.colour``), so that an evaluation protocol can
+  start from what a published script loaded (the stored colour and the matte, composited in float
+  or not at all) rather than from the uint8 composite.
 - Frames of an image folder are ordered and identified by the last number in the file name, so
   ``1.png, 2.png, 10.png`` and ``00000.png, 00001.png`` both read in the right order, and
   predictions and ground truth are aligned by that id, never by list position.
@@ -148,19 +151,24 @@ class FileFrames(FrameSource):
     """Frames read from explicitly listed files ``{frame id: path}``; RGBA is composited on
     ``background`` with its alpha kept as the matte.
 
+    ``mattes`` (optional, ``{frame id: path}``) gives each frame a matte from a separate mask image
+    (its alpha, or else its first channel, scaled to [0,1]), as the IMavatar layout keeps MODNet
+    mattes beside RGB frames: the frame is then composited with it exactly as with an alpha channel.
     Every listed file must exist (checked up front, so a missing frame is reported by its path
     before any work starts); sizes are checked against the first file as frames are read.
     """
 
     def __init__(self, files: dict[int, Path], name: str, background: tuple[int, int, int] = (255, 255, 255),
-                 fps: float | None = None, source: str | None = None):
+                 fps: float | None = None, source: str | None = None, mattes: dict[int, Path] | None = None):
         if not files:
             raise InputError(f"{name}: no frames listed")
-        missing = [Path(p) for p in files.values() if not Path(p).is_file()]
-        if missing:
-            where = f" (listed in {source})" if source else ""
-            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-            raise InputError(f"{missing[0]}: frame file not found{where}{more}")
+        _check_listed(files, "frame", source)
+        if mattes is not None:
+            absent = [frame for frame in files if frame not in mattes]
+            if absent:
+                raise InputError(f"{name}: no matte listed for frame {_short_list(absent)}")
+            _check_listed({frame: mattes[frame] for frame in files}, "matte", source)
+        self.mattes = None if mattes is None else {int(k): Path(mattes[k]) for k in files}
         self.files = {int(k): Path(v) for k, v in sorted(files.items())}
         self.frame_ids = list(self.files)
         self.name = name
@@ -176,13 +184,14 @@ class FileFrames(FrameSource):
         return f"{self.files[frame]} (frame {frame})" if frame in self.files else super().where(frame)
 
     def content_key(self, ids: Sequence[int] | None = None) -> str:
-        """The files' stamps (size, mtime, end blocks: :func:`benchmark.stamps.file_stamp`)."""
+        """The files' stamps (size, mtime, end blocks: :func:`benchmark.stamps.file_stamp`), mattes included."""
         ids = list(self.frame_ids if ids is None else ids)
         self._check_ids(ids)
-        return text_stamp(type(self).__name__, self.background, ids, files_stamp(self.files[i] for i in ids))
+        paths = [self.files[i] for i in ids] + ([self.mattes[i] for i in ids] if self.mattes is not None else [])
+        return text_stamp(type(self).__name__, self.background, ids, files_stamp(paths))
 
-    def _read_checked(self, frame: int) -> np.ndarray:
-        path = self.files[frame]
+    def _read_checked(self, frame: int, path: Path | None = None) -> np.ndarray:
+        path = self.files[frame] if path is None else path
         array = read_image(path)
         if array.shape[:2] != self.size:
             raise InputError(
@@ -193,17 +202,40 @@ class FileFrames(FrameSource):
 
     def read(self, ids: Sequence[int]) -> Frames:
         self._check_ids(ids)
-        rgbs, alphas, any_alpha = [], [], False
+        rgbas = []
         for frame in ids:
             array = self._read_checked(frame)
-            if array.shape[-1] == 4:
-                rgb, alpha = composite(array, self.background)
-                any_alpha = True
-            else:
-                rgb, alpha = array, np.ones(self.size, dtype=np.float32)
-            rgbs.append(rgb)
-            alphas.append(alpha)
-        return Frames(list(ids), np.stack(rgbs), np.stack(alphas) if any_alpha else None)
+            if self.mattes is not None:
+                matte = self._read_checked(frame, self.mattes[frame])
+                matte = matte[..., 3] if matte.shape[-1] == 4 else matte[..., 0]
+                array = np.concatenate([array[..., :3], matte[..., None]], axis=-1)
+            rgbas.append(array)
+        return frames_from_arrays(list(ids), rgbas, self.background)
+
+
+def frames_from_arrays(ids: list[int], arrays: Sequence[np.ndarray], background: tuple[int, int, int]) -> Frames:
+    """One batch from uint8 frames (H,W,3) or (H,W,4): RGBA composited on ``background``, its alpha
+    kept as the matte and its colour as stored; frames without alpha count as opaque."""
+    if not any(array.shape[-1] == 4 for array in arrays):
+        return Frames(ids, np.stack(arrays), None)
+    rgbs, alphas, colours = [], [], []
+    for array in arrays:
+        if array.shape[-1] == 4:
+            rgb, alpha = composite(array, background)
+        else:
+            rgb, alpha = array, np.ones(array.shape[:2], dtype=np.float32)
+        rgbs.append(rgb)
+        alphas.append(alpha)
+        colours.append(array[..., :3])
+    return Frames(ids, np.stack(rgbs), np.stack(alphas), np.stack(colours))
+
+
+def _check_listed(files: dict[int, Path], what: str, source: str | None) -> None:
+    missing = [Path(p) for p in files.values() if not Path(p).is_file()]
+    if missing:
+        where = f" (listed in {source})" if source else ""
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise InputError(f"{missing[0]}: {what} file not found{where}{more}")
 
 
 class MaskFiles(FileFrames):
@@ -375,7 +407,7 @@ class ArrayFrames(FrameSource):
         chunk = self.array[[self._index[i] for i in ids]]
         if chunk.shape[-1] == 4:
             rgb, alpha = composite(chunk, self.background)
-            return Frames(list(ids), rgb, alpha)
+            return Frames(list(ids), rgb, alpha, np.ascontiguousarray(chunk[..., :3]))
         return Frames(list(ids), np.ascontiguousarray(chunk), None)
 
 

@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--flow", default=None, help="optical-flow backend of the temporal metrics (dis, farneback, raft)")
     parser.add_argument("--flow-weights", default=None, help="RAFT checkpoint (torchvision or original raft-*.pth)")
     parser.add_argument("--flow-updates", type=int, default=None, help="RAFT flow updates (default 12)")
+    parser.add_argument("--tof-crop", dest="crop", default=None, choices=("tecogan", "none"),
+                        help="tof over TecoGAN's border crop (default) or the whole frame")
+    parser.add_argument("--warp-variant", dest="variant", default=None, choices=("lai", "central"),
+                        help="warp_error as Lai et al.'s script (default) or with central-difference motion boundaries")
     parser.add_argument("--deca-weights", default=None, help="path of deca_model.tar (deca_pe, deca_ee)")
     parser.add_argument("--lpips-net", default=None, choices=("alex", "vgg"), help="LPIPS trunk (default: alex)")
     parser.add_argument("--lpips-weights", default=None, help="path of the LPIPS trunk's torchvision state dict")
@@ -69,7 +73,7 @@ def metric_options(args: argparse.Namespace) -> dict:
         options["net"] = args.lpips_net
     if args.lpips_weights:
         options["backbone_weights"] = args.lpips_weights
-    for name in ("flow", "flow_weights", "flow_updates", "deca_weights"):
+    for name in ("flow", "flow_weights", "flow_updates", "crop", "variant", "deca_weights"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
