@@ -6,7 +6,7 @@ A config file looks like::
     out = "runs/insta"          # output folder (relative paths: relative to the config file)
     protocol = "canonical"      # evaluation protocol id recorded beside every number; a list of
                                 # ids or "all" evaluates the same outputs under each of them
-    device = "cpu"              # "cpu", "cuda", or "auto" (the accelerate process's device)
+    device = "cpu"              # "cpu", "cuda", "cuda:N" or "auto" (the accelerate process's device)
     batch_size = 16
     split = "test"              # frames of each sequence to evaluate: a split name or "all"
     metrics = ["l2", "psnr", "ssim", "lpips"]
