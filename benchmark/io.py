@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +59,10 @@ class FrameSource:
 
     def __len__(self) -> int:
         return len(self.frame_ids)
+
+    def where(self, frame: int) -> str:
+        """Where frame ``frame`` comes from, for messages: the source's name and the frame id."""
+        return f"{self.name} (frame {frame})"
 
     def content_key(self, ids: Sequence[int] | None = None) -> str:
         """A stamp of frames ``ids`` (default: all) that changes whenever their content does, used to
@@ -114,12 +122,20 @@ def read_image(path: Path) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def list_folder(folder: Path) -> list[Path]:
+    """The entries of ``folder``, sorted; a folder the system refuses to list is an InputError naming it."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as error:
+        raise InputError(f"{folder}: cannot list the folder ({error.strerror or error})") from None
+
+
 def list_images(folder: Path) -> dict[int, Path]:
     """Map frame id -> image path for a folder; duplicate ids are an error naming both files."""
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
     files: dict[int, Path] = {}
-    for entry in sorted(folder.iterdir()):
+    for entry in list_folder(folder):
         if entry.suffix.lower() not in IMAGE_EXTENSIONS or entry.name.startswith("."):
             continue
         frame = frame_id_of(entry)
@@ -163,6 +179,9 @@ class FileFrames(FrameSource):
 
     def path_of(self, frame: int) -> Path:
         return self.files[frame]
+
+    def where(self, frame: int) -> str:
+        return f"{self.files[frame]} (frame {frame})" if frame in self.files else super().where(frame)
 
     def content_key(self, ids: Sequence[int] | None = None) -> str:
         """The files' stamps (size, mtime, end blocks: :func:`benchmark.stamps.file_stamp`), mattes included."""
@@ -254,20 +273,46 @@ class MaskFolder(MaskFiles):
         super().__init__(list_images(self.folder), name=str(self.folder))
 
 
+@contextmanager
+def native_messages_as_warnings(what: str) -> Iterator[None]:
+    """Capture what C libraries (FFmpeg / libav inside OpenCV) print on the process's stderr while the
+    block runs, and issue it as one warning about ``what`` afterwards. Their lines would otherwise
+    come before cabench's own error line; as a warning, the command line keeps them for ``--debug``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", errors="replace").strip()
+            if text:
+                warnings.warn(f"{what}: {' | '.join(text.splitlines())}", RuntimeWarning, stacklevel=3)
+
+
 class VideoFile(FrameSource):
     """A video read with OpenCV; frame ids are 0-based decode order.
 
     The frame count is established once by grabbing (not decoding) every frame, because the
     container's frame-count field is often wrong. Reads of consecutive ids decode sequentially.
+    What FFmpeg prints while a video is opened or read becomes a warning
+    (:func:`native_messages_as_warnings`).
     """
 
     def __init__(self, path: str | os.PathLike):
-        import cv2
-
         self.path = Path(path)
         self.name = str(self.path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: file not found")
+        with native_messages_as_warnings(self.name):
+            self._probe()
+
+    def _probe(self) -> None:
+        import cv2
+
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
             raise InputError(f"{self.path}: OpenCV cannot open this video")
@@ -308,13 +353,14 @@ class VideoFile(FrameSource):
 
         self._check_ids(ids)
         frames = []
-        for frame in ids:
-            capture = self._open(frame)
-            ok, bgr = capture.read()
-            if not ok:
-                raise InputError(f"{self.path}: frame {frame} could not be decoded")
-            self._next = frame + 1
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        with native_messages_as_warnings(self.name):
+            for frame in ids:
+                capture = self._open(frame)
+                ok, bgr = capture.read()
+                if not ok:
+                    raise InputError(f"{self.path}: frame {frame} could not be decoded")
+                self._next = frame + 1
+                frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         return Frames(list(ids), np.stack(frames), None)
 
     def __del__(self):

@@ -26,6 +26,7 @@ from benchmark.engine.signals import terminate_as_exception
 from benchmark.results.folder import RunFolder
 from benchmark.results.merge import merge
 from benchmark.results.summary import summarize
+from metrics.device import resolve_device
 from metrics.errors import Terminated
 
 
@@ -66,6 +67,7 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
     Returns None on a process that does not merge.
     """
     config = absolute_paths(config)
+    resolve_device(config.device, "[run] device")  # before any work: a device that is not there stops the run
     metrics, options, protocols = _selection(config)
     folder = RunFolder(config.out)
     folder.check()

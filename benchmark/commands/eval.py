@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics", default="l2,psnr,ssim,lpips", help="comma-separated metric names (default: %(default)s)")
     parser.add_argument("--protocol", default="canonical",
                         help="evaluation protocol, a comma list of them, or all (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=16, help="frames per batch (default: %(default)s)")
     parser.add_argument("--align", default=None, help="alignment policy: intersect, resize, or intersect,resize")
     parser.add_argument("--landmarks", help=".npy of the ground truth's 68 landmarks (T,68,2) in pixels (imavatar protocol)")
@@ -123,5 +123,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"results in {report.out} (per_frame.csv, summary.csv, missing.csv, table1/2 .md .tex .csv"
           + ("" if args.no_plots else ", plots/, report.html") + ")")
     if len(missing) and args.strict:
-        raise CabenchError(f"--strict: metrics missing: {', '.join(dict.fromkeys(missing['metric']))}")
+        reasons = dict.fromkeys(f"{metric} ({reason})" for metric, reason in zip(missing["metric"], missing["reason"]))
+        raise CabenchError(f"--strict: metrics missing: {'; '.join(reasons)}")
     return 0
