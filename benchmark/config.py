@@ -12,6 +12,7 @@ A config file looks like::
     metrics = ["l2", "psnr", "ssim", "lpips"]
     align = []                  # [] (mismatch is an error), ["intersect"], ["resize"]
     mask = false                # true: metrics over the dataset's masks (default: the full frame)
+    bootstrap = { resamples = 2000, seed = 0, level = 0.95 }  # the intervals and marks of summaries and tables
 
     [run.options]               # metric options (given to the metrics whose defaults name them)
     flow = "dis"
@@ -53,6 +54,7 @@ from typing import Any
 
 import tomllib
 
+from benchmark.results.bootstrap import BootstrapSettings
 from metrics.errors import CabenchError
 
 
@@ -91,12 +93,13 @@ class RunConfig:
     align: tuple[str, ...] = ()
     mask: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
 
 
-_RUN_KEYS = {"out", "protocol", "device", "batch_size", "split", "metrics", "align", "mask", "options"}
+_RUN_KEYS = {"out", "protocol", "device", "batch_size", "split", "metrics", "align", "mask", "options", "bootstrap"}
 
 
 def _require(table: dict, key: str, where: str, source: str) -> Any:
@@ -172,7 +175,8 @@ def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: st
                      out=str(out if out.is_absolute() else base / out), protocol=protocol,
                      device=str(run.get("device", "cpu")), batch_size=batch_size, split=str(run.get("split", "test")),
                      align=tuple(a for a in align if a), mask=bool(run.get("mask", False)),
-                     options=dict(run.get("options", {})))
+                     options=dict(run.get("options", {})),
+                     bootstrap=BootstrapSettings.from_mapping(run.get("bootstrap", {}), f"{source}: [run] bootstrap"))
 
 
 def load_config(path: str | os.PathLike) -> RunConfig:
@@ -213,6 +217,7 @@ def to_toml(config: RunConfig) -> str:
     lines = ["[run]"]
     for key in ("out", "protocol", "device", "batch_size", "split", "metrics", "align", "mask"):
         lines.append(f"{key} = {_toml_value(getattr(config, key))}")
+    lines.append(f"bootstrap = {_toml_value(config.bootstrap.to_mapping())}")
     if config.options:
         lines.append(f"options = {_toml_value(config.options)}")
     for dataset in config.datasets:

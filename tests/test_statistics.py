@@ -17,7 +17,7 @@ import pytest
 from scipy.signal import lfilter
 from scipy.stats import kendalltau, wilcoxon
 
-from benchmark import statistics
+from benchmark.results import statistics
 
 SIMULATED = 400
 RESAMPLES = 400
