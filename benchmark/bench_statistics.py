@@ -1,8 +1,9 @@
-"""Timing: the summary of a paper-sized run (every value with its block-bootstrap interval), and the
-block-sum trick.
+"""Timing: the summary of a paper-sized run (every value with its block-bootstrap interval), the
+tables' marks (every method against the best, paired), and the block-sum trick.
 
 Run: ``pytest benchmark/bench_statistics.py --benchmark-only``. The run is 10 methods x 3 datasets x
-10 sequences x 350 frames x 10 metric columns (10.5 million values, 300 intervals of 2000 resamples).
+10 sequences x 350 frames x 10 metric columns (10.5 million values): its summary holds 300 intervals
+of 2000 resamples, its marks 270 paired comparisons with the best (9 per dataset and column).
 Its per-frame series are AR(1) with the autocorrelations of real per-frame metrics (0.3 to 0.9: the
 weaker the correlation, the shorter the blocks and the more of them a resample draws) and 5%
 undefined frames in the face metrics.
@@ -21,6 +22,7 @@ import pytest
 from scipy.signal import lfilter
 
 from benchmark.results import statistics
+from benchmark.results.significance import versus_best
 from benchmark.results.summary import summarize
 
 METHODS, DATASETS, SEQUENCES, FRAMES = 10, 3, 10, 350
@@ -52,6 +54,14 @@ def test_bench_run_summary(benchmark, run_table):
     summary = benchmark.pedantic(summarize, args=(run_table,), rounds=3, iterations=1)
     assert len(summary) == METHODS * DATASETS * len(AUTOCORRELATION)
     assert (summary["ci_low"] < summary["mean"]).all() and (summary["mean"] < summary["ci_high"]).all()
+
+
+def test_bench_run_marks(benchmark, run_table):
+    benchmark.group = "marks of a 10x3x10x350x10 run"
+    directions = dict.fromkeys(AUTOCORRELATION, True)
+    marks = benchmark.pedantic(versus_best, args=(run_table, directions), rounds=3, iterations=1)
+    assert len(marks) == METHODS * DATASETS * len(AUTOCORRELATION)
+    assert marks.groupby(["dataset", "metric"])["best"].nunique().eq(1).all()
 
 
 def frame_gathering_means(values: np.ndarray, block: int, starts: np.ndarray) -> np.ndarray:

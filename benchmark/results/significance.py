@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -65,17 +66,17 @@ def compare_table(per_frame: pd.DataFrame, higher_is_better: Mapping[str, bool],
     if not 0 < alpha < 1:
         raise InputError(f"--alpha {alpha}: must be between 0 and 1")
     table = _with_keys(per_frame)
-    methods = list(dict.fromkeys(table["method"]))
+    methods = list(pd.unique(table["method"]))
     pairs = method_pairs(methods, baseline)
     records = []
     for (dataset, protocol), group in table.groupby(["dataset", "protocol"], sort=False):
         by_method = {name: rows for name, rows in group.groupby("method", sort=False)}
+        present = [(a, b) for a, b in pairs if a in by_method and b in by_method]
+        aligned = {(a, b): _Aligned.of(by_method[a], by_method[b], list(higher_is_better)) for a, b in present}
         for column, higher in higher_is_better.items():
             family = []
-            for name_a, name_b in pairs:
-                if name_a not in by_method or name_b not in by_method:
-                    continue
-                family.append(_compare_pair(by_method[name_a], by_method[name_b], column, alpha, resamples,
+            for name_a, name_b in present:
+                family.append(_compare_pair(aligned[(name_a, name_b)], column, alpha, resamples,
                                             _pair_seed(seed, dataset, column, name_a, name_b)))
                 family[-1].update({"dataset": dataset, "protocol": protocol, "metric": column, "method_a": name_a,
                                    "method_b": name_b})
@@ -89,14 +90,27 @@ def _pair_seed(seed: int, dataset: str, column: str, name_a: str, name_b: str) -
     return statistics.estimate_seed(seed, dataset, column, *sorted((name_a, name_b)))
 
 
-def _compare_pair(rows_a: pd.DataFrame, rows_b: pd.DataFrame, column: str, alpha: float, resamples: int,
-                  seed: np.random.SeedSequence) -> dict:
-    pairs = rows_a[["sequence", "frame", column]].merge(rows_b[["sequence", "frame", column]], on=["sequence", "frame"],
-                                                        suffixes=("_a", "_b"))
-    pairs = pairs.sort_values(["sequence", "frame"], kind="stable")
+@dataclass(frozen=True)
+class _Aligned:
+    """Two methods' rows on the frames both have (same sequence and frame), sequence by sequence in
+    frame order: ``pairs`` holds each column twice (``<column>_a``, ``<column>_b``)."""
+
+    pairs: pd.DataFrame
+    sequences: list[np.ndarray]  # row positions of each sequence in ``pairs``
+
+    @classmethod
+    def of(cls, rows_a: pd.DataFrame, rows_b: pd.DataFrame, columns: Sequence[str]) -> _Aligned:
+        keep = ["sequence", "frame", *(c for c in columns if c in rows_a and c in rows_b)]
+        pairs = rows_a[keep].merge(rows_b[keep], on=["sequence", "frame"], suffixes=("_a", "_b"))
+        pairs = pairs.sort_values(["sequence", "frame"], kind="stable", ignore_index=True)
+        names = pairs["sequence"].to_numpy()
+        return cls(pairs, [np.flatnonzero(names == name) for name in pd.unique(names)])
+
+
+def _compare_pair(aligned: _Aligned, column: str, alpha: float, resamples: int, seed: np.random.SeedSequence) -> dict:
+    pairs, groups = aligned.pairs, aligned.sequences
     values_a, values_b = pairs[f"{column}_a"].to_numpy(np.float64), pairs[f"{column}_b"].to_numpy(np.float64)
     both = ~(np.isnan(values_a) | np.isnan(values_b))
-    groups = [np.flatnonzero(pairs["sequence"].to_numpy() == name) for name in pd.unique(pairs["sequence"])]
     found = statistics.paired_difference([values_a[g] for g in groups], [values_b[g] for g in groups], 1 - alpha,
                                          resamples, seed)
     with np.errstate(invalid="ignore"):
@@ -141,27 +155,29 @@ def versus_best(per_frame: pd.DataFrame, higher_is_better: Mapping[str, bool], c
         table = table[table["method"].isin(list(competing))]
     records = []
     for (dataset, protocol), group in table.groupby(["dataset", "protocol"], sort=False):
-        for column, higher in higher_is_better.items():
-            if column not in group:
-                continue
-            means = group.groupby("method", sort=False)[column].agg(_defined_mean)
-            best = best_method(means.to_dict(), higher)
-            if best is None:
-                continue
-            rows = group[group["method"].isin(means.index[means.notna()])]
-            found = compare_table(rows, {column: higher}, baseline=best, alpha=alpha, resamples=resamples, seed=seed)
-            found = found.set_index("method_a")
-            for method, mean in means.dropna().items():
-                record = {"dataset": dataset, "protocol": protocol, "metric": column, "method": method, "best": best,
-                          "mean": float(mean)}
-                if method == best:
-                    record.update(difference=0.0, ci_low=0.0, ci_high=0.0, p_holm=1.0, not_worse=True)
-                else:
-                    row = found.loc[method]
-                    record.update(difference=row["difference"], ci_low=row["ci_low"], ci_high=row["ci_high"],
-                                  p_holm=row["p_holm"], not_worse=not (row["significant"] and row["better"] == best))
-                records.append(record)
+        columns = [c for c in higher_is_better if c in group]
+        means = group.groupby("method", sort=False)[columns].agg(_defined_mean)
+        best = {c: best_method(means[c].to_dict(), higher_is_better[c]) for c in columns}
+        by_column: dict[str, list[dict]] = {}
+        for name in dict.fromkeys(b for b in best.values() if b is not None):  # one comparison table per best method
+            chosen = {c: higher_is_better[c] for c in columns if best[c] == name}
+            found = compare_table(group, chosen, baseline=name, alpha=alpha, resamples=resamples, seed=seed)
+            found = found.set_index(["metric", "method_a"])
+            for column in chosen:
+                by_column[column] = [_versus(dataset, protocol, column, method, float(mean), name, found)
+                                     for method, mean in means[column].dropna().items()]
+        records += [record for column in columns for record in by_column.get(column, [])]
     return pd.DataFrame(records, columns=list(VERSUS_BEST_COLUMNS))
+
+
+def _versus(dataset: str, protocol: str, column: str, method: str, mean: float, best: str, found: pd.DataFrame) -> dict:
+    """One row of :func:`versus_best` from the comparisons with the best (``found``, by metric and method_a)."""
+    record = {"dataset": dataset, "protocol": protocol, "metric": column, "method": method, "best": best, "mean": mean}
+    if method == best:
+        return {**record, "difference": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_holm": 1.0, "not_worse": True}
+    row = found.loc[(column, method)]
+    return {**record, "difference": row["difference"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
+            "p_holm": row["p_holm"], "not_worse": not (row["significant"] and row["better"] == best)}
 
 
 def _defined_mean(values: pd.Series) -> float:
