@@ -45,8 +45,11 @@ def _tau(value: float) -> str:
 
 
 def _best_by_protocol(rows: pd.DataFrame) -> str:
+    """``A (canonical, insta); B (nerface)``, or ``A (every protocol)``."""
     best = rows[rows["rank"] == 1].groupby("method", sort=False)["protocol"].agg(list)
-    return "; ".join(f"{method} ({', '.join(map(str, protocols))})" for method, protocols in best.items())
+    every = rows["protocol"].nunique()
+    return "; ".join(f"{method} ({'every protocol' if len(protocols) == every > 1 else ', '.join(map(str, protocols))})"
+                     for method, protocols in best.items())
 
 
 def _lowest_tau(agreement: pd.DataFrame) -> str:

@@ -12,7 +12,7 @@ Uncertainty (:class:`Uncertainty`): with ``ci = "pm"`` a measured value shows th
 block-bootstrap interval (``summary.csv``'s ``ci_low``/``ci_high``), ``28.41 ± 0.12`` (the
 intervals are symmetric about the mean: ``mean ± t·se``); with ``ci = "bounds"`` the interval itself,
 ``28.41 [28.29, 28.53]``; a half-width that rounds to zero at the paper's precision is printed with
-one significant digit. With ``marks`` (:func:`table_marks`), a value that is not the best but not
+one significant digit (``0.95 ± 0.0002``). With ``marks`` (:func:`table_marks`), a value that is not the best but not
 significantly worse than it at ``1 - level`` carries a dagger, ``28.39†``: a paired block bootstrap of
 its difference to the best on the frames both have, Holm-adjusted over the comparisons with the best
 within each (dataset, protocol, column) (:func:`benchmark.results.significance.versus_best`). The
@@ -330,8 +330,8 @@ class _Style:
 def _half_width(column: str, low: float, high: float) -> str:
     half = (high - low) / 2
     text = format_value(column, half)
-    if half > 0 and not any(c in "123456789" for c in text.split("e")[0]):  # rounds to zero: one digit
-        text = format(half, ".1g")
+    if 0 < half < math.inf and not any(c in "123456789" for c in text.split("e")[0]):  # rounds to zero: one digit
+        text = format(half, f".{max(0, -math.floor(math.log10(half)))}f")
     return text
 
 
