@@ -122,4 +122,5 @@ def test_tables_protocols_and_the_report_show_the_matrix(runs, capsys):
     report = (folder / "report.html").read_text()
     assert "<h2>Protocol matrix</h2>" in report and "Kendall tau between rankings" in report
     assert "95% intervals, 200 resamples, seed 1" in report  # the run's bootstrap settings, stated
+    assert " ± " in report and "†: not significantly worse than the best" in report
     assert "<h2>Protocol matrix</h2>" not in (Path(runs["canonical"].out) / "report.html").read_text()
