@@ -156,6 +156,8 @@ def versus_best(per_frame: pd.DataFrame, higher_is_better: Mapping[str, bool], c
     records = []
     for (dataset, protocol), group in table.groupby(["dataset", "protocol"], sort=False):
         columns = [c for c in higher_is_better if c in group]
+        if not columns:
+            continue
         means = group.groupby("method", sort=False)[columns].agg(_defined_mean)
         best = {c: best_method(means[c].to_dict(), higher_is_better[c]) for c in columns}
         by_column: dict[str, list[dict]] = {}
