@@ -12,6 +12,7 @@ A config file looks like::
     metrics = ["l2", "psnr", "ssim", "lpips"]
     align = []                  # [] (mismatch is an error), ["intersect"], ["resize"]
     mask = false                # true: metrics over the dataset's masks (default: the full frame)
+    bootstrap = { resamples = 2000, seed = 0, level = 0.95 }  # the intervals and marks of summaries and tables
 
     [run.options]               # metric options (given to the metrics whose defaults name them)
     flow = "dis"
@@ -64,6 +65,7 @@ from pydantic import (
     model_validator,
 )
 
+from benchmark.results.bootstrap import BootstrapSettings
 from benchmark.schema import key_path, violations
 from metrics.device import check_device
 from metrics.errors import CabenchError
@@ -104,6 +106,7 @@ class RunConfig:
     align: tuple[str, ...] = ()
     mask: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -196,6 +199,7 @@ class RunTable(_Table):
     align: Annotated[list[Literal["intersect", "resize"]], BeforeValidator(_one_or_more)] = list(RunConfig.align)
     mask: bool = RunConfig.mask
     options: dict[str, Any] = {}
+    bootstrap: dict[str, Any] = {}  # its keys and values are checked by BootstrapSettings.from_mapping
 
 
 class DatasetTable(_Table):
@@ -332,6 +336,7 @@ def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: st
     values = {key: tuple(value) if isinstance(value, list) else value for key, value in run.model_dump().items()}
     values["out"] = str(base / run.out)
     values["protocol"] = run.protocol[0] if len(run.protocol) == 1 else tuple(run.protocol)
+    values["bootstrap"] = BootstrapSettings.from_mapping(run.bootstrap, f"{source}: run.bootstrap")
     return RunConfig(datasets=datasets, methods=tuple(methods), **values)
 
 
@@ -373,6 +378,7 @@ def to_toml(config: RunConfig) -> str:
     lines = ["[run]"]
     for key in ("out", "protocol", "device", "batch_size", "split", "metrics", "align", "mask"):
         lines.append(f"{key} = {_toml_value(getattr(config, key))}")
+    lines.append(f"bootstrap = {_toml_value(config.bootstrap.to_mapping())}")
     if config.options:
         lines.append(f"options = {_toml_value(config.options)}")
     for dataset in config.datasets:

@@ -112,5 +112,6 @@ def merge_run(config: RunConfig, plots: bool = True, report: bool = True) -> Run
 
 def _publish(folder: RunFolder, config: RunConfig, plans, protocols: list[str], plots: bool, report: bool) -> RunReport:
     per_frame, missing = merge(folder, [plan.stored for plan in plans])
-    files = write_outputs(folder, config, per_frame, missing, protocols, plots=plots, report=report)
-    return RunReport(folder.path, per_frame, summarize(per_frame), missing, files=files)
+    summary = summarize(per_frame, bootstrap=config.bootstrap)
+    files = write_outputs(folder, config, per_frame, missing, protocols, plots=plots, report=report, summary=summary)
+    return RunReport(folder.path, per_frame, summary, missing, files=files)

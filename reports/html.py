@@ -1,20 +1,25 @@
 """The self-contained HTML report of a run folder (one file, every image embedded as base64 PNG).
 
-It holds what a reader needs to judge the numbers: Table 1 and Table 2 in the paper's layout,
-the summary (mean ± std and frame count of every metric column), the metrics that could not run
-and why, the plots, a strip of sample frames per method under the ground truth's, the protocol
-and its description, the config used, and the versions of Python and the libraries.
+It holds what a reader needs to judge the numbers: Table 1 and Table 2 in the paper's layout
+(each value with the half-width of its block-bootstrap interval, the best bold and a dagger on the
+values not significantly worse), the bootstrap settings, the protocol matrix when the run has
+several protocols, the summary (mean ± std, the interval of the mean and the frame and sequence
+counts of every metric column), the metrics that could not run and why, the plots, a strip of
+sample frames per method under the ground truth's, the protocol and its description, the config
+used, and the versions of Python and the libraries.
 """
 
 from __future__ import annotations
 
 import base64
 import platform
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 
 import pandas as pd
 
+from benchmark.results.bootstrap import BootstrapSettings
 from benchmark.results.files import atomic_write_text
 from benchmark.results.folder import RunFolder
 from benchmark.results.schema import SUMMARY_COLUMNS, read_run
@@ -51,10 +56,11 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _summary_table(summary: pd.DataFrame) -> str:
+def _summary_table(summary: pd.DataFrame, bootstrap: BootstrapSettings) -> str:
     headers = [h for h in SUMMARY_COLUMNS if h in summary.columns]
     rows = ["<table class='results' id='summary'><caption>Summary: mean ± std over frames (NaN skipped, counted; "
-            "coverage = share of frames with a value)</caption>",
+            f"coverage = share of frames with a value); ci_low, ci_high: the {100 * bootstrap.level:g}% "
+            "block-bootstrap interval of the mean over n_frames frames of n_sequences sequences</caption>",
             "<thead><tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr></thead><tbody>"]
     for record in summary.to_dict("records"):
         cells = []
@@ -89,15 +95,34 @@ def _samples(run: Path) -> str:
     return "".join(parts) or "<p>No sample frames stored.</p>"
 
 
+def _statistics(bootstrap: BootstrapSettings) -> str:
+    return (f"<h2>Statistics</h2><p>Intervals: {escape(bootstrap.describe())}. Each is the block-bootstrap interval "
+            "of a mean over frames: sequences are resampled, and contiguous blocks of frames within each (circular "
+            "block bootstrap, block length from each sequence's autocorrelation), because adjacent frames score "
+            "alike; the interval is mean ± t·se. In the tables, ± is its half-width, bold the best value per "
+            "dataset, protocol and column, and † a value not significantly worse than the best at alpha "
+            f"{bootstrap.alpha:.2g} (paired block bootstrap on the frames both have, Holm-adjusted over the "
+            "comparisons with the best). The bar plots' error bars are these intervals.</p>")
+
+
 def render_report(run: str | Path, config_text: str = "", protocols: dict[str, str] | None = None,
-                  title: str = "cabench report") -> str:
+                  title: str = "cabench report", bootstrap: BootstrapSettings | None = None,
+                  summary: pd.DataFrame | None = None, marks: pd.DataFrame | None = None,
+                  roles: Mapping[str, str] | None = None) -> str:
     """The HTML text of the report of run folder ``run`` (its per_frame.csv, missing.csv, plots/ and
-    sample strips). ``protocols``: {protocol id: its description} (default: the ids the results name)."""
-    from reports import tables
+    sample strips). ``protocols``: {protocol id: its description} (default: the ids the results name).
+    ``summary`` and ``marks`` (:func:`reports.tables.table_marks`) are computed with ``bootstrap``
+    (default settings) unless given; ``roles``: method -> role (rows not ``method`` do not compete)."""
+    from reports import matrix, tables
 
     run = Path(run)
+    bootstrap = bootstrap or BootstrapSettings()
     per_frame, missing = read_run(run)
-    summary = summarize(per_frame)
+    if summary is None:
+        summary = summarize(per_frame, bootstrap=bootstrap)
+    if marks is None:
+        marks = tables.table_marks(per_frame, summary, roles, bootstrap)
+    uncertainty = tables.Uncertainty("pm", marks, bootstrap)
     missing = missing_by_method(missing)
     found = [str(p) for p in dict.fromkeys(per_frame["protocol"].dropna())] + [str(p) for p in missing.get("protocol", [])]
     protocols = protocols if protocols is not None else dict.fromkeys(p for p in found if p)
@@ -106,15 +131,19 @@ def render_report(run: str | Path, config_text: str = "", protocols: dict[str, s
         body.append(f"<li><code>{escape(protocol)}</code>: {escape(description or '')}</li>")
     body.append("</ul><h2>Tables</h2>")
     specs = [tables.TABLE1, tables.TABLE2, tables.extra_table(summary)]
-    body += [tables.html(spec, summary, missing if not missing.empty else None) for spec in specs if spec]
+    body += [tables.html(spec, summary, missing if not missing.empty else None, roles=roles, uncertainty=uncertainty)
+             for spec in specs if spec]
+    body.append(_statistics(bootstrap))
+    if summary["protocol"].nunique() > 1:
+        body += ["<h2>Protocol matrix</h2>", matrix.html(*matrix.matrix(summary, roles))]
     if not missing.empty:
         body.append("<h2>Missing metrics</h2><ul>")
         for (metric, reason), rows in missing.groupby(["metric", "reason"], sort=False):
             where = ", ".join(dict.fromkeys(f"{d}/{m}" for d, m in zip(rows["dataset"], rows["method"])))
             body.append(f"<li>{escape(metric)}: missing ({escape(reason)}) for {escape(where)}</li>")
         body.append("</ul>")
-    body += ["<h2>Summary</h2><details open><summary>every metric column: mean ± std, frames counted</summary>",
-             _summary_table(summary), "</details><h2>Plots</h2>"]
+    body += ["<h2>Summary</h2><details open><summary>every metric column: mean ± std, the interval of the mean, "
+             "frames counted</summary>", _summary_table(summary, bootstrap), "</details><h2>Plots</h2>"]
     for png in sorted((run / "plots").glob("*.png")):
         body.append(f"<figure>{_image(png, png.stem)}<figcaption>{escape(png.stem)}</figcaption></figure>")
     body += ["<h2>Sample frames</h2>", _samples(run)]
@@ -127,6 +156,10 @@ def render_report(run: str | Path, config_text: str = "", protocols: dict[str, s
 
 
 def write_report(run: str | Path, config_text: str = "", protocols: dict[str, str] | None = None,
-                 title: str = "cabench report") -> Path:
+                 title: str = "cabench report", bootstrap: BootstrapSettings | None = None,
+                 summary: pd.DataFrame | None = None, marks: pd.DataFrame | None = None,
+                 roles: Mapping[str, str] | None = None) -> Path:
+    """Write ``report.html`` into ``run`` (see :func:`render_report`)."""
     run = Path(run)
-    return atomic_write_text(run / "report.html", render_report(run, config_text, protocols, title))
+    text = render_report(run, config_text, protocols, title, bootstrap, summary, marks, roles)
+    return atomic_write_text(run / "report.html", text)

@@ -8,6 +8,17 @@ protocol) group in bold, and each number printed at its metric's paper precision
 measured numbers read alike. Everything about a column (direction, unit, precision, whether it
 scores the method, whether it is a face metric) comes from the metric registry.
 
+Uncertainty (:class:`Uncertainty`): with ``ci = "pm"`` a measured value shows the half-width of its
+block-bootstrap interval (``summary.csv``'s ``ci_low``/``ci_high``), ``28.41 ± 0.12`` (the
+intervals are symmetric about the mean: ``mean ± t·se``); with ``ci = "bounds"`` the interval itself,
+``28.41 [28.29, 28.53]``; a half-width that rounds to zero at the paper's precision is printed with
+one significant digit (``0.95 ± 0.0002``). With ``marks`` (:func:`table_marks`), a value that is not the best but not
+significantly worse than it at ``1 - level`` carries a dagger, ``28.39†``: a paired block bootstrap of
+its difference to the best on the frames both have, Holm-adjusted over the comparisons with the best
+within each (dataset, protocol, column) (:func:`benchmark.results.significance.versus_best`). The
+caption says so. Rows whose role is not ``method`` (``roles``: method name -> role, such as the
+synthetic degradations' ``sanity``) take no part in the best value or the marks.
+
 A face metric (kind ``face``) defined on fewer than all frames shows the share it is defined on,
 ``0.12 (83%)``; one defined on no frame shows ``no face``. A metric that could not run is printed as
 ``missing`` with its reason under the table, never as a number. With ``paper=True`` every metric
@@ -24,11 +35,12 @@ from __future__ import annotations
 import html as html_text
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from benchmark.results.bootstrap import BootstrapSettings
 from metrics import registry
 from reports.paper import PAPER_DATASETS, PAPER_METHOD_ORDER, order_name, paper_name, reported
 
@@ -120,6 +132,60 @@ def extra_table(summary: pd.DataFrame) -> TableSpec | None:
     return TableSpec("metrics", "Other metrics: temporal consistency, face and landmark measures", tuple(columns))
 
 
+def competes(method: str, roles: Mapping[str, str] | None) -> bool:
+    """Whether ``method`` competes for the best value and the marks: its role is ``method`` (a method
+    absent from ``roles``, or every method when there are none, is one)."""
+    return (roles or {}).get(method, "method") == "method"
+
+
+# ---------------------------------------------------------------------------- uncertainty
+
+CI_STYLES = ("pm", "bounds")
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """What a table shows of how sure its numbers are (see the module docstring): ``ci`` ("pm",
+    "bounds" or None), ``marks`` (rows of :func:`table_marks`, or None), and the bootstrap settings
+    both came from, which the caption states."""
+
+    ci: str | None = None
+    marks: pd.DataFrame | None = None
+    bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
+
+    def __post_init__(self) -> None:
+        if self.ci not in (None, *CI_STYLES):
+            raise ValueError(f"ci must be one of {', '.join(CI_STYLES)} or None, got {self.ci!r}")
+
+    def marked(self) -> set[tuple[str, str, str, str]]:
+        """(dataset, protocol, column, method) of the values that carry the mark (not the best itself)."""
+        if self.marks is None or self.marks.empty:
+            return set()
+        rows = self.marks[self.marks["not_worse"].astype(bool) & (self.marks["method"] != self.marks["best"])]
+        return {(str(r.dataset), str(r.protocol), str(r.metric), str(r.method)) for r in rows.itertuples(index=False)}
+
+
+def table_columns(summary: pd.DataFrame) -> list[str]:
+    """Every column the tables of a run show (Table 1, Table 2 and the other metrics' table)."""
+    extra = extra_table(summary)
+    return list(dict.fromkeys(c for spec in (TABLE1, TABLE2, *([extra] if extra else [])) for c, _ in spec.columns))
+
+
+def table_marks(per_frame: pd.DataFrame, summary: pd.DataFrame, roles: Mapping[str, str] | None = None,
+                bootstrap: BootstrapSettings | None = None) -> pd.DataFrame:
+    """The marks of every table of a run: :func:`~benchmark.results.significance.versus_best` of the
+    competing methods (:func:`competes`) on the tables' columns that compare methods (the registry's
+    :func:`~metrics.registry.compared_columns`: not the runtime, not reference columns), at
+    ``1 - bootstrap.level`` with its resamples and seed."""
+    from benchmark.results.significance import versus_best
+
+    bootstrap = bootstrap or BootstrapSettings()
+    shown = [c for c in table_columns(summary) if c in per_frame.columns]
+    methods = [m for m in dict.fromkeys(per_frame["method"]) if competes(str(m), roles)] if len(per_frame) else []
+    return versus_best(per_frame, registry.compared_columns(shown), methods, alpha=bootstrap.alpha,
+                       resamples=bootstrap.resamples, seed=bootstrap.seed)
+
+
 # ---------------------------------------------------------------------------- rows
 
 
@@ -132,6 +198,8 @@ class Row:
     coverage: dict[str, float] = field(default_factory=dict)  # share of frames a column is defined on
     missing: dict[str, str] = field(default_factory=dict)
     reported: dict[str, float] = field(default_factory=dict)
+    interval: dict[str, tuple[float, float]] = field(default_factory=dict)  # (ci_low, ci_high)
+    competes: bool = True  # takes part in the best value and the marks (see competes())
 
 
 def _ordered(values: Sequence[str], preferred: Sequence[str], key=lambda v: v) -> list[str]:
@@ -149,12 +217,13 @@ def _coverage(record) -> float:
 
 
 def build_rows(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None,
-               paper: bool = False) -> list[Row]:
+               paper: bool = False, roles: Mapping[str, str] | None = None) -> list[Row]:
     """The table's rows, grouped and ordered as in the paper, one per (dataset, method, protocol).
 
-    summary: long form with dataset, method, metric, protocol, mean, count, frames[, coverage]
-    (:func:`benchmark.results.summary.summarize`).
+    summary: long form with dataset, method, metric, protocol, mean, count, frames[, coverage,
+    ci_low, ci_high] (:func:`benchmark.results.summary.summarize`).
     missing: rows (dataset, method[, protocol], metric, reason) for metrics that could not run.
+    roles: method -> role; rows of methods that do not compete (:func:`competes`) are never best.
     """
     columns = [c for c, _ in spec.columns]
     rows: dict[tuple[str, str, str], Row] = {}
@@ -166,6 +235,9 @@ def build_rows(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | N
         if not (isinstance(record.mean, float) and math.isnan(record.mean)):
             row.measured[record.metric] = float(record.mean)
         row.coverage[record.metric] = _coverage(record)
+        low, high = getattr(record, "ci_low", math.nan), getattr(record, "ci_high", math.nan)
+        if not (pd.isna(low) or pd.isna(high)):
+            row.interval[record.metric] = (float(low), float(high))
     if missing is not None and len(missing):
         missing = missing if "protocol" in missing else missing.assign(protocol="")
         for record in missing[missing["metric"].isin(_metric_names(columns))].itertuples(index=False):
@@ -189,6 +261,8 @@ def build_rows(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | N
                     matches = [(dataset, record.method, "")]
                 for key in matches:
                     rows[key].reported[record.metric] = float(record.value)
+    for row in rows.values():
+        row.competes = competes(row.method, roles)
     ordered = []
     for dataset in _ordered([d for d, _, _ in rows], PAPER_DATASETS):
         methods = _ordered([m for d, m, _ in rows if d == dataset], PAPER_METHOD_ORDER, key=order_name)
@@ -217,11 +291,13 @@ def _columns_of(metric: str, columns: Sequence[str]) -> list[str]:
 
 
 def best_values(rows: Sequence[Row], columns: Sequence[str]) -> dict[tuple[str, str, str], float]:
-    """(dataset, protocol, column) -> the best measured value in that group."""
+    """(dataset, protocol, column) -> the best measured value of the competing rows in that group."""
     best: dict[tuple[str, str, str], float] = {}
     for column in columns:
         higher, _ = direction(column)
         for row in rows:
+            if not row.competes:
+                continue
             value = row.measured.get(column)
             if value is None or math.isnan(value):
                 continue
@@ -241,33 +317,68 @@ def _header(column: str, label: str) -> tuple[str, str]:
     return (f"{label} ({unit})" if unit else label), arrow
 
 
-def measured_text(column: str, row: Row, best: dict, bold: Callable[[str], str], escape: Callable[[str], str]) -> str:
-    """The measured cell: the value (bold where it prints as its group's best; ties all bold), a face
-    metric's coverage below 100%, ``no face``, ``missing`` or ``–``."""
+@dataclass(frozen=True)
+class _Style:
+    """How one output format writes bold, the mark and ``±``, and escapes text."""
+
+    bold: Callable[[str], str]
+    escape: Callable[[str], str]
+    mark: str
+    plus_minus: str
+
+
+def _half_width(column: str, low: float, high: float) -> str:
+    half = (high - low) / 2
+    text = format_value(column, half)
+    if 0 < half < math.inf and not any(c in "123456789" for c in text.split("e")[0]):  # rounds to zero: one digit
+        text = format(half, f".{max(0, -math.floor(math.log10(half)))}f")
+    return text
+
+
+def _interval_text(column: str, row: Row, ci: str | None, style: _Style) -> str:
+    if ci is None or column not in row.interval:
+        return ""
+    low, high = row.interval[column]
+    if ci == "pm":
+        return style.plus_minus + style.escape(_half_width(column, low, high))
+    return " " + style.escape(f"[{format_value(column, low)}, {format_value(column, high)}]")
+
+
+def measured_text(column: str, row: Row, best: dict, style: _Style, uncertainty: Uncertainty | None = None,
+                  marked: set | frozenset = frozenset()) -> str:
+    """The measured cell: the value (bold where it prints as its group's best; ties all bold; a
+    competing row only), the mark where it is not significantly worse than the best, its interval
+    (``uncertainty.ci``), a face metric's coverage below 100%, ``no face``, ``missing`` or ``–``."""
     value = row.measured.get(column)
     coverage = row.coverage.get(column, math.nan)
     if value is None:
         if column in row.missing:
-            return escape("missing")
+            return style.escape("missing")
         if is_face(column) and coverage == 0:
-            return escape("no face")
-        return escape("–")
+            return style.escape("no face")
+        return style.escape("–")
     text = format_value(column, value)
     key = (row.dataset, row.protocol, column)
-    text = bold(escape(text)) if key in best and text == format_value(column, best[key]) else escape(text)
+    is_best = row.competes and key in best and text == format_value(column, best[key])
+    text = style.bold(style.escape(text)) if is_best else style.escape(text)
+    if not is_best and (*key, row.method) in marked:
+        text += style.mark
+    text += _interval_text(column, row, uncertainty.ci if uncertainty else None, style)
     if is_face(column) and coverage < 1:
-        text += escape(f" ({math.floor(100 * coverage)}%)")
+        text += style.escape(f" ({math.floor(100 * coverage)}%)")
     return text
 
 
-def _cells(spec: TableSpec, row: Row, best: dict, paper: bool, bold, escape) -> list[str]:
+def _cells(spec: TableSpec, row: Row, best: dict, paper: bool, style: _Style, uncertainty: Uncertainty | None,
+           marked: set) -> list[str]:
     cells = []
     for column, _ in spec.columns:
-        text = measured_text(column, row, best, bold, escape)
+        text = measured_text(column, row, best, style, uncertainty, marked)
         if paper:
             value, reported_value = row.measured.get(column), row.reported.get(column)
             difference = None if value is None or reported_value is None else value - reported_value
-            cells += [text, escape(format_value(column, reported_value)), escape(format_difference(column, difference))]
+            cells += [text, style.escape(format_value(column, reported_value)),
+                      style.escape(format_difference(column, difference))]
         else:
             cells.append(text)
     return cells
@@ -297,46 +408,92 @@ def _coverage_note(rows: Sequence[Row], spec: TableSpec) -> list[str]:
     return []
 
 
+def _uncertainty_notes(rows: Sequence[Row], spec: TableSpec, uncertainty: Uncertainty | None) -> list[str]:
+    """What the intervals and the mark mean, and which rows do not compete (unescaped text)."""
+    notes = []
+    compared = registry.compared_columns(c for c, _ in spec.columns)
+    if uncertainty is not None:
+        settings = uncertainty.bootstrap
+        level = f"{100 * settings.level:g}%"
+        how = (f"block bootstrap of the mean over frames (sequences and contiguous blocks of frames resampled; "
+               f"{settings.resamples} resamples, seed {settings.seed})")
+        if uncertainty.ci == "pm" and any(row.interval for row in rows):
+            notes.append(f"±: half-width of the {level} interval of the mean, {how}.")
+        elif uncertainty.ci == "bounds" and any(row.interval for row in rows):
+            notes.append(f"[low, high]: the {level} interval of the mean, {how}.")
+        if uncertainty.marks is not None and any(c in row.measured for row in rows if row.competes for c in compared):
+            notes.append(f"†: not significantly worse than the best (bold) at alpha {settings.alpha:.2g}: paired block "
+                         "bootstrap of the difference to the best on the frames both have, Holm-adjusted over the "
+                         "comparisons with the best in each dataset, protocol and column; an unmarked value is "
+                         "significantly worse.")
+    apart = list(dict.fromkeys(row.method for row in rows if not row.competes))
+    if apart:
+        notes.append(f"Sanity rows ({', '.join(apart)}) take no part in the best value or the marks.")
+    return notes
+
+
 # ---------------------------------------------------------------------------- formats
-
-
-def _prepared(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None, paper: bool):
-    """(rows, best values, column headers) of a flat rendering (Markdown, HTML)."""
-    rows = build_rows(spec, summary, missing, paper)
-    best = best_values(rows, [c for c, _ in spec.columns])
-    headers = ["Dataset", "Method"]
-    for column, label in spec.columns:
-        name, arrow = _header(column, label)
-        title = f"{name} {arrow}".strip()
-        headers += [title, f"{name} reported", "Δ"] if paper else [title]
-    return rows, best, [*headers, "Protocol"]
-
-
-def markdown(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> str:
-    rows, best, headers = _prepared(spec, summary, missing, paper)
-    lines = [f"**{spec.title}**" + (" (measured beside the paper's reported numbers)" if paper else ""), "",
-             "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    previous = None
-    for row in rows:
-        dataset = markdown_escape(row.dataset) if row.dataset != previous else ""
-        previous = row.dataset
-        cells = [dataset, markdown_escape(row.method), *_cells(spec, row, best, paper, lambda t: f"**{t}**", markdown_escape),
-                 markdown_escape(row.protocol or "–")]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Measured with protocol(s): {markdown_escape(_protocols(rows))}. Best measured value per dataset "
-              "and protocol in bold."]
-    lines += [f"- {markdown_escape(note)}" for note in [*_notes(rows, spec), *_coverage_note(rows, spec)]]
-    return "\n".join(lines) + "\n"
-
 
 def _latex_cell(text: str) -> str:
     """A cell of text cabench wrote (numbers, dashes, percentages), escaped for LaTeX."""
     return latex_escape(text).replace("–", "--")
 
 
-def latex(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> str:
-    rows = build_rows(spec, summary, missing, paper)
+MARKDOWN = _Style(lambda t: f"**{t}**", markdown_escape, "†", " ± ")
+LATEX = _Style(lambda t: rf"\textbf{{{t}}}", _latex_cell, r"$^\dagger$", r" $\pm$ ")
+HTML = _Style(lambda t: f"<b>{t}</b>", html_escape, "†", " ± ")
+
+
+@dataclass
+class _Prepared:
+    rows: list[Row]
+    best: dict[tuple[str, str, str], float]
+    marked: set
+    notes: list[str]
+
+
+def _prepare(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None, paper: bool,
+             roles: Mapping[str, str] | None, uncertainty: Uncertainty | None) -> _Prepared:
+    rows = build_rows(spec, summary, missing, paper, roles)
     best = best_values(rows, [c for c, _ in spec.columns])
+    marked = uncertainty.marked() if uncertainty is not None else set()
+    notes = [*_notes(rows, spec), *_coverage_note(rows, spec), *_uncertainty_notes(rows, spec, uncertainty)]
+    return _Prepared(rows, best, marked, notes)
+
+
+def _headers(spec: TableSpec, paper: bool) -> list[str]:
+    """Column headers of a flat rendering (Markdown, HTML)."""
+    headers = ["Dataset", "Method"]
+    for column, label in spec.columns:
+        name, arrow = _header(column, label)
+        title = f"{name} {arrow}".strip()
+        headers += [title, f"{name} reported", "Δ"] if paper else [title]
+    return [*headers, "Protocol"]
+
+
+def markdown(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
+             roles: Mapping[str, str] | None = None, uncertainty: Uncertainty | None = None) -> str:
+    table = _prepare(spec, summary, missing, paper, roles, uncertainty)
+    headers = _headers(spec, paper)
+    lines = [f"**{spec.title}**" + (" (measured beside the paper's reported numbers)" if paper else ""), "",
+             "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    previous = None
+    for row in table.rows:
+        dataset = markdown_escape(row.dataset) if row.dataset != previous else ""
+        previous = row.dataset
+        cells = [dataset, markdown_escape(row.method),
+                 *_cells(spec, row, table.best, paper, MARKDOWN, uncertainty, table.marked),
+                 markdown_escape(row.protocol or "–")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Measured with protocol(s): {markdown_escape(_protocols(table.rows))}. Best measured value per "
+              "dataset and protocol in bold."]
+    lines += [f"- {markdown_escape(note)}" for note in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+def latex(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
+          roles: Mapping[str, str] | None = None, uncertainty: Uncertainty | None = None) -> str:
+    table = _prepare(spec, summary, missing, paper, roles, uncertainty)
     arrows = {"↑": r"$\uparrow$", "↓": r"$\downarrow$", "": ""}
     width = len(spec.columns) * (3 if paper else 1)
     top = ["Method"]
@@ -349,45 +506,56 @@ def latex(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None =
         rules = " ".join(rf"\cmidrule(lr){{{2 + 3 * i}-{4 + 3 * i}}}" for i in range(len(spec.columns)))
         lines += [rules, " & " + " & ".join(["measured & reported & $\\Delta$"] * len(spec.columns)) + r" & \\"]
     previous = None
-    for row in rows:
+    for row in table.rows:
         if row.dataset != previous:
             lines += [r"\midrule", rf"\multicolumn{{{width + 2}}}{{l}}{{\textit{{{latex_escape(row.dataset or 'all')}}}}} \\"]
             previous = row.dataset
-        cells = _cells(spec, row, best, paper, lambda t: rf"\textbf{{{t}}}", _latex_cell)
+        cells = _cells(spec, row, table.best, paper, LATEX, uncertainty, table.marked)
         lines.append(" & ".join([latex_escape(row.method), *cells, _latex_cell(row.protocol or "–")]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}",
-              f"% {spec.title}; measured with protocol(s): {latex_escape(_protocols(rows))}"]
-    lines += [f"% {latex_escape(note)}" for note in [*_notes(rows, spec), *_coverage_note(rows, spec)]]
+              f"% {spec.title}; measured with protocol(s): {latex_escape(_protocols(table.rows))}"]
+    lines += [f"% {latex_escape(note)}" for note in table.notes]
     return "\n".join(lines) + "\n"
 
 
-def html(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> str:
+def html(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
+         roles: Mapping[str, str] | None = None, uncertainty: Uncertainty | None = None) -> str:
     """The table as an HTML ``<table>`` (with the notes as a list after it)."""
-    rows, best, headers = _prepared(spec, summary, missing, paper)
+    table = _prepare(spec, summary, missing, paper, roles, uncertainty)
     parts = [f"<table class='results' id='{html_escape(spec.name)}'><caption>{html_escape(spec.title)}</caption><thead><tr>"]
-    parts += [f"<th>{html_escape(h)}</th>" for h in headers]
+    parts += [f"<th>{html_escape(h)}</th>" for h in _headers(spec, paper)]
     parts.append("</tr></thead><tbody>")
-    for row in rows:
+    for row in table.rows:
         cells = [html_escape(row.dataset), html_escape(row.method),
-                 *_cells(spec, row, best, paper, lambda t: f"<b>{t}</b>", html_escape), html_escape(row.protocol or "–")]
+                 *_cells(spec, row, table.best, paper, HTML, uncertainty, table.marked), html_escape(row.protocol or "–")]
         parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     parts.append("</tbody></table>")
-    notes = [*_notes(rows, spec), *_coverage_note(rows, spec)]
-    if notes:
-        parts.append("<ul class='notes'>" + "".join(f"<li>{html_escape(n)}</li>" for n in notes) + "</ul>")
+    if table.notes:
+        parts.append("<ul class='notes'>" + "".join(f"<li>{html_escape(n)}</li>" for n in table.notes) + "</ul>")
     return "".join(parts)
 
 
-def csv_frame(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None,
-              paper: bool = False) -> pd.DataFrame:
-    """Long form, full precision: one row per (dataset, method, protocol, metric) of the table."""
+def csv_frame(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
+              roles: Mapping[str, str] | None = None, uncertainty: Uncertainty | None = None) -> pd.DataFrame:
+    """Long form, full precision: one row per (dataset, method, protocol, metric) of the table, with the
+    interval of the mean (``ci_low``, ``ci_high``), whether the value is the group's best and
+    whether it carries the mark (empty where the row or column takes no part)."""
+    table = _prepare(spec, summary, missing, paper, roles, uncertainty)
+    compared = registry.compared_columns(c for c, _ in spec.columns)
     records = []
-    for row in build_rows(spec, summary, missing, paper):
+    for row in table.rows:
         for column, label in spec.columns:
             value = row.measured.get(column)
+            low, high = row.interval.get(column, (None, None))
+            key = (row.dataset, row.protocol, column)
+            takes_part = row.competes and value is not None
+            is_best = takes_part and key in table.best and value == table.best[key]
+            marked = (is_best or (*key, row.method) in table.marked) if (
+                takes_part and column in compared and uncertainty is not None and uncertainty.marks is not None) else None
             record = {"table": spec.name, "dataset": row.dataset, "method": row.method, "metric": label, "column": column,
-                      "protocol": row.protocol, "measured": value, "coverage": row.coverage.get(column),
-                      "missing": row.missing.get(column, "")}
+                      "protocol": row.protocol, "measured": value, "ci_low": low, "ci_high": high,
+                      "coverage": row.coverage.get(column), "missing": row.missing.get(column, ""),
+                      "best": is_best if takes_part else None, "not_worse_than_best": marked}
             if paper:
                 reported_value = row.reported.get(column)
                 record["reported"] = reported_value
@@ -396,14 +564,15 @@ def csv_frame(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | No
     return pd.DataFrame(records)
 
 
-def render_all(summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> dict[str, str]:
+def render_all(summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
+               roles: Mapping[str, str] | None = None, uncertainty: Uncertainty | None = None) -> dict[str, str]:
     """{file name: text} for table1/table2 in .md, .tex and .csv (``_paper`` in the names with ``paper``),
     and ``metrics.*`` for the run's other metrics (not with ``paper``: the paper reports none)."""
     suffix = "_paper" if paper else ""
     files = {}
     extra = None if paper else extra_table(summary)
     for spec in (TABLE1, TABLE2, *([extra] if extra else [])):
-        files[f"{spec.name}{suffix}.md"] = markdown(spec, summary, missing, paper)
-        files[f"{spec.name}{suffix}.tex"] = latex(spec, summary, missing, paper)
-        files[f"{spec.name}{suffix}.csv"] = csv_frame(spec, summary, missing, paper).to_csv(index=False)
+        files[f"{spec.name}{suffix}.md"] = markdown(spec, summary, missing, paper, roles, uncertainty)
+        files[f"{spec.name}{suffix}.tex"] = latex(spec, summary, missing, paper, roles, uncertainty)
+        files[f"{spec.name}{suffix}.csv"] = csv_frame(spec, summary, missing, paper, roles, uncertainty).to_csv(index=False)
     return files

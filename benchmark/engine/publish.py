@@ -2,7 +2,9 @@
 metrics, the config, the tables (Markdown, LaTeX, CSV), the plots and the HTML report.
 
 With several protocols the plots are drawn per protocol (file names prefixed with the protocol);
-tables and the report show a row per (dataset, method, protocol).
+tables and the report show a row per (dataset, method, protocol). The summary's intervals and the
+tables' marks use the run's bootstrap settings (``[run] bootstrap``); both are computed once here
+and handed to the tables and the report.
 """
 
 from __future__ import annotations
@@ -24,16 +26,21 @@ def protocol_descriptions(protocols: list[str]) -> dict[str, str]:
 
 
 def write_outputs(folder: RunFolder, config: RunConfig, per_frame: pd.DataFrame, missing: pd.DataFrame,
-                  protocols: list[str], plots: bool = True, report: bool = True) -> list[Path]:
-    """Write the result table, its summary, the tables, plots and report into the run folder."""
+                  protocols: list[str], plots: bool = True, report: bool = True,
+                  summary: pd.DataFrame | None = None) -> list[Path]:
+    """Write the result table, its summary (``summary``, or computed here), the tables, plots and
+    report into the run folder."""
     from reports import tables
 
     out = folder.path
-    summary = summarize(per_frame)
+    if summary is None:
+        summary = summarize(per_frame, bootstrap=config.bootstrap)
     config_text = to_toml(config)
     files = [atomic_write_csv(per_frame, out / "per_frame.csv"), atomic_write_csv(summary, out / "summary.csv"),
              atomic_write_csv(missing, out / "missing.csv"), atomic_write_text(out / "config.toml", config_text)]
-    for name, text in tables.render_all(summary, missing_by_method(missing)).items():
+    marks = tables.table_marks(per_frame, summary, bootstrap=config.bootstrap)
+    uncertainty = tables.Uncertainty(None, marks, config.bootstrap)
+    for name, text in tables.render_all(summary, missing_by_method(missing), uncertainty=uncertainty).items():
         files.append(atomic_write_text(out / name, text))
     if plots and len(per_frame):
         from reports.plots import run_plots
@@ -47,5 +54,6 @@ def write_outputs(folder: RunFolder, config: RunConfig, per_frame: pd.DataFrame,
     if report:
         from reports.html import write_report
 
-        files.append(write_report(out, config_text=config_text, protocols=protocol_descriptions(protocols)))
+        files.append(write_report(out, config_text=config_text, protocols=protocol_descriptions(protocols),
+                                  bootstrap=config.bootstrap, summary=summary, marks=marks))
     return files
