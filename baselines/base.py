@@ -22,6 +22,7 @@ Settings come from a TOML table, so every setting is a keyword of the adapter's 
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,23 +139,49 @@ def adapter_class(key: str) -> type[Adapter]:
     return _REGISTRY[key]
 
 
-def create_adapter(adapter_name: str, **settings: Any) -> Adapter:
-    """Build adapter ``adapter_name`` from its settings; unknown or missing settings are errors."""
-    cls = adapter_class(adapter_name)
-    parameters = {}
+def adapter_parameters(cls: type[Adapter]) -> dict[str, tuple[inspect.Parameter, Any]]:
+    """Every setting of adapter ``cls``: its ``__init__`` parameter (of the class or a base) and its
+    type annotation (``Any`` where there is none)."""
+    parameters: dict[str, tuple[inspect.Parameter, Any]] = {}
     for klass in cls.__mro__:
         if klass is object or "__init__" not in vars(klass):
             continue
+        hints = typing.get_type_hints(klass.__init__)
         for pname, p in inspect.signature(klass.__init__).parameters.items():
             if pname != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-                parameters.setdefault(pname, p)
-    unknown = sorted(set(settings) - set(parameters))
-    if unknown:
-        raise CabenchError(f"adapter {adapter_name!r}: unknown setting {', '.join(unknown)} "
-                           f"(known: {', '.join(sorted(parameters))})")
-    missing = [n for n, p in parameters.items() if p.default is inspect.Parameter.empty and n not in settings]
-    if missing:
-        raise CabenchError(f"adapter {adapter_name!r}: setting {', '.join(missing)} is required")
+                parameters.setdefault(pname, (p, hints.get(pname, Any)))
+    return parameters
+
+
+def setting_violations(adapter_name: str, settings: dict[str, Any]) -> list[tuple[str, str]]:
+    """(setting's key path, what is wrong) for every setting that is unknown, missing or of the wrong
+    type for the annotation of the adapter's ``__init__`` (strict: ``"lots"`` is not a float, ``true``
+    is not an integer). Values are checked by the adapter itself when it is built."""
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+    from benchmark.schema import violations
+
+    parameters = adapter_parameters(adapter_class(adapter_name))
+    found: list[tuple[str, str]] = []
+    for key, value in settings.items():
+        if key not in parameters:
+            found.append((key, f"unknown setting (known: {', '.join(sorted(parameters))})"))
+            continue
+        try:
+            TypeAdapter(parameters[key][1], config=ConfigDict(strict=True)).validate_python(value)
+        except ValidationError as error:
+            found += violations(error.errors(), (key,))
+    found += [(name, "required, not given") for name, (p, _) in parameters.items()
+              if p.default is inspect.Parameter.empty and name not in settings]
+    return found
+
+
+def create_adapter(adapter_name: str, **settings: Any) -> Adapter:
+    """Build adapter ``adapter_name`` from its settings; unknown, missing or mistyped settings are errors."""
+    cls = adapter_class(adapter_name)
+    wrong = setting_violations(adapter_name, settings)
+    if wrong:
+        raise CabenchError(f"adapter {adapter_name!r}: " + "; ".join(f"setting {path}: {why}" for path, why in wrong))
     return cls(**settings)
 
 

@@ -22,11 +22,10 @@ policy (``area``, ``bilinear``, ``bicubic``, ``lanczos``); the policy is recorde
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 from baselines.base import Adapter, MethodOutput, fill_path, register_adapter
-from baselines.external import run_program
+from baselines.external import run_program, work_folder
 from baselines.outputs import check_resize_policy, match_size, numbered_files
 from benchmark.datasets.base import Sequence
 from benchmark.datasets.frames import FileFrames
@@ -105,8 +104,9 @@ class DiffusionRig(Adapter):
         ids = self.frame_ids(sequence)
         what = f"DiffusionRig ({sequence.name})"
         if self.repo is not None:
-            work = Path(fill_path(self.work_dir, sequence, "work_dir")) if self.work_dir else Path(tempfile.mkdtemp(prefix="cabench-diffusionrig-"))
-            folder, index = self.run(sequence, ids, work), "test_index"
+            chosen = fill_path(self.work_dir, sequence, "work_dir") if self.work_dir else None
+            with work_folder(chosen, "cabench-diffusionrig-") as work:  # a temporary one is removed if this fails
+                folder, index = self.run(sequence, ids, work), "test_index"
         else:
             folder, index = fill_path(self.outputs_path, sequence, "outputs"), self.index
         keys = list(range(len(ids))) if index == "test_index" else ids

@@ -11,9 +11,10 @@ writes), or ``path`` (the overlay folder itself); ``rgb_path`` / ``normal_path``
 per-frame RGB and normal renders named by frame id (the reference pipeline's stage-1 input;
 default: ``stage1/rgb`` and ``stage1/normal`` of a synthetic sequence); ``command``: INSTA's
 program and its arguments as a list, run (no shell, ``timeout`` seconds) before the renders are
-read when given. Placeholders in ``command``: ``{root}`` (the actor folder), ``{sequence}``,
-``{experiment}``, ``{test_json}``. The program must write the renders; which arguments a given
-INSTA build takes (``rta`` with its config, scene and snapshot) is the user's to set.
+read when given, with the actor folder as working folder. Placeholders in ``command``: ``{root}``
+(the actor folder, absolute), ``{sequence}``, ``{experiment}``, ``{test_json}`` (absolute). The
+program must write the renders; which arguments a given INSTA build takes (``rta`` with its
+config, scene and snapshot) is the user's to set.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class INSTA(Adapter):
 
     def run(self, sequence: Sequence) -> None:
         """Run INSTA's program as configured (see the module docstring)."""
-        root = Path(sequence.root or ".")
+        root = Path(sequence.root or ".").resolve()  # absolute: the program runs with cwd = root
         values = {"root": root, "sequence": sequence.name, "experiment": self.experiment,
                   "test_json": root / "transforms_test.json"}
         try:

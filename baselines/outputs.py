@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.io import Frames, FrameSource
+from benchmark.io import Frames, FrameSource, list_folder
 from benchmark.stamps import text_stamp
 from metrics.errors import CabenchError, InputError
 
@@ -47,7 +47,7 @@ def numbered_files(folder: Path, pattern: str, keys: Sequence[int], field: str, 
         raise InputError(f"{missing[0]}: {what} output not found ({len(missing)} of {len(paths)} expected files missing)")
     if exact:
         regex = pattern_regex(pattern)
-        found = sum(1 for p in folder.iterdir() if regex.match(p.name))
+        found = sum(1 for p in list_folder(folder) if regex.match(p.name))
         if found != len(paths):
             raise InputError(f"{folder}: {found} files match {pattern!r}, expected {len(paths)} "
                              f"(one per frame of the evaluated split) for {what}")

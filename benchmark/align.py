@@ -38,17 +38,19 @@ def parse_policy(policy: str | Iterable[str] | None) -> frozenset[str]:
 
 
 def resize_frames(frames: Frames, size: tuple[int, int]) -> Frames:
-    """Resize RGB (and alpha) to ``size`` (H,W)."""
+    """Resize RGB (and alpha, and the stored colour) to ``size`` (H,W)."""
     import cv2
 
     height, width = size
     shrinking = frames.rgb.shape[1] * frames.rgb.shape[2] > height * width
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    rgb = np.stack([cv2.resize(f, (width, height), interpolation=interpolation) for f in frames.rgb])
-    alpha = None
-    if frames.alpha is not None:
-        alpha = np.stack([cv2.resize(a, (width, height), interpolation=interpolation) for a in frames.alpha])
-    return Frames(frames.ids, rgb, alpha)
+
+    def resized(stack: np.ndarray | None) -> np.ndarray | None:
+        if stack is None:
+            return None
+        return np.stack([cv2.resize(f, (width, height), interpolation=interpolation) for f in stack])
+
+    return Frames(frames.ids, resized(frames.rgb), resized(frames.alpha), resized(frames.colour))
 
 
 @dataclass

@@ -1,13 +1,15 @@
-"""Timing: block-bootstrap intervals for every summary value of a large run, and the block-sum trick.
+"""Timing: the summary of a paper-sized run (every value with its block-bootstrap interval), the
+tables' marks (every method against the best, paired), and the block-sum trick.
 
 Run: ``pytest benchmark/bench_statistics.py --benchmark-only``. The run is 10 methods x 3 datasets x
-10 sequences x 350 frames x 6 metric columns (6.3 million values, 180 intervals of 2000 resamples).
+10 sequences x 350 frames x 10 metric columns (10.5 million values): its summary holds 300 intervals
+of 2000 resamples, its marks 270 paired comparisons with the best (9 per dataset and column).
 Its per-frame series are AR(1) with the autocorrelations of real per-frame metrics (0.3 to 0.9: the
 weaker the correlation, the shorter the blocks and the more of them a resample draws) and 5%
 undefined frames in the face metrics.
 
 The second pair of timings is one sequence resampled both ways with the same draws: as block sums
-(what :mod:`benchmark.statistics` does, cost ~ resamples x blocks) and by gathering every frame of
+(what :mod:`benchmark.results.statistics` does, cost ~ resamples x blocks) and by gathering every frame of
 every block (cost ~ resamples x frames); ``test_block_sums_equal_frame_gathering`` checks they give
 the same means, so their ratio is the speed-up at equal values.
 """
@@ -19,12 +21,14 @@ import pandas as pd
 import pytest
 from scipy.signal import lfilter
 
-from benchmark import statistics
-from benchmark.significance import interval_table
+from benchmark.results import statistics
+from benchmark.results.significance import versus_best
+from benchmark.results.summary import summarize
 
 METHODS, DATASETS, SEQUENCES, FRAMES = 10, 3, 10, 350
-AUTOCORRELATION = {"l2": 0.9, "psnr": 0.9, "ssim": 0.8, "lpips": 0.7, "deca_pe": 0.5, "deca_ee": 0.3}
-FACE = ("deca_pe", "deca_ee")
+AUTOCORRELATION = {"l2": 0.9, "psnr": 0.9, "ssim": 0.8, "lpips": 0.7, "deca_pe": 0.5, "deca_ee": 0.3,
+                   "tof": 0.6, "tlp": 0.4, "lmd": 0.7, "csim": 0.8}
+FACE = ("deca_pe", "deca_ee", "lmd", "csim")
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +49,19 @@ def run_table() -> pd.DataFrame:
     return pd.concat([keys, pd.DataFrame(columns)], axis=1)
 
 
-def test_bench_run_intervals(benchmark, run_table):
-    benchmark.group = "intervals of a 10x3x10x350x6 run"
-    intervals = benchmark.pedantic(interval_table, args=(run_table, list(AUTOCORRELATION)), rounds=3, iterations=1)
-    assert len(intervals) == METHODS * DATASETS * len(AUTOCORRELATION)
-    assert (intervals["ci_low"] < intervals["mean"]).all() and (intervals["mean"] < intervals["ci_high"]).all()
+def test_bench_run_summary(benchmark, run_table):
+    benchmark.group = "summary of a 10x3x10x350x10 run"
+    summary = benchmark.pedantic(summarize, args=(run_table,), rounds=3, iterations=1)
+    assert len(summary) == METHODS * DATASETS * len(AUTOCORRELATION)
+    assert (summary["ci_low"] < summary["mean"]).all() and (summary["mean"] < summary["ci_high"]).all()
+
+
+def test_bench_run_marks(benchmark, run_table):
+    benchmark.group = "marks of a 10x3x10x350x10 run"
+    directions = dict.fromkeys(AUTOCORRELATION, True)
+    marks = benchmark.pedantic(versus_best, args=(run_table, directions), rounds=3, iterations=1)
+    assert len(marks) == METHODS * DATASETS * len(AUTOCORRELATION)
+    assert marks.groupby(["dataset", "metric"])["best"].nunique().eq(1).all()
 
 
 def frame_gathering_means(values: np.ndarray, block: int, starts: np.ndarray) -> np.ndarray:

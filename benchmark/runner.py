@@ -27,6 +27,7 @@ from benchmark.engine.signals import terminate_as_exception
 from benchmark.results.folder import RunFolder
 from benchmark.results.merge import merge
 from benchmark.results.summary import summarize
+from metrics.device import resolve_device
 from metrics.errors import Terminated
 
 
@@ -68,6 +69,7 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
     Returns None on a process that does not merge.
     """
     config = absolute_paths(config)
+    resolve_device(config.device, "[run] device")  # before any work: a device that is not there stops the run
     metrics, options, protocols = _selection(config)
     folder = RunFolder(config.out)
     folder.check()
@@ -113,7 +115,9 @@ def merge_run(config: RunConfig, plots: bool = True, report: bool = True) -> Run
 def _publish(folder: RunFolder, config: RunConfig, plans, protocols: list[str], plots: bool, report: bool,
              device: str) -> RunReport:
     per_frame, missing = merge(folder, [plan.stored for plan in plans])
+    summary = summarize(per_frame, bootstrap=config.bootstrap)
     metadata = run_metadata(config, plans, per_frame, protocols, device,
                             lambda stored: folder.pair_folder(stored.dataset, stored.sequence, stored.method))
-    files = write_outputs(folder, config, per_frame, missing, protocols, plots=plots, report=report, metadata=metadata)
-    return RunReport(folder.path, per_frame, summarize(per_frame), missing, files=files, metadata=metadata)
+    files = write_outputs(folder, config, per_frame, missing, protocols, plots=plots, report=report,
+                          summary=summary, metadata=metadata)
+    return RunReport(folder.path, per_frame, summary, missing, files=files, metadata=metadata)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from metrics.batch_memo import MEMO
-from metrics.errors import InputError, WeightsMissingError
+from metrics.errors import InputError, WeightsMissingError, WeightsUnusableError
 from metrics.landmarks import (
     MOUTH,
     detect_landmarks,
@@ -38,7 +38,7 @@ from metrics.landmarks import (
     to_uint8_images,
 )
 from metrics.registry import Batch, Evaluator, MetricSpec, register
-from metrics.weights import WeightFile, find_weight, register_weight
+from metrics.weights import WeightFile, checked_state, register_weight, usable_weight
 
 DECA_WEIGHTS = register_weight(
     WeightFile(
@@ -46,6 +46,7 @@ DECA_WEIGHTS = register_weight(
         filename="deca_model.tar",
         used_by="DECA coarse encoder (deca_pe, deca_ee)",
         source="DECA fetch_data.sh (yfeng95/DECA; needs FLAME registration at flame.is.tue.mpg.de)",
+        check=lambda path: deca_state(path),
     )
 )
 
@@ -72,25 +73,9 @@ class DecaEncoder(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> DecaEncoder:
-        """Load ``E_flame`` of a ``deca_model.tar`` strictly (missing or unexpected keys are an error)."""
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise WeightsMissingError(f"DECA checkpoint {path} does not exist") from None
-        except Exception as error:
-            raise InputError(f"{path}: not a readable DECA checkpoint ({type(error).__name__}: {error})") from None
-        if not isinstance(checkpoint, dict) or "E_flame" not in checkpoint:
-            raise InputError(f"{path}: no 'E_flame' entry (is this DECA's deca_model.tar?)")
+        """Load ``E_flame`` of a ``deca_model.tar`` strictly (:func:`deca_state`)."""
+        state = deca_state(path)
         model = cls()
-        state = checkpoint["E_flame"]
-        expected = model.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        if missing or unexpected:
-            raise InputError(
-                f"{path}: E_flame does not match DECA's encoder: missing {len(missing)} keys "
-                f"({', '.join(missing[:6])}), unexpected {len(unexpected)} keys ({', '.join(unexpected[:6])})"
-            )
         model.load_state_dict(state, strict=True)
         return model.eval().requires_grad_(False)
 
@@ -137,11 +122,23 @@ def deca_crop(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+def deca_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """``E_flame`` of a ``deca_model.tar``, checked by name and shape against :class:`DecaEncoder`.
+
+    Raises:
+        WeightsUnusableError: the file is absent or a folder, corrupt or truncated, has no
+            ``E_flame``, or its keys or shapes do not fit (one line, naming the file).
+    """
+    if not Path(path).is_file():
+        raise WeightsUnusableError(path, "no such file" if not Path(path).exists() else "is a folder, not a DECA checkpoint")
+    return checked_state(path, DecaEncoder, "DECA's coarse encoder (E_flame)", entry="E_flame")
+
+
 _DECA_CACHE: dict[tuple, DecaEncoder] = {}
 
 
 def deca_model(weights: str | None, device: torch.device) -> DecaEncoder:
-    path = find_weight("deca", weights)
+    path = usable_weight("deca", weights)
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size, str(device))
     if key not in _DECA_CACHE:
@@ -155,7 +152,7 @@ def deca_unavailable(options: dict) -> str | None:
     if reason:
         return reason
     try:
-        find_weight("deca", options.get("deca_weights"))
+        usable_weight("deca", options.get("deca_weights"))
     except WeightsMissingError as error:
         return str(error)
     return None

@@ -15,7 +15,7 @@ a pair metric, a frame with no detected face) gets NaN, which summaries skip and
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +153,18 @@ def column_spec(column: str) -> MetricSpec | None:
         if column in spec.output_columns():
             return spec
     return None
+
+
+def compared_columns(columns: Iterable[str]) -> dict[str, bool]:
+    """{column: higher_is_better} of the ``columns`` that methods are compared on: a registered
+    metric's columns that score the method (not its reference columns), and not the runtime (one
+    wall-time value per rendered sequence, not a per-frame measurement); in the given order."""
+    found = {}
+    for column in columns:
+        spec = column_spec(column)
+        if spec is not None and spec.kind != "runtime" and spec.scores(column):
+            found[column] = spec.higher_is_better
+    return found
 
 
 def create(name: str, device: str | torch.device = "cpu", protocol: Any = None, **options: Any) -> Evaluator:

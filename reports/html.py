@@ -5,14 +5,16 @@ It holds what a reader needs to judge the numbers, in this order:
   threads), the mask and alignment policies in sentences (a masked evaluation, or one on 3 of 48
   frames, says so), the protocols with their full definitions and the datasets (sequences, split,
   frames, resolution), from the run's ``metadata.json``;
-- Table 1, Table 2 and the other metrics' table in the paper's layout, sanity checks apart (the
-  run's ``methods.csv``), and per sequence when a dataset has several;
+- Table 1, Table 2 and the other metrics' table in the paper's layout (each value with the
+  half-width of its block-bootstrap interval, the best bold and a dagger on the values not
+  significantly worse), sanity checks apart (the run's ``methods.csv``), and per sequence when a
+  dataset has several; the bootstrap settings; the protocol matrix when the run has several protocols;
 - the metrics that could not run and why, once per reason ("all methods" where it applies to all);
 - the plots, grouped (temporal curves, means, per-frame traces), each with its caption;
 - a strip of sample frames per sequence, the ground truth first, then the methods in table order,
   frame ids on every tile;
-- the summary (mean ± std, frames counted, coverage of every metric column), the library versions
-  and the config used.
+- the summary (mean ± std, the interval of the mean, the frame and sequence counts and the coverage
+  of every metric column), the library versions and the config used.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.results.bootstrap import BootstrapSettings
 from benchmark.results.files import atomic_write_text
 from benchmark.results.folder import RunFolder
 from benchmark.results.schema import SUMMARY_COLUMNS, read_metadata, read_methods, read_run
@@ -131,16 +134,17 @@ def _number(column: str, value: object) -> str:
     return format_value(column, float(value)) if isinstance(value, (int, float)) else escape(str(value))
 
 
-def _summary_table(summary: pd.DataFrame) -> str:
+def _summary_table(summary: pd.DataFrame, bootstrap: BootstrapSettings) -> str:
     headers = [h for h in SUMMARY_COLUMNS if h in summary.columns]
     rows = ["<table class='results' id='summary'><caption>Summary: mean ± std over frames (NaN skipped, counted; "
-            "coverage = share of frames with a value)</caption>",
+            f"coverage = share of frames with a value); ci_low, ci_high: the {100 * bootstrap.level:g}% "
+            "block-bootstrap interval of the mean over n_frames frames of n_sequences sequences</caption>",
             "<thead><tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr></thead><tbody>"]
     for record in summary.to_dict("records"):
         cells = []
         for h in headers:
             value = record.get(h, "")
-            if h in ("mean", "std"):
+            if h in ("mean", "std", "ci_low", "ci_high"):
                 cells.append(_number(str(record["metric"]), value))
             elif h == "coverage" and isinstance(value, float):
                 cells.append(f"{100 * value:.0f}%" if value == value else "–")
@@ -212,20 +216,41 @@ def _samples(run: Path, per_frame: pd.DataFrame, order: list[str], roles: Mappin
     return "".join(parts) or "<p>No sample frames stored.</p>"
 
 
+def _statistics(bootstrap: BootstrapSettings) -> str:
+    return (f"<h2>Statistics</h2><p>Intervals: {escape(bootstrap.describe())}. Each is the block-bootstrap interval "
+            "of a mean over frames: sequences are resampled, and contiguous blocks of frames within each (circular "
+            "block bootstrap, block length from each sequence's autocorrelation), because adjacent frames score "
+            "alike; the interval is mean ± t·se. In the tables, ± is its half-width, bold the best value per "
+            "dataset, protocol and column, and † a value not significantly worse than the best at alpha "
+            f"{bootstrap.alpha:.2g} (paired block bootstrap on the frames both have, Holm-adjusted over the "
+            "comparisons with the best). The bar plots' error bars are these intervals.</p>")
+
+
 def render_report(run: str | Path, config_text: str = "", protocols: dict[str, str] | None = None,
-                  title: str = "cabench report") -> str:
+                  title: str = "cabench report", bootstrap: BootstrapSettings | None = None,
+                  summary: pd.DataFrame | None = None, marks: pd.DataFrame | None = None,
+                  roles: Mapping[str, str] | None = None, per_sequence: pd.DataFrame | None = None,
+                  per_sequence_marks: pd.DataFrame | None = None) -> str:
     """The HTML text of the report of run folder ``run`` (its per_frame.csv, missing.csv, methods.csv,
     metadata.json, plots/ and sample strips). ``protocols``: {protocol id: its description} (default:
-    the definitions in the metadata, else the ids the results name)."""
-    from reports import tables
+    the definitions in the metadata, else the ids the results name). ``summary`` and ``marks``
+    (:func:`reports.tables.table_marks`), and for a run with several sequences in a dataset
+    ``per_sequence`` (the summary by dataset, sequence and method) and ``per_sequence_marks``, are
+    computed with ``bootstrap`` (default settings) unless given; ``roles``: {method: role} (default:
+    the run's ``methods.csv``)."""
+    from reports import matrix, tables
     from reports.runinfo import policy_notes
 
     run = Path(run)
+    bootstrap = bootstrap or BootstrapSettings()
     per_frame, raw_missing = read_run(run)
-    roles = read_methods(run)
+    roles = read_methods(run) if roles is None else roles
     metadata = read_metadata(run)
     notes = policy_notes(metadata)
-    summary = summarize(per_frame)
+    if summary is None:
+        summary = summarize(per_frame, bootstrap=bootstrap)
+    if marks is None:
+        marks = tables.table_marks(per_frame, summary, roles, bootstrap)
     missing = missing_by_method(raw_missing)
     found = [str(p) for p in dict.fromkeys(per_frame["protocol"].dropna())] + [str(p) for p in missing.get("protocol", [])]
     protocols = protocols if protocols is not None else dict.fromkeys(p for p in found if p)
@@ -234,22 +259,32 @@ def render_report(run: str | Path, config_text: str = "", protocols: dict[str, s
             "<h2>The run</h2>", _run_section(metadata, notes), _datasets_section(metadata),
             "<h3>Protocol</h3>", _protocols_section(metadata, protocols), "<h2>Tables</h2>"]
     specs = [spec for spec in (tables.TABLE1, tables.TABLE2, tables.extra_table(summary)) if spec]
-    body += [tables.html(spec, summary, shown_missing, roles=roles, notes=notes) for spec in specs]
+    uncertainty = tables.Uncertainty("pm", marks, bootstrap)
+    body += [tables.html(spec, summary, shown_missing, roles=roles, uncertainty=uncertainty, notes=notes)
+             for spec in specs]
     if len(per_frame) and (per_frame.groupby("dataset")["sequence"].nunique() > 1).any():
-        per_sequence = summarize(per_frame, by=("dataset", "sequence", "method"))
+        if per_sequence is None:
+            per_sequence = summarize(per_frame, by=("dataset", "sequence", "method"), bootstrap=bootstrap)
+        if per_sequence_marks is None:
+            per_sequence_marks = tables.table_marks(per_frame, per_sequence, roles, bootstrap)
+        by_sequence = tables.Uncertainty("pm", per_sequence_marks, bootstrap)
         body.append("<h2>Per sequence</h2><details open><summary>each table per sequence (subject), best per "
                     "sequence in bold</summary>")
-        body += [tables.html(spec, per_sequence, raw_missing if len(raw_missing) else None, roles=roles)
-                 for spec in specs]
+        body += [tables.html(spec, per_sequence, raw_missing if len(raw_missing) else None, roles=roles,
+                             uncertainty=by_sequence) for spec in specs]
         body.append("</details>")
+    body.append(_statistics(bootstrap))
+    if summary["protocol"].nunique() > 1:
+        body += ["<h2>Protocol matrix</h2>", matrix.html(*matrix.matrix(summary, roles))]
     methods = list(dict.fromkeys(map(str, per_frame["method"])))
     body.append(_missing_section(missing, methods))
     columns = [c for spec in specs for c, _ in spec.columns]
     body += ["<h2>Plots</h2>", _plots_section(run, columns)]
-    order = list(dict.fromkeys(row.method for row in tables.build_rows(tables.TABLE1, summary, roles=roles)))
+    order = tables.method_order(methods, roles)
     body += ["<h2>Sample frames</h2>", _samples(run, per_frame, order, roles)]
-    body += ["<h2>Summary</h2><details><summary>every metric column: mean ± std, frames counted, coverage "
-             "(click to open)</summary>", _summary_table(summary), "</details>"]
+    body += ["<h2>Summary</h2><details><summary>every metric column: mean ± std, the interval of the mean, frames "
+             "and sequences counted, coverage (click to open)</summary>", _summary_table(summary, bootstrap),
+             "</details>"]
     body.append("<h2>Versions</h2>" + _facts(list(_versions(metadata).items()), "versions"))
     if config_text:
         body.append(f"<h2>Config</h2><pre>{escape(config_text)}</pre>")
@@ -258,6 +293,12 @@ def render_report(run: str | Path, config_text: str = "", protocols: dict[str, s
 
 
 def write_report(run: str | Path, config_text: str = "", protocols: dict[str, str] | None = None,
-                 title: str = "cabench report") -> Path:
+                 title: str = "cabench report", bootstrap: BootstrapSettings | None = None,
+                 summary: pd.DataFrame | None = None, marks: pd.DataFrame | None = None,
+                 roles: Mapping[str, str] | None = None, per_sequence: pd.DataFrame | None = None,
+                 per_sequence_marks: pd.DataFrame | None = None) -> Path:
+    """Write ``report.html`` into ``run`` (see :func:`render_report`)."""
     run = Path(run)
-    return atomic_write_text(run / "report.html", render_report(run, config_text, protocols, title))
+    text = render_report(run, config_text, protocols, title, bootstrap, summary, marks, roles, per_sequence,
+                         per_sequence_marks)
+    return atomic_write_text(run / "report.html", text)

@@ -2,8 +2,8 @@
 
 One look across the figures of a run:
 - a method keeps one colour in every plot, assigned once from the run's method list
-  (:func:`method_colors`: methods from matplotlib's tab10, or tab20 beyond 10; sanity checks from
-  the muted Set2 and drawn dashed or hatched, after the methods);
+  (:func:`method_colors`: methods from matplotlib's tab10, or tab20 beyond 10; sanity checks in
+  greys, drawn dashed or hatched, after the methods);
 - methods are named as in the tables (never by file slug), units and directions come from the metric
   registry, and every PNG carries its caption, a sentence saying what is drawn, as its
   ``Description`` text chunk (:func:`caption_of`), which the report prints under it;
@@ -13,13 +13,18 @@ The plots:
 - Temporal curves (the paper's Fig. 7): per sequence, small multiples, one panel per method, each
   with the method's mean optical-flow magnitude between adjacent frames against the ground truth's
   (columns ``flow_mag_pred`` and ``flow_mag_gt``), on shared axes; readable with any number of methods.
-- Bars: per metric column, the mean over frames per method and dataset; the error bar is the
-  standard deviation over frames (a runtime, one measurement per rendered sequence, has none); a
-  reference column named ``<column>_gt`` (the ground truth's own value, e.g. ``warp_error_gt``, the
-  floor the flow's accuracy sets) is drawn as a dashed black line over each dataset's bars.
+- Bars: per metric column, the mean over frames per method and dataset, with the confidence interval
+  of the mean as the error bar (``ci_low`` to ``ci_high`` of the summary: the block bootstrap of
+  :mod:`benchmark.results.summary`; the standard deviation over frames says how much frames vary,
+  not how sure the mean is). The runtime gets no error bar: it is one measurement per rendered
+  sequence, not an estimate from frames. A reference column named ``<column>_gt`` (the ground
+  truth's own value, e.g. ``warp_error_gt``, the floor the flow's accuracy sets) is drawn as a dashed
+  black line over each dataset's bars.
 - Traces: per metric column and sequence, the per-frame value of each method; frames where a face
   metric is undefined (no face found) are marked with a cross at the bottom of the plot, and the
-  ground truth's own value (``<column>_gt``) is drawn dashed black.
+  ground truth's own value (``<column>_gt``) is drawn dashed black; with ``rolling = w`` each
+  method's rolling mean over ``w`` frames is shaded with its interval
+  (:func:`benchmark.results.statistics.rolling_interval`).
 - Timing: per-frame time against the number of denoising steps, one line per (scheduler, stage),
   from the CSV of ``cabench time`` (one row per (scheduler, steps, repeat), a column per stage and
   ``total``); the median over repeats is drawn, the spread as a band between min and max.
@@ -206,10 +211,27 @@ def temporal_curves(per_frame: pd.DataFrame, out: Path, prefix: str = "", roles:
     return files
 
 
+def _error_bars(rows: Sequence[pd.DataFrame], column: str) -> np.ndarray | None:
+    """(2, n) distances from each mean down to ``ci_low`` and up to ``ci_high`` (0 where undefined);
+    None for the runtime column or a summary without intervals."""
+    from benchmark.results.schema import TIME_COLUMN
+
+    if column == TIME_COLUMN or not all({"ci_low", "ci_high"} <= set(r.columns) for r in rows):
+        return None
+    bars = np.zeros((2, len(rows)))
+    for i, found in enumerate(rows):
+        if len(found):
+            mean, low, high = (float(found[c].iloc[0]) for c in ("mean", "ci_low", "ci_high"))
+            if np.isfinite(low) and np.isfinite(high):
+                bars[:, i] = (mean - low, high - mean)
+    return bars
+
+
 def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None = None, prefix: str = "",
-                roles: Mapping[str, str] | None = None, colors: Colors | None = None) -> list[Path]:
+                roles: Mapping[str, str] | None = None, colors: Colors | None = None, level: float = 0.95) -> list[Path]:
     """One PNG per metric column: mean per method (grouped by dataset; sanity checks after a gap,
-    hatched), error bar = std over frames (none for a runtime), the ground truth's own value dashed."""
+    hatched), error bar = the interval of the mean (none for the runtime), the ground truth's own
+    value dashed (``level``: the summary's interval level, for the caption)."""
     plt = _pyplot()
     files = []
     columns = columns or [c for c in dict.fromkeys(summary["metric"]) if c not in (FLOW_PRED, FLOW_GT)]
@@ -226,19 +248,17 @@ def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None 
         slots = len(methods) + gap
         width = 0.8 / max(slots, 1)
         offsets = {}
+        bars = None
         for j, method in enumerate(methods):
             offsets[method] = (j + (gap if is_sanity(method, roles) else 0.0)) * width
         fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(datasets) * max(len(methods), 2) * 0.5), 3.6))
         for method in methods:
             values = [rows[(rows["dataset"] == d) & (rows["method"] == method)] for d in datasets]
             means = [float(v["mean"].iloc[0]) if len(v) else np.nan for v in values]
-            stds = None
-            if not runtime:
-                stds = [float(v["std"].iloc[0]) if len(v) else np.nan for v in values]
-                stds = [0.0 if not np.isfinite(s) else s for s in stds]
+            bars = _error_bars(values, column)
             sanity = is_sanity(method, roles)
             hatch = SANITY_HATCHES[_sanity_index(method, methods, roles) % len(SANITY_HATCHES)] if sanity else None
-            ax.bar(np.arange(len(datasets)) + offsets[method], means, width, yerr=stds, capsize=3,
+            ax.bar(np.arange(len(datasets)) + offsets[method], means, width, yerr=bars, capsize=3,
                    label=_display(method, roles), color=colors.get(method, "grey"), hatch=hatch,
                    edgecolor="white" if sanity else None)
         floor = ground_truth_column(column)
@@ -251,13 +271,15 @@ def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None 
         ax.set_xticks(np.arange(len(datasets)) + width * (slots - 1) / 2, datasets)
         ax.set_xlabel("dataset")
         ax.set_ylabel(_label(column))
-        spread = "no error bar (one time per rendered sequence)" if runtime else "error bar: ± std over frames"
+        spread = ("no error bar (one time per rendered sequence)" if runtime else
+                  "bar = confidence interval of the mean" if bars is not None else "no interval")
         ax.set_title(f"{column}: mean over frames; {spread}", fontsize=10)
         _legend(ax)
         ax.grid(axis="y", alpha=0.3)
         caption = (f"Mean of {_label(column)} over the evaluated frames of each method, per dataset{_under(prefix)}; "
                    + ("a runtime has no error bar (the adapter measures one time per rendered sequence)."
-                      if runtime else "the error bar is the standard deviation over frames.")
+                      if runtime else f"the error bar is the {100 * level:g}% confidence interval of the mean "
+                      "(block bootstrap over sequences and frames)." if bars is not None else "no interval was computed.")
                    + (" The dashed black line is the ground truth's own value, the floor the flow's accuracy sets."
                       if len(floor_rows) else "") + _sanity_sentence(methods, roles))
         files.append(_save(fig, out / _name(prefix, "bars", column), caption))
@@ -265,9 +287,13 @@ def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None 
 
 
 def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | None = None, prefix: str = "",
-                 roles: Mapping[str, str] | None = None, colors: Colors | None = None) -> list[Path]:
+                 roles: Mapping[str, str] | None = None, colors: Colors | None = None, rolling: int | None = None,
+                 level: float = 0.95) -> list[Path]:
     """One PNG per (metric column, dataset, sequence): the per-frame value of each method, frames
-    where a face metric is undefined marked, the ground truth's own value dashed."""
+    where a face metric is undefined marked, the ground truth's own value dashed; with ``rolling``
+    (frames), each method's rolling mean shaded with its ``level`` interval."""
+    from benchmark.results.statistics import rolling_interval
+
     plt = _pyplot()
     files = []
     columns = columns or [c for c in _value_columns(per_frame) if c != "time_s"]
@@ -286,6 +312,9 @@ def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | No
                 color = colors.get(method, "grey")
                 ax.plot(rows["frame"], rows[column], label=_display(method, roles), color=color,
                         **_style(method, methods, roles))
+                if rolling:
+                    _, low, high = rolling_interval(rows[column].to_numpy(dtype=float), rolling, level)
+                    ax.fill_between(rows["frame"], low, high, color=color, alpha=0.2, linewidth=0)
                 if face:
                     gaps = rows[rows[column].isna()]["frame"]
                     if len(gaps):
@@ -302,10 +331,13 @@ def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | No
             ax.set_xlabel("frame")
             _frame_ticks(ax)
             ax.set_ylabel(_label(column))
-            ax.set_title(f"{column} per frame: {dataset} / {sequence}", fontsize=10)
+            shading = f"; shaded: {100 * level:g}% interval of the {rolling}-frame rolling mean" if rolling else ""
+            ax.set_title(f"{column} per frame: {dataset} / {sequence}{shading}", fontsize=10)
             _legend(ax)
             ax.grid(alpha=0.3)
             caption = (f"Per-frame {_label(column)} on {dataset} / {sequence}{_under(prefix)}, one line per method."
+                       + (f" The shaded band around each line is the {100 * level:g}% interval of its {rolling}-frame "
+                          "rolling mean." if rolling else "")
                        + (" A cross at the bottom, in the method's colour, marks a frame where no face was found, so "
                           "the metric is undefined there (left out of the mean)." if undefined else "")
                        + (" The dashed black line is the ground truth's own value, the floor the flow's accuracy sets."
@@ -330,23 +362,25 @@ def trace_columns(columns: Sequence[str]) -> list[str]:
 
 
 def run_plots(per_frame: pd.DataFrame, summary: pd.DataFrame, out: Path, prefix: str = "",
-              roles: Mapping[str, str] | None = None, colors: Colors | None = None) -> list[Path]:
+              roles: Mapping[str, str] | None = None, colors: Colors | None = None, rolling: int | None = None,
+              level: float = 0.95) -> list[Path]:
     """The plots of a run: temporal curves, bars of every metric's headline column, traces of the
-    metrics the registry marks ``trace`` (one PNG per sequence each). ``prefix`` starts every file
-    name (the protocol, when a run has several); ``roles``: {method: role}; ``colors``: the run's
-    :func:`method_colors` (default: from this table's methods)."""
+    metrics the registry marks ``trace`` (one PNG per sequence each; ``rolling``: shade a rolling
+    interval, see :func:`frame_traces`). ``prefix`` starts every file name (the protocol, when a run
+    has several); ``roles``: {method: role}; ``colors``: the run's :func:`method_colors` (default: from
+    this table's methods)."""
     bars = headline_columns(list(dict.fromkeys(summary["metric"]))) if len(summary) else []
     traces = trace_columns(list(per_frame.columns))
     colors = colors or method_colors(per_frame["method"], roles)
-    return [*temporal_curves(per_frame, out, prefix, roles, colors), *metric_bars(summary, out, bars, prefix, roles, colors),
-            *frame_traces(per_frame, out, traces, prefix, roles, colors)]
+    return [*temporal_curves(per_frame, out, prefix, roles, colors), *metric_bars(summary, out, bars, prefix, roles, colors, level),
+            *frame_traces(per_frame, out, traces, prefix, roles, colors, rolling, level)]
 
 
 def draw_run(per_frame: pd.DataFrame, summary: pd.DataFrame, out: Path, roles: Mapping[str, str] | None = None,
-             methods: Sequence[str] | None = None) -> list[Path]:
+             methods: Sequence[str] | None = None, rolling: int | None = None, level: float = 0.95) -> list[Path]:
     """Every plot of a run, per protocol (file names prefixed with the protocol when there are several),
     one colour per method across all of them (:func:`method_colors` of ``methods``, the run's method
-    list, default the result table's)."""
+    list, default the result table's); ``rolling``, ``level``: see :func:`frame_traces`."""
     protocols = list(dict.fromkeys(per_frame["protocol"]))
     colors = method_colors(list(methods) if methods is not None else list(per_frame["method"]), roles)
     files = []
@@ -354,7 +388,8 @@ def draw_run(per_frame: pd.DataFrame, summary: pd.DataFrame, out: Path, roles: M
         rows = per_frame[per_frame["protocol"] == protocol]
         if len(rows):
             files += run_plots(rows, summary[summary["protocol"] == protocol], out,
-                               prefix=protocol if len(protocols) > 1 else "", roles=roles, colors=colors)
+                               prefix=protocol if len(protocols) > 1 else "", roles=roles, colors=colors,
+                               rolling=rolling, level=level)
     return files
 
 

@@ -18,6 +18,17 @@ A per-sequence view (a summary with a ``sequence`` column, ``summarize(per_frame
 "sequence", "method"))``) gets a Sequence column and its best value per (dataset, sequence, protocol):
 papers on INSTA-style data report per subject.
 
+Uncertainty (:class:`Uncertainty`): with ``ci = "pm"`` a measured value shows the half-width of its
+block-bootstrap interval (``summary.csv``'s ``ci_low``/``ci_high``), ``28.41 ± 0.12`` (the
+intervals are symmetric about the mean: ``mean ± t·se``); with ``ci = "bounds"`` the interval itself,
+``28.41 [28.29, 28.53]``; a half-width that rounds to zero at the paper's precision is printed with
+one significant digit (``0.95 ± 0.0002``). With ``marks`` (:func:`table_marks`), a value that is not
+the best but not significantly worse than it at ``1 - level`` carries a dagger, ``28.39†``: a paired
+block bootstrap of its difference to the best on the frames both have, Holm-adjusted over the
+comparisons with the best within each (dataset[, sequence], protocol, column)
+(:func:`benchmark.results.significance.versus_best`). The notes say so. Sanity rows take no part in
+the best value or the marks (:func:`~benchmark.results.schema.is_sanity`, the one role predicate).
+
 A face metric (kind ``face``) defined on fewer than all frames shows the share it is defined on,
 ``0.12 (83%)``; one defined on no frame shows ``no face``. A metric that could not run is printed as
 ``missing`` with its reason under the table, never as a number; a reason shared by every row is said
@@ -41,6 +52,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from benchmark.results.bootstrap import BootstrapSettings
 from benchmark.results.schema import SANITY_ROLE, is_sanity
 from metrics import registry
 from reports.paper import PAPER_DATASETS, PAPER_METHOD_ORDER, order_name, paper_name, reported
@@ -112,11 +124,15 @@ def format_value(column: str, value: float | None) -> str:
         return "–"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    spec = registry.column_spec(column)
-    text = format(value, spec.paper_format if spec is not None else ".4g")
+    text = format(value, _paper_format(column))
     if value != 0 and float(text) == 0:
         text = format(value, ".3g")
     return text
+
+
+def _paper_format(column: str) -> str:
+    spec = registry.column_spec(column)
+    return spec.paper_format if spec is not None else ".4g"
 
 
 def format_difference(column: str, value: float | None) -> str:
@@ -137,6 +153,66 @@ def extra_table(summary: pd.DataFrame) -> TableSpec | None:
     return TableSpec("metrics", "Other metrics: temporal consistency, face and landmark measures", tuple(columns))
 
 
+# ---------------------------------------------------------------------------- uncertainty
+
+CI_STYLES = ("pm", "bounds")
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """What a table shows of how sure its numbers are (see the module docstring): ``ci`` ("pm",
+    "bounds" or None), ``marks`` (rows of :func:`table_marks`, or None), and the bootstrap settings
+    both came from, which the notes state."""
+
+    ci: str | None = None
+    marks: pd.DataFrame | None = None
+    bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
+
+    def __post_init__(self) -> None:
+        if self.ci not in (None, *CI_STYLES):
+            raise ValueError(f"ci must be one of {', '.join(CI_STYLES)} or None, got {self.ci!r}")
+
+    def marked(self) -> set[tuple[str, str, str, str, str]]:
+        """(dataset, sequence, protocol, column, method) of the values that carry the mark (not the best
+        itself); sequence is "" for marks over whole datasets."""
+        if self.marks is None or self.marks.empty:
+            return set()
+        rows = self.marks[self.marks["not_worse"].astype(bool) & (self.marks["method"] != self.marks["best"])]
+        sequences = rows["sequence"] if "sequence" in rows else [""] * len(rows)
+        return {(str(r.dataset), str(s), str(r.protocol), str(r.metric), str(r.method))
+                for r, s in zip(rows.itertuples(index=False), sequences)}
+
+
+def table_columns(summary: pd.DataFrame) -> list[str]:
+    """Every column the tables of a run show (Table 1, Table 2 and the other metrics' table)."""
+    extra = extra_table(summary)
+    return list(dict.fromkeys(c for spec in (TABLE1, TABLE2, *([extra] if extra else [])) for c, _ in spec.columns))
+
+
+def table_marks(per_frame: pd.DataFrame, summary: pd.DataFrame, roles: Mapping[str, str] | None = None,
+                bootstrap: BootstrapSettings | None = None) -> pd.DataFrame:
+    """The marks of every table of a run: :func:`~benchmark.results.significance.versus_best` of the
+    methods (sanity rows left out, :func:`~benchmark.results.schema.is_sanity`) on the tables' columns
+    that compare methods (the registry's :func:`~metrics.registry.compared_columns`: not the runtime,
+    not reference columns), at ``1 - bootstrap.level`` with its resamples and seed. For a per-sequence
+    ``summary`` (with a ``sequence`` column) the comparisons run within each sequence, and the marks
+    gain a ``sequence`` column."""
+    from benchmark.results.significance import versus_best
+
+    bootstrap = bootstrap or BootstrapSettings()
+    shown = registry.compared_columns(c for c in table_columns(summary) if c in per_frame.columns)
+    methods = [m for m in dict.fromkeys(per_frame["method"]) if not is_sanity(str(m), roles)] if len(per_frame) else []
+
+    def marks_of(rows: pd.DataFrame) -> pd.DataFrame:
+        return versus_best(rows, shown, methods, alpha=bootstrap.alpha, resamples=bootstrap.resamples,
+                           seed=bootstrap.seed)
+
+    if "sequence" not in summary or "sequence" not in per_frame:
+        return marks_of(per_frame)
+    parts = [marks_of(rows).assign(sequence=str(sequence)) for sequence, rows in per_frame.groupby("sequence", sort=False)]
+    return pd.concat(parts, ignore_index=True) if parts else marks_of(per_frame).assign(sequence="")
+
+
 # ---------------------------------------------------------------------------- rows
 
 
@@ -149,8 +225,9 @@ class Row:
     coverage: dict[str, float] = field(default_factory=dict)  # share of frames a column is defined on
     missing: dict[str, str] = field(default_factory=dict)
     reported: dict[str, float] = field(default_factory=dict)
+    interval: dict[str, tuple[float, float]] = field(default_factory=dict)  # (ci_low, ci_high)
     sequence: str = ""      # set in a per-sequence table
-    role: str = "method"    # "sanity": listed apart, never the best
+    role: str = "method"    # "sanity": listed apart, never the best, never marked
 
     @property
     def sanity(self) -> bool:
@@ -186,8 +263,8 @@ def build_rows(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | N
     """The table's rows, grouped and ordered as in the paper, one per (dataset, method, protocol), or
     per (dataset, sequence, method, protocol) when ``summary`` has a ``sequence`` column.
 
-    summary: long form with dataset, method, metric, protocol, mean, count, frames[, coverage]
-    (:func:`benchmark.results.summary.summarize`).
+    summary: long form with dataset, method, metric, protocol, mean, count, frames[, coverage,
+    ci_low, ci_high] (:func:`benchmark.results.summary.summarize`).
     missing: rows (dataset[, sequence], method[, protocol], metric, reason) for metrics that could not
     run; a record without a sequence (or protocol) applies to each of its method's rows.
     roles: {method: role} (:func:`benchmark.results.schema.read_methods`); sanity rows come after the
@@ -211,6 +288,9 @@ def build_rows(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | N
         if not (isinstance(record.mean, float) and math.isnan(record.mean)):
             row.measured[record.metric] = float(record.mean)
         row.coverage[record.metric] = _coverage(record)
+        low, high = getattr(record, "ci_low", math.nan), getattr(record, "ci_high", math.nan)
+        if not (pd.isna(low) or pd.isna(high)):
+            row.interval[record.metric] = (float(low), float(high))
     if missing is not None and len(missing):
         for record in missing[missing["metric"].isin(_metric_names(columns))].to_dict("records"):
             protocol = _text(record.get("protocol"))
@@ -302,34 +382,71 @@ def _header(column: str, label: str) -> tuple[str, str]:
     return (f"{label} ({unit})" if unit else label), arrow
 
 
-def measured_text(column: str, row: Row, best: dict, bold: Callable[[str], str], escape: Callable[[str], str]) -> str:
+@dataclass(frozen=True)
+class _Style:
+    """How one output format writes bold, the mark and ``±``, and escapes text."""
+
+    bold: Callable[[str], str]
+    escape: Callable[[str], str]
+    mark: str
+    plus_minus: str
+
+
+def _half_width(column: str, low: float, high: float) -> str:
+    """The interval's half-width at the paper's precision; one that rounds to zero there keeps one
+    significant digit (``0.0002``)."""
+    half = (high - low) / 2
+    if not math.isfinite(half):
+        return format_value(column, half)
+    text = format(half, _paper_format(column))
+    if 0 < half and not any(c in "123456789" for c in text.split("e")[0]):
+        text = format(half, f".{max(0, -math.floor(math.log10(half)))}f")
+    return text
+
+
+def _interval_text(column: str, row: Row, ci: str | None, style: _Style) -> str:
+    if ci is None or column not in row.interval:
+        return ""
+    low, high = row.interval[column]
+    if ci == "pm":
+        return style.plus_minus + style.escape(_half_width(column, low, high))
+    return " " + style.escape(f"[{format_value(column, low)}, {format_value(column, high)}]")
+
+
+def measured_text(column: str, row: Row, best: dict, style: _Style, uncertainty: Uncertainty | None = None,
+                  marked: set | frozenset = frozenset()) -> str:
     """The measured cell: the value (bold where it prints as its group's best and the row is a method;
-    ties all bold), a face metric's coverage below 100%, ``no face``, ``missing`` or ``–``."""
+    ties all bold), the mark where it is not significantly worse than the best, its interval
+    (``uncertainty.ci``), a face metric's coverage below 100%, ``no face``, ``missing`` or ``–``."""
     value = row.measured.get(column)
     coverage = row.coverage.get(column, math.nan)
     if value is None:
         if column in row.missing:
-            return escape("missing")
+            return style.escape("missing")
         if is_face(column) and coverage == 0:
-            return escape("no face")
-        return escape("–")
+            return style.escape("no face")
+        return style.escape("–")
     text = format_value(column, value)
     key = (row.group, column)
     is_best = not row.sanity and key in best and text == format_value(column, best[key])
-    text = bold(escape(text)) if is_best else escape(text)
+    text = style.bold(style.escape(text)) if is_best else style.escape(text)
+    if not is_best and not row.sanity and (row.dataset, row.sequence, row.protocol, column, row.method) in marked:
+        text += style.mark
+    text += _interval_text(column, row, uncertainty.ci if uncertainty else None, style)
     if is_face(column) and coverage < 1:
-        text += escape(f" ({math.floor(100 * coverage)}%)")
+        text += style.escape(f" ({math.floor(100 * coverage)}%)")
     return text
 
 
-def _cells(spec: TableSpec, row: Row, best: dict, paper: bool, bold, escape) -> list[str]:
+def _cells(table: Prepared, row: Row, style: _Style) -> list[str]:
     cells = []
-    for column, _ in spec.columns:
-        text = measured_text(column, row, best, bold, escape)
-        if paper:
+    for column, _ in table.spec.columns:
+        text = measured_text(column, row, table.best, style, table.uncertainty, table.marked)
+        if table.paper:
             value, reported_value = row.measured.get(column), row.reported.get(column)
             difference = None if value is None or reported_value is None else value - reported_value
-            cells += [text, escape(format_value(column, reported_value)), escape(format_difference(column, difference))]
+            cells += [text, style.escape(format_value(column, reported_value)),
+                      style.escape(format_difference(column, difference))]
         else:
             cells.append(text)
     return cells
@@ -373,7 +490,40 @@ def _coverage_note(rows: Sequence[Row], spec: TableSpec) -> list[str]:
     return []
 
 
+def _uncertainty_notes(rows: Sequence[Row], spec: TableSpec, uncertainty: Uncertainty | None) -> list[str]:
+    """What the intervals and the mark mean (unescaped text)."""
+    if uncertainty is None:
+        return []
+    notes = []
+    settings = uncertainty.bootstrap
+    level = f"{100 * settings.level:g}%"
+    how = (f"block bootstrap of the mean over frames (sequences and contiguous blocks of frames resampled; "
+           f"{settings.resamples} resamples, seed {settings.seed})")
+    if uncertainty.ci == "pm" and any(row.interval for row in rows):
+        notes.append(f"±: half-width of the {level} interval of the mean, {how}.")
+    elif uncertainty.ci == "bounds" and any(row.interval for row in rows):
+        notes.append(f"[low, high]: the {level} interval of the mean, {how}.")
+    compared = registry.compared_columns(c for c, _ in spec.columns)
+    if uncertainty.marks is not None and any(c in row.measured for row in rows if not row.sanity for c in compared):
+        within = "dataset, sequence" if any(row.sequence for row in rows) else "dataset"
+        notes.append(f"†: not significantly worse than the best (bold) at alpha {settings.alpha:.2g}: paired block "
+                     "bootstrap of the difference to the best on the frames both have, Holm-adjusted over the "
+                     f"comparisons with the best in each {within}, protocol and column; an unmarked value is "
+                     "significantly worse.")
+    return notes
+
+
 # ---------------------------------------------------------------------------- formats
+
+
+def _latex_cell(text: str) -> str:
+    """A cell of text cabench wrote (numbers, dashes, percentages), escaped for LaTeX."""
+    return latex_escape(text).replace("–", "--")
+
+
+MARKDOWN = _Style(lambda t: f"**{t}**", markdown_escape, "†", " ± ")
+LATEX = _Style(lambda t: rf"\textbf{{{t}}}", _latex_cell, r"$^\dagger$", r" $\pm$ ")
+HTML = _Style(lambda t: f"<b>{t}</b>", html_escape, "†", " ± ")
 
 
 @dataclass
@@ -386,6 +536,8 @@ class Prepared:
     headers: list[str]
     paper: bool
     notes: list[str]
+    uncertainty: Uncertainty | None = None
+    marked: set = field(default_factory=set)  # Uncertainty.marked() of the table's uncertainty
 
     @property
     def methods(self) -> list[Row]:
@@ -412,18 +564,20 @@ class Prepared:
         where = "dataset, sequence and protocol" if self.per_sequence else "dataset and protocol"
         text = f"Measured with protocol(s): {_protocols(self.rows)}. Best measured value per {where} in bold."
         if self.sanity:
-            text += (" Sanity checks (the ground truth degraded on purpose, to show that each metric notices) "
-                     "are listed apart and never bold.")
+            names = ", ".join(dict.fromkeys(row.method for row in self.sanity))
+            text += (f" Sanity rows ({names}) take no part in the best value or the marks. They check the metrics "
+                     "(the ground truth degraded on purpose, to show that each metric notices) and are listed apart.")
         return text
 
 
-SANITY_HEADING = "Sanity checks (not methods: the ground truth degraded on purpose; never bold)"
+SANITY_HEADING = "Sanity checks (not methods: the ground truth degraded on purpose; never bold or marked)"
 
 
 def prepare(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
-            roles: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> Prepared:
-    """The rows, best values, headers and notes of a table (``notes``: sentences about the run, such as
-    its mask and alignment policies, written under the table)."""
+            roles: Mapping[str, str] | None = None, uncertainty: Uncertainty | None = None,
+            notes: Sequence[str] = ()) -> Prepared:
+    """The rows, best values, marks, headers and notes of a table (``notes``: sentences about the run,
+    such as its mask and alignment policies, written under the table)."""
     rows = build_rows(spec, summary, missing, paper, roles)
     best = best_values(rows, [c for c, _ in spec.columns])
     headers = ["Dataset", *(["Sequence"] if any(row.sequence for row in rows) else []), "Method"]
@@ -431,8 +585,9 @@ def prepare(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None
         name, arrow = _header(column, label)
         title = f"{name} {arrow}".strip()
         headers += [title, f"{name} reported", "Δ"] if paper else [title]
-    all_notes = [*notes, *_notes(rows, spec), *_coverage_note(rows, spec)]
-    return Prepared(spec, rows, best, [*headers, "Protocol"], paper, all_notes)
+    all_notes = [*notes, *_notes(rows, spec), *_coverage_note(rows, spec), *_uncertainty_notes(rows, spec, uncertainty)]
+    marked = uncertainty.marked() if uncertainty is not None else set()
+    return Prepared(spec, rows, best, [*headers, "Protocol"], paper, all_notes, uncertainty, marked)
 
 
 def _title(table: Prepared) -> str:
@@ -444,8 +599,9 @@ NOT_MEASURED = "Not measured in this run: every value of this table is missing (
 
 
 def markdown(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
-             roles: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> str:
-    table = prepare(spec, summary, missing, paper, roles, notes)
+             roles: Mapping[str, str] | None = None, uncertainty: Uncertainty | None = None,
+             notes: Sequence[str] = ()) -> str:
+    table = prepare(spec, summary, missing, paper, roles, uncertainty, notes)
     lines = [f"**{markdown_escape(_title(table))}**", ""]
     if table.measured_nothing:
         lines.append(NOT_MEASURED)
@@ -465,20 +621,16 @@ def _markdown_rows(table: Prepared, rows: Sequence[Row]) -> list[str]:
         dataset = markdown_escape(row.dataset) if row.dataset != previous else ""
         previous = row.dataset
         cells = [dataset, *([markdown_escape(row.sequence)] if table.per_sequence else []), markdown_escape(row.method),
-                 *_cells(table.spec, row, table.best, table.paper, lambda t: f"**{t}**", markdown_escape),
+                 *_cells(table, row, MARKDOWN),
                  markdown_escape(row.protocol or "–")]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def _latex_cell(text: str) -> str:
-    """A cell of text cabench wrote (numbers, dashes, percentages), escaped for LaTeX."""
-    return latex_escape(text).replace("–", "--")
-
-
 def latex(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
-          roles: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> str:
-    table = prepare(spec, summary, missing, paper, roles, notes)
+          roles: Mapping[str, str] | None = None, uncertainty: Uncertainty | None = None,
+          notes: Sequence[str] = ()) -> str:
+    table = prepare(spec, summary, missing, paper, roles, uncertainty, notes)
     comments = [f"% {latex_escape(note)}" for note in table.notes]
     if table.measured_nothing:
         return "\n".join([f"% {latex_escape(_title(table))}: {latex_escape(NOT_MEASURED)}", *comments]) + "\n"
@@ -504,7 +656,7 @@ def latex(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None =
                 heading = latex_escape(prefix + (row.dataset or "all"))
                 lines += [r"\midrule", rf"\multicolumn{{{width + 2}}}{{l}}{{\textit{{{heading}}}}} \\"]
                 previous = row.dataset
-            cells = _cells(spec, row, table.best, paper, lambda t: rf"\textbf{{{t}}}", _latex_cell)
+            cells = _cells(table, row, LATEX)
             lines.append(" & ".join([*([latex_escape(row.sequence)] if keys else []), latex_escape(row.method), *cells,
                                      _latex_cell(row.protocol or "–")]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", f"% {latex_escape(_title(table))}; {latex_escape(table.footer())}"]
@@ -512,9 +664,10 @@ def latex(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None =
 
 
 def html(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
-         roles: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> str:
+         roles: Mapping[str, str] | None = None, uncertainty: Uncertainty | None = None,
+         notes: Sequence[str] = ()) -> str:
     """The table as an HTML ``<table>`` (sanity checks in a second one), with the notes as a list after it."""
-    table = prepare(spec, summary, missing, paper, roles, notes)
+    table = prepare(spec, summary, missing, paper, roles, uncertainty, notes)
     if table.measured_nothing:
         parts = [f"<div class='not-measured' id='{html_escape(table.name)}'><p><b>{html_escape(_title(table))}</b>: "
                  f"{html_escape(NOT_MEASURED)}</p></div>"]
@@ -536,27 +689,38 @@ def _html_table(table: Prepared, rows: Sequence[Row], identifier: str, caption: 
     parts.append("</tr></thead><tbody>")
     for row in rows:
         cells = [html_escape(row.dataset), *([html_escape(row.sequence)] if table.per_sequence else []),
-                 html_escape(row.method), *_cells(table.spec, row, table.best, table.paper, lambda t: f"<b>{t}</b>",
-                                                  html_escape), html_escape(row.protocol or "–")]
+                 html_escape(row.method), *_cells(table, row, HTML), html_escape(row.protocol or "–")]
         parts.append("<tr>" + "".join(f"<td{' class=name' if i < names else ''}>{c}</td>" for i, c in enumerate(cells))
                      + "</tr>")
     parts.append("</tbody></table>")
     return "".join(parts)
 
 
-def csv_frame(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None,
-              paper: bool = False, roles: Mapping[str, str] | None = None) -> pd.DataFrame:
+def csv_frame(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
+              roles: Mapping[str, str] | None = None, uncertainty: Uncertainty | None = None) -> pd.DataFrame:
     """Long form, full precision: one row per (dataset[, sequence], method, protocol, metric) of the table,
-    with the method's role."""
+    with the method's role, the interval of the mean (``ci_low``, ``ci_high``), whether the value is its
+    group's best and whether it carries the mark (empty where the row or column takes no part: a
+    sanity row, the runtime, a table without marks)."""
+    table = prepare(spec, summary, missing, paper, roles, uncertainty)
+    compared = registry.compared_columns(c for c, _ in spec.columns)
+    with_marks = uncertainty is not None and uncertainty.marks is not None
     records = []
-    for row in build_rows(spec, summary, missing, paper, roles):
+    for row in table.rows:
         for column, label in spec.columns:
             value = row.measured.get(column)
+            low, high = row.interval.get(column, (None, None))
+            key = (row.group, column)
+            takes_part = not row.sanity and value is not None
+            is_best = takes_part and key in table.best and value == table.best[key]
+            marked = (is_best or (row.dataset, row.sequence, row.protocol, column, row.method) in table.marked) if (
+                takes_part and column in compared and with_marks) else None
             record = {"table": spec.name, "dataset": row.dataset, **({"sequence": row.sequence} if "sequence" in summary
                                                                       else {}),
                       "method": row.method, "role": row.role, "metric": label, "column": column,
-                      "protocol": row.protocol, "measured": value, "coverage": row.coverage.get(column),
-                      "missing": row.missing.get(column, "")}
+                      "protocol": row.protocol, "measured": value, "ci_low": low, "ci_high": high,
+                      "coverage": row.coverage.get(column), "missing": row.missing.get(column, ""),
+                      "best": is_best if takes_part else None, "not_worse_than_best": marked}
             if paper:
                 reported_value = row.reported.get(column)
                 record["reported"] = reported_value
@@ -566,17 +730,20 @@ def csv_frame(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | No
 
 
 def render_all(summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
-               roles: Mapping[str, str] | None = None, notes: Sequence[str] = ()) -> dict[str, str]:
+               roles: Mapping[str, str] | None = None, uncertainty: Uncertainty | None = None,
+               notes: Sequence[str] = ()) -> dict[str, str]:
     """{file name: text} for table1/table2 in .md, .tex and .csv (``_paper`` in the names with ``paper``),
     and ``metrics.*`` for the run's other metrics (not with ``paper``: the paper reports none).
 
     A per-sequence summary (with a ``sequence`` column) gives ``table1_per_sequence.md``, ... ;
-    ``roles``: {method: role} (sanity checks apart); ``notes``: sentences about the run under each table."""
+    ``roles``: {method: role} (sanity checks apart); ``uncertainty``: intervals and marks (the marks of a
+    per-sequence summary from :func:`table_marks` on it); ``notes``: sentences about the run under each table."""
     suffix = ("_per_sequence" if "sequence" in summary else "") + ("_paper" if paper else "")
     files = {}
     extra = None if paper else extra_table(summary)
     for spec in (TABLE1, TABLE2, *([extra] if extra else [])):
-        files[f"{spec.name}{suffix}.md"] = markdown(spec, summary, missing, paper, roles, notes)
-        files[f"{spec.name}{suffix}.tex"] = latex(spec, summary, missing, paper, roles, notes)
-        files[f"{spec.name}{suffix}.csv"] = csv_frame(spec, summary, missing, paper, roles).to_csv(index=False)
+        files[f"{spec.name}{suffix}.md"] = markdown(spec, summary, missing, paper, roles, uncertainty, notes)
+        files[f"{spec.name}{suffix}.tex"] = latex(spec, summary, missing, paper, roles, uncertainty, notes)
+        files[f"{spec.name}{suffix}.csv"] = csv_frame(spec, summary, missing, paper, roles, uncertainty).to_csv(
+            index=False)
     return files

@@ -219,3 +219,14 @@ def test_eval_stopped_by_a_signal_keeps_its_rows_and_says_so_in_one_line(tmp_pat
     reused = int(re.search(r"reused (\d+) stored", resumed.stdout).group(1))
     assert reused >= 3 * 2  # at least the first batch of each metric was kept
     assert len(pd.read_csv(out / "per_frame.csv")) == 48
+
+
+def test_temporal_variants_are_options_of_eval(folders):
+    tmp_path, _, _ = folders
+    means = {}
+    for crop in ("tecogan", "none"):
+        out = tmp_path / crop
+        assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'noisy'}", "--metrics", "tof,warp_error",
+                     "--tof-crop", crop, "--warp-variant", "central", "--out", str(out), "--quiet"]) == 0
+        means[crop] = pd.read_csv(out / "per_frame.csv")["tof"].iloc[1:].mean()
+    assert means["tecogan"] != pytest.approx(means["none"], rel=1e-3)  # TecoGAN's border crop is applied

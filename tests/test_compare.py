@@ -1,4 +1,4 @@
-"""Intervals and paired comparisons of a result table, and `cabench compare` end to end.
+"""Paired comparisons of a result table, and `cabench compare` end to end.
 
 References: pandas for the means, counts and per-sequence means the statistics must be computed
 from, scipy's Wilcoxon test, statsmodels' Holm correction, and the metric registry's directions.
@@ -13,9 +13,10 @@ from scipy.signal import lfilter
 from scipy.stats import wilcoxon
 
 from benchmark.cli import main
-from benchmark.significance import compare_table, interval_table
+from benchmark.results.significance import compare_table
 
 SEQUENCES, FRAMES = 6, 80
+DIRECTIONS = {"psnr": True, "lpips": False}  # the registry's, given by the caller
 
 
 def per_frame_table(seed: int = 0, methods: dict[str, float] | None = None) -> pd.DataFrame:
@@ -36,36 +37,21 @@ def per_frame_table(seed: int = 0, methods: dict[str, float] | None = None) -> p
     return pd.concat(rows, ignore_index=True)
 
 
-def test_intervals_of_every_summary_value():
-    table = per_frame_table()
-    intervals = interval_table(table, resamples=300)
-    assert set(intervals["metric"]) == {"psnr", "lpips"}  # time_s is no metric column
-    expected = table.groupby(["method"])[["psnr", "lpips"]].agg(["mean", "count"])
-    for row in intervals.itertuples():
-        assert row.mean == pytest.approx(expected.loc[row.method, (row.metric, "mean")], rel=1e-12)
-        assert row.n_frames == expected.loc[row.method, (row.metric, "count")]
-        assert row.n_sequences == SEQUENCES and row.ci_low < row.mean < row.ci_high
-    # each estimate has its own seed: another method in the run leaves these numbers as they were
-    extra = table[table.method == "ours"].assign(method="x", psnr=lambda rows: rows["psnr"] + 3)
-    more = interval_table(pd.concat([table, extra], ignore_index=True), resamples=300)
-    pd.testing.assert_frame_equal(more[more.method != "x"].reset_index(drop=True), intervals)
-
-
 def test_pairs_mirror_and_find_the_real_difference():
     table = per_frame_table()
-    found = compare_table(table, ["psnr", "lpips"], resamples=300)
+    found = compare_table(table, DIRECTIONS, resamples=300)
     assert len(found) == 6  # 3 pairs x 2 columns
     psnr = found[found.metric == "psnr"].set_index(["method_a", "method_b"])
     assert psnr.loc[("ours", "insta"), "significant"] and psnr.loc[("ours", "insta"), "better"] == "ours"
     assert psnr.loc[("ours", "insta"), "ci_low"] < 1.0 < psnr.loc[("ours", "insta"), "ci_high"]
     assert not psnr.loc[("insta", "rig"), "significant"] and psnr.loc[("insta", "rig"), "better"] == ""
-    # lower LPIPS is better: the registry's direction decides which method is named
+    # lower LPIPS is better: the direction given decides which method is named
     lpips = found[found.metric == "lpips"].set_index(["method_a", "method_b"])
     assert lpips.loc[("ours", "insta"), "difference"] < 0 and lpips.loc[("ours", "insta"), "better"] == "ours"
 
-    mirrored = compare_table(table, ["psnr"], baseline="insta", resamples=300).set_index("method_a")
+    mirrored = compare_table(table, {"psnr": True}, baseline="insta", resamples=300).set_index("method_a")
     forward = psnr.loc[("ours", "insta")]
-    backward = compare_table(table, ["psnr"], baseline="ours", resamples=300)
+    backward = compare_table(table, {"psnr": True}, baseline="ours", resamples=300)
     assert list(mirrored.index) == ["ours", "rig"] and set(mirrored["method_b"]) == {"insta"}
     assert mirrored.loc["ours", "difference"] == pytest.approx(forward["difference"])
     back = backward.set_index("method_a").loc["insta"]
@@ -79,7 +65,7 @@ def test_paired_frames_wilcoxon_and_holm_follow_their_references():
 
     table = per_frame_table(seed=1)
     table = table.drop(table[(table.method == "rig") & (table.frame < 5)].index)  # rig lacks 5 frames per sequence
-    found = compare_table(table, ["lpips"], resamples=300)
+    found = compare_table(table, {"lpips": False}, resamples=300)
     a = table[table.method == "ours"].set_index(["sequence", "frame"])["lpips"]
     b = table[table.method == "rig"].set_index(["sequence", "frame"])["lpips"]
     both = pd.concat({"a": a, "b": b}, axis=1, join="inner").dropna()
@@ -94,10 +80,17 @@ def test_paired_frames_wilcoxon_and_holm_follow_their_references():
                                rtol=1e-12)
 
 
+def test_the_registry_names_the_compared_columns_and_their_directions():
+    from metrics import registry
+
+    columns = ["psnr", "time_s", "lpips", "flow_mag_gt", "flow_gap", "not_a_metric"]
+    assert registry.compared_columns(columns) == {"psnr": True, "lpips": False, "flow_gap": False}
+
+
 def test_a_table_without_dataset_or_sequence_is_one_sequence():
     table = per_frame_table()
     table = table[table.sequence == "s0"].drop(columns=["dataset", "sequence"])
-    found = compare_table(table, ["psnr"], resamples=200)
+    found = compare_table(table, {"psnr": True}, resamples=200)
     assert (found["n_sequences"] == 1).all() and (found["n_frames"] == FRAMES).all()
     assert found["p_wilcoxon"].isna().all()
 
@@ -112,7 +105,7 @@ def test_compare_command_writes_csv_and_markdown(tmp_path, capsys):
     markdown = (tmp_path / "compare.md").read_text()
     assert "## psnr ↑" in markdown and "| ours − insta |" in markdown and "**ours**" in markdown
     assert "200 resamples, seed 3" in markdown and markdown in capsys.readouterr().out
-    again = compare_table(per_frame_table(), ["psnr"], baseline="insta", resamples=200, seed=3)
+    again = compare_table(per_frame_table(), {"psnr": True}, baseline="insta", resamples=200, seed=3)
     np.testing.assert_allclose(written["ci_low"], again["ci_low"], rtol=1e-9)
 
 

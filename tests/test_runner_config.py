@@ -59,12 +59,12 @@ def test_config_is_parsed_with_paths_relative_to_the_file_and_round_trips(tmp_pa
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[run]\nout = 'x'\nbogus = 1\n[[datasets]]\npath='d'\n[[methods]]\nname='a'\nframes='f'\n", "unknown key.*bogus"),
+        ("[run]\nout = 'x'\nbogus = 1\n[[datasets]]\npath='d'\n[[methods]]\nname='a'\nframes='f'\n", "run.bogus: unknown key"),
         ("[[datasets]]\npath='d'\n", "no \\[\\[methods\\]\\]"),
         ("[[methods]]\nname='a'\nframes='f'\n", "no \\[\\[datasets\\]\\]"),
         ("[[datasets]]\npath='d'\n[[methods]]\nname='a'\n", "exactly one of 'adapter' or 'frames'"),
         ("[[datasets]]\npath='d'\n[[methods]]\nname='a'\nframes='f'\n[[methods]]\nname='a'\nframes='g'\n", "given twice: a"),
-        ("[[datasets]]\nname='x'\n[[methods]]\nname='a'\nframes='f'\n", "needs 'path'"),
+        ("[[datasets]]\nname='x'\n[[methods]]\nname='a'\nframes='f'\n", "datasets\\[0\\].path: required"),
         ("[run]\nbatch_size = 0\n[[datasets]]\npath='d'\n[[methods]]\nname='a'\nframes='f'\n", "batch_size"),
         ("[run\n", "not valid TOML"),
     ],

@@ -5,7 +5,9 @@ column: the mean paired difference (a - b) with its block-bootstrap interval, th
 Wilcoxon p-values and their Holm adjustment over the pairs of that table, and which method is
 significantly better. Writes ``compare.csv`` (every number) and ``compare.md`` (one table per
 dataset, protocol and metric) into the run folder. The statistics are in
-:mod:`benchmark.statistics`; how a result table is cut into them in :mod:`benchmark.significance`.
+:mod:`benchmark.results.statistics`; how a result table is cut into them in
+:mod:`benchmark.results.significance`; which columns score a method, and in which direction, the
+metric registry says (:func:`metrics.registry.compared_columns`).
 """
 
 from __future__ import annotations
@@ -28,16 +30,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--baseline", default=None, help="compare each method with this one (default: every pair)")
     parser.add_argument("--alpha", type=float, default=0.05,
                         help="significance level after Holm's correction; intervals are at 1 - alpha (default 0.05)")
-    parser.add_argument("--resamples", type=_positive, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--resamples", type=resample_count, default=2000, help="bootstrap resamples (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.set_defaults(func=run)
 
 
-def _positive(text: str) -> int:
+def resample_count(text: str) -> int:
+    """``--resamples``: an integer of at least 2."""
     value = int(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"needs at least 2, got {value}")
     return value
+
+
+def select_columns(per_frame, metric: str | None) -> dict[str, bool]:
+    """{column: higher_is_better} of the columns that ``metric`` (a metric name or one of its columns;
+    None: all) names in the run."""
+    from metrics import registry
+    from metrics.errors import CabenchError, InputError
+
+    available = registry.compared_columns(per_frame.columns)
+    if metric is None:
+        if not available:
+            raise InputError("the run has no metric columns to compare")
+        return available
+    if metric in available:
+        return {metric: available[metric]}
+    try:
+        spec = registry.get(metric)
+    except CabenchError:
+        spec = None
+    chosen = {c: higher for c, higher in available.items() if spec is not None and spec.scores(c)}
+    if not chosen:
+        known = ", ".join(available) or "none"
+        raise InputError(f"--metric {metric}: not a metric column of this run (it has: {known})")
+    return chosen
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     from benchmark.results.files import atomic_write_csv, atomic_write_text
     from benchmark.results.schema import read_run
-    from benchmark.significance import compare_table, select_columns
+    from benchmark.results.significance import compare_table
     from metrics.errors import InputError
 
     folder = Path(args.run)

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=int, default=None, help="frame side in pixels (default: 128)")
     parser.add_argument("--sequences", type=int, default=None, help="number of sequences (default: 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic motion (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="recompute every stored number")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics", default="l2,psnr,ssim,lpips", help="comma-separated metric names (default: %(default)s)")
     parser.add_argument("--protocol", default="canonical",
                         help="evaluation protocol, a comma list of them, or all (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=16, help="frames per batch (default: %(default)s)")
     parser.add_argument("--align", default=None, help="alignment policy: intersect, resize, or intersect,resize")
     parser.add_argument("--landmarks", help=".npy of the ground truth's 68 landmarks (T,68,2) in pixels (imavatar protocol)")
@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--flow", default=None, help="optical-flow backend of the temporal metrics (dis, farneback, raft)")
     parser.add_argument("--flow-weights", default=None, help="RAFT checkpoint (torchvision or original raft-*.pth)")
     parser.add_argument("--flow-updates", type=int, default=None, help="RAFT flow updates (default 12)")
+    parser.add_argument("--tof-crop", dest="crop", default=None, choices=("tecogan", "none"),
+                        help="tof over TecoGAN's border crop (default) or the whole frame")
+    parser.add_argument("--warp-variant", dest="variant", default=None, choices=("lai", "central"),
+                        help="warp_error as Lai et al.'s script (default) or with central-difference motion boundaries")
     parser.add_argument("--deca-weights", default=None, help="path of deca_model.tar (deca_pe, deca_ee)")
     parser.add_argument("--lpips-net", default=None, choices=("alex", "vgg"), help="LPIPS trunk (default: alex)")
     parser.add_argument("--lpips-weights", default=None, help="path of the LPIPS trunk's torchvision state dict")
@@ -69,7 +73,7 @@ def metric_options(args: argparse.Namespace) -> dict:
         options["net"] = args.lpips_net
     if args.lpips_weights:
         options["backbone_weights"] = args.lpips_weights
-    for name in ("flow", "flow_weights", "flow_updates", "deca_weights"):
+    for name in ("flow", "flow_weights", "flow_updates", "crop", "variant", "deca_weights"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
@@ -119,5 +123,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"results in {report.out} (per_frame.csv, summary.csv, missing.csv, table1/2 .md .tex .csv"
           + ("" if args.no_plots else ", plots/, report.html") + ")")
     if len(missing) and args.strict:
-        raise CabenchError(f"--strict: metrics missing: {', '.join(dict.fromkeys(missing['metric']))}")
+        reasons = dict.fromkeys(f"{metric} ({reason})" for metric, reason in zip(missing["metric"], missing["reason"]))
+        raise CabenchError(f"--strict: metrics missing: {'; '.join(reasons)}")
     return 0

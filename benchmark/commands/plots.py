@@ -9,10 +9,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "plots",
         help="plots of a run (temporal curves, bars, traces) or of cabench time (time against steps)",
-        description="Draw PNG plots: --run DIR gives temporal curves, per-metric bars with spread and per-frame "
-                    "traces; --timing DIR (or CSV) gives time per frame against steps per scheduler and stage.",
+        description="Draw PNG plots: --run DIR gives temporal curves, per-metric bars with the confidence interval "
+                    "of each mean and per-frame traces; --timing DIR (or CSV) gives time per frame against steps per "
+                    "scheduler and stage.",
     )
     parser.add_argument("--run", default=None, help="run folder holding per_frame.csv (default: none)")
+    parser.add_argument("--rolling", type=_frames, default=None, metavar="FRAMES",
+                        help="shade each trace with the interval of its rolling mean over FRAMES frames (with --run; "
+                             "default: no bands)")
     parser.add_argument("--timing", default=None, help="folder (or CSV) written by cabench time (default: none)")
     parser.add_argument("--quality", default=None,
                         help="CSV with columns scheduler, steps and a metric column, drawn beside time (with --timing; "
@@ -20,6 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metric", default="psnr", help="the --quality column to draw (default: %(default)s)")
     parser.add_argument("--out", default=None, help="output folder (default: RUN/plots or the timing folder)")
     parser.set_defaults(func=run)
+
+
+def _frames(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"needs at least 2 frames, got {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,13 +44,17 @@ def run(args: argparse.Namespace) -> int:
         raise CabenchError("plots: give --run DIR or --timing DIR")
     files = []
     if args.run:
+        from benchmark.results.bootstrap import saved_settings
         from benchmark.results.schema import read_methods, read_run
         from benchmark.results.summary import summarize
 
+        bootstrap = saved_settings(args.run)
         per_frame, _ = read_run(args.run)
         roles = read_methods(args.run)
         out = Path(args.out or Path(args.run) / "plots")
-        files += plots.draw_run(per_frame, summarize(per_frame), out, roles, methods=list(roles) or None)
+        summary = summarize(per_frame, bootstrap=bootstrap)
+        files += plots.draw_run(per_frame, summary, out, roles, methods=list(roles) or None, rolling=args.rolling,
+                                level=bootstrap.level)
     if args.timing:
         frame = plots.read_timing(args.timing)
         timing_path = Path(frame.attrs["path"])

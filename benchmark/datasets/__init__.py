@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmark.datasets.base import Dataset, Sequence
+from benchmark.io import list_folder
 from metrics.errors import InputError
 
 __all__ = ["Dataset", "Sequence", "KINDS", "detect_kind", "open_dataset"]
@@ -40,7 +41,7 @@ def detect_kind(path: str | os.PathLike) -> str:
     for kind, (matches, _) in readers.items():
         if matches(root):
             return kind
-    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+    for child in [p for p in list_folder(root) if p.is_dir()]:
         for kind, (matches, _) in readers.items():
             if matches(child):
                 return kind
@@ -68,7 +69,7 @@ def open_dataset(path: str | os.PathLike, kind: str | None = None) -> Dataset:
         sequences = read(root)
     else:
         sequences = []
-        for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        for child in [p for p in list_folder(root) if p.is_dir()]:
             if matches(child):
                 sequences.extend(read(child))
     if kind == "synthetic" and not all(s.kind == "synthetic" for s in sequences):

@@ -37,7 +37,7 @@ class RemappedFrames(FrameSource):
     def read(self, ids: Sequence[int]) -> Frames:
         self._check_ids(ids)
         inner = self.source.read([self.mapping[i] for i in ids])
-        return Frames(list(ids), inner.rgb, inner.alpha)
+        return Frames(list(ids), inner.rgb, inner.alpha, inner.colour)
 
     def content_key(self, ids: Sequence[int] | None = None) -> str:
         ids = list(self.frame_ids if ids is None else ids)

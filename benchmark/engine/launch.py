@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from metrics.device import resolve_device
+
 
 @dataclass
 class Launch:
@@ -56,8 +58,4 @@ def launch(device: str, shard: tuple[int, int] | None) -> Launch:
         shard = (state.process_index, state.num_processes)
         if device == "auto":
             device = str(state.device)
-    elif device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return Launch(shard or (0, 1), device, state)
+    return Launch(shard or (0, 1), str(resolve_device(device, "[run] device")), state)  # "auto": CUDA if there

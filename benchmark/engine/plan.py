@@ -99,6 +99,9 @@ class SubsetFrames(FrameSource):
     def content_key(self, ids: Ids[int] | None = None) -> str:
         return self.source.content_key(self.frame_ids if ids is None else ids)
 
+    def where(self, frame: int) -> str:
+        return self.source.where(frame)
+
 
 def landmarks_of(sequence: Sequence, ids: list[int]) -> np.ndarray | None:
     """The ground truth's 68 landmarks (N, 68, 2) of frames ``ids``, or None when it has none."""

@@ -11,7 +11,9 @@ plots and the HTML report.
   of the run has several sequences.
 With several protocols the plots are drawn per protocol (file names prefixed with the protocol);
 tables and the report show a row per (dataset, method, protocol). Every plot of a run gives a
-method the same colour, assigned once from the run's method list.
+method the same colour, assigned once from the run's method list. The summaries' intervals and the
+tables' marks use the run's bootstrap settings (``[run] bootstrap``); both are computed once here
+and handed to the tables and the report.
 """
 
 from __future__ import annotations
@@ -43,14 +45,16 @@ def several_sequences(per_frame: pd.DataFrame) -> bool:
 
 def write_outputs(folder: RunFolder, config: RunConfig, per_frame: pd.DataFrame, missing: pd.DataFrame,
                   protocols: list[str], plots: bool = True, report: bool = True,
-                  metadata: dict[str, Any] | None = None) -> list[Path]:
-    """Write the result table, its summaries, the methods' roles, the metadata, the tables, plots and
-    report into the run folder (``metadata``: :func:`benchmark.engine.metadata.run_metadata`)."""
+                  summary: pd.DataFrame | None = None, metadata: dict[str, Any] | None = None) -> list[Path]:
+    """Write the result table, its summaries (``summary``, or computed here), the methods' roles, the
+    metadata, the tables, plots and report into the run folder (``metadata``:
+    :func:`benchmark.engine.metadata.run_metadata`)."""
     from reports import tables
     from reports.runinfo import policy_notes
 
     out = folder.path
-    summary = summarize(per_frame)
+    if summary is None:
+        summary = summarize(per_frame, bootstrap=config.bootstrap)
     config_text = to_toml(config)
     methods = methods_table(method_roles(config))
     roles = dict(zip(methods["method"], methods["role"]))
@@ -60,12 +64,19 @@ def write_outputs(folder: RunFolder, config: RunConfig, per_frame: pd.DataFrame,
              atomic_write_text(out / "config.toml", config_text)]
     if metadata is not None:
         files.append(atomic_write_text(out / "metadata.json", json.dumps(metadata, indent=1, default=str) + "\n"))
-    for name, text in tables.render_all(summary, missing_by_method(missing), roles=roles, notes=notes).items():
+    marks = tables.table_marks(per_frame, summary, roles, config.bootstrap)
+    uncertainty = tables.Uncertainty(None, marks, config.bootstrap)
+    for name, text in tables.render_all(summary, missing_by_method(missing), roles=roles, uncertainty=uncertainty,
+                                        notes=notes).items():
         files.append(atomic_write_text(out / name, text))
+    per_sequence = per_sequence_marks = None
     if several_sequences(per_frame):
-        per_sequence = summarize(per_frame, by=("dataset", "sequence", "method"))
+        per_sequence = summarize(per_frame, by=("dataset", "sequence", "method"), bootstrap=config.bootstrap)
+        per_sequence_marks = tables.table_marks(per_frame, per_sequence, roles, config.bootstrap)
         files.append(atomic_write_csv(per_sequence, out / "summary_per_sequence.csv"))
-        for name, text in tables.render_all(per_sequence, missing, roles=roles, notes=notes).items():
+        by_sequence = tables.Uncertainty(None, per_sequence_marks, config.bootstrap)
+        for name, text in tables.render_all(per_sequence, missing, roles=roles, uncertainty=by_sequence,
+                                            notes=notes).items():
             files.append(atomic_write_text(out / name, text))
     if plots and len(per_frame):
         from reports.plots import draw_run
@@ -74,5 +85,7 @@ def write_outputs(folder: RunFolder, config: RunConfig, per_frame: pd.DataFrame,
     if report:
         from reports.html import write_report
 
-        files.append(write_report(out, config_text=config_text, protocols=protocol_descriptions(protocols)))
+        files.append(write_report(out, config_text=config_text, protocols=protocol_descriptions(protocols),
+                                  bootstrap=config.bootstrap, summary=summary, marks=marks, roles=roles,
+                                  per_sequence=per_sequence, per_sequence_marks=per_sequence_marks))
     return files

@@ -9,7 +9,8 @@
 - Missing records (``missing.csv``, :data:`MISSING_COLUMNS`): a metric that could not run for a
   (dataset, sequence, method, protocol), with the reason (a weight file absent, a protocol without
   that metric); such a metric has no values, never a number standing in for one.
-- Summary (``summary.csv``, :data:`SUMMARY_COLUMNS`, see :mod:`benchmark.results.summary`).
+- Summary (``summary.csv``, :data:`SUMMARY_COLUMNS`, see :mod:`benchmark.results.summary`): per (dataset,
+  method, protocol, metric column) the mean over frames with its block-bootstrap interval.
 - Methods (``methods.csv``, :data:`METHODS_COLUMNS`): each method's role and adapter. The role is
   ``method`` (a competitor) or ``sanity`` (a check of the metrics, e.g. the ground truth degraded on
   purpose): tables, plots, the report and significance marks show sanity rows apart and never call
@@ -30,7 +31,8 @@ from metrics.errors import InputError
 
 KEY_COLUMNS = ("dataset", "sequence", "method", "frame", "protocol")
 MISSING_COLUMNS = ("dataset", "sequence", "method", "protocol", "metric", "reason")
-SUMMARY_COLUMNS = ("dataset", "method", "metric", "protocol", "mean", "std", "count", "frames", "coverage")
+SUMMARY_COLUMNS = ("dataset", "method", "metric", "protocol", "mean", "std", "count", "frames", "coverage", "ci_low",
+                   "ci_high", "n_frames", "n_sequences")
 METHODS_COLUMNS = ("method", "role", "adapter")
 TIME_COLUMN = "time_s"
 METHOD_ROLE, SANITY_ROLE = "method", "sanity"

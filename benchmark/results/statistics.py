@@ -107,13 +107,23 @@ class PairedDifference:
     block_length: float
 
 
-def block_lengths(series: np.ndarray) -> np.ndarray:
-    """Circular-block-bootstrap block length of each row of ``series`` (R, T), in frames (float, >= 1).
+@dataclass(frozen=True)
+class _FlatTop:
+    """Autocovariances of each row of a series with the flat-top lag window of Politis & White."""
 
-    The rule of Politis & White (2004) with its 2009 correction (see the module docstring). NaN
-    entries are gaps: the series is centred on the mean of its defined values, a lag product with a
-    gap counts as zero, ``n`` is the number of defined values. A constant series gets 1.
-    """
+    n: np.ndarray          # (R,) defined values per row
+    acv: np.ndarray        # (R, L + 1) autocovariances at lags 0..L (a lag product with a gap counts as zero)
+    weights: np.ndarray    # (R, L) the flat-top window λ(k / M) at lags 1..L (0 beyond M)
+    constant: np.ndarray   # (R,) rows too short or constant to estimate anything from
+
+    @property
+    def long_run(self) -> np.ndarray:
+        """The flat-top estimate of the long-run variance ``Σ_k γ(k)``: ``n`` times the variance of the mean."""
+        return self.acv[:, 0] + (2 * self.weights * self.acv[:, 1:]).sum(axis=1)
+
+
+def _flat_top(series: np.ndarray) -> _FlatTop | None:
+    """The lag window of :func:`block_lengths` (see there); None for series of one frame."""
     values = np.atleast_2d(np.asarray(series, dtype=np.float64))
     rows, length = values.shape
     defined = np.isfinite(values)
@@ -127,7 +137,7 @@ def block_lengths(series: np.ndarray) -> np.ndarray:
     m_max = np.minimum(np.ceil(np.sqrt(n)).astype(int) + window, max(length - 1, 0))
     lags = int(m_max.max(initial=0))
     if lags == 0:  # one frame: nothing to correlate
-        return np.ones(rows)
+        return None
     acv = np.stack([(centred[:, k:] * centred[:, : length - k]).sum(axis=1) for k in range(lags + 1)], axis=1) / safe_n[:, None]
     variance = acv[:, 0]
     scale = np.where(defined, np.abs(values), 0.0).max(axis=1, initial=0.0)
@@ -150,13 +160,28 @@ def block_lengths(series: np.ndarray) -> np.ndarray:
         ratio = k[None, :] / big_m[:, None]
     flat_top = np.where(ratio <= 0.5, 1.0, 2.0 * (1.0 - ratio))
     flat_top = np.where(k[None, :] <= big_m[:, None], flat_top, 0.0)
-    g = (2 * flat_top * k[None, :] * acv[:, 1:]).sum(axis=1)
-    long_run = variance + (2 * flat_top * acv[:, 1:]).sum(axis=1)
+    return _FlatTop(n, acv, flat_top, constant | (big_m == 0))
+
+
+def block_lengths(series: np.ndarray) -> np.ndarray:
+    """Circular-block-bootstrap block length of each row of ``series`` (R, T), in frames (float, >= 1).
+
+    The rule of Politis & White (2004) with its 2009 correction (see the module docstring). NaN
+    entries are gaps: the series is centred on the mean of its defined values, a lag product with a
+    gap counts as zero, ``n`` is the number of defined values. A constant series gets 1.
+    """
+    rows = np.atleast_2d(np.asarray(series, dtype=np.float64)).shape[0]
+    window = _flat_top(series)
+    if window is None:
+        return np.ones(rows)
+    k = np.arange(1, window.weights.shape[1] + 1, dtype=np.float64)
+    g = (2 * window.weights * k[None, :] * window.acv[:, 1:]).sum(axis=1)
+    safe_n = np.maximum(window.n, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        optimal = (2 * g**2 / (4 / 3 * long_run**2)) ** (1 / 3) * safe_n ** (1 / 3)
+        optimal = (2 * g**2 / (4 / 3 * window.long_run**2)) ** (1 / 3) * safe_n ** (1 / 3)
     cap = np.ceil(np.minimum(3 * np.sqrt(safe_n), safe_n / 3))
     optimal = np.where(np.isfinite(optimal), np.minimum(optimal, cap), cap)
-    return np.where(constant | (big_m == 0), 1.0, np.maximum(optimal, 1.0))
+    return np.where(window.constant, 1.0, np.maximum(optimal, 1.0))
 
 
 def _circular_block_sums(values: np.ndarray, block: int) -> np.ndarray:
@@ -363,6 +388,66 @@ def wilcoxon_sequences(differences: Sequence[np.ndarray]) -> float:
     if np.count_nonzero(means) < 2:
         return np.nan
     return float(wilcoxon(means).pvalue)
+
+
+def rolling_interval(values: np.ndarray, window: int, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, low, high) per frame: the mean over the centred window of ``window`` frames of one
+    sequence's series (1-D, frame order) and its ``level`` interval, for shading a per-frame trace.
+
+    Frame ``t``'s window is frames ``t - window // 2`` to ``t + (window - 1) // 2``, cut at the ends of
+    the sequence; its mean is over its ``w`` defined frames. A window is too short to estimate its own
+    dependence from, so the whole sequence's is used: the variance of a ``w``-frame mean is
+    ``(1/w) Σ_{|k|<w} (1 - |k|/w) λ(k/M) γ(k)``, with the autocovariances ``γ`` and the flat-top
+    window ``λ`` of the whole sequence (those that choose its block length, see
+    :func:`block_lengths`; with ``w = n`` it is the flat-top estimate of the variance of the whole
+    sequence's mean, the variance its block bootstrap estimates), and the interval is
+    ``mean ± t · sd`` with Student's t on ``K - 1`` degrees of freedom, ``K`` the blocks of the
+    sequence's bootstrap as in :func:`mean_interval`. So the band is wide where the frames are few or
+    strongly correlated and follows the level of the series locally. NaN and infinite values are
+    gaps; the band is NaN where a window has no defined frame or the sequence has no interval.
+    """
+    from scipy.stats import t
+
+    _check(level, 2)
+    series = np.asarray(values, dtype=np.float64).ravel()
+    length = len(series)
+    if window < 1:
+        raise ValueError(f"window must be at least 1 frame, got {window}")
+    defined = np.isfinite(series)
+    cumulative = np.concatenate([[0.0], np.cumsum(np.where(defined, series, 0.0))])
+    counted = np.concatenate([[0], np.cumsum(defined)])
+    frames = np.arange(length)
+    first, last = np.maximum(frames - window // 2, 0), np.minimum(frames + (window - 1) // 2, length - 1)
+    count = counted[last + 1] - counted[first]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(count > 0, (cumulative[last + 1] - cumulative[first]) / count, np.nan)
+    nan = np.full(length, np.nan)
+    estimate = _flat_top(series[None, :]) if defined.sum() >= 2 else None
+    if estimate is None:
+        return mean, nan, nan.copy()
+    n = int(estimate.n[0])
+    block = np.ceil(min(BLOCK_FACTOR * float(block_lengths(series[None, :])[0]), max(n / 3, 1)))
+    blocks = int(np.ceil(n / block))
+    if blocks < 2:
+        return mean, nan, nan.copy()
+    lags = np.arange(1, estimate.weights.shape[1] + 1, dtype=np.float64)
+    safe = np.maximum(count, 1)[:, None].astype(np.float64)
+    taper = np.clip(1.0 - lags[None, :] / safe, 0.0, None)  # (1 - k/w) for k < w, else 0
+    gamma0 = float(estimate.acv[0, 0])
+    total = gamma0 + 2 * (taper * (estimate.weights[0] * estimate.acv[0, 1:])[None, :]).sum(axis=1)
+    total = np.where(total > 0, total, gamma0)  # the flat-top sum need not be positive
+    half = float(t.ppf((1 + level) / 2, blocks - 1)) * np.sqrt(total / safe[:, 0])
+    half = np.where(count > 0, half, np.nan)
+    return mean, mean - half, mean + half
+
+
+def estimate_seed(seed: int, *names: object) -> np.random.SeedSequence:
+    """The seed of one estimate: from the run's ``seed`` and a stable hash (CRC-32) of the names of
+    what it estimates (dataset, method, column, ...), so that every estimate draws from its
+    own stream and adding a method or a metric to a run leaves the other numbers unchanged."""
+    import zlib
+
+    return np.random.SeedSequence([int(seed), *(zlib.crc32(str(name).encode()) for name in names)])
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
