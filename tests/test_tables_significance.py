@@ -136,3 +136,32 @@ def test_cabench_tables_bad_settings_are_one_line(tmp_path, table, capsys, argum
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
     assert not (tmp_path / "table1.md").exists()
+
+
+def test_per_sequence_tables_carry_intervals_and_marks_decided_within_each_sequence(table):
+    per_sequence = summarize(table, by=("dataset", "sequence", "method"), bootstrap=SETTINGS)
+    marks = tables.table_marks(table, per_sequence, ROLES, SETTINGS)
+    for sequence, rows in table.groupby("sequence"):
+        alone = versus_best(rows, {"psnr": True, "lpips": False}, COMPETING, alpha=SETTINGS.alpha,
+                            resamples=SETTINGS.resamples, seed=SETTINGS.seed)
+        found = marks[marks.sequence == sequence].drop(columns="sequence").reset_index(drop=True)
+        pd.testing.assert_frame_equal(found, alone)
+    uncertainty = tables.Uncertainty("pm", marks, SETTINGS)
+    text = tables.markdown(tables.TABLE1, per_sequence, roles=ROLES, uncertainty=uncertainty)
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    cells = {(c[1], c[2]): c[3:] for c in ([x.strip() for x in line.strip("|").split("|")] for line in lines)}
+    dagger = {(r.sequence, r.method) for r in marks.itertuples() if r.metric == "psnr" and r.not_worse
+              and r.method != r.best}
+    daggers_shown = 0
+    for sequence in sorted(set(table.sequence)):
+        psnr = per_sequence.query("metric == 'psnr' and sequence == @sequence").set_index("method")
+        for method in COMPETING:
+            cell = cells[(sequence, method)][1]
+            bold = cell.startswith("**")  # the best, or a tie with it at the paper's precision: no mark
+            assert ("†" in cell) == (not bold and (sequence, method) in dagger), (sequence, method, cell)
+            daggers_shown += "†" in cell
+            half = (psnr.loc[method, "ci_high"] - psnr.loc[method, "ci_low"]) / 2
+            assert cell.endswith(f" ± {half:.2f}")
+        sanity = cells[(sequence, "blur (sanity)")][1]
+        assert "**" not in sanity and "†" not in sanity
+    assert daggers_shown and "in each dataset, sequence, protocol and column" in text
