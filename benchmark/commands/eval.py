@@ -24,26 +24,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gt", required=True, help="ground-truth frames: a folder of images or a video")
     parser.add_argument("--pred", required=True, action="append", metavar="NAME=PATH",
                         help="a method's frames; repeat for several methods")
-    parser.add_argument("--mask", help="folder of masks aligned with the ground truth (frame ids in the names)")
+    parser.add_argument("--mask", help="folder of masks aligned with the ground truth (frame ids in the names); metrics are then computed "
+                             "over the masks only (default: none, full frames)")
     parser.add_argument("--metrics", default="l2,psnr,ssim,lpips", help="comma-separated metric names (default: %(default)s)")
     parser.add_argument("--protocol", default="canonical",
-                        help="evaluation protocol, a comma list of them, or all (default: %(default)s)")
+                        help="evaluation protocol: canonical, imavatar, pointavatar, insta, nerface or nha (the README's "
+                             "protocol table defines them), a comma list of them, or all (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=16, help="frames per batch (default: %(default)s)")
-    parser.add_argument("--align", default=None, help="alignment policy: intersect, resize, or intersect,resize")
-    parser.add_argument("--landmarks", help=".npy of the ground truth's 68 landmarks (T,68,2) in pixels (imavatar protocol)")
+    parser.add_argument("--align", default=None, help="alignment policy: intersect, resize, or intersect,resize (default: none; frame counts and sizes "
+                             "must match)")
+    parser.add_argument("--landmarks", help=".npy of the ground truth's 68 landmarks (T,68,2) in pixels (imavatar protocol; default: none)")
     parser.add_argument("--dataset", default=None,
                         help="the dataset name the rows carry (default: the ground truth's folder name or video stem)")
-    parser.add_argument("--flow", default=None, help="optical-flow backend of the temporal metrics (dis, farneback, raft)")
-    parser.add_argument("--flow-weights", default=None, help="RAFT checkpoint (torchvision or original raft-*.pth)")
+    parser.add_argument("--flow", default=None, help="optical-flow backend of the temporal metrics: dis, farneback, raft (default: dis)")
+    parser.add_argument("--flow-weights", default=None, help="RAFT checkpoint, torchvision or original raft-*.pth (default: looked up as cabench weights lists)")
     parser.add_argument("--flow-updates", type=int, default=None, help="RAFT flow updates (default 12)")
     parser.add_argument("--tof-crop", dest="crop", default=None, choices=("tecogan", "none"),
                         help="tof over TecoGAN's border crop (default) or the whole frame")
     parser.add_argument("--warp-variant", dest="variant", default=None, choices=("lai", "central"),
                         help="warp_error as Lai et al.'s script (default) or with central-difference motion boundaries")
-    parser.add_argument("--deca-weights", default=None, help="path of deca_model.tar (deca_pe, deca_ee)")
+    parser.add_argument("--deca-weights", default=None, help="path of deca_model.tar for deca_pe, deca_ee (default: looked up as cabench weights lists)")
     parser.add_argument("--lpips-net", default=None, choices=("alex", "vgg"), help="LPIPS trunk (default: alex)")
-    parser.add_argument("--lpips-weights", default=None, help="path of the LPIPS trunk's torchvision state dict")
+    parser.add_argument("--lpips-weights", default=None, help="path of the LPIPS trunk's torchvision state dict (default: looked up as cabench weights lists)")
     parser.add_argument("--out", default="runs/eval",
                         help="output folder: absent, empty or a cabench run folder (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="recompute everything, ignoring stored results")

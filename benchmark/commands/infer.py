@@ -11,17 +11,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Read a sequence folder (INSTA / cabench synth layout: stage1/rgb, stage1/normal, "
                     "flame/exp, transforms_SPLIT.json with pose) and write one PNG per frame to OUTPUT.",
     )
-    parser.add_argument("--checkpoint", default="tiny", help="pipeline folder, or 'tiny' for the shipped one")
+    parser.add_argument("--checkpoint", default="tiny", help="pipeline folder, or 'tiny' for the shipped one (default: %(default)s)")
     parser.add_argument("--data", required=True, help="sequence folder")
     parser.add_argument("--output", required=True, help="folder for the rendered PNG frames")
-    parser.add_argument("--split", default="test", choices=("train", "test", "all"))
-    parser.add_argument("--scheduler", default="lcm", choices=("lcm", "ddim", "ddpm"))
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--ablation", choices=("wo_stage2", "wo_lcm", "wo_normal", "wo_emotion", "wo_aligned_tsd"))
+    parser.add_argument("--split", default="test", choices=("train", "test", "all"),
+                        help="frames to render: %(choices)s (default: %(default)s)")
+    parser.add_argument("--scheduler", default="lcm", choices=("lcm", "ddim", "ddpm"),
+                        help="denoising scheduler: %(choices)s (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=4, help="denoising steps (default: %(default)s)")
+    parser.add_argument("--ablation", choices=("wo_stage2", "wo_lcm", "wo_normal", "wo_emotion", "wo_aligned_tsd"),
+                        help="render one of the paper's ablations: %(choices)s (default: none, the full pipeline)")
     parser.add_argument("--emotion-db", help="MEAD-style expression database to label frames (default: neutral)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="frames per batch (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 

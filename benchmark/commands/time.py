@@ -22,23 +22,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "and refiner, with device synchronisation, warm-up excluded. Writes times.csv (one row "
                     "per scheduler, steps and repeat) and times.png (median total against steps).",
     )
-    parser.add_argument("--config", default="tiny", choices=("tiny", "sd15"))
-    parser.add_argument("--checkpoint", help="time this pipeline folder instead of random weights")
+    parser.add_argument("--config", default="tiny", choices=("tiny", "sd15"),
+                        help="model size: %(choices)s (default: %(default)s)")
+    parser.add_argument("--checkpoint", help="time this pipeline folder instead of random weights (default: none, random weights)")
     parser.add_argument("--sd-path", help="local SD 1.5 folder (sd15; default: random SD 1.5-sized weights)")
-    parser.add_argument("--scheduler", default="lcm", help="lcm, ddim or ddpm; comma-separated for several")
-    parser.add_argument("--steps", type=_steps, default=[1, 2, 4, 8, 10], help="e.g. 1,2,4,8,10")
-    parser.add_argument("--batch", type=int, default=1, help="frames per batch")
-    parser.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"))
+    parser.add_argument("--scheduler", default="lcm", help="lcm, ddim or ddpm; comma-separated for several (default: %(default)s)")
+    parser.add_argument("--steps", type=_steps, default=[1, 2, 4, 8, 10], help="denoising steps, comma-separated (default: 1,2,4,8,10)")
+    parser.add_argument("--batch", type=int, default=1, help="frames per batch (default: %(default)s)")
+    parser.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"),
+                        help="weights and activations: %(choices)s (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format (default: off)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet, ControlNet and VAE decoder")
-    parser.add_argument("--refiner", help="SDXL refiner folder to time a low-strength refiner pass")
+    parser.add_argument("--refiner", help="SDXL refiner folder to time a low-strength refiner pass (default: none, no refiner)")
     parser.add_argument("--compare-stock", action="store_true",
                         help="also time diffusers' StableDiffusionControlNetPipeline on the same weights")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per setting (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs per setting (default: %(default)s)")
     parser.add_argument("--out", default="cabench_time", help="output folder (default: cabench_time)")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 

@@ -15,23 +15,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "official-code DiffusionRig-style variant into OUTPUT/rig. Multi-GPU: accelerate launch "
                     "-m benchmark.cli train ...",
     )
-    parser.add_argument("stage", choices=STAGE_CHOICES)
+    parser.add_argument("stage", choices=STAGE_CHOICES, help="the stage to train: %(choices)s")
     parser.add_argument("--config", default="tiny", help="tiny or sd15 (default: tiny)")
     parser.add_argument("--data", required=True, help="dataset root: a sequence folder or a folder of them")
     parser.add_argument("--output", required=True, help="pipeline folder to create or update")
-    parser.add_argument("--sd-path", help="local Stable Diffusion 1.5 folder (sd15 config)")
+    parser.add_argument("--sd-path", help="local Stable Diffusion 1.5 folder (sd15 config; default: none)")
     parser.add_argument("--steps", type=int, help="iterations (default: the config's; paper: 3000 / 15000)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the config's; paper: 4)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (default: the config's; paper: 1e-5 / 1e-4)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"))
-    parser.add_argument("--gradient-checkpointing", action="store_true")
-    parser.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"),
+                        help="accelerate mixed precision: %(choices)s (default: %(default)s)")
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="recompute activations in the backward pass to save memory (default: off)")
+    parser.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps (default: 0, only at the end)")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/train_state/STAGE")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    parser.add_argument("--emotion-db", help="MEAD-style expression database folder <label>/<clip>.npy")
+    parser.add_argument("--emotion-db", help="MEAD-style expression database folder <label>/<clip>.npy (default: none)")
     parser.add_argument("--rig-condition", default="tsd", choices=("tsd", "render"),
-                        help="rig only: tsd (the released ConsistentAvatar code) or render (DiffusionRig)")
+                        help="rig only: tsd (the released ConsistentAvatar code) or render (DiffusionRig) (default: %(default)s)")
     parser.add_argument("--size", type=int, help="resize frames to SIZE (default: the config's resolution)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
