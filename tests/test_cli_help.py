@@ -38,3 +38,14 @@ def test_eval_protocol_lists_its_choices():
 
     help_text = _subcommands()["eval"]._option_string_actions["--protocol"].help
     assert [name for name in PROTOCOLS if name not in help_text] == []
+
+
+def test_run_help_names_every_config_key():
+    """The config's keys are listed in `cabench run --help`: a key added to the schema must be added there."""
+    from benchmark.config import DatasetTable, MethodTable, RunTable
+
+    help_text = " ".join(_subcommands()["run"].format_help().split())
+    for table, model in (("[run]", RunTable), ("[[datasets]]", DatasetTable), ("[[methods]]", MethodTable)):
+        assert table in help_text
+        missing = [key for key in model.model_fields if key not in help_text]
+        assert not missing, f"{table} keys absent from cabench run --help: {missing}"
