@@ -33,6 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from metrics.errors import CabenchError
+from reference.attention import is_condition_parameter
 from reference.config import ModelConfig, build_components, get_config
 from reference.data import SequenceData
 from reference.tsd import tsd
@@ -112,7 +113,7 @@ class StageModel(nn.Module):
             unet = pipe.tsdm_unet if stage == "stage2" else pipe.unet
             self.trained.append(unet)
             for name, p in unet.named_parameters():
-                if ".to_k_c." in name or ".to_v_c." in name:
+                if is_condition_parameter(name):
                     p.requires_grad_(True)
 
     def trainable_modules(self, train_unet_base: bool) -> list[nn.Module]:
