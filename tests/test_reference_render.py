@@ -43,6 +43,15 @@ def test_render_sequence_shapes_seed_and_batch_independence(sequence):
     assert out.shape == (1, 128, 128, 3)
 
 
+def test_one_emotion_label_applies_to_every_frame(sequence):
+    _, data = sequence
+    args = (data.rgb, data.normal, data.pose, data.expression)
+    happy = render_sequence("tiny", *args, steps=1, emotion="happy")
+    np.testing.assert_array_equal(happy, render_sequence("tiny", *args, steps=1, emotion=["happy"] * len(data)))
+    # the string is one label, not its letters
+    assert not np.array_equal(happy, render_sequence("tiny", *args, steps=1, emotion=list("happ")))
+
+
 def test_render_sequence_bad_inputs(sequence, tmp_path):
     _, data = sequence
     args = (data.rgb, data.normal, data.pose, data.expression)
@@ -53,7 +62,9 @@ def test_render_sequence_bad_inputs(sequence, tmp_path):
     with pytest.raises(CabenchError, match="ablation"):
         render_sequence("tiny", *args, ablation="wo_everything")
     with pytest.raises(CabenchError, match="unknown scheduler"):
-        render_sequence("tiny", *args, scheduler="euler")
+        render_sequence("tiny", *args, scheduler="warp")
+    with pytest.raises(InputError, match="emotion has 2 labels"):
+        render_sequence("tiny", *args, emotion=["happy", "sad"])
     with pytest.raises(WeightsMissingError, match="model_index.json"):
         render_sequence(tmp_path, *args)
     bad = data.pose.copy()
