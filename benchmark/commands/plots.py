@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out or Path(args.run) / "plots")
         files += plots.run_plots(per_frame, summarize_run(per_frame), out)
     if args.timing:
-        frame = plots.read_timing(args.timing)
-        timing_path = Path(frame.attrs["path"])
+        timing_path = plots.timing_csv(args.timing)
+        frame = plots.read_timing(timing_path)
         out = Path(args.out or timing_path.parent)
         files += plots.timing_plot(frame, out)
         if args.quality:
