@@ -19,7 +19,7 @@ generator or one per frame; ``callback_on_step_end`` is called after each FCSD s
 bar follows ``set_progress_bar_config``; ``enable_model_cpu_offload()`` works (tensors are made on
 ``_execution_device``). The empty-prompt context and the emotion embeddings can be passed in
 (``prompt_embeds``, ``emotion_embeds``) so a caller rendering a sequence in batches computes them
-once.
+once; within a call the ControlNet's condition embedding is computed once for all FCSD steps.
 
 Distilled and undistilled weights: the LCM sampler uses the LCM-distilled UNets when the pipeline
 has them (optional components ``lcm_unet``, ``lcm_tsdm_unet``, or an LCM-LoRA loaded with

@@ -326,15 +326,18 @@ def _load_average() -> float:
 
 
 def speedups(frame):
-    """Median ms per frame of ours and stock and their ratio (stock / ours), per scheduler and steps:
-    rows ``whole pipeline`` and ``FCSD + decode``."""
+    """Ours against stock per scheduler and steps, rows ``whole pipeline`` and ``FCSD + decode``: median ms
+    per frame of each side, and the speed-up (stock / ours) of each repeat summarised by its median, min
+    and max (ours and stock of one repeat run back to back, so their ratio is steadier than the times
+    when the machine's load drifts)."""
     import pandas as pd
 
-    med = frame.groupby(["scheduler", "steps"]).median(numeric_only=True)
     parts = []
     for label, ours, stock in (("whole pipeline", "total_ms", "stock_total_ms"),
                                ("FCSD + decode", "ours_fcsd_ms", "stock_fcsd_ms")):
-        part = pd.DataFrame({"comparison": label, "ours_ms": med[ours], "stock_ms": med[stock]})
-        part["speedup"] = part["stock_ms"] / part["ours_ms"]
+        rows = frame.assign(speedup=frame[stock] / frame[ours]).groupby(["scheduler", "steps"])
+        part = pd.DataFrame({"comparison": label, "ours_ms": rows[ours].median(), "stock_ms": rows[stock].median(),
+                             "speedup": rows["speedup"].median(), "speedup_min": rows["speedup"].min(),
+                             "speedup_max": rows["speedup"].max()})
         parts.append(part.reset_index())
     return pd.concat(parts, ignore_index=True)
