@@ -16,14 +16,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Read a sequence folder (INSTA / cabench synth layout: stage1/rgb, stage1/normal, "
                     "flame/exp, transforms_SPLIT.json with pose) and write one PNG per frame to OUTPUT. "
                     "Runs across processes under accelerate launch / torchrun.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--checkpoint", default="tiny", help="pipeline folder, or 'tiny' for the shipped one")
+    parser.add_argument("--checkpoint", default="tiny", help="pipeline folder, or 'tiny' for the shipped one (default: %(default)s)")
     parser.add_argument("--data", required=True, help="sequence folder")
     parser.add_argument("--output", required=True, help="folder for the rendered PNG frames")
-    parser.add_argument("--split", default="test", choices=("train", "test", "all"), help="frames to render")
+    parser.add_argument("--split", default="test", choices=("train", "test", "all"), help="frames to render (default: %(default)s)")
     parser.add_argument("--scheduler", default="lcm",
-                        help="sampler: lcm, ddim, ddpm, euler, euler_a, dpmpp or unipc")
+                        help="sampler: lcm, ddim, ddpm, euler, euler_a, dpmpp or unipc (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=None,
                         help="sampling steps (default: the sampler's usual count: LCM 10, DDIM 50; "
                              "wo_lcm samples with DDIM)")
@@ -31,12 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="render an ablation row of the paper (default: the full model)")
     parser.add_argument("--emotion", default=None, help="one emotion label for every frame (default: neutral)")
     parser.add_argument("--emotion-db", help="MEAD-style expression database to label each frame (overrides --emotion)")
-    parser.add_argument("--seed", type=int, default=0, help="frame i's noise comes from seed + i")
+    parser.add_argument("--seed", type=int, default=0, help="frame i's noise comes from seed + i (default: %(default)s)")
     parser.add_argument("--device", default="auto",
-                        help="cpu, cuda, cuda:N, or auto (accelerate's device for this process)")
+                        help="cpu, cuda, cuda:N, or auto (accelerate's device for this process) (default: %(default)s)")
     parser.add_argument("--dtype", default=None, choices=("fp32", "fp16", "bf16"),
                         help="dtype the models run in (default: as loaded, fp32)")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per batch")
+    parser.add_argument("--batch-size", type=int, default=8, help="frames per batch (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 

@@ -28,19 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Milliseconds per frame of TSD, TSDM, conditions, FCSD steps, VAE decode and refiner, with "
                     "device synchronisation, warm-up excluded. Writes times.csv (one row per scheduler, steps and "
                     "repeat) and timing_steps.png, and prints min/median/max over the repeats.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--config", default="tiny", choices=("tiny", "sd15"), help="model configuration")
+    parser.add_argument("--config", default="tiny", choices=("tiny", "sd15"), help="model configuration (default: %(default)s)")
     parser.add_argument("--checkpoint", help="time this pipeline folder ('tiny': the shipped one) instead of random "
                                              "weights")
     parser.add_argument("--sd-path", help="local SD 1.5 folder (sd15; default: random SD 1.5-sized weights)")
     parser.add_argument("--scheduler", default="lcm",
-                        help="sampler (lcm, ddim, ddpm, euler, euler_a, dpmpp, unipc); comma-separated for several")
-    parser.add_argument("--steps", type=_steps, default=[1, 2, 4, 8, 10], help="comma-separated step counts")
-    parser.add_argument("--batch", type=int, default=8, help="frames rendered together (times are per frame)")
+                        help="sampler (lcm, ddim, ddpm, euler, euler_a, dpmpp, unipc); comma-separated for several (default: %(default)s)")
+    parser.add_argument("--steps", type=_steps, default=[1, 2, 4, 8, 10], help="comma-separated step counts (default: 1,2,4,8,10)")
+    parser.add_argument("--batch", type=int, default=8, help="frames rendered together (times are per frame) (default: %(default)s)")
     parser.add_argument("--size", type=int, default=None, help="frame size in px (default: the model's resolution)")
-    parser.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"), help="model dtype")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, or auto (CUDA when available)")
+    parser.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"), help="model dtype (default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, or auto (CUDA when available) (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: 1 on a CPU; torch's own setting on CUDA)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last UNets, ControlNet and VAE "
@@ -50,9 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--refiner", help="SDXL refiner folder to time a low-strength refiner pass")
     parser.add_argument("--compare-stock", action="store_true",
                         help="also time diffusers' stock pipelines frame by frame on the same weights and seeds")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per scheduler and step count")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the repeats")
-    parser.add_argument("--out", default="cabench_time", help="output folder")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per scheduler and step count (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the repeats (default: %(default)s)")
+    parser.add_argument("--out", default="cabench_time", help="output folder (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
