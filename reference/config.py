@@ -120,12 +120,21 @@ def tiny_scheduler():
                          beta_end=0.012, clip_sample=False, steps_offset=1)
 
 
-def build_components(config: ModelConfig | str, sd_path: str | Path | None = None, seed: int = 0) -> dict:
-    """Fresh pipeline components for ``config`` (random init for tiny; SD 1.5 weights for sd15)."""
+def build_components(config: ModelConfig | str, sd_path: str | Path | None = None, seed: int = 0,
+                     variant: str | None = None) -> dict:
+    """Fresh pipeline components for ``config`` (random init for tiny; SD 1.5 weights for sd15).
+
+    ``variant`` (a trained ablation, reference/ablations.py) builds the FCSD without the input it
+    lacks: ``wo_normal`` has a 3-channel ControlNet condition (the TSD alone), ``wo_emotion`` an f_d
+    without the emotion token. With the same seed, a variant's UNets start from the full model's
+    initial weights (they are built before the part that differs)."""
     import torch
     from diffusers import ControlNetModel, UNet2DConditionModel
 
+    from reference.ablations import fcsd_inputs
     from reference.models import ConditionEncoder, DecoupledUNet2DConditionModel
+
+    inputs = fcsd_inputs(variant)
 
     config = get_config(config) if isinstance(config, str) else config
     torch.manual_seed(seed)
@@ -140,10 +149,10 @@ def build_components(config: ModelConfig | str, sd_path: str | Path | None = Non
     tsdm_unet = DecoupledUNet2DConditionModel.from_unet(base_unet, config.condition_dim)
     unet = DecoupledUNet2DConditionModel.from_unet(base_unet, config.condition_dim)
     controlnet = ControlNetModel.from_unet(
-        base_unet, conditioning_channels=6,
+        base_unet, conditioning_channels=6 if inputs.normal else 3,
         conditioning_embedding_out_channels=config.controlnet_embedding_channels,
     )
-    emotion_dim = text_encoder.config.hidden_size
+    emotion_dim = text_encoder.config.hidden_size if inputs.emotion else 0
     tsdm_encoder = ConditionEncoder(config.condition_dim, config.encoder, emotion_dim=0)
     fcsd_encoder = ConditionEncoder(config.condition_dim, config.encoder, emotion_dim=emotion_dim)
     if config.encoder == "resnet18":

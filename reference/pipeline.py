@@ -11,15 +11,22 @@ Per batch of frames (paper sections 4.1-4.3):
 4. The VAE decodes; an optional SDXL-refiner pass (decode, refiner-VAE encode, a few low-strength
    refiner steps, decode) follows.
 
-No classifier-free guidance is used (LCM sampling runs at guidance 1). Ablations (paper rows)
-change one input each: ``wo_stage2`` feeds the unaligned TSD, ``wo_aligned_tsd`` feeds no TSD
-(zeros), ``wo_normal`` zeros the normal channels, ``wo_emotion`` zeros the emotion embedding and
-``wo_lcm`` samples with DDIM instead of LCM.
+No classifier-free guidance is used (LCM sampling runs at guidance 1). LCM sampling uses the
+distilled weights (the LCM-LoRAs of ``cabench train distill-lcm``, loaded with the folder) where
+there are some; any other sampler uses the undistilled weights.
+
+Ablations (paper rows, reference/ablations.py) are trained FCSD variants:
+``from_pretrained(folder, ablation="wo_normal")`` loads one, and the pipeline then builds only the
+inputs that variant was trained with (``wo_stage2`` / ``wo_aligned_tsd``: the unaligned TSD and no
+TSDM; ``wo_normal``: no normal; ``wo_emotion``: no emotion token). ``wo_lcm`` samples the full
+model's undistilled weights with DDIM. ``ablation_mode="zero-input"`` is the inference-time switch
+on the full model (a diagnosis, not the paper's ablation).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline
@@ -29,10 +36,12 @@ from tqdm.auto import tqdm
 
 import reference.models  # noqa: F401  (registers the component classes that from_pretrained loads)
 from metrics.errors import CabenchError
+from reference.ablations import ABLATIONS, UNALIGNED_TSD, check_pipeline_matches
+from reference.lcm import lcm_weights
 from reference.schedulers import make_scheduler, scheduler_name
 from reference.tsd import tsd
 
-ABLATIONS = ("wo_stage2", "wo_lcm", "wo_normal", "wo_emotion", "wo_aligned_tsd")
+__all__ = ["ABLATIONS", "NEUTRAL", "ConsistentAvatarOutput", "ConsistentAvatarPipeline"]
 NEUTRAL = "neutral"
 
 
@@ -52,17 +61,41 @@ class ConsistentAvatarPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->tsdm_encoder->tsdm_unet->fcsd_encoder->controlnet->unet->vae"
 
     def __init__(self, vae, text_encoder, tokenizer, tsdm_unet, tsdm_encoder, unet, controlnet, fcsd_encoder,
-                 scheduler):
+                 scheduler, trained_ablation: str | None = None):
         super().__init__()
         self.register_modules(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, tsdm_unet=tsdm_unet,
             tsdm_encoder=tsdm_encoder, unet=unet, controlnet=controlnet, fcsd_encoder=fcsd_encoder,
             scheduler=scheduler,
         )
+        # the paper row the FCSD was trained as (None: the full model); saved in model_index.json
+        self.register_to_config(trained_ablation=trained_ablation)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self._text_context: torch.Tensor | None = None
         self._emotion_cache: dict[str, torch.Tensor] = {}
         self.refiner = None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, ablation: str | None = None, lcm_lora: bool = True,
+                        **kwargs):
+        """diffusers' loader, plus: ``ablation`` loads that trained variant's FCSD parts from
+        ``ablations/<name>/`` (sharing the folder's VAE, text encoder and TSDM), and ``lcm_lora``
+        loads the distilled LCM-LoRAs the folder (and the variant) has."""
+        from reference.ablations import saved_ablation, trained_variant, variant_components
+        from reference.lcm import load_distilled
+
+        root = Path(pretrained_model_name_or_path)
+        variant = trained_variant(ablation)
+        if variant is not None and variant != saved_ablation(root):
+            kwargs.update(variant_components(root, variant, kwargs.get("torch_dtype")), trained_ablation=variant)
+        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if lcm_lora and root.is_dir():
+            load_distilled(pipe, root, None if variant == saved_ablation(root) else variant)
+        return pipe
+
+    @property
+    def trained_ablation(self) -> str | None:
+        return self.config.get("trained_ablation")
 
     # ----- conditions -------------------------------------------------------------------------
     def set_scheduler(self, name: str) -> None:
@@ -145,34 +178,42 @@ class ConsistentAvatarPipeline(DiffusionPipeline):
 
         return denoise
 
+    def fcsd_condition(self, normal, guide, pose, expression, emotions):
+        """(ControlNet condition, f_d) for the inputs this FCSD was trained with: concat(normal, TSD)
+        or, for a variant trained without the normal, the TSD alone; f_d with the emotion token
+        unless the variant was trained without it. An input the variant lacks is never read."""
+        dtype = self.unet.dtype
+        takes_normal = self.controlnet.config.conditioning_channels == 6
+        control = torch.cat([normal, guide], dim=1) if takes_normal else guide
+        takes_emotion = self.fcsd_encoder.num_tokens == 4
+        f_d = self.fcsd_encoder(guide, pose, expression, emotions if takes_emotion else None)
+        return control.to(dtype), f_d.to(dtype)
+
     def prepare_conditions(self, rgb, normal, pose, expression, emotion=None, ablation=None, tsdm_steps=4,
-                           generator=None, scheduler_kind=None, progress=False):
-        """Everything stage 3 sees: (proxy TSD, guide TSD, 6-channel control condition, emotion, f_d)."""
-        if ablation is not None and ablation not in ABLATIONS:
-            raise CabenchError(f"unknown ablation {ablation!r}; choose one of: {', '.join(ABLATIONS)}")
-        device, dtype = self.unet.device, self.unet.dtype
+                           generator=None, scheduler_kind=None, progress=False, ablation_mode="trained"):
+        """Everything stage 3 sees: (proxy TSD, guide TSD, control condition, emotion, f_d)."""
+        check_pipeline_matches(self.trained_ablation, ablation, ablation_mode)
+        device = self.unet.device
         n = rgb.shape[0]
         rgb, normal = rgb.to(device, torch.float32), normal.to(device, torch.float32)
         pose, expression = pose.to(device, torch.float32), expression.to(device, torch.float32)
         proxy = tsd(rgb)
-        if ablation == "wo_stage2":
-            guide = proxy
-        elif ablation == "wo_aligned_tsd":
-            guide = torch.zeros_like(proxy)
+        if ablation in UNALIGNED_TSD:
+            guide = proxy  # no stage 2: the unaligned TSD of the stage-1 RGB
         else:
             kind = scheduler_kind or scheduler_name(self.scheduler)
             guide = self.align_tsd(proxy, pose, expression, tsdm_steps, generator,
                                    make_scheduler(kind, self.scheduler.config), progress)
-        if ablation == "wo_normal":
+        switched = ablation if ablation_mode == "zero-input" else None
+        if switched == "wo_normal":
             normal = torch.zeros_like(normal)
         labels = [NEUTRAL] * n if emotion is None else list(emotion)
         if len(labels) != n:
             raise CabenchError(f"emotion: {len(labels)} labels for {n} frames")
         emotions = self.embed_emotions(labels).float()
-        if ablation == "wo_emotion":
+        if switched == "wo_emotion":
             emotions = torch.zeros_like(emotions)
-        control = torch.cat([normal, guide], dim=1).to(dtype)
-        f_d = self.fcsd_encoder(guide, pose, expression, emotions).to(dtype)
+        control, f_d = self.fcsd_condition(normal, guide, pose, expression, emotions)
         return proxy, guide, control, emotions, f_d
 
     @torch.no_grad()
@@ -187,6 +228,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline):
         tsdm_steps: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         ablation: str | None = None,
+        ablation_mode: str = "trained",
         refiner_strength: float = 0.0,
         refiner_steps: int = 4,
         output_type: str = "pt",
@@ -201,13 +243,14 @@ class ConsistentAvatarPipeline(DiffusionPipeline):
         scheduler = self.scheduler
         if ablation == "wo_lcm":
             scheduler = make_scheduler("ddim", self.scheduler.config)
-        proxy, guide, control, emotions, f_d = self.prepare_conditions(
-            rgb, normal, pose, expression, emotion, None if ablation == "wo_lcm" else ablation,
-            tsdm_steps or num_inference_steps, generator, scheduler_name(scheduler), progress)
-        context = self.text_context(n)
-        shape = (n, self.unet.config.in_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
-        latents = self._sample(self.fcsd_denoiser(control, f_d, context), scheduler, shape, num_inference_steps,
-                               generator, "FCSD", progress)
+        with lcm_weights([self.tsdm_unet, self.unet], enabled=scheduler_name(scheduler) == "lcm"):
+            proxy, guide, control, emotions, f_d = self.prepare_conditions(
+                rgb, normal, pose, expression, emotion, ablation, tsdm_steps or num_inference_steps, generator,
+                scheduler_name(scheduler), progress, ablation_mode)
+            context = self.text_context(n)
+            shape = (n, self.unet.config.in_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
+            latents = self._sample(self.fcsd_denoiser(control, f_d, context), scheduler, shape,
+                                   num_inference_steps, generator, "FCSD", progress)
         images = self.decode_latents(latents)
         if refiner_strength > 0:
             images = self.refine(images, refiner_strength, refiner_steps, generator)

@@ -13,10 +13,10 @@ import torch
 from tqdm.auto import tqdm
 
 from metrics.errors import CabenchError, InputError, WeightsMissingError
-from reference.pipeline import ABLATIONS
+from reference.ablations import check_ablation, trained_variant
 
 TINY_CHECKPOINT = Path(__file__).parent / "checkpoints" / "tiny"
-_PIPELINES: dict[tuple[str, str], object] = {}
+_PIPELINES: dict[tuple[str, str, str | None], object] = {}
 
 
 def resolve_checkpoint(checkpoint) -> Path:
@@ -28,16 +28,18 @@ def resolve_checkpoint(checkpoint) -> Path:
     return path
 
 
-def load_pipeline(checkpoint, device: str = "cpu"):
-    """Load (and cache) a ConsistentAvatarPipeline from a folder, or pass a pipeline through."""
+def load_pipeline(checkpoint, device: str = "cpu", ablation: str | None = None):
+    """Load (and cache) a ConsistentAvatarPipeline from a folder, or pass a pipeline through; with
+    ``ablation``, the trained variant that paper row uses (reference/ablations.py)."""
     from reference.pipeline import ConsistentAvatarPipeline
 
     if isinstance(checkpoint, ConsistentAvatarPipeline):
         return checkpoint.to(device)
     path = resolve_checkpoint(checkpoint)
-    key = (str(path.resolve()), device)
+    variant = trained_variant(ablation)
+    key = (str(path.resolve()), device, variant)
     if key not in _PIPELINES:
-        pipe = ConsistentAvatarPipeline.from_pretrained(path).to(device)
+        pipe = ConsistentAvatarPipeline.from_pretrained(path, ablation=variant).to(device)
         pipe.set_progress_bar_config(disable=True)
         _PIPELINES[key] = pipe
     return _PIPELINES[key]
@@ -63,11 +65,13 @@ def _to_tensor(frames: np.ndarray, size: int) -> torch.Tensor:
 
 
 def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, ablation=None, scheduler="lcm",
-                    steps=4, seed=0, device="cpu", batch_size=8, progress=False) -> np.ndarray:
+                    steps=4, seed=0, device="cpu", batch_size=8, progress=False,
+                    ablation_mode="trained") -> np.ndarray:
     """Render a sequence: uint8 (T,H,W,3) stage-1 rgb/normal, pose (T,6), expression (T,100) in,
-    uint8 (T,H,W,3) frames out (at the input size; the model runs at its training resolution)."""
-    if ablation is not None and ablation not in ABLATIONS:
-        raise CabenchError(f"unknown ablation {ablation!r}; choose one of: {', '.join(ABLATIONS)}")
+    uint8 (T,H,W,3) frames out (at the input size; the model runs at its training resolution).
+    ``ablation`` renders that paper row: its trained variant from the checkpoint folder, or with
+    ``ablation_mode="zero-input"`` the full model with the input switched off (a diagnosis)."""
+    check_ablation(ablation, ablation_mode)
     if not 1 <= int(steps) <= 1000:
         raise CabenchError(f"steps must be between 1 and 1000, got {steps}")
     rgb = _check("rgb", rgb, (-1, -1, 3), None)
@@ -77,7 +81,7 @@ def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, abl
     expression = _check("expression", expression, (100,), count).astype(np.float32)
     if emotion is not None and len(emotion) != count:
         raise InputError(f"emotion has {len(emotion)} labels, rgb has {count} frames")
-    pipe = load_pipeline(checkpoint, device)
+    pipe = load_pipeline(checkpoint, device, ablation if ablation_mode == "trained" else None)
     pipe.set_scheduler(scheduler)
     size = int(pipe.vae.config.sample_size)
     out = []
@@ -87,7 +91,7 @@ def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, abl
         result = pipe(
             _to_tensor(rgb[sl], size), _to_tensor(normal[sl], size), torch.from_numpy(pose[sl]),
             torch.from_numpy(expression[sl]), emotion=None if emotion is None else list(emotion[sl]),
-            num_inference_steps=int(steps), generator=generators, ablation=ablation,
+            num_inference_steps=int(steps), generator=generators, ablation=ablation, ablation_mode=ablation_mode,
         ).images
         if result.shape[-2:] != (height, width):
             result = torch.nn.functional.interpolate(result, size=(height, width), mode="bicubic",

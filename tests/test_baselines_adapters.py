@@ -97,9 +97,9 @@ def _fake_reference(monkeypatch, calls, result=None):
     module = types.ModuleType("reference")
 
     def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, ablation=None, scheduler="lcm",
-                        steps=4, seed=0, device="cpu", batch_size=8, progress=False):
+                        steps=4, seed=0, device="cpu", batch_size=8, progress=False, ablation_mode="trained"):
         calls.append(dict(checkpoint=checkpoint, rgb=rgb, normal=normal, pose=pose, expression=expression,
-                          ablation=ablation, steps=steps, scheduler=scheduler))
+                          ablation=ablation, steps=steps, scheduler=scheduler, ablation_mode=ablation_mode))
         return (255 - rgb) if result is None else result
 
     module.render_sequence = render_sequence
@@ -119,6 +119,7 @@ def test_consistentavatar_renders_through_the_reference_contract(seq, monkeypatc
     assert call["normal"].shape == proxy.shape and call["pose"].shape == (4, 6)
     np.testing.assert_allclose(call["expression"], seq.annotation("expression", test_ids))
     assert (call["ablation"], call["steps"], call["checkpoint"]) == ("wo_normal", 2, "ckpt")
+    assert call["ablation_mode"] == "trained" and out_output.alignment["ablation_mode"] == "trained"
     assert out.frame_ids == test_ids
     np.testing.assert_array_equal(out.read(test_ids).rgb, 255 - proxy)
     assert adapter.name == "ConsistentAvatar w/o normal" and out_output.alignment["rendered"]
@@ -133,6 +134,17 @@ def test_consistentavatar_errors(seq, monkeypatch):
         baselines.create_adapter("consistentavatar", checkpoint="c").outputs(seq)
     with pytest.raises(CabenchError, match="ablation 'wo_x'"):
         baselines.create_adapter("consistentavatar", checkpoint="c", ablation="wo_x")
+    with pytest.raises(CabenchError, match="ablation_mode 'zeros'"):
+        baselines.create_adapter("consistentavatar", checkpoint="c", ablation="wo_normal", ablation_mode="zeros")
+
+
+def test_consistentavatar_zero_input_switch_is_its_own_row(seq, monkeypatch):
+    calls = []
+    _fake_reference(monkeypatch, calls)
+    adapter = baselines.create_adapter("consistentavatar", checkpoint="c", ablation="wo_normal",
+                                       ablation_mode="zero-input")
+    assert adapter.name == "ConsistentAvatar w/o normal (zero-input switch)"
+    assert adapter.outputs(seq).alignment["ablation_mode"] == "zero-input" and calls[0]["ablation_mode"] == "zero-input"
 
 
 def test_consistentavatar_reads_stored_outputs(seq, tmp_path):

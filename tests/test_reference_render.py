@@ -39,7 +39,7 @@ def test_render_sequence_shapes_seed_and_batch_independence(sequence):
     # another input size: the model runs at 64 px, the output comes back at the input size
     big = np.repeat(np.repeat(data.rgb[:1], 2, 1), 2, 2)
     out = render_sequence("tiny", big, big, data.pose[:1], data.expression[:1], steps=1,
-                          emotion=["happy"], ablation="wo_normal")
+                          emotion=["happy"], ablation="wo_normal", ablation_mode="zero-input")
     assert out.shape == (1, 128, 128, 3)
 
 
@@ -52,6 +52,8 @@ def test_render_sequence_bad_inputs(sequence, tmp_path):
         render_sequence("tiny", data.rgb, data.normal, data.pose[:3], data.expression)
     with pytest.raises(CabenchError, match="ablation"):
         render_sequence("tiny", *args, ablation="wo_everything")
+    with pytest.raises(CabenchError, match="ablation_mode"):
+        render_sequence("tiny", *args, ablation="wo_normal", ablation_mode="zeros")
     with pytest.raises(CabenchError, match="unknown scheduler"):
         render_sequence("tiny", *args, scheduler="euler")
     with pytest.raises(WeightsMissingError, match="model_index.json"):

@@ -17,7 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="test", choices=("train", "test", "all"))
     parser.add_argument("--scheduler", default="lcm", choices=("lcm", "ddim", "ddpm"))
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--ablation", choices=("wo_stage2", "wo_lcm", "wo_normal", "wo_emotion", "wo_aligned_tsd"))
+    parser.add_argument("--ablation", choices=("wo_stage2", "wo_lcm", "wo_normal", "wo_emotion", "wo_aligned_tsd"),
+                        help="render a paper ablation: the checkpoint's variant trained without that input")
+    parser.add_argument("--ablation-mode", default="trained", choices=("trained", "zero-input"),
+                        help="zero-input: switch the input off in the full model instead (a diagnosis, not the "
+                             "paper's ablation)")
     parser.add_argument("--emotion-db", help="MEAD-style expression database to label frames (default: neutral)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -42,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
         emotion = ExpressionDatabase.from_folder(args.emotion_db).label(data.expression)
     frames = render_sequence(args.checkpoint, data.rgb, data.normal, data.pose, data.expression, emotion=emotion,
-                             ablation=args.ablation, scheduler=args.scheduler, steps=args.steps, seed=args.seed,
+                             ablation=args.ablation, ablation_mode=args.ablation_mode, scheduler=args.scheduler, steps=args.steps, seed=args.seed,
                              device=args.device, batch_size=args.batch_size, progress=not args.quiet)
     write_frames(Path(args.output), frames, data.frame_ids)
     print(f"wrote {len(frames)} frames to {args.output}")
