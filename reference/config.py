@@ -34,6 +34,7 @@ class ModelConfig:
     text_length: int
     controlnet_embedding_channels: tuple[int, ...]
     train: dict[str, TrainDefaults] = field(default_factory=dict)
+    lcm_lora_rank: int = 64  # distill-lcm: the published SD 1.5 LCM-LoRA's rank
 
 
 PAPER_TRAIN = {
@@ -53,6 +54,7 @@ CONFIGS = {
         train_unet_base=True,
         text_length=16,
         controlnet_embedding_channels=(16, 32, 32),
+        lcm_lora_rank=8,  # a fifth of the tiny UNet's size, so the ablation variants' LoRAs fit beside it
         train={
             "vae": TrainDefaults(400, 2e-3, 4),
             "stage2": TrainDefaults(400, 1e-3, 8),

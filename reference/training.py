@@ -80,7 +80,7 @@ class TrainOptions:
     ablation: str | None = None  # stage3, distill-lcm of the fcsd: the trained variant
     stage3_tsd: str | None = None  # stage3, distill-lcm of the fcsd: "tsdm" (default) or "ground-truth"
     component: str = "fcsd"  # distill-lcm: "fcsd" or "tsdm"
-    lora_rank: int = 16  # distill-lcm
+    lora_rank: int | None = None  # distill-lcm; None: the config's
 
     def resolved(self, config: ModelConfig) -> tuple[int, int, float]:
         defaults = config.train[self.stage]
@@ -344,7 +344,7 @@ def train(options: TrainOptions, data: SequenceData, output: str | Path, emotion
     if options.stage == "distill-lcm":
         from reference.lcm import ConsistencyDistillation, add_lcm_lora
 
-        add_lcm_lora(getattr(pipe, target.lora_unet), options.lora_rank)
+        add_lcm_lora(getattr(pipe, target.lora_unet), options.lora_rank or config.lcm_lora_rank)
         model = ConsistencyDistillation(pipe, options.component)
     else:
         model = StageModel(pipe, options.stage, config.train_unet_base)

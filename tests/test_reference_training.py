@@ -17,12 +17,12 @@ from reference.tsd import tsd
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return make_sequence(tmp_path_factory.mktemp("data") / "seq", frames=6)
+    return make_sequence(tmp_path_factory.mktemp("data") / "seq", frames=6, size=32)
 
 
 def test_reads_the_sequence_layout(dataset, tmp_path):
     data = load_sequence(dataset, "train")
-    assert data.image.shape == (4, 64, 64, 3) and data.image.dtype == np.uint8
+    assert data.image.shape == (4, 32, 32, 3) and data.image.dtype == np.uint8
     assert data.pose.shape == (4, 6) and data.expression.shape == (4, 100) and not data.pose_missing
     # RGBA ground truth is composited on white: corners (alpha 0) are white
     assert (data.image[:, 0, 0] == 255).all()

@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "training frames (default, cached) or the ground truth's")
     parser.add_argument("--component", default="fcsd", choices=("fcsd", "tsdm"),
                         help="distill-lcm: distil the FCSD (default) or TSDM into an LCM-LoRA")
-    parser.add_argument("--lora-rank", type=int, default=16, help="distill-lcm: LoRA rank (default: 16)")
+    parser.add_argument("--lora-rank", type=int,
+                        help="distill-lcm: LoRA rank (default: the config's: tiny 8, sd15 64 as the published LCM-LoRA)")
     parser.add_argument("--emotion-db", help="MEAD-style expression database folder <label>/<clip>.npy")
     parser.add_argument("--rig-condition", default="tsd", choices=("tsd", "render"),
                         help="rig only: tsd (the released ConsistentAvatar code) or render (DiffusionRig)")
