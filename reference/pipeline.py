@@ -86,11 +86,13 @@ class ConsistentAvatarPipeline(DiffusionPipeline):
 
         root = Path(pretrained_model_name_or_path)
         variant = trained_variant(ablation)
-        if variant is not None and variant != saved_ablation(root):
+        if variant == saved_ablation(root):  # the folder is that variant (or the full model) itself
+            variant = None
+        if variant is not None:
             kwargs.update(variant_components(root, variant, kwargs.get("torch_dtype")), trained_ablation=variant)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         if lcm_lora and root.is_dir():
-            load_distilled(pipe, root, None if variant == saved_ablation(root) else variant)
+            load_distilled(pipe, root, variant)
         return pipe
 
     @property

@@ -90,21 +90,25 @@ class TrainOptions:
 
 @dataclass(frozen=True)
 class Target:
-    """Where a stage's trained parts go: ``folder`` (the pipeline folder or a variant's), the
-    pipeline ``parts`` saved there (or the UNet whose LCM-LoRA is), and the resumable state's name."""
+    """What a stage trains and where it goes: ``folder`` (the pipeline folder or a variant's), the
+    pipeline ``parts`` saved there (or ``lora_unet``, the UNet whose LCM-LoRA is), the TSD the FCSD
+    sees (``guide``: "tsdm", "ground-truth" or "unaligned")."""
 
+    name: str  # vae, stage2, stage3, distill-lcm-fcsd, distill-lcm-tsdm
     folder: Path
-    parts: tuple[str, ...]
-    state_name: str
+    parts: tuple[str, ...] = ()
     variant: str | None = None
     lora_unet: str | None = None
-    guide: str | None = None  # the TSD the FCSD sees: "tsdm", "ground-truth" or "unaligned"
+    guide: str | None = None
+
+    @property
+    def state_name(self) -> str:
+        """The resumable state's folder under ``train_state/``: the name, and the variant's."""
+        return self.name if self.variant is None else f"{self.name}-{self.variant}"
 
     @property
     def log_path(self) -> Path:
-        """``train_log_<stage>.csv`` in the folder the weights go to (distillation: ``distill-lcm-<component>``)."""
-        name = self.state_name if self.variant is None else self.state_name[: -len(self.variant) - 1]
-        return self.folder / f"train_log_{name}.csv"
+        return self.folder / f"train_log_{self.name}.csv"
 
 
 def stage_target(options: TrainOptions, output: Path) -> Target:
@@ -130,13 +134,12 @@ def stage_target(options: TrainOptions, output: Path) -> Target:
             guide = "unaligned"
         else:
             guide = options.stage3_tsd or "tsdm"
-    suffix = f"-{variant}" if variant else ""
     folder = variant_folder(output, variant) if variant else output
     if stage == "distill-lcm":
         unet = "unet" if options.component == "fcsd" else "tsdm_unet"
-        return Target(folder, (), f"distill-lcm-{options.component}{suffix}", variant, unet, guide)
+        return Target(f"distill-lcm-{options.component}", folder, variant=variant, lora_unet=unet, guide=guide)
     parts = {"vae": ("vae",), "stage2": ("tsdm_unet", "tsdm_encoder"), "stage3": FCSD_PARTS}[stage]
-    return Target(folder, parts, f"{stage}{suffix}", variant, None, guide)
+    return Target(stage, folder, parts, variant=variant, guide=guide)
 
 
 class Batch(dict):

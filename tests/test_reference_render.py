@@ -18,11 +18,20 @@ def sequence(tmp_path_factory):
     return path, load_sequence(path, "all")
 
 
-def test_shipped_checkpoint_is_small_safetensors():
+def test_shipped_checkpoint_is_small_safetensors_that_a_wheel_carries():
+    import tomllib
+    from pathlib import Path, PurePosixPath
+
     files = [p for p in TINY_CHECKPOINT.rglob("*") if p.is_file()]
     weights = [p for p in files if p.suffix == ".safetensors"]
     assert len(weights) >= 7 and not [p for p in files if p.suffix in (".bin", ".pt", ".pth")]
-    assert sum(p.stat().st_size for p in files) <= 20 * 2**20
+    assert sum(p.stat().st_size for p in weights) <= 40 * 2**20  # the budget for the model and its ablations
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["reference"]
+    package = TINY_CHECKPOINT.parents[1]
+    for file in files:  # every file of the checkpoint is package data (a glob part matches one path part)
+        path = PurePosixPath(file.relative_to(package).as_posix())
+        assert any(len(path.parts) == len(PurePosixPath(p).parts) and path.match(p) for p in patterns), path
 
 
 def test_render_sequence_shapes_seed_and_batch_independence(sequence):
