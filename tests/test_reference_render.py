@@ -81,3 +81,14 @@ def test_cli_infer_writes_frames(sequence, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00002.png", "00003.png"]  # the test split
     assert main(["infer", "--data", str(tmp_path / "nope"), "--output", str(tmp_path / "o2")]) == 2
     assert "nope" in capsys.readouterr().err
+    # an ablation renders the checkpoint's trained variant; a folder without it is one clear error,
+    # unless the inference-time switch is asked for
+    import shutil
+
+    assert main(["infer", "--data", str(path), "--output", str(tmp_path / "o3"), "--steps", "1", "--quiet",
+                 "--ablation", "wo_normal"]) == 0
+    bare = shutil.copytree(TINY_CHECKPOINT, tmp_path / "bare", ignore=shutil.ignore_patterns("ablations"))
+    args = ["infer", "--checkpoint", str(bare), "--data", str(path), "--steps", "1", "--quiet", "--ablation", "wo_normal"]
+    assert main([*args, "--output", str(tmp_path / "o4")]) == 2
+    assert "cabench train stage3 --ablation wo_normal" in capsys.readouterr().err
+    assert main([*args, "--output", str(tmp_path / "o5"), "--ablation-mode", "zero-input"]) == 0

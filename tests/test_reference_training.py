@@ -305,3 +305,11 @@ def test_cli_train_bad_inputs(tmp_path, capsys):
     assert "only for the tiny config" in capsys.readouterr().err
     assert main(["train", "stage2", "--config", "huge", "--data", str(seq), "--output", str(tmp_path / "o")]) == 2
     assert "unknown config" in capsys.readouterr().err
+    assert main(["train", "stage2", "--ablation", "wo_normal", "--data", str(seq), "--output", str(tmp_path / "o")]) == 2
+    assert "--ablation applies to stage3" in capsys.readouterr().err
+    assert main(["train", "stage3", "--ablation", "wo_stage2", "--stage3-tsd", "ground-truth", "--data", str(seq),
+                 "--output", str(tmp_path / "o")]) == 2
+    assert "drop --stage3-tsd" in capsys.readouterr().err
+    assert main(["train", "stage3", "--gradient-accumulation-steps", "0", "--data", str(seq),
+                 "--output", str(tmp_path / "o")]) == 2
+    assert "--gradient-accumulation-steps must be at least 1" in capsys.readouterr().err
