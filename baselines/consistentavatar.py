@@ -1,11 +1,11 @@
 """ConsistentAvatar: the reference pipeline run on a sequence, one row per ablation, or its stored renders.
 
-Rendering uses ``reference.load_pipeline(checkpoint, device=, dtype=)`` in :meth:`load` (with one
-warm-up batch through every stage), then ``reference.render_sequence(pipeline, rgb, normal, pose,
-expression, emotion=, ablation=, scheduler=, steps=, seed=, batch_size=, progress=) -> uint8
-(T, H, W, 3)`` with the stage-1 RGB and normal renders of the split's frames (INSTA's, read
-through the INSTA adapter's ``stage1``; a synthetic sequence carries its own proxy) and the
-sequence's ``pose`` (T, 6) and ``expression`` annotations. ``seconds_per_frame`` is the wall time of
+Rendering uses ``reference.load_pipeline(checkpoint, device=, dtype=, ablation=)`` in :meth:`load`
+(with one warm-up batch through every stage), then ``reference.render_sequence(pipeline, rgb,
+normal, pose, expression, emotion=, ablation=, ablation_mode=, scheduler=, steps=, seed=,
+batch_size=, progress=) -> uint8 (T, H, W, 3)`` with the stage-1 RGB and normal renders of the
+split's frames (INSTA's, read through the INSTA adapter's ``stage1``; a synthetic sequence carries
+its own proxy) and the sequence's ``pose`` (T, 6) and ``expression`` annotations. ``seconds_per_frame`` is the wall time of
 ``render_sequence`` alone: loading and warm-up happen in :meth:`load`, before the clock starts.
 With ``across_processes = true``, under ``accelerate launch`` / ``torchrun`` a script that runs the
 adapter on every process with the same sequence renders its frames across the processes and gets
@@ -18,7 +18,10 @@ defaults to the sampler's usual count (LCM 10, as the paper samples); ``device =
 accelerate's device for the process.
 
 Ablations (each a row of the paper's tables): ``wo_stage2``, ``wo_lcm``, ``wo_normal``,
-``wo_emotion``, ``wo_aligned_tsd``.
+``wo_emotion``, ``wo_aligned_tsd`` (the same trained model as ``wo_stage2``, under Table 2's name).
+By default a row renders the variant trained without that input (reference/ablations.py), and a
+checkpoint without it is an error; ``ablation_mode = "zero-input"`` asks for the inference-time
+switch on the full model instead, a diagnosis whose row name says so.
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ ABLATION_ROWS = {
     "wo_emotion": "ConsistentAvatar w/o emotion text",
     "wo_aligned_tsd": "ConsistentAvatar w/o aligned TSD",
 }
+ABLATION_MODES = ("trained", "zero-input")
+ZERO_INPUT_SUFFIX = " (zero-input switch)"
+
+
+def row_name(ablation: str | None, ablation_mode: str = "trained") -> str:
+    """The table row of an ablation; the inference-time switch is labelled as such."""
+    return ABLATION_ROWS[ablation] + (ZERO_INPUT_SUFFIX if ablation_mode == "zero-input" and ablation else "")
 
 
 @register_adapter
@@ -50,19 +60,24 @@ class ConsistentAvatar(Adapter):
     key, row = "consistentavatar", "ConsistentAvatar"
 
     def __init__(self, checkpoint: str | None = None, outputs: str | None = None, pattern: str = "{id:05d}.png",
-                 ablation: str | None = None, scheduler: str = "lcm", steps: int | None = None, seed: int = 0,
-                 device: str = "auto", dtype: str | None = None, batch_size: int = 8, emotion: str | None = None,
+                 ablation: str | None = None, ablation_mode: str = "trained", scheduler: str = "lcm",
+                 steps: int | None = None, seed: int = 0, device: str = "auto", dtype: str | None = None,
+                 batch_size: int = 8, emotion: str | None = None,
                  stage1_rgb: str | None = None, stage1_normal: str | None = None, progress: bool = False,
                  across_processes: bool = False, name: str | None = None, split: str = "test"):
         if ablation not in ABLATION_ROWS:
             raise CabenchError(f"adapter 'consistentavatar': ablation {ablation!r}; choose from "
                                f"{', '.join(str(a) for a in ABLATION_ROWS if a)} or leave it unset")
+        if ablation_mode not in ABLATION_MODES:
+            raise CabenchError(f"adapter 'consistentavatar': ablation_mode {ablation_mode!r}; choose from "
+                               f"{', '.join(ABLATION_MODES)}")
         if checkpoint is None and outputs is None:
             raise CabenchError("adapter 'consistentavatar': set checkpoint (to render) or outputs (stored renders)")
         if emotion is not None and not isinstance(emotion, str):
             raise CabenchError(f"adapter 'consistentavatar': emotion must be one label (a string), got {emotion!r}")
-        super().__init__(name=name or ABLATION_ROWS[ablation], split=split)
+        super().__init__(name=name or row_name(ablation, ablation_mode), split=split)
         self.checkpoint, self.outputs_path, self.pattern, self.ablation = checkpoint, outputs, pattern, ablation
+        self.ablation_mode = ablation_mode
         self.scheduler, self.steps, self.seed = scheduler, None if steps is None else int(steps), int(seed)
         self.device, self.dtype = device, dtype
         self.batch_size, self.emotion, self.progress = int(batch_size), emotion, bool(progress)
@@ -79,18 +94,21 @@ class ConsistentAvatar(Adapter):
                                "available in this installation; set outputs to read stored renders") from None
 
     def load(self) -> None:
-        """Load the pipeline and run one warm-up batch, so that the timed render excludes both."""
+        """Load the pipeline (the ablation's trained variant, unless ``ablation_mode = "zero-input"``) and
+        run one warm-up batch, so that the timed render excludes both."""
         if self.outputs_path is not None or self.pipeline is not None:
             return
         load_pipeline, _, warm_up = self._reference()
-        self.pipeline = load_pipeline(self.checkpoint, device=self.device, dtype=self.dtype)
+        trained = self.ablation if self.ablation_mode == "trained" else None
+        self.pipeline = load_pipeline(self.checkpoint, device=self.device, dtype=self.dtype, ablation=trained)
         warm_up(self.pipeline, self.batch_size, self.scheduler)
 
     def outputs(self, sequence: Sequence) -> MethodOutput:
         if self.outputs_path is not None:
             folder = FolderAdapter(self.outputs_path, pattern=self.pattern, name=self.name, split=self.split)
             stored = folder.outputs(sequence)
-            return MethodOutput(stored.frames, {**stored.alignment, "rendered": False, "ablation": self.ablation})
+            return MethodOutput(stored.frames, {**stored.alignment, "rendered": False, "ablation": self.ablation,
+                                                "ablation_mode": self.ablation_mode})
         return self.render(sequence)
 
     def render(self, sequence: Sequence) -> MethodOutput:
@@ -104,8 +122,8 @@ class ConsistentAvatar(Adapter):
         expression = sequence.annotation("expression", ids).astype(np.float32)
         start = time.perf_counter()
         out = render_sequence(self.pipeline, rgb, normal, pose, expression, emotion=self.emotion,
-                              ablation=self.ablation, scheduler=self.scheduler, steps=self.steps, seed=self.seed,
-                              batch_size=self.batch_size, progress=self.progress,
+                              ablation=self.ablation, ablation_mode=self.ablation_mode, scheduler=self.scheduler,
+                              steps=self.steps, seed=self.seed, batch_size=self.batch_size, progress=self.progress,
                               across_processes=self.across_processes)
         elapsed = time.perf_counter() - start
         out = np.asarray(out)
@@ -113,6 +131,7 @@ class ConsistentAvatar(Adapter):
             raise CabenchError(f"reference.render_sequence returned {out.dtype} {out.shape}, expected uint8 "
                                f"({len(ids)}, H, W, 3) for {sequence.name}")
         alignment = {"rendered": True, "checkpoint": str(self.checkpoint), "ablation": self.ablation,
-                     "scheduler": self.scheduler, "steps": self.steps, "seed": self.seed, "emotion": self.emotion}
+                     "ablation_mode": self.ablation_mode, "scheduler": self.scheduler, "steps": self.steps,
+                     "seed": self.seed, "emotion": self.emotion}
         frames = ArrayFrames(out, frame_ids=ids, name=f"{self.name}:{sequence.name}", fps=sequence.fps)
         return MethodOutput(frames, alignment, seconds_per_frame=elapsed / len(ids))

@@ -21,16 +21,21 @@ bar follows ``set_progress_bar_config``; ``enable_model_cpu_offload()`` works (t
 (``prompt_embeds``, ``emotion_embeds``) so a caller rendering a sequence in batches computes them
 once; within a call the ControlNet's condition embedding is computed once for all FCSD steps.
 
-Distilled and undistilled weights: the LCM sampler uses the LCM-distilled UNets when the pipeline
-has them (optional components ``lcm_unet``, ``lcm_tsdm_unet``, or an LCM-LoRA loaded with
-:meth:`load_lcm_lora`); every other sampler uses the undistilled ``unet`` / ``tsdm_unet`` (an
-LCM-LoRA is switched off for that call). ``ablation="wo_lcm"`` is the paper's "w/o LCM" row: the
-undistilled weights with their usual sampler, DDIM at 50 steps unless ``num_inference_steps`` says
-otherwise. When ``num_inference_steps`` is not given, LCM samples 10 steps, as the paper does.
+Distilled and undistilled weights: the distilled weights are LCM-LoRAs on ``unet`` / ``tsdm_unet``:
+those of ``cabench train distill-lcm``, which ``from_pretrained`` loads with the folder
+(reference/lcm.py), or a published LCM-LoRA file loaded with :meth:`load_lcm_lora`. The LCM
+sampler runs with the LoRA on; every other sampler with it off (the undistilled weights). When
+``num_inference_steps`` is not given, LCM samples 10 steps, as the paper does.
 
-No classifier-free guidance is used (LCM sampling runs at guidance 1). Ablations (paper rows)
-change one input each: ``wo_stage2`` feeds the unaligned TSD, ``wo_aligned_tsd`` feeds no TSD
-(zeros), ``wo_normal`` zeros the normal channels, ``wo_emotion`` zeros the emotion embedding.
+No classifier-free guidance is used (LCM sampling runs at guidance 1).
+
+Ablations (paper rows, reference/ablations.py) are trained FCSD variants:
+``from_pretrained(folder, ablation="wo_normal")`` loads one, and the pipeline then builds only the
+inputs that variant was trained with (``wo_stage2`` / ``wo_aligned_tsd``: the unaligned TSD and no
+TSDM; ``wo_normal``: no normal; ``wo_emotion``: no emotion token). ``wo_lcm`` is the full model's
+undistilled weights with their usual sampler, DDIM at 50 steps unless ``num_inference_steps`` says
+otherwise. ``ablation_mode="zero-input"`` is the inference-time switch on the full model (a
+diagnosis, not the paper's ablation).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from __future__ import annotations
 import inspect
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline
@@ -48,7 +54,9 @@ from diffusers.utils.torch_utils import randn_tensor
 
 import reference.models  # noqa: F401  (registers the component classes that from_pretrained loads)
 from metrics.errors import CabenchError
+from reference.ablations import ABLATIONS, UNALIGNED_TSD, check_pipeline_matches
 from reference.attention import check_condition_branch
+from reference.lcm import LORA_FOLDERS, lcm_weights, load_lcm_lora
 from reference.schedulers import (
     UNDISTILLED_SAMPLER,
     check_noise_prediction,
@@ -58,10 +66,9 @@ from reference.schedulers import (
 )
 from reference.tsd import tsd
 
-ABLATIONS = ("wo_stage2", "wo_lcm", "wo_normal", "wo_emotion", "wo_aligned_tsd")
+__all__ = ["ABLATIONS", "NEUTRAL", "ConsistentAvatarOutput", "ConsistentAvatarPipeline"]
 NEUTRAL = "neutral"
 OUTPUT_TYPES = ("pt", "np", "pil", "latent")
-LCM_LORA = "lcm"  # adapter name of a LoRA loaded by load_lcm_lora
 
 
 @dataclass
@@ -77,25 +84,49 @@ class ConsistentAvatarOutput(BaseOutput):
 
 
 class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
-    model_cpu_offload_seq = ("text_encoder->tsdm_encoder->tsdm_unet->lcm_tsdm_unet->fcsd_encoder->controlnet->unet"
-                             "->lcm_unet->vae")
-    _optional_components = ["lcm_unet", "lcm_tsdm_unet"]
+    model_cpu_offload_seq = "text_encoder->tsdm_encoder->tsdm_unet->fcsd_encoder->controlnet->unet->vae"
     _callback_tensor_inputs = ["latents"]
 
     def __init__(self, vae, text_encoder, tokenizer, tsdm_unet, tsdm_encoder, unet, controlnet, fcsd_encoder,
-                 scheduler, lcm_unet=None, lcm_tsdm_unet=None):
+                 scheduler, trained_ablation: str | None = None):
         super().__init__()
-        for shared in (tsdm_unet, lcm_tsdm_unet):
-            if shared is not None and shared.config.get("shares_base_with") == "unet":
-                shared.tie_base(unet)  # sd15: the TSDM runs on the FCSD's frozen SD UNet (one copy)
+        if tsdm_unet.config.get("shares_base_with") == "unet":
+            tsdm_unet.tie_base(unet)  # sd15: the TSDM runs on the FCSD's frozen SD UNet (one copy)
         self.register_modules(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, tsdm_unet=tsdm_unet,
             tsdm_encoder=tsdm_encoder, unet=unet, controlnet=controlnet, fcsd_encoder=fcsd_encoder,
-            scheduler=scheduler, lcm_unet=lcm_unet, lcm_tsdm_unet=lcm_tsdm_unet,
+            scheduler=scheduler,
         )
+        # the paper row the FCSD was trained as (None: the full model); saved in model_index.json
+        self.register_to_config(trained_ablation=trained_ablation)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.refiner = None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, ablation: str | None = None, lcm_lora: bool = True,
+                        **kwargs):
+        """diffusers' loader, plus: ``ablation`` loads that trained variant's FCSD parts from
+        ``ablations/<name>/`` (sharing the folder's VAE, text encoder and TSDM), and ``lcm_lora``
+        loads the distilled LCM-LoRAs the folder (and the variant) has, used when the pipeline
+        samples with LCM."""
+        from reference.ablations import saved_ablation, trained_variant, variant_components
+        from reference.lcm import load_distilled
+
+        root = Path(pretrained_model_name_or_path)
+        variant = trained_variant(ablation)
+        if variant == saved_ablation(root):  # the folder is that variant (or the full model) itself
+            variant = None
+        if variant is not None:
+            kwargs.update(variant_components(root, variant, kwargs.get("torch_dtype")), trained_ablation=variant)
+        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if lcm_lora and root.is_dir():
+            load_distilled(pipe, root, variant)
+        return pipe
+
+    @property
+    def trained_ablation(self) -> str | None:
+        return self.config.get("trained_ablation")
 
     # ----- conditions -------------------------------------------------------------------------
     def set_scheduler(self, name: str) -> None:
@@ -147,28 +178,6 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         out = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor, return_dict=False)[0]
         return self.image_processor.denormalize(out.float())
 
-    # ----- which weights a sampler uses ----------------------------------------------------------
-    def denoisers(self, scheduler) -> tuple:
-        """(TSDM UNet, FCSD UNet) for ``scheduler``: the LCM-distilled ones for LCM when present."""
-        if is_lcm(scheduler):
-            return self.lcm_tsdm_unet or self.tsdm_unet, self.lcm_unet or self.unet
-        return self.tsdm_unet, self.unet
-
-    @contextmanager
-    def _lcm_lora_only_for_lcm(self, scheduler):
-        """Switch a loaded LCM-LoRA off while a non-LCM sampler runs (the undistilled weights)."""
-        switched = []
-        if not is_lcm(scheduler):
-            for unet in (self.unet, self.tsdm_unet):
-                if LCM_LORA in (getattr(unet, "peft_config", None) or {}) and unet not in switched:
-                    unet.disable_lora()
-                    switched.append(unet)
-        try:
-            yield
-        finally:
-            for unet in switched:
-                unet.enable_lora()
-
     # ----- sampling ---------------------------------------------------------------------------
     def _sample(self, denoise, scheduler, shape, steps: int, generator, dtype, callback=None,
                 callback_inputs=("latents",)) -> torch.Tensor:
@@ -196,7 +205,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         ``scheduler``: a scheduler (copied: its state is not touched) or a name; default the pipeline's.
         """
         scheduler = _fresh(scheduler if scheduler is not None else self.scheduler, self.scheduler.config)
-        unet = unet or self.denoisers(scheduler)[0]
+        unet = unet or self.tsdm_unet
         n, _, h, w = proxy_tsd.shape
         f_c = self.tsdm_encoder(proxy_tsd, pose, expression).to(unet.dtype)
         context = (self.encode_empty_prompt() if prompt_embeds is None else prompt_embeds).to(unet.dtype)
@@ -207,7 +216,8 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
             return unet(x, t, encoder_hidden_states=context, added_cond_kwargs={"image_embeds": [f_c]},
                         return_dict=False)[0]
 
-        latents = self._sample(denoise, scheduler, shape, steps, generator, unet.dtype)
+        with lcm_weights([unet], enabled=is_lcm(scheduler)):
+            latents = self._sample(denoise, scheduler, shape, steps, generator, unet.dtype)
         return self.decode_latents(latents)
 
     def fcsd_denoiser(self, control_condition, f_d, context, unet=None):
@@ -228,49 +238,60 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
                     unet=None, callback_on_step_end=None, callback_on_step_end_tensor_inputs=("latents",)):
         """Stage 3 (FCSD): frame latents from the control condition and f_d (uses ``scheduler`` itself)."""
         scheduler = scheduler if scheduler is not None else self.scheduler
-        unet = unet or self.denoisers(scheduler)[1]
+        unet = unet or self.unet
         n, _, h, w = control_condition.shape
         context = (self.encode_empty_prompt() if prompt_embeds is None else prompt_embeds).to(unet.dtype)
         context = context.expand(n, -1, -1)
         shape = (n, unet.config.in_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
-        with controlnet_condition_once(self.controlnet, control_condition.to(unet.dtype)) as embedded:
+        with lcm_weights([unet], enabled=is_lcm(scheduler)), \
+                controlnet_condition_once(self.controlnet, control_condition.to(unet.dtype)) as embedded:
             denoise = self.fcsd_denoiser(embedded, f_d.to(unet.dtype), context, unet)
             return self._sample(denoise, scheduler, shape, steps, generator, unet.dtype, callback_on_step_end,
                                 tuple(callback_on_step_end_tensor_inputs))
 
+    def fcsd_condition(self, normal, guide, pose, expression, emotions):
+        """(ControlNet condition, f_d) for the inputs this FCSD was trained with: concat(normal, TSD)
+        or, for a variant trained without the normal, the TSD alone; f_d with the emotion token
+        unless the variant was trained without it. An input the variant lacks is never read."""
+        dtype = self.unet.dtype
+        takes_normal = self.controlnet.config.conditioning_channels == 6
+        control = torch.cat([normal, guide], dim=1) if takes_normal else guide
+        takes_emotion = self.fcsd_encoder.num_tokens == 4
+        f_d = self.fcsd_encoder(guide, pose, expression, emotions if takes_emotion else None)
+        return control.to(dtype), f_d.to(dtype)
+
     def prepare_conditions(self, rgb, normal, pose, expression, emotion=None, ablation=None, tsdm_steps=None,
-                           generator=None, scheduler=None, prompt_embeds=None, emotion_embeds=None):
-        """Everything stage 3 sees: (proxy TSD, guide TSD, 6-channel control condition, emotion, f_d).
+                           generator=None, scheduler=None, prompt_embeds=None, emotion_embeds=None,
+                           ablation_mode="trained"):
+        """Everything stage 3 sees: (proxy TSD, guide TSD, control condition, emotion, f_d).
 
         ``scheduler``: TSDM's sampler (a scheduler, copied, or a name; default the pipeline's);
-        ``tsdm_steps`` default: that sampler's usual count.
+        ``tsdm_steps`` default: that sampler's usual count. ``ablation`` must be one this pipeline
+        can render (its trained variant, ``wo_lcm``, or any row with ``ablation_mode="zero-input"``).
         """
-        if ablation is not None and ablation not in ABLATIONS:
-            raise CabenchError(f"unknown ablation {ablation!r}; choose one of: {', '.join(ABLATIONS)}")
-        device, dtype = self._execution_device, self.unet.dtype
+        check_pipeline_matches(self.trained_ablation, ablation, ablation_mode)
+        device = self._execution_device
         n = rgb.shape[0]
         rgb, normal = rgb.to(device, torch.float32), normal.to(device, torch.float32)
         pose, expression = pose.to(device, torch.float32), expression.to(device, torch.float32)
         proxy = tsd(rgb)
-        if ablation == "wo_stage2":
-            guide = proxy
-        elif ablation == "wo_aligned_tsd":
-            guide = torch.zeros_like(proxy)
+        if ablation in UNALIGNED_TSD:
+            guide = proxy  # no stage 2: the unaligned TSD of the stage-1 RGB
         else:
             scheduler = _fresh(scheduler if scheduler is not None else self.scheduler, self.scheduler.config)
             guide = self.align_tsd(proxy, pose, expression, tsdm_steps or default_steps(scheduler), generator,
                                    scheduler, prompt_embeds)
-        if ablation == "wo_normal":
+        switched = ablation if ablation_mode == "zero-input" else None
+        if switched == "wo_normal":
             normal = torch.zeros_like(normal)
         if emotion_embeds is None:
             emotion_embeds = self.embed_emotions(self.emotion_labels(emotion, n))
         elif emotion_embeds.shape[0] != n:
             raise CabenchError(f"emotion_embeds: {emotion_embeds.shape[0]} rows for {n} frames")
         emotions = emotion_embeds.to(device).float()
-        if ablation == "wo_emotion":
+        if switched == "wo_emotion":
             emotions = torch.zeros_like(emotions)
-        control = torch.cat([normal, guide], dim=1).to(dtype)
-        f_d = self.fcsd_encoder(guide, pose, expression, emotions).to(dtype)
+        control, f_d = self.fcsd_condition(normal, guide, pose, expression, emotions)
         return proxy, guide, control, emotions, f_d
 
     def sampler_for(self, ablation: str | None):
@@ -291,6 +312,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         tsdm_steps: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         ablation: str | None = None,
+        ablation_mode: str = "trained",
         refiner_strength: float = 0.0,
         refiner_steps: int = 4,
         output_type: str = "pt",
@@ -304,8 +326,9 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
 
         ``num_inference_steps`` (FCSD) and ``tsdm_steps`` default to the sampler's usual count (LCM 10).
         ``prompt_embeds`` (1 or N, L, D) and ``emotion_embeds`` (N, D) replace the empty-prompt
-        context and the embeddings of ``emotion``. Returns :class:`ConsistentAvatarOutput`, or its
-        fields as a tuple with ``return_dict=False``.
+        context and the embeddings of ``emotion``. ``ablation`` / ``ablation_mode``: the paper row
+        to render (see the module docstring). Returns :class:`ConsistentAvatarOutput`, or its fields
+        as a tuple with ``return_dict=False``.
         """
         if rgb.ndim != 4 or rgb.shape[1] != 3 or normal.shape != rgb.shape:
             raise CabenchError(f"rgb and normal must both be (N,3,H,W); got {tuple(rgb.shape)} and {tuple(normal.shape)}")
@@ -318,18 +341,17 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         if unknown:
             raise CabenchError(f"callback_on_step_end_tensor_inputs: {sorted(unknown)} are not among "
                                f"{self._callback_tensor_inputs}")
+        check_pipeline_matches(self.trained_ablation, ablation, ablation_mode)
         scheduler = self.sampler_for(ablation)
         steps = num_inference_steps or default_steps(scheduler)
-        tsdm_unet, unet = self.denoisers(scheduler)
-        for model in (tsdm_unet, unet):
+        for model in (self.tsdm_unet, self.unet):
             check_condition_branch(model)
         context = self.encode_empty_prompt() if prompt_embeds is None else prompt_embeds.to(self._execution_device)
-        with self._lcm_lora_only_for_lcm(scheduler):
-            proxy, guide, control, emotions, f_d = self.prepare_conditions(
-                rgb, normal, pose, expression, emotion, None if ablation == "wo_lcm" else ablation,
-                tsdm_steps or steps, generator, scheduler, context, emotion_embeds)
-            latents = self.sample_fcsd(control, f_d, steps, generator, scheduler, context, unet,
-                                       callback_on_step_end, callback_on_step_end_tensor_inputs)
+        proxy, guide, control, emotions, f_d = self.prepare_conditions(
+            rgb, normal, pose, expression, emotion, ablation, tsdm_steps or steps, generator, scheduler, context,
+            emotion_embeds, ablation_mode)
+        latents = self.sample_fcsd(control, f_d, steps, generator, scheduler, context, self.unet,
+                                   callback_on_step_end, callback_on_step_end_tensor_inputs)
         if output_type == "latent":
             images = latents
         else:
@@ -344,8 +366,6 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
     # ----- refiner ----------------------------------------------------------------------------
     def load_refiner(self, refiner) -> None:
         """Attach an SDXL refiner: a StableDiffusionXLImg2ImgPipeline or the path of its folder."""
-        from pathlib import Path
-
         from diffusers import StableDiffusionXLImg2ImgPipeline
 
         if isinstance(refiner, (str, Path)):
@@ -369,38 +389,15 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
     def load_lcm_lora(self, path, component: str = "unet", scale: float = 1.0) -> None:
         """Load an LCM-LoRA file into ``component`` ("unet": FCSD, or "tsdm_unet") and switch to LCM.
 
-        Reads the published formats through diffusers' own loader (``lora_state_dict``): kohya
-        (``lora_unet_...`` keys with ``.alpha``), diffusers (``unet.``-prefixed keys, the adapter
-        config in the file's metadata when ``save_lora_weights`` wrote it) and a bare PEFT state dict
-        of the UNet (no prefix). Alphas are kept, so each layer's scale is alpha / rank as in the file.
+        The published kohya and diffusers formats are read (:func:`reference.lcm.load_lcm_lora`, the
+        loader ``from_pretrained`` uses for a folder's distilled weights too).
         """
-        from pathlib import Path
-
-        if component not in ("unet", "tsdm_unet"):
-            raise CabenchError(f"load_lcm_lora: component {component!r}; choose 'unet' or 'tsdm_unet'")
+        if component not in LORA_FOLDERS:
+            raise CabenchError(f"load_lcm_lora: component {component!r}; choose one of: {', '.join(LORA_FOLDERS)}")
         path = Path(path)
         if not path.is_file():
             raise CabenchError(f"LoRA weights {path} do not exist")
-        try:
-            state, alphas, metadata = self.lora_state_dict(str(path.parent), weight_name=path.name,
-                                                           return_lora_metadata=True)
-        except (OSError, ValueError, RuntimeError) as error:
-            raise CabenchError(f"LoRA weights {path} cannot be read: {error}") from None
-        prefix = "unet" if any(k.startswith("unet.") for k in state) else None
-        if prefix is None and any(k.startswith("text_encoder.") for k in state):
-            raise CabenchError(f"LoRA weights {path} hold no UNet layers")
-        unet = getattr(self, component)
-        if LCM_LORA in (getattr(unet, "peft_config", None) or {}):
-            unet.delete_adapters(LCM_LORA)
-        mismatch = CabenchError(f"LoRA weights {path}: no layer matches the {component} (wrong base model?)")
-        try:
-            unet.load_lora_adapter(state, prefix=prefix, network_alphas=alphas, metadata=metadata,
-                                   adapter_name=LCM_LORA)
-        except ValueError:  # peft's NoMatchingPeftModuleError among them
-            raise mismatch from None
-        if LCM_LORA not in (getattr(unet, "peft_config", None) or {}):
-            raise mismatch
-        unet.set_adapters([LCM_LORA], weights=[scale])
+        load_lcm_lora(getattr(self, component), path, scale, component)
         self.set_scheduler("lcm")
 
 

@@ -15,8 +15,9 @@ work (``cabench run`` spreads (sequence, method) pairs over the processes) must 
 
 Loading (:func:`load_pipeline`): ``"tiny"`` names the shipped checkpoint; a folder saved with
 ``variant="fp16"`` only is found without being told; ``dtype`` ("fp32", "fp16", "bf16") is the
-dtype the models run in. The most recently loaded pipeline is kept, so the rows of one checkpoint
-(the full model and its ablations) share one copy in memory.
+dtype the models run in; ``ablation`` loads a trained variant (its FCSD parts from
+``ablations/<name>/``). The most recently loaded pipeline is kept, so the rows that render one
+pipeline (the full model, ``wo_lcm`` and the zero-input switches) share one copy in memory.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from metrics.errors import CabenchError, InputError, WeightsMissingError
-from reference.pipeline import ABLATIONS
+from reference.ablations import check_ablation, trained_variant
 from reference.schedulers import SCHEDULERS
 
 TINY_CHECKPOINT = Path(__file__).parent / "checkpoints" / "tiny"
@@ -74,8 +75,13 @@ def weights_variant(path: Path) -> str | None:
     return variants[0] if len(variants) == 1 else None
 
 
-def load_pipeline(checkpoint, device: str = "auto", dtype: str | None = None, variant: str | None = None):
-    """Load a ConsistentAvatarPipeline from a folder (or take a pipeline object) onto ``device``."""
+def load_pipeline(checkpoint, device: str = "auto", dtype: str | None = None, variant: str | None = None,
+                  ablation: str | None = None):
+    """Load a ConsistentAvatarPipeline from a folder (or take a pipeline object) onto ``device``.
+
+    ``variant``: the weight files' variant (diffusers' ``variant="fp16"``); ``ablation``: load the
+    trained variant that paper row uses (reference/ablations.py; the full model for ``wo_lcm``).
+    """
     from reference.pipeline import ConsistentAvatarPipeline
 
     if dtype is not None and dtype not in DTYPES:
@@ -85,12 +91,13 @@ def load_pipeline(checkpoint, device: str = "auto", dtype: str | None = None, va
         return checkpoint.to(target, DTYPES[dtype]) if dtype else checkpoint.to(target)
     path = resolve_checkpoint(checkpoint)
     variant = variant or weights_variant(path)
-    key = (str(path.resolve()), str(target), dtype, variant)
+    trained = trained_variant(ablation)
+    key = (str(path.resolve()), str(target), dtype, variant, trained)
     if key not in _LAST_LOADED:
         _LAST_LOADED.clear()
         kwargs = {"dtype": DTYPES[dtype]} if dtype else {}
         try:
-            pipe = ConsistentAvatarPipeline.from_pretrained(path, variant=variant, **kwargs)
+            pipe = ConsistentAvatarPipeline.from_pretrained(path, ablation=trained, variant=variant, **kwargs)
         except (OSError, ValueError) as error:
             raise WeightsMissingError(f"cannot load the pipeline in {path}: {error}") from None
         pipe.set_progress_bar_config(disable=True)
@@ -135,22 +142,24 @@ def warm_up(pipe, batch_size: int = 8, scheduler: str = "lcm") -> None:
     blank = torch.zeros(batch_size, 3, size, size)
     pipe.set_scheduler(scheduler)
     pipe(blank, blank, torch.zeros(batch_size, 6), torch.zeros(batch_size, 100), num_inference_steps=1,
-         tsdm_steps=1, generator=[torch.Generator().manual_seed(i) for i in range(batch_size)])
+         tsdm_steps=1, generator=[torch.Generator().manual_seed(i) for i in range(batch_size)],
+         ablation=pipe.trained_ablation)
 
 
 def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, ablation=None, scheduler="lcm",
                     steps=None, seed=0, device="auto", dtype=None, batch_size=8, progress=False,
-                    across_processes=False) -> np.ndarray:
+                    across_processes=False, ablation_mode="trained") -> np.ndarray:
     """Render a sequence: uint8 (T,H,W,3) stage-1 rgb/normal, pose (T,6), expression (T,100) in,
     uint8 (T,H,W,3) frames out (at the input size; the model runs at its training resolution).
 
     ``checkpoint``: a pipeline folder, ``"tiny"``, or a loaded pipeline. ``emotion``: one label for
-    every frame or one per frame (default neutral). ``steps``: default the sampler's usual count
-    (LCM 10; ``ablation="wo_lcm"`` samples the undistilled weights with DDIM, 50 steps).
+    every frame or one per frame (default neutral). ``ablation`` renders that paper row: its trained
+    variant from the checkpoint folder, or with ``ablation_mode="zero-input"`` the full model with
+    the input switched off (a diagnosis). ``steps``: default the sampler's usual count (LCM 10;
+    ``ablation="wo_lcm"`` samples the undistilled weights with DDIM, 50 steps).
     ``across_processes``: share the batches between the processes of a launch (module docstring).
     """
-    if ablation is not None and ablation not in ABLATIONS:
-        raise CabenchError(f"unknown ablation {ablation!r}; choose one of: {', '.join(ABLATIONS)}")
+    check_ablation(ablation, ablation_mode)
     if scheduler not in SCHEDULERS:
         raise CabenchError(f"unknown scheduler {scheduler!r}; choose one of: {', '.join(SCHEDULERS)}")
     if steps is not None and not 1 <= int(steps) <= 1000:
@@ -163,7 +172,7 @@ def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, abl
     pose = _check("pose", pose, (6,), count).astype(np.float32)
     expression = _check("expression", expression, (100,), count).astype(np.float32)
     labels = _labels(emotion, count)
-    pipe = load_pipeline(checkpoint, device, dtype)
+    pipe = load_pipeline(checkpoint, device, dtype, ablation=ablation if ablation_mode == "trained" else None)
     pipe.set_scheduler(scheduler)
     size = int(pipe.vae.config.sample_size)
     context = pipe.encode_empty_prompt()
@@ -182,7 +191,7 @@ def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, abl
                 _to_tensor(rgb[sl], size), _to_tensor(normal[sl], size), torch.from_numpy(pose[sl]),
                 torch.from_numpy(expression[sl]), num_inference_steps=None if steps is None else int(steps),
                 generator=[torch.Generator().manual_seed(seed + i) for i in frames], ablation=ablation,
-                prompt_embeds=context, emotion_embeds=emotions[sl],
+                ablation_mode=ablation_mode, prompt_embeds=context, emotion_embeds=emotions[sl],
             ).images
             if result.shape[-2:] != (height, width):
                 result = torch.nn.functional.interpolate(result, size=(height, width), mode="bicubic",

@@ -138,7 +138,6 @@ def render_timed(pipe, inputs: dict, scheduler_kind: str, steps: int, seed: int 
 
     device = pipe._execution_device
     scheduler = make_scheduler(scheduler_kind, pipe.scheduler.config)
-    tsdm_unet, unet = pipe.denoisers(scheduler)
     generators = frame_generators(len(inputs["rgb"]), seed)
     rgb, normal, pose, expression = (inputs[k].to(device) for k in ("rgb", "normal", "pose", "expression"))
     ms: dict[str, float] = {}
@@ -148,12 +147,11 @@ def render_timed(pipe, inputs: dict, scheduler_kind: str, steps: int, seed: int 
     with _timer(ms, "tsd", device):
         proxy = tsd(rgb)
     with _timer(ms, "tsdm", device):
-        guide = pipe.align_tsd(proxy, pose, expression, steps, generators, scheduler, context, tsdm_unet)
+        guide = pipe.align_tsd(proxy, pose, expression, steps, generators, scheduler, context)
     with _timer(ms, "conditions", device):
-        control = torch.cat([normal, guide], dim=1).to(pipe.unet.dtype)
-        f_d = pipe.fcsd_encoder(guide, pose, expression, emotions).to(pipe.unet.dtype)
+        control, f_d = pipe.fcsd_condition(normal, guide, pose, expression, emotions)
     with _timer(ms, "fcsd", device):
-        latents = pipe.sample_fcsd(control, f_d, steps, generators, scheduler, context, unet)
+        latents = pipe.sample_fcsd(control, f_d, steps, generators, scheduler, context)
     with _timer(ms, "vae_decode", device):
         images = pipe.decode_latents(latents)
     ms["refiner"] = 0.0
@@ -189,11 +187,14 @@ def stock_pipelines(pipe):
 
 
 def _stock_call(stock, scheduler_kind: str, training_config, size: int, steps: int, generator, **inputs):
-    from reference.schedulers import make_scheduler
+    """One stock call; an LCM-LoRA on its UNet is on for LCM and off otherwise, as in our pipeline."""
+    from reference.lcm import lcm_weights
+    from reference.schedulers import is_lcm, make_scheduler
 
     stock.scheduler = make_scheduler(scheduler_kind, training_config)
-    return stock(prompt="", num_inference_steps=steps, guidance_scale=1.0, height=size, width=size,
-                 generator=generator, output_type="pt", **inputs).images
+    with lcm_weights([stock.unet], enabled=is_lcm(stock.scheduler)):
+        return stock(prompt="", num_inference_steps=steps, guidance_scale=1.0, height=size, width=size,
+                     generator=generator, output_type="pt", **inputs).images
 
 
 @torch.no_grad()
@@ -216,8 +217,7 @@ def render_stock(pipe, stock: tuple, inputs: dict, scheduler_kind: str, steps: i
             guide = _stock_call(tsdm, scheduler_kind, pipe.scheduler.config, size, steps, generator,
                                 ip_adapter_image_embeds=[f_c]).float()
             emotion = pipe.embed_emotions([inputs["labels"][i]]).float()
-            f_d = pipe.fcsd_encoder(guide, pose, expression, emotion).to(pipe.unet.dtype)
-            control = torch.cat([normal, guide], dim=1).to(pipe.unet.dtype)
+            control, f_d = pipe.fcsd_condition(normal, guide, pose, expression, emotion)
             frames.append(_stock_call(fcsd, scheduler_kind, pipe.scheduler.config, size, steps, generator,
                                       image=control, ip_adapter_image_embeds=[f_d]).float())
     return torch.cat(frames)
@@ -231,7 +231,7 @@ def ours_fcsd(pipe, control: torch.Tensor, f_d: torch.Tensor, scheduler_kind: st
 
     scheduler = make_scheduler(scheduler_kind, pipe.scheduler.config)
     latents = pipe.sample_fcsd(control, f_d, steps, frame_generators(control.shape[0], seed), scheduler,
-                               pipe.encode_empty_prompt(), pipe.denoisers(scheduler)[1])
+                               pipe.encode_empty_prompt())
     return pipe.decode_latents(latents)
 
 

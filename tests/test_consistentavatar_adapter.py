@@ -41,7 +41,8 @@ def test_each_ablation_row_changes_the_frames(sequence):
     full_output = baselines.create_adapter("consistentavatar", checkpoint=str(SHIPPED_TINY), steps=2).outputs(sequence)
     full = full_output.frames
     for ablation in ("wo_stage2", "wo_normal"):
-        adapter = baselines.create_adapter("consistentavatar", checkpoint=str(SHIPPED_TINY), steps=2, ablation=ablation)
+        adapter = baselines.create_adapter("consistentavatar", checkpoint=str(SHIPPED_TINY), steps=2, ablation=ablation,
+                                           ablation_mode="zero-input")
         assert not np.array_equal(adapter.outputs(sequence).frames.read(ids).rgb, full.read(ids).rgb), ablation
 
 

@@ -119,19 +119,17 @@ def test_fp16_variant_folder_loads_with_variant_and_dtype(pipe, tmp_path):
     torch.testing.assert_close(auto.unet.conv_in.weight, pipe.unet.conv_in.weight.half().float())
 
 
-def test_each_ablation_changes_only_its_input(pipe):
+def test_each_zero_input_switch_changes_only_its_input(pipe):
     inputs = random_inputs(2)
     base = pipe.prepare_conditions(*inputs, tsdm_steps=1, generator=gen())
     _, guide0, control0, emo0, _ = base
     for ablation in ("wo_stage2", "wo_aligned_tsd", "wo_normal", "wo_emotion"):
         proxy, guide, control, emo, _ = pipe.prepare_conditions(*inputs, ablation=ablation, tsdm_steps=1,
-                                                               generator=gen())
+                                                               generator=gen(), ablation_mode="zero-input")
         same_normal = torch.equal(control[:, :3], control0[:, :3])
-        if ablation == "wo_stage2":
+        if ablation in ("wo_stage2", "wo_aligned_tsd"):  # the unaligned TSD replaces TSDM's
             assert torch.equal(guide, proxy) and not torch.equal(guide, guide0)
             assert same_normal and torch.equal(emo, emo0)
-        elif ablation == "wo_aligned_tsd":
-            assert float(guide.abs().max()) == 0 and same_normal and torch.equal(emo, emo0)
         elif ablation == "wo_normal":
             assert float(control[:, :3].abs().max()) == 0 and torch.equal(guide, guide0) and torch.equal(emo, emo0)
         else:
@@ -139,6 +137,8 @@ def test_each_ablation_changes_only_its_input(pipe):
             assert torch.equal(guide, guide0) and torch.equal(control, control0)
     with pytest.raises(CabenchError, match="ablation"):
         pipe.prepare_conditions(*inputs, ablation="wo_everything")
+    with pytest.raises(CabenchError, match="trained variant"):  # the paper's rows are trained models
+        pipe.prepare_conditions(*inputs, ablation="wo_normal")
     assert set(ABLATIONS) == {"wo_stage2", "wo_lcm", "wo_normal", "wo_emotion", "wo_aligned_tsd"}
 
 
@@ -170,34 +170,48 @@ def test_wo_lcm_samples_the_undistilled_weights_with_ddim(pipe):
     assert torch.equal(ablated, ddim) and not torch.equal(ablated, lcm)
 
 
-def test_lcm_uses_distilled_components_and_other_samplers_the_undistilled(tmp_path):
+def test_a_folders_lcm_loras_load_and_only_lcm_sampling_uses_them(tmp_path):
+    """LCM-LoRAs saved in a pipeline folder (as ``cabench train distill-lcm`` writes them; the TSDM's
+    with the decoupled branch's earlier ``to_k_c`` / ``to_v_c`` key names) load with the folder; LCM
+    samples with them, DDIM and ``wo_lcm`` with the undistilled weights."""
+    from safetensors.torch import load_file, save_file
+
+    from reference.lcm import LORA_FOLDERS, LORA_WEIGHTS, add_lcm_lora, has_lcm_lora, save_lcm_lora
     from reference.pipeline import ConsistentAvatarPipeline
 
     plain = fresh_pipeline()
-    distilled = copy.deepcopy(plain.unet)
-    with torch.no_grad():
-        for p in distilled.parameters():
-            p.add_(torch.randn(p.shape, generator=gen(5)) * 0.05)
-    parts = dict(plain.components, lcm_unet=distilled)
-    with_lcm = ConsistentAvatarPipeline(**parts)
-    with_lcm.set_progress_bar_config(disable=True)
-    swapped = ConsistentAvatarPipeline(**dict(plain.components, unet=distilled))  # the distilled weights as unet
-    swapped.set_progress_bar_config(disable=True)
+    plain.save_pretrained(tmp_path)
+    distilled = fresh_pipeline()
+    for name in LORA_FOLDERS:
+        unet = getattr(distilled, name)
+        add_lcm_lora(unet, rank=2)
+        with torch.no_grad():
+            for key, parameter in unet.named_parameters():
+                if "lora_B" in key:
+                    parameter.copy_(torch.randn(parameter.shape, generator=gen(3)) * 0.1)
+        save_lcm_lora(unet, tmp_path / LORA_FOLDERS[name])
+    legacy = tmp_path / LORA_FOLDERS["tsdm_unet"] / LORA_WEIGHTS
+    state = load_file(legacy)
+    assert any(".processor.to_k_ip.0." in k for k in state)
+    save_file({k.replace(".to_k_ip.0.", ".to_k_c.").replace(".to_v_ip.0.", ".to_v_c."): v for k, v in state.items()},
+              legacy)
+
+    loaded = ConsistentAvatarPipeline.from_pretrained(tmp_path)
+    without = ConsistentAvatarPipeline.from_pretrained(tmp_path, lcm_lora=False)
+    assert has_lcm_lora(loaded.unet) and has_lcm_lora(loaded.tsdm_unet) and not has_lcm_lora(without.unet)
     inputs = random_inputs(1)
-    for p in (plain, with_lcm, swapped):
-        p.set_scheduler("lcm")
-    lcm = with_lcm(*inputs, num_inference_steps=2, generator=gen()).images
-    torch.testing.assert_close(lcm, swapped(*inputs, num_inference_steps=2, generator=gen()).images)
-    assert not torch.allclose(lcm, plain(*inputs, num_inference_steps=2, generator=gen()).images)
-    undistilled = with_lcm(*inputs, num_inference_steps=2, generator=gen(), ablation="wo_lcm").images
-    torch.testing.assert_close(undistilled, plain(*inputs, num_inference_steps=2, generator=gen(),
-                                                  ablation="wo_lcm").images)
-    with_lcm.save_pretrained(tmp_path / "lcm")
-    loaded = ConsistentAvatarPipeline.from_pretrained(tmp_path / "lcm")
-    assert torch.equal(loaded.lcm_unet.conv_in.weight, distilled.conv_in.weight) and loaded.lcm_tsdm_unet is None
-    assert ConsistentAvatarPipeline.from_pretrained(tmp_path / "lcm").lcm_unet is not None
-    plain.save_pretrained(tmp_path / "plain")  # a folder without the optional parts still loads
-    assert ConsistentAvatarPipeline.from_pretrained(tmp_path / "plain").lcm_unet is None
+
+    def frames(p, scheduler, **kwargs):
+        p.set_progress_bar_config(disable=True)
+        p.set_scheduler(scheduler)
+        return p(*inputs, num_inference_steps=2, generator=gen(), **kwargs)
+
+    lcm, reference = frames(loaded, "lcm"), frames(distilled, "lcm")
+    torch.testing.assert_close(lcm.guide_tsd, reference.guide_tsd)  # the legacy-named TSDM LoRA loaded whole
+    torch.testing.assert_close(lcm.images, reference.images)
+    assert not torch.allclose(lcm.images, frames(without, "lcm").images)
+    assert torch.equal(frames(loaded, "ddim").images, frames(without, "ddim").images)
+    assert torch.equal(frames(loaded, "lcm", ablation="wo_lcm").images, frames(without, "ddim").images)
 
 
 @pytest.mark.parametrize("scheduler,steps", [("lcm", 1), ("lcm", 4), ("ddim", 3), ("ddpm", 2), ("euler_a", 2)])

@@ -27,7 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="sampling steps (default: the sampler's usual count: LCM 10, DDIM 50; "
                              "wo_lcm samples with DDIM)")
     parser.add_argument("--ablation", choices=("wo_stage2", "wo_lcm", "wo_normal", "wo_emotion", "wo_aligned_tsd"),
-                        help="render an ablation row of the paper (default: the full model)")
+                        help="render a paper ablation: the checkpoint's variant trained without that input "
+                             "(default: the full model)")
+    parser.add_argument("--ablation-mode", default="trained", choices=("trained", "zero-input"),
+                        help="zero-input: switch the input off in the full model instead (a diagnosis, not the "
+                             "paper's ablation) (default: %(default)s)")
     parser.add_argument("--emotion", default=None, help="one emotion label for every frame (default: neutral)")
     parser.add_argument("--emotion-db", help="MEAD-style expression database to label each frame (overrides --emotion)")
     parser.add_argument("--seed", type=int, default=0, help="frame i's noise comes from seed + i (default: %(default)s)")
@@ -58,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
         emotion = ExpressionDatabase.from_folder(args.emotion_db).label(data.expression)
     frames = render_sequence(args.checkpoint, data.rgb, data.normal, data.pose, data.expression, emotion=emotion,
-                             ablation=args.ablation, scheduler=args.scheduler, steps=args.steps, seed=args.seed,
+                             ablation=args.ablation, ablation_mode=args.ablation_mode, scheduler=args.scheduler,
+                             steps=args.steps, seed=args.seed,
                              device=args.device, dtype=args.dtype, batch_size=args.batch_size,
                              progress=not args.quiet, across_processes=True)
     if state.is_main_process:
