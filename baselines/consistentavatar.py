@@ -36,6 +36,8 @@ from baselines.folders import FolderAdapter
 from baselines.insta import INSTA
 from benchmark.datasets.base import Sequence
 from benchmark.io import ArrayFrames
+from benchmark.stamps import text_stamp
+from metrics.device import check_device
 from metrics.errors import CabenchError
 
 ABLATION_ROWS = {
@@ -58,6 +60,8 @@ def row_name(ablation: str | None, ablation_mode: str = "trained") -> str:
 @register_adapter
 class ConsistentAvatar(Adapter):
     key, row = "consistentavatar", "ConsistentAvatar"
+    path_settings = ("checkpoint", "outputs", "stage1_rgb", "stage1_normal")
+    hub_settings = ("checkpoint",)
 
     def __init__(self, checkpoint: str | None = None, outputs: str | None = None, pattern: str = "{id:05d}.png",
                  ablation: str | None = None, ablation_mode: str = "trained", scheduler: str = "lcm",
@@ -79,7 +83,8 @@ class ConsistentAvatar(Adapter):
         self.checkpoint, self.outputs_path, self.pattern, self.ablation = checkpoint, outputs, pattern, ablation
         self.ablation_mode = ablation_mode
         self.scheduler, self.steps, self.seed = scheduler, None if steps is None else int(steps), int(seed)
-        self.device, self.dtype = device, dtype
+        self.device = check_device(device, "adapter 'consistentavatar': setting device")
+        self.dtype = dtype
         self.batch_size, self.emotion, self.progress = int(batch_size), emotion, bool(progress)
         self.across_processes = bool(across_processes)
         self.stage1_source = INSTA(rgb_path=stage1_rgb, normal_path=stage1_normal)
@@ -111,6 +116,16 @@ class ConsistentAvatar(Adapter):
                                                 "ablation_mode": self.ablation_mode})
         return self.render(sequence)
 
+    def fingerprint(self, sequence: Sequence) -> str:
+        """Stored renders: their files' stamps. Rendering: the checkpoint's files, the stage-1 RGB and
+        normal renders and the pose and expression annotations it reads, without rendering."""
+        if self.outputs_path is not None:
+            return super().fingerprint(sequence)
+        ids = self.frame_ids(sequence)
+        rgb, normal = self.stage1_source.stage1(sequence, ids)
+        return text_stamp(self.input_stamp(sequence, files=[self.checkpoint], annotations=("pose", "expression")),
+                          rgb.content_key(ids), normal.content_key(ids))
+
     def render(self, sequence: Sequence) -> MethodOutput:
         self.load()
         _, render_sequence, _ = self._reference()
@@ -123,8 +138,8 @@ class ConsistentAvatar(Adapter):
         start = time.perf_counter()
         out = render_sequence(self.pipeline, rgb, normal, pose, expression, emotion=self.emotion,
                               ablation=self.ablation, ablation_mode=self.ablation_mode, scheduler=self.scheduler,
-                              steps=self.steps, seed=self.seed, batch_size=self.batch_size, progress=self.progress,
-                              across_processes=self.across_processes)
+                              steps=self.steps, seed=self.seed, device=self.device, batch_size=self.batch_size,
+                              progress=self.progress, across_processes=self.across_processes)
         elapsed = time.perf_counter() - start
         out = np.asarray(out)
         if out.dtype != np.uint8 or out.shape[0] != len(ids) or out.ndim != 4 or out.shape[-1] != 3:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from metrics.errors import InputError, WeightsMissingError
-from metrics.weights import WeightFile, find_weight, register_weight
+from metrics.weights import WeightFile, checked_state, register_weight, usable_weight
 
 # ---------------------------------------------------------------------------- input checks
 
@@ -58,7 +58,8 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tenso
     weights = mask.to(values.dtype)
     total = weights.sum(dim=dims) * (values.shape[1] / weights.shape[1])
     if (total <= 0).any():
-        raise InputError("mask is empty for at least one frame")
+        empty = (total <= 0).nonzero().flatten().tolist()
+        raise InputError(f"mask is empty for frame {empty[0]} of the batch (counted from 0; {len(empty)} empty in all)")
     return (values * weights).sum(dim=dims) / total
 
 
@@ -233,12 +234,33 @@ def ms_ssim(pred: torch.Tensor, gt: torch.Tensor, data_range: float = 1.0, sigma
 
 # ---------------------------------------------------------------------------- LPIPS
 
+_TRUNK_MODELS = {"alex": "alexnet", "vgg": "vgg16"}  # LPIPS net -> torchvision builder (and weight key)
+
+
+def lpips_trunk_state(path: str | Path, net: str = "alex") -> dict[str, torch.Tensor]:
+    """The ``features.*`` tensors of a torchvision-format AlexNet / VGG-16 state dict, checked by name
+    and shape against torchvision's model (a classifier in the file is allowed and ignored).
+
+    Raises:
+        WeightsUnusableError: the file is corrupt or truncated, or its trunk keys or shapes do not fit.
+    """
+    import torchvision
+
+    model = _TRUNK_MODELS[net]
+
+    def trunk() -> torch.nn.Module:
+        return torch.nn.ModuleDict({"features": getattr(torchvision.models, model)(weights=None).features})
+
+    return checked_state(path, trunk, f"torchvision {model} (its features)", allow_extra=True)
+
+
 ALEXNET = register_weight(
     WeightFile(
         key="alexnet",
         filename="alexnet-owt-7be5be79.pth",
         used_by="LPIPS (net='alex') trunk",
         source="torchvision AlexNet_Weights.IMAGENET1K_V1 (download.pytorch.org/models)",
+        check=lambda path: lpips_trunk_state(path, "alex"),
     )
 )
 VGG16 = register_weight(
@@ -247,16 +269,17 @@ VGG16 = register_weight(
         filename="vgg16-397923af.pth",
         used_by="LPIPS (net='vgg') trunk",
         source="torchvision VGG16_Weights.IMAGENET1K_V1 (download.pytorch.org/models)",
+        check=lambda path: lpips_trunk_state(path, "vgg"),
     )
 )
-_TRUNK_KEYS = {"alex": "alexnet", "vgg": "vgg16"}
 
 
 def lpips_trunk_path(net: str = "alex", backbone_weights: str | Path | None = None) -> Path:
-    """The torchvision-format state dict of the LPIPS trunk (explicit path, CABENCH_WEIGHTS, hub cache)."""
-    if net not in _TRUNK_KEYS:
-        raise InputError(f"lpips net must be one of {', '.join(_TRUNK_KEYS)}, got {net!r}")
-    return find_weight(_TRUNK_KEYS[net], backbone_weights)
+    """The torchvision-format state dict of the LPIPS trunk (explicit path, CABENCH_WEIGHTS, hub cache),
+    checked to load and fit (:func:`metrics.weights.usable_weight`)."""
+    if net not in _TRUNK_MODELS:
+        raise InputError(f"lpips net must be one of {', '.join(_TRUNK_MODELS)}, got {net!r}")
+    return usable_weight(_TRUNK_MODELS[net], backbone_weights)
 
 
 def lpips_unavailable(options: dict) -> str | None:
@@ -281,21 +304,15 @@ def _lpips_model(net: str, trunk_path: str, device: str) -> torch.nn.Module:
 def _build_lpips_model(net: str, trunk_path: str, device: str, mtime_ns: int, size: int) -> torch.nn.Module:
     """Build the `lpips` package's model (v0.1 linear heads from the package) with our trunk weights.
 
-    The trunk is loaded from a torchvision-format state dict: ``features.I.*`` maps to the
-    package's ``sliceK.I.*`` modules. Loading is strict: every trunk parameter must be present.
+    The trunk is loaded from a torchvision-format state dict (:func:`lpips_trunk_state`):
+    ``features.I.*`` maps to the package's ``sliceK.I.*`` modules, strictly.
     """
     import lpips as lpips_package
 
     model = lpips_package.LPIPS(net=net, version="0.1", pnet_rand=True, verbose=False)
-    state = torch.load(trunk_path, map_location="cpu", weights_only=True)
-    trunk_state = {}
-    for name in model.net.state_dict():
-        _, index, param = name.split(".", 2)
-        key = f"features.{index}.{param}"
-        if key not in state:
-            raise InputError(f"{trunk_path}: not a torchvision {net} state dict (no key {key})")
-        trunk_state[name] = state[key]
-    model.net.load_state_dict(trunk_state, strict=True)
+    trunk = lpips_trunk_state(trunk_path, net)
+    model.net.load_state_dict({name: trunk["features." + name.split(".", 1)[1]] for name in model.net.state_dict()},
+                              strict=True)
     return model.eval().requires_grad_(False).to(device)
 
 

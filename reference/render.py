@@ -56,14 +56,16 @@ def process_state(device: str = "auto"):
     return PartialState(cpu=str(device) == "cpu" or (str(device) == "auto" and not torch.accelerator.is_available()))
 
 
-def resolve_device(device: str = "auto") -> torch.device:
+def resolve_device(device: str = "auto", what: str = "device") -> torch.device:
     """``"auto"``: this process's device under accelerate (its GPU when launched on several), else the
-    best available; anything else as given (``"cuda"`` without CUDA is an error)."""
-    if device == "auto":
+    best available; any other name as :func:`metrics.device.resolve_device` gives it (cpu, cuda,
+    cuda:N; CUDA checked to be there). ``what`` names the option or setting in errors."""
+    from metrics.device import check_device
+    from metrics.device import resolve_device as resolve_named
+
+    if check_device(device, what) == "auto":
         return process_state(device).device
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise CabenchError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
+    return resolve_named(device, what)
 
 
 def weights_variant(path: Path) -> str | None:

@@ -29,9 +29,9 @@ def test_registry_lists_and_validates():
         "maavatar", "consistentavatar", "degraded", "folder"}
     with pytest.raises(CabenchError, match="not known.*insta"):
         baselines.create_adapter("instaa")
-    with pytest.raises(CabenchError, match="unknown setting colour"):
+    with pytest.raises(CabenchError, match="setting colour: unknown setting"):
         baselines.create_adapter("nha", path="x", colour="red")
-    with pytest.raises(CabenchError, match="setting path is required"):
+    with pytest.raises(CabenchError, match="setting path: required"):
         baselines.create_adapter("nerface")
 
 
@@ -104,7 +104,7 @@ def _fake_reference(monkeypatch, calls, result=None):
         calls.append(dict(warm_up=pipeline, batch_size=batch_size))
 
     def render_sequence(pipeline, rgb, normal, pose, expression, emotion=None, ablation=None, scheduler="lcm",
-                        steps=None, seed=0, batch_size=8, progress=False, across_processes=False,
+                        steps=None, seed=0, device="auto", batch_size=8, progress=False, across_processes=False,
                         ablation_mode="trained"):
         calls.append(dict(checkpoint=pipeline, rgb=rgb, normal=normal, pose=pose, expression=expression,
                           ablation=ablation, steps=steps, scheduler=scheduler, emotion=emotion,
@@ -147,7 +147,7 @@ def test_consistentavatar_errors(seq, monkeypatch):
         baselines.create_adapter("consistentavatar", checkpoint="c").outputs(seq)
     with pytest.raises(CabenchError, match="ablation 'wo_x'"):
         baselines.create_adapter("consistentavatar", checkpoint="c", ablation="wo_x")
-    with pytest.raises(CabenchError, match="emotion must be one label"):
+    with pytest.raises(CabenchError, match="setting emotion: expected a string"):
         baselines.create_adapter("consistentavatar", checkpoint="c", emotion=["happy", "sad"])
     with pytest.raises(CabenchError, match="ablation_mode 'zeros'"):
         baselines.create_adapter("consistentavatar", checkpoint="c", ablation="wo_normal", ablation_mode="zeros")

@@ -108,7 +108,8 @@ def test_channels_last_and_compile_change_both_sides(monkeypatch):
     (["--steps", "0"], "--steps"),
     (["--scheduler", "warp"], "unknown scheduler"),
     (["--threads", "0"], "--threads"),
-    (["--device", "cuda"] if not torch.cuda.is_available() else ["--dtype", "fp8"], "CUDA is not available"),
+    (["--device", "cuda"], "no CUDA device is available") if not torch.cuda.is_available() else (["--dtype", "fp8"], "fp8"),
+    (["--device", "mps"], "not a device this harness runs on"),
 ])
 def test_time_bad_arguments(tmp_path, capsys, argv, message):
     try:

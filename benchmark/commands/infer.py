@@ -50,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.io import write_frames
     from reference import render_sequence
     from reference.data import load_sequence
-    from reference.render import process_state
+    from reference.render import process_state, resolve_device
 
+    resolve_device(args.device, "--device")  # CUDA checked before the data is read; auto: this process's device
     state = process_state(args.device)
     data = load_sequence(args.data, args.split)
     if data.pose_missing and state.is_main_process:

@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch", type=int, default=8, help="frames rendered together (times are per frame) (default: %(default)s)")
     parser.add_argument("--size", type=int, default=None, help="frame size in px (default: the model's resolution)")
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"), help="model dtype (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, or auto (CUDA when available) (default: %(default)s)")
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, cuda:N or auto (CUDA when available) (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: 1 on a CPU; torch's own setting on CUDA)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last UNets, ControlNet and VAE "
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise CabenchError(f"--threads must be >= 1, got {args.threads}")
     if args.size is not None and args.size < 8:
         raise CabenchError(f"--size must be at least 8 px, got {args.size}")
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "--device")  # CUDA checked before the pipeline is built
     threads = args.threads or (1 if device.type == "cpu" else torch.get_num_threads())
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 def _time(args: argparse.Namespace, device, threads: int) -> int:
     from pathlib import Path
 
-    from benchmark.files import atomic_write_csv
+    from benchmark.results.files import atomic_write_csv
     from metrics.errors import CabenchError
     from reference.schedulers import SCHEDULERS
     from reference.timing import load_warning, speedups, time_pipeline, timing_pipeline

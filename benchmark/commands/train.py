@@ -32,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/train_state/STAGE")
-    parser.add_argument("--device", choices=("cpu", "cuda"),
-                        help="cpu or cuda (default: accelerate's: this process's GPU when there is one)")
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, or auto: accelerate's device for this process, its GPU when there is one "
+                             "(default: %(default)s)")
     parser.add_argument("--ablation", choices=("wo_stage2", "wo_normal", "wo_emotion", "wo_aligned_tsd"),
                         help="stage3 / distill-lcm: train the FCSD of this paper ablation (wo_aligned_tsd is "
                              "wo_stage2: the unaligned TSD) into OUTPUT/ablations/NAME")
@@ -53,9 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from metrics.device import resolve_device
     from reference.config import get_config
     from reference.data import load_dataset
 
+    device = str(resolve_device(args.device))  # CUDA checked before the data is read
+    accelerate_device = None if args.device == "auto" else device  # auto: accelerate places each process
     config = get_config(args.config)
     data = load_dataset(args.data, "train", size=args.size or config.resolution)
     if data.pose_missing:
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         from reference.rig import RigTrainOptions, train_rig
 
         losses = train_rig(RigTrainOptions(config=args.config, condition=args.rig_condition, steps=args.steps, batch_size=args.batch_size,
-                                           learning_rate=args.lr, seed=args.seed, device=args.device or "cpu",
+                                           learning_rate=args.lr, seed=args.seed, device=device,
                                            resume=args.resume, progress=not args.quiet),
                            data, Path(args.output) / "rig")
     else:
@@ -76,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             stage=args.stage, config=args.config, steps=args.steps, batch_size=args.batch_size,
             learning_rate=args.lr, seed=args.seed, mixed_precision=args.mixed_precision,
             gradient_checkpointing=args.gradient_checkpointing, save_every=args.save_every, resume=args.resume,
-            device=args.device, sd_path=args.sd_path, progress=not args.quiet,
+            device=accelerate_device, sd_path=args.sd_path, progress=not args.quiet,
             gradient_accumulation_steps=args.gradient_accumulation_steps, ablation=args.ablation,
             stage3_tsd=args.stage3_tsd, component=args.component, lora_rank=args.lora_rank,
         )
