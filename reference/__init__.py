@@ -5,22 +5,18 @@ Heavy parts (diffusers, transformers) load lazily, so ``from reference import ts
 
 from __future__ import annotations
 
+from metrics.lazy import lazy_getattr
 from reference.tsd import tsd
 
-__all__ = ["tsd", "render_sequence", "ConsistentAvatarPipeline"]
+_EXPORTS = {
+    "ConsistentAvatarPipeline": "reference.pipeline",
+    "render_sequence": "reference.render",
+    "load_pipeline": "reference.render",
+    "warm_up": "reference.render",
+    "DecoupledUNet2DConditionModel": "reference.models",
+    "ConditionEncoder": "reference.models",
+}
 
+__all__ = ["tsd", *_EXPORTS]
 
-def __getattr__(name: str):
-    if name == "ConsistentAvatarPipeline":
-        from reference.pipeline import ConsistentAvatarPipeline
-
-        return ConsistentAvatarPipeline
-    if name == "render_sequence":
-        from reference.render import render_sequence
-
-        return render_sequence
-    if name in ("DecoupledUNet2DConditionModel", "ConditionEncoder"):
-        from reference import models
-
-        return getattr(models, name)
-    raise AttributeError(f"module 'reference' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -2,9 +2,9 @@
 
 ``build_components(config, sd_path)`` returns the pipeline's components. ``sd15`` loads
 ``vae``, ``unet``, ``text_encoder``, ``tokenizer`` and ``scheduler`` from the SD 1.5 folder with
-``from_pretrained``; both UNets (TSDM, FCSD) start from the SD UNet, the ControlNet is initialised
-from it with a 6-channel condition (normal + TSD), and E is an ImageNet ResNet-18 read from a local
-weight file. ``tiny`` builds the same graph at toy width, with the offline byte tokenizer.
+``from_pretrained``; both UNets (TSDM, FCSD) start from the SD UNet (the TSDM sharing the FCSD's
+frozen copy), the ControlNet is initialised from it with a 6-channel condition (normal + TSD), and E
+is an ImageNet ResNet-18 read from a local weight file. ``tiny`` builds the same graph at toy width, with the offline byte tokenizer.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class ModelConfig:
     text_length: int
     controlnet_embedding_channels: tuple[int, ...]
     train: dict[str, TrainDefaults] = field(default_factory=dict)
+    lcm_lora_rank: int = 64  # distill-lcm: the published SD 1.5 LCM-LoRA's rank
 
 
 PAPER_TRAIN = {
@@ -53,6 +54,7 @@ CONFIGS = {
         train_unet_base=True,
         text_length=16,
         controlnet_embedding_channels=(16, 32, 32),
+        lcm_lora_rank=8,  # a fifth of the tiny UNet's size, so the ablation variants' LoRAs fit beside it
         train={
             "vae": TrainDefaults(400, 2e-3, 4),
             "stage2": TrainDefaults(400, 1e-3, 8),
@@ -120,12 +122,16 @@ def tiny_scheduler():
                          beta_end=0.012, clip_sample=False, steps_offset=1)
 
 
-def build_components(config: ModelConfig | str, sd_path: str | Path | None = None, seed: int = 0) -> dict:
-    """Fresh pipeline components for ``config`` (random init for tiny; SD 1.5 weights for sd15)."""
-    import torch
-    from diffusers import ControlNetModel, UNet2DConditionModel
+def build_components(config: ModelConfig | str, sd_path: str | Path | None = None, seed: int = 0,
+                     variant: str | None = None) -> dict:
+    """Fresh pipeline components for ``config`` (random init for tiny; SD 1.5 weights for sd15).
 
-    from reference.models import ConditionEncoder, DecoupledUNet2DConditionModel
+    ``variant`` (a trained ablation, reference/ablations.py) builds the FCSD without the input it
+    lacks: ``wo_normal`` has a 3-channel ControlNet condition (the TSD alone), ``wo_emotion`` an f_d
+    without the emotion token. With the same seed, a variant's UNets start from the full model's
+    initial weights (they are built before the part that differs)."""
+    import torch
+    from diffusers import UNet2DConditionModel
 
     config = get_config(config) if isinstance(config, str) else config
     torch.manual_seed(seed)
@@ -135,23 +141,48 @@ def build_components(config: ModelConfig | str, sd_path: str | Path | None = Non
         vae, text_encoder = tiny_vae(), tiny_text_encoder()
         tokenizer, scheduler = tiny_clip_tokenizer(config.text_length), tiny_scheduler()
         base_unet = UNet2DConditionModel(**tiny_unet_kwargs())
+        encoder_state = None
     else:
-        vae, text_encoder, tokenizer, scheduler, base_unet = load_sd15_parts(sd_path)
-    tsdm_unet = DecoupledUNet2DConditionModel.from_unet(base_unet, config.condition_dim)
-    unet = DecoupledUNet2DConditionModel.from_unet(base_unet, config.condition_dim)
-    controlnet = ControlNetModel.from_unet(
-        base_unet, conditioning_channels=6,
-        conditioning_embedding_out_channels=config.controlnet_embedding_channels,
-    )
-    emotion_dim = text_encoder.config.hidden_size
-    tsdm_encoder = ConditionEncoder(config.condition_dim, config.encoder, emotion_dim=0)
-    fcsd_encoder = ConditionEncoder(config.condition_dim, config.encoder, emotion_dim=emotion_dim)
-    if config.encoder == "resnet18":
         from reference.weights import load_resnet18_imagenet
 
-        state = load_resnet18_imagenet()
-        tsdm_encoder.image_encoder.load_imagenet_backbone(state)
-        fcsd_encoder.image_encoder.load_imagenet_backbone(state)
+        vae, text_encoder, tokenizer, scheduler, base_unet = load_sd15_parts(sd_path)
+        encoder_state = load_resnet18_imagenet()
+    return assemble_components(config, base_unet, vae, text_encoder, tokenizer, scheduler, encoder_state, variant)
+
+
+def assemble_components(config: ModelConfig, base_unet, vae, text_encoder, tokenizer, scheduler,
+                        encoder_state: dict | None = None, variant: str | None = None) -> dict:
+    """The pipeline's components around a base UNet: both diffusion UNets with the decoupled branch,
+    the ControlNet initialised from the base (6 condition channels, normal + TSD; 3 for the
+    ``wo_normal`` variant), and the two condition encoders (E from ``encoder_state``, ImageNet
+    ResNet-18 weights, when given; the FCSD's without the emotion token for ``wo_emotion``).
+
+    When the SD UNet stays frozen (sd15) the TSDM and FCSD differ only in their condition branches,
+    so the TSDM shares the FCSD's base weights (one copy in memory and on disk); when the whole UNet
+    trains (tiny) they are two UNets.
+    """
+    from diffusers import ControlNetModel
+
+    from reference.ablations import fcsd_inputs
+    from reference.models import ConditionEncoder, DecoupledUNet2DConditionModel
+
+    inputs = fcsd_inputs(variant)
+    if config.train_unet_base:  # TSDM first: the random draws of the shipped tiny checkpoint's recipe
+        tsdm_unet = DecoupledUNet2DConditionModel.from_unet(base_unet, config.condition_dim)
+        unet = DecoupledUNet2DConditionModel.from_unet(base_unet, config.condition_dim)
+    else:
+        unet = DecoupledUNet2DConditionModel.from_unet(base_unet, config.condition_dim)
+        tsdm_unet = DecoupledUNet2DConditionModel.sharing_base(unet, config.condition_dim)
+    controlnet = ControlNetModel.from_unet(
+        base_unet, conditioning_channels=6 if inputs.normal else 3,
+        conditioning_embedding_out_channels=config.controlnet_embedding_channels,
+    )
+    emotion_dim = text_encoder.config.hidden_size if inputs.emotion else 0
+    tsdm_encoder = ConditionEncoder(config.condition_dim, config.encoder, emotion_dim=0)
+    fcsd_encoder = ConditionEncoder(config.condition_dim, config.encoder, emotion_dim=emotion_dim)
+    if encoder_state is not None:
+        tsdm_encoder.image_encoder.load_imagenet_backbone(encoder_state)
+        fcsd_encoder.image_encoder.load_imagenet_backbone(encoder_state)
     return dict(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, tsdm_unet=tsdm_unet,
         tsdm_encoder=tsdm_encoder, unet=unet, controlnet=controlnet, fcsd_encoder=fcsd_encoder,

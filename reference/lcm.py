@@ -1,24 +1,46 @@
-"""Latent consistency distillation (LCD) of the FCSD UNet, so LCM sampling works in 1-10 steps.
+"""Latent consistency distillation (LCD) into an LCM-LoRA, so LCM sampling works in 1-10 steps.
 
-One step (Luo et al., LCM, without guidance since the pipeline samples without CFG):
-x_t from the ground-truth latent at a solver timestep t on the 50-step DDIM grid (t = 20 i - 1,
-the grid LCMScheduler samples from); the frozen teacher takes one DDIM step to t - 20; the student
-at t and the EMA target at t - 20 both map to x_0 through the consistency parametrisation
-f(x, t) = c_skip(t) x + c_out(t) x0_pred(x, t) (sigma_data 0.5, timestep scaling 10, as in
-LCMScheduler); the loss is the MSE between the two. The ControlNet and condition encoder stay
-frozen; only the student UNet (the pipeline's ``unet``) learns, and the EMA target follows it.
+The paper "employ[s] LCM to expedite the generation process ... from around 1000 steps to
+approximately 10 steps" (section 4.3). Here the FCSD UNet (and, on request, the TSDM UNet) is
+distilled into a LoRA on that UNet, as LCM-LoRA does (Luo et al. 2023), so the undistilled
+weights stay in place for ``wo_lcm`` and several variants share one base on disk.
+
+One step, without guidance since the pipeline samples without CFG (as diffusers'
+``train_lcm_distill_lora_sd_wds.py`` with w = 1): x_t from the training latent at a solver
+timestep t of the 50-step DDIM grid (t = 20 i - 1, the grid LCMScheduler samples from); the
+teacher (the UNet with the LoRA disabled) takes one DDIM step to t - 20; the student (LoRA
+enabled) at t and the target (the same LoRA without gradient, no EMA: LCM-LoRA's choice) at
+t - 20 both map to x_0 through the consistency parametrisation f(x, t) = c_skip(t) x +
+c_out(t) x0_pred(x, t) (sigma_data 0.5, timestep scaling 10, as in LCMScheduler); the loss is the
+MSE between the two. Only the LoRA learns.
+
+Files: ``<folder>/unet_lcm_lora/`` (FCSD) and ``<folder>/tsdm_unet_lcm_lora/`` (TSDM), each a
+``pytorch_lora_weights.safetensors`` in diffusers' LoRA format (``unet.``-prefixed PEFT keys,
+alpha = rank), read back through diffusers' own LoRA loader. The pipeline uses the distilled
+weights when it samples with LCM and the undistilled ones with any other sampler.
 """
 
 from __future__ import annotations
 
-import copy
+from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from reference.tsd import tsd
+from metrics.errors import CabenchError, WeightsMissingError
 
-SKIP, SIGMA_DATA, TIMESTEP_SCALING, EMA_DECAY = 20, 0.5, 10.0, 0.95
+SKIP, SIGMA_DATA, TIMESTEP_SCALING = 20, 0.5, 10.0
+ADAPTER = "lcm"
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
+LORA_FOLDERS = {"unet": "unet_lcm_lora", "tsdm_unet": "tsdm_unet_lcm_lora"}
+COMPONENT_UNETS = {"fcsd": "unet", "tsdm": "tsdm_unet"}
+# The layers LCM-LoRA adapts in SD 1.5 (its published adapter's targets), plus the decoupled
+# cross-attention's condition projections.
+LORA_TARGETS = (
+    "to_q", "to_k", "to_v", "to_out.0", "to_k_ip.0", "to_v_ip.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
+    "conv1", "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv", "time_emb_proj",
+)
 
 
 def boundary_scalings(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,31 +50,156 @@ def boundary_scalings(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return c_skip.view(-1, 1, 1, 1), c_out.view(-1, 1, 1, 1)
 
 
-class ConsistencyDistillation(nn.Module):
-    """``forward(batch, generator) -> loss``; call :meth:`update_target` after each optimizer step."""
+def add_lcm_lora(unet, rank: int) -> None:
+    """A fresh LoRA adapter (B = 0, so the student starts as the teacher) on ``unet``."""
+    from peft import LoraConfig
 
-    def __init__(self, pipe):
+    if rank < 1:
+        raise CabenchError(f"--lora-rank must be at least 1, got {rank}")
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(LORA_TARGETS),
+                                init_lora_weights=True), adapter_name=ADAPTER)
+
+
+def has_lcm_lora(unet) -> bool:
+    return ADAPTER in (getattr(unet, "peft_config", None) or {})
+
+
+def save_lcm_lora(unet, folder: str | Path) -> Path:
+    """The adapter's weights in diffusers' LoRA format: ``folder/pytorch_lora_weights.safetensors``."""
+    from diffusers.loaders import StableDiffusionLoraLoaderMixin
+    from peft.utils import get_peft_model_state_dict
+
+    # PEFT key names (lora_A / lora_B) under the ``unet.`` prefix, as diffusers' LoRA training
+    # scripts write them; convert_state_dict_to_diffusers would rename only the attention layers'
+    # keys, and diffusers' loader reads such a mixed file partially.
+    state = get_peft_model_state_dict(unet, adapter_name=ADAPTER)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    StableDiffusionLoraLoaderMixin.save_lora_weights(folder, unet_lora_layers=state, weight_name=LORA_WEIGHTS)
+    return Path(folder) / LORA_WEIGHTS
+
+
+def load_lcm_lora(unet, path: str | Path, scale: float = 1.0, name: str = "unet") -> None:
+    """Load an LCM-LoRA file (or a folder holding ``pytorch_lora_weights.safetensors``) onto ``unet``
+    as adapter ``lcm``, replacing one loaded before; ``name`` is the component named in errors.
+
+    Reads the published formats through diffusers' own loader (``lora_state_dict``): kohya
+    (``lora_unet_...`` keys with ``.alpha``), diffusers (``unet.``-prefixed keys, the adapter config
+    in the file's metadata when ``save_lora_weights`` wrote it; the files :func:`save_lcm_lora`
+    writes) and a bare PEFT state dict of the UNet (no prefix). Alphas are kept, so each layer's
+    scale is alpha / rank as in the file. Files written when the decoupled branch's projections were
+    named ``to_k_c`` / ``to_v_c`` load too (reference/attention.py, ``LEGACY_KEYS``).
+    """
+    from diffusers.loaders import StableDiffusionLoraLoaderMixin
+
+    from reference.attention import LEGACY_KEYS
+
+    path = Path(path)
+    file = path / LORA_WEIGHTS if path.is_dir() else path
+    if not file.is_file():
+        raise WeightsMissingError(f"LoRA weights {file} do not exist")
+    try:
+        state, alphas, metadata = StableDiffusionLoraLoaderMixin.lora_state_dict(
+            str(file.parent), weight_name=file.name, return_lora_metadata=True)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise CabenchError(f"LoRA weights {file} cannot be read: {error}") from None
+    for old, new in LEGACY_KEYS:
+        state = {key.replace(old, new): value for key, value in state.items()}
+    prefix = "unet" if any(key.startswith("unet.") for key in state) else None
+    if prefix is None and any(key.startswith("text_encoder.") for key in state):
+        raise CabenchError(f"LoRA weights {file} hold no UNet layers")
+    if has_lcm_lora(unet):
+        unet.delete_adapters(ADAPTER)
+    mismatch = CabenchError(f"LoRA weights {file}: no layer matches the {name} (wrong base model?)")
+    try:
+        unet.load_lora_adapter(state, prefix=prefix, network_alphas=alphas, metadata=metadata, adapter_name=ADAPTER)
+    except ValueError:  # peft's NoMatchingPeftModuleError among them
+        raise mismatch from None
+    if not has_lcm_lora(unet):
+        raise mismatch
+    unet.set_adapters([ADAPTER], weights=[scale])
+
+
+def load_distilled(pipe, root: str | Path, variant: str | None = None) -> list[str]:
+    """Load the LCM-LoRAs of the pipeline folder ``root`` onto the pipeline's UNets: the FCSD's from
+    the folder (or from the trained ``variant``'s folder), the TSDM's from the folder. Returns the
+    UNets given one."""
+    from reference.ablations import variant_folder
+
+    fcsd_folder = Path(root) if variant is None else variant_folder(root, variant)
+    loaded = []
+    for name, folder in (("unet", fcsd_folder), ("tsdm_unet", Path(root))):
+        lora = folder / LORA_FOLDERS[name] / LORA_WEIGHTS
+        if lora.is_file():
+            load_lcm_lora(getattr(pipe, name), lora, name=name)
+            loaded.append(name)
+    return loaded
+
+
+def _adapters_enabled(unet) -> bool:
+    return not any(getattr(module, "disable_adapters", False) for module in unet.modules()
+                   if hasattr(module, "lora_A"))
+
+
+def _set_adapters(unet, enabled: bool) -> None:
+    unet.enable_adapters() if enabled else unet.disable_adapters()
+
+
+@contextmanager
+def lcm_weights(unets, enabled: bool):
+    """Run with the distilled (LoRA) weights of each UNet that has them enabled, or disabled;
+    each UNet's previous setting is restored afterwards."""
+    toggled = [(unet, _adapters_enabled(unet)) for unet in unets if has_lcm_lora(unet)]
+    for unet, _ in toggled:
+        _set_adapters(unet, enabled)
+    try:
+        yield
+    finally:
+        for unet, before in toggled:
+            _set_adapters(unet, before)
+
+
+class ConsistencyDistillation(nn.Module):
+    """``forward(batch, draw) -> loss`` for ``component`` "fcsd" (the pipeline's ``unet`` with its
+    ControlNet and f_d) or "tsdm" (``tsdm_unet`` with f_c); the UNet must carry the ``lcm`` adapter."""
+
+    def __init__(self, pipe, component: str = "fcsd"):
         super().__init__()
+        if component not in COMPONENT_UNETS:
+            raise CabenchError(f"unknown component {component!r}; choose one of: {', '.join(COMPONENT_UNETS)}")
         object.__setattr__(self, "pipe", pipe)  # not a submodule: frozen parts stay out of the saved state
-        self.student = pipe.unet
-        self.teacher = copy.deepcopy(pipe.unet)
-        self.target = copy.deepcopy(pipe.unet)
-        frozen = (pipe.vae, pipe.text_encoder, pipe.controlnet, pipe.fcsd_encoder, self.teacher, self.target)
-        for module in frozen:
+        self.component = component
+        self.student = getattr(pipe, COMPONENT_UNETS[component])
+        if not has_lcm_lora(self.student):
+            raise CabenchError(f"the {component} UNet has no '{ADAPTER}' adapter to distil into")
+        for module in (pipe.vae, pipe.text_encoder, pipe.controlnet, pipe.fcsd_encoder, pipe.tsdm_encoder,
+                       pipe.unet, pipe.tsdm_unet):
             module.eval().requires_grad_(False)
-        self.student.train().requires_grad_(True)
+        for name, param in self.student.named_parameters():
+            param.requires_grad_("lora_" in name)
         self.register_buffer("alphas", pipe.scheduler.alphas_cumprod.clone().float(), persistent=False)
 
-    @torch.no_grad()
-    def update_target(self) -> None:
-        for target, student in zip(self.target.parameters(), self.student.parameters()):
-            target.mul_(EMA_DECAY).add_(student.detach(), alpha=1 - EMA_DECAY)
+    def _conditions(self, batch):
+        """(latents of the training target, eps(x, t, lora: bool))."""
+        pipe = self.pipe
+        with torch.no_grad():
+            context = pipe.text_context(batch["image"].shape[0])
+            if self.component == "tsdm":
+                from reference.tsd import tsd
 
-    def _eps(self, unet, x, t, control, f_d, context):
-        down, mid = self.pipe.controlnet(x, t, encoder_hidden_states=context, controlnet_cond=control,
-                                         return_dict=False)
-        return unet(x, t, context, cross_attention_kwargs={"condition_tokens": f_d},
-                    down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
+                latents = pipe.encode_latents(tsd(batch["image"]))
+                f_c = pipe.tsdm_encoder(tsd(batch["rgb"]), batch["pose"], batch["expression"])
+            else:
+                latents = pipe.encode_latents(batch["image"])
+                control, f_d = pipe.fcsd_condition(batch["normal"], batch["guide"], batch["pose"],
+                                                   batch["expression"], batch["emotion"])
+
+        def eps(x, t, lora: bool):
+            with lcm_weights([self.student], lora):
+                if self.component == "tsdm":
+                    return self.student(x, t, context, cross_attention_kwargs={"condition_tokens": f_c}).sample
+                return pipe.fcsd_denoiser(control, f_d, context)(x, t)
+
+        return latents, eps
 
     def _x0(self, x, eps, t):
         a = self.alphas.to(x.device)[t].view(-1, 1, 1, 1)
@@ -62,26 +209,18 @@ class ConsistencyDistillation(nn.Module):
         c_skip, c_out = boundary_scalings(t)
         return c_skip * x + c_out * self._x0(x, eps, t)
 
-    def forward(self, batch, generator: torch.Generator) -> torch.Tensor:
-        pipe = self.pipe
-        with torch.no_grad():
-            latents = pipe.encode_latents(batch["image"])
-            guide = tsd(batch["image"])
-            f_d = pipe.fcsd_encoder(guide, batch["pose"], batch["expression"], batch["emotion"])
-            control = torch.cat([batch["normal"], guide], dim=1)
-            context = pipe.text_context(latents.shape[0])
-        n = latents.shape[0]
-        index = torch.randint(1, 1000 // SKIP + 1, (n,), generator=generator)
+    def forward(self, batch, draw) -> torch.Tensor:
+        latents, eps = self._conditions(batch)
+        index = draw.randint(1000 // SKIP) + 1
         t = (index * SKIP - 1).to(latents.device)
         t_prev = (t - SKIP).clamp_min(0)
-        noise = torch.randn(latents.shape, generator=generator).to(latents.device)
-        x_t = pipe.scheduler.add_noise(latents, noise, t)
+        noise = draw.randn(latents.shape[1:]).to(latents.device, latents.dtype)
+        x_t = self.pipe.scheduler.add_noise(latents, noise, t)
 
-        student = self._consistency(x_t, self._eps(self.student, x_t, t, control, f_d, context), t)
+        student = self._consistency(x_t, eps(x_t, t, lora=True), t)
         with torch.no_grad():
-            eps_teacher = self._eps(self.teacher, x_t, t, control, f_d, context)
-            x0_teacher = self._x0(x_t, eps_teacher, t)
+            eps_teacher = eps(x_t, t, lora=False)
             a_prev = self.alphas.to(x_t.device)[t_prev].view(-1, 1, 1, 1)
-            x_prev = a_prev.sqrt() * x0_teacher + (1 - a_prev).sqrt() * eps_teacher
-            target = self._consistency(x_prev, self._eps(self.target, x_prev, t_prev, control, f_d, context), t_prev)
+            x_prev = a_prev.sqrt() * self._x0(x_t, eps_teacher, t) + (1 - a_prev).sqrt() * eps_teacher
+            target = self._consistency(x_prev, eps(x_prev, t_prev, lora=True), t_prev)
         return nn.functional.mse_loss(student.float(), target.float())

@@ -11,35 +11,70 @@ Per batch of frames (paper sections 4.1-4.3):
 4. The VAE decodes; an optional SDXL-refiner pass (decode, refiner-VAE encode, a few low-strength
    refiner steps, decode) follows.
 
-No classifier-free guidance is used (LCM sampling runs at guidance 1). Ablations (paper rows)
-change one input each: ``wo_stage2`` feeds the unaligned TSD, ``wo_aligned_tsd`` feeds no TSD
-(zeros), ``wo_normal`` zeros the normal channels, ``wo_emotion`` zeros the emotion embedding and
-``wo_lcm`` samples with DDIM instead of LCM.
+diffusers conventions: ``pipe.scheduler`` may be any diffusers scheduler whose model output is
+noise (``EulerDiscreteScheduler.from_config(pipe.scheduler.config)`` and the like); TSDM samples
+with a fresh scheduler of the same class and config. ``output_type`` is ``"pt"`` (the default
+here: the harness works on tensors), ``"np"``, ``"pil"`` or ``"latent"``; ``generator`` is one
+generator or one per frame; ``callback_on_step_end`` is called after each FCSD step; the progress
+bar follows ``set_progress_bar_config``; ``enable_model_cpu_offload()`` works (tensors are made on
+``_execution_device``). The empty-prompt context and the emotion embeddings can be passed in
+(``prompt_embeds``, ``emotion_embeds``) so a caller rendering a sequence in batches computes them
+once; within a call the ControlNet's condition embedding is computed once for all FCSD steps.
+
+Distilled and undistilled weights: the distilled weights are LCM-LoRAs on ``unet`` / ``tsdm_unet``:
+those of ``cabench train distill-lcm``, which ``from_pretrained`` loads with the folder
+(reference/lcm.py), or a published LCM-LoRA file loaded with :meth:`load_lcm_lora`. The LCM
+sampler runs with the LoRA on; every other sampler with it off (the undistilled weights). When
+``num_inference_steps`` is not given, LCM samples 10 steps, as the paper does.
+
+No classifier-free guidance is used (LCM sampling runs at guidance 1).
+
+Ablations (paper rows, reference/ablations.py) are trained FCSD variants:
+``from_pretrained(folder, ablation="wo_normal")`` loads one, and the pipeline then builds only the
+inputs that variant was trained with (``wo_stage2`` / ``wo_aligned_tsd``: the unaligned TSD and no
+TSDM; ``wo_normal``: no normal; ``wo_emotion``: no emotion token). ``wo_lcm`` is the full model's
+undistilled weights with their usual sampler, DDIM at 50 steps unless ``num_inference_steps`` says
+otherwise. ``ablation_mode="zero-input"`` is the inference-time switch on the full model (a
+diagnosis, not the paper's ablation).
 """
 
 from __future__ import annotations
 
+import inspect
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import DiffusionPipeline
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
-from tqdm.auto import tqdm
 
 import reference.models  # noqa: F401  (registers the component classes that from_pretrained loads)
 from metrics.errors import CabenchError
-from reference.schedulers import make_scheduler, scheduler_name
+from reference.ablations import ABLATIONS, UNALIGNED_TSD, check_pipeline_matches
+from reference.attention import check_condition_branch
+from reference.lcm import LORA_FOLDERS, lcm_weights, load_lcm_lora
+from reference.schedulers import (
+    UNDISTILLED_SAMPLER,
+    check_noise_prediction,
+    default_steps,
+    is_lcm,
+    make_scheduler,
+)
 from reference.tsd import tsd
 
-ABLATIONS = ("wo_stage2", "wo_lcm", "wo_normal", "wo_emotion", "wo_aligned_tsd")
+__all__ = ["ABLATIONS", "NEUTRAL", "ConsistentAvatarOutput", "ConsistentAvatarPipeline"]
 NEUTRAL = "neutral"
+OUTPUT_TYPES = ("pt", "np", "pil", "latent")
 
 
 @dataclass
 class ConsistentAvatarOutput(BaseOutput):
-    """``images`` float (N,3,H,W) in [0,1] (or uint8 (N,H,W,3) for output_type="np"); the rest is
-    what reached the models, for inspection and tests."""
+    """``images`` as ``output_type`` asked (float (N,3,H,W) in [0,1] for "pt"); the rest is what reached
+    the models, for inspection and tests."""
 
     images: object
     proxy_tsd: torch.Tensor
@@ -48,47 +83,88 @@ class ConsistentAvatarOutput(BaseOutput):
     emotion_embeddings: torch.Tensor
 
 
-class ConsistentAvatarPipeline(DiffusionPipeline):
+class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     model_cpu_offload_seq = "text_encoder->tsdm_encoder->tsdm_unet->fcsd_encoder->controlnet->unet->vae"
+    _callback_tensor_inputs = ["latents"]
 
     def __init__(self, vae, text_encoder, tokenizer, tsdm_unet, tsdm_encoder, unet, controlnet, fcsd_encoder,
-                 scheduler):
+                 scheduler, trained_ablation: str | None = None):
         super().__init__()
+        if tsdm_unet.config.get("shares_base_with") == "unet":
+            tsdm_unet.tie_base(unet)  # sd15: the TSDM runs on the FCSD's frozen SD UNet (one copy)
         self.register_modules(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, tsdm_unet=tsdm_unet,
             tsdm_encoder=tsdm_encoder, unet=unet, controlnet=controlnet, fcsd_encoder=fcsd_encoder,
             scheduler=scheduler,
         )
+        # the paper row the FCSD was trained as (None: the full model); saved in model_index.json
+        self.register_to_config(trained_ablation=trained_ablation)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        self._text_context: torch.Tensor | None = None
-        self._emotion_cache: dict[str, torch.Tensor] = {}
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.refiner = None
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, ablation: str | None = None, lcm_lora: bool = True,
+                        **kwargs):
+        """diffusers' loader, plus: ``ablation`` loads that trained variant's FCSD parts from
+        ``ablations/<name>/`` (sharing the folder's VAE, text encoder and TSDM), and ``lcm_lora``
+        loads the distilled LCM-LoRAs the folder (and the variant) has, used when the pipeline
+        samples with LCM."""
+        from reference.ablations import saved_ablation, trained_variant, variant_components
+        from reference.lcm import load_distilled
+
+        root = Path(pretrained_model_name_or_path)
+        variant = trained_variant(ablation)
+        if variant == saved_ablation(root):  # the folder is that variant (or the full model) itself
+            variant = None
+        if variant is not None:
+            kwargs.update(variant_components(root, variant, kwargs.get("torch_dtype")), trained_ablation=variant)
+        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if lcm_lora and root.is_dir():
+            load_distilled(pipe, root, variant)
+        return pipe
+
+    @property
+    def trained_ablation(self) -> str | None:
+        return self.config.get("trained_ablation")
 
     # ----- conditions -------------------------------------------------------------------------
     def set_scheduler(self, name: str) -> None:
-        """Swap the sampler: ``ddpm``, ``ddim`` or ``lcm`` (same training noise schedule)."""
+        """Swap the sampler by name (reference/schedulers.py), keeping the training noise schedule."""
         self.scheduler = make_scheduler(name, self.scheduler.config)
 
     def _tokens(self, texts: list[str]) -> torch.Tensor:
         ids = self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length,
                              truncation=True, return_tensors="pt").input_ids
-        return ids.to(self.text_encoder.device)
+        return ids.to(self._execution_device)
 
     @torch.no_grad()
+    def encode_empty_prompt(self) -> torch.Tensor:
+        """Empty-prompt CLIP hidden states (1, L, D) in the UNet's dtype: the UNets' own text context."""
+        return self.text_encoder(self._tokens([""]))[0].to(self.unet.dtype)
+
     def text_context(self, batch: int) -> torch.Tensor:
-        """Empty-prompt CLIP hidden states (1, L, D), cached, expanded to the batch."""
-        if self._text_context is None or self._text_context.device != self.text_encoder.device:
-            self._text_context = self.text_encoder(self._tokens([""]))[0]
-        return self._text_context.to(self.unet.dtype).expand(batch, -1, -1)
+        """The empty-prompt context expanded to ``batch`` rows (B, L, D)."""
+        return self.encode_empty_prompt().expand(batch, -1, -1)
 
     @torch.no_grad()
     def embed_emotions(self, labels: list[str]) -> torch.Tensor:
-        """CLIP text embedding (pooled output; 768-d for SD 1.5) of each label, cached per label."""
-        missing = sorted({label for label in labels if label not in self._emotion_cache})
-        if missing:
-            pooled = self.text_encoder(self._tokens(missing))[1]
-            self._emotion_cache.update(dict(zip(missing, pooled)))
-        return torch.stack([self._emotion_cache[label] for label in labels])
+        """CLIP text embedding (pooled output; 768-d for SD 1.5) of each label; each distinct label once."""
+        distinct = sorted(set(labels))
+        pooled = self.text_encoder(self._tokens(distinct))[1]
+        index = torch.tensor([distinct.index(label) for label in labels], device=pooled.device)
+        return pooled[index]
+
+    def emotion_labels(self, emotion, count: int) -> list[str]:
+        """Per-frame labels: none gives "neutral", one string labels every frame, a list one per frame."""
+        if emotion is None:
+            return [NEUTRAL] * count
+        if isinstance(emotion, str):
+            return [emotion] * count
+        labels = list(emotion)
+        if len(labels) != count:
+            raise CabenchError(f"emotion: {len(labels)} labels for {count} frames")
+        return labels
 
     @torch.no_grad()
     def encode_latents(self, images: torch.Tensor) -> torch.Tensor:
@@ -98,82 +174,131 @@ class ConsistentAvatarPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Scaled latents -> images in [0,1], float32."""
-        out = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
-        return ((out.float() + 1) / 2).clamp(0, 1)
+        """Scaled latents -> images in [0,1], float32 (the arithmetic of diffusers' pipelines)."""
+        out = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor, return_dict=False)[0]
+        return self.image_processor.denormalize(out.float())
 
     # ----- sampling ---------------------------------------------------------------------------
-    def _sample(self, denoise, scheduler, shape, steps: int, generator, desc: str, progress: bool) -> torch.Tensor:
+    def _sample(self, denoise, scheduler, shape, steps: int, generator, dtype, callback=None,
+                callback_inputs=("latents",)) -> torch.Tensor:
         """Generic reverse process: ``denoise(latents, t) -> eps`` for each timestep of ``scheduler``."""
-        device, dtype = self.unet.device, self.unet.dtype
+        device = self._execution_device
         scheduler.set_timesteps(steps, device=device)
         latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
         latents = latents * scheduler.init_noise_sigma
-        for t in tqdm(scheduler.timesteps, desc=desc, disable=not progress, leave=False):
-            model_in = scheduler.scale_model_input(latents, t)
-            eps = denoise(model_in, t)
-            extra = {"generator": generator} if _takes_generator(scheduler) else {}
-            latents = scheduler.step(eps, t, latents, **extra, return_dict=False)[0]
+        extra = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
+        with self.progress_bar(total=len(scheduler.timesteps)) as bar:
+            for i, t in enumerate(scheduler.timesteps):
+                eps = denoise(scheduler.scale_model_input(latents, t), t)
+                latents = scheduler.step(eps, t, latents, **extra, return_dict=False)[0]
+                if callback is not None:
+                    values = callback(self, i, t, {name: {"latents": latents}[name] for name in callback_inputs})
+                    latents = values.pop("latents", latents)
+                bar.update()
         return latents
 
     @torch.no_grad()
     def align_tsd(self, proxy_tsd, pose, expression, steps: int, generator=None, scheduler=None,
-                  progress: bool = False) -> torch.Tensor:
-        """Stage 2 (TSDM): the aligned TSD' in [0,1] from the proxy TSD, pose and expression."""
-        scheduler = scheduler or make_scheduler(scheduler_name(self.scheduler), self.scheduler.config)
+                  prompt_embeds=None, unet=None) -> torch.Tensor:
+        """Stage 2 (TSDM): the aligned TSD' in [0,1] from the proxy TSD, pose and expression.
+
+        ``scheduler``: a scheduler (copied: its state is not touched) or a name; default the pipeline's.
+        """
+        scheduler = _fresh(scheduler if scheduler is not None else self.scheduler, self.scheduler.config)
+        unet = unet or self.tsdm_unet
         n, _, h, w = proxy_tsd.shape
-        f_c = self.tsdm_encoder(proxy_tsd, pose, expression).to(self.tsdm_unet.dtype)
-        context = self.text_context(n)
-        shape = (n, self.tsdm_unet.config.in_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
+        f_c = self.tsdm_encoder(proxy_tsd, pose, expression).to(unet.dtype)
+        context = (self.encode_empty_prompt() if prompt_embeds is None else prompt_embeds).to(unet.dtype)
+        context = context.expand(n, -1, -1)
+        shape = (n, unet.config.in_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
 
         def denoise(x, t):
-            return self.tsdm_unet(x, t, context, cross_attention_kwargs={"condition_tokens": f_c},
-                                  return_dict=False)[0]
+            return unet(x, t, encoder_hidden_states=context, added_cond_kwargs={"image_embeds": [f_c]},
+                        return_dict=False)[0]
 
-        latents = self._sample(denoise, scheduler, shape, steps, generator, "TSDM", progress)
+        with lcm_weights([unet], enabled=is_lcm(scheduler)):
+            latents = self._sample(denoise, scheduler, shape, steps, generator, unet.dtype)
         return self.decode_latents(latents)
 
-    def fcsd_denoiser(self, control_condition, f_d, context):
+    def fcsd_denoiser(self, control_condition, f_d, context, unet=None):
         """eps(x_t, t) of stage 3: ControlNet residuals into the decoupled-attention UNet."""
+        unet = unet or self.unet
 
         def denoise(x, t):
             down, mid = self.controlnet(x, t, encoder_hidden_states=context, controlnet_cond=control_condition,
                                         return_dict=False)
-            return self.unet(x, t, context, cross_attention_kwargs={"condition_tokens": f_d},
-                             down_block_additional_residuals=down, mid_block_additional_residual=mid,
-                             return_dict=False)[0]
+            return unet(x, t, encoder_hidden_states=context, added_cond_kwargs={"image_embeds": [f_d]},
+                        down_block_additional_residuals=down, mid_block_additional_residual=mid,
+                        return_dict=False)[0]
 
         return denoise
 
-    def prepare_conditions(self, rgb, normal, pose, expression, emotion=None, ablation=None, tsdm_steps=4,
-                           generator=None, scheduler_kind=None, progress=False):
-        """Everything stage 3 sees: (proxy TSD, guide TSD, 6-channel control condition, emotion, f_d)."""
-        if ablation is not None and ablation not in ABLATIONS:
-            raise CabenchError(f"unknown ablation {ablation!r}; choose one of: {', '.join(ABLATIONS)}")
-        device, dtype = self.unet.device, self.unet.dtype
+    @torch.no_grad()
+    def sample_fcsd(self, control_condition, f_d, steps: int, generator=None, scheduler=None, prompt_embeds=None,
+                    unet=None, callback_on_step_end=None, callback_on_step_end_tensor_inputs=("latents",)):
+        """Stage 3 (FCSD): frame latents from the control condition and f_d (uses ``scheduler`` itself)."""
+        scheduler = scheduler if scheduler is not None else self.scheduler
+        unet = unet or self.unet
+        n, _, h, w = control_condition.shape
+        context = (self.encode_empty_prompt() if prompt_embeds is None else prompt_embeds).to(unet.dtype)
+        context = context.expand(n, -1, -1)
+        shape = (n, unet.config.in_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
+        with lcm_weights([unet], enabled=is_lcm(scheduler)), \
+                controlnet_condition_once(self.controlnet, control_condition.to(unet.dtype)) as embedded:
+            denoise = self.fcsd_denoiser(embedded, f_d.to(unet.dtype), context, unet)
+            return self._sample(denoise, scheduler, shape, steps, generator, unet.dtype, callback_on_step_end,
+                                tuple(callback_on_step_end_tensor_inputs))
+
+    def fcsd_condition(self, normal, guide, pose, expression, emotions):
+        """(ControlNet condition, f_d) for the inputs this FCSD was trained with: concat(normal, TSD)
+        or, for a variant trained without the normal, the TSD alone; f_d with the emotion token
+        unless the variant was trained without it. An input the variant lacks is never read."""
+        dtype = self.unet.dtype
+        takes_normal = self.controlnet.config.conditioning_channels == 6
+        control = torch.cat([normal, guide], dim=1) if takes_normal else guide
+        takes_emotion = self.fcsd_encoder.num_tokens == 4
+        f_d = self.fcsd_encoder(guide, pose, expression, emotions if takes_emotion else None)
+        return control.to(dtype), f_d.to(dtype)
+
+    def prepare_conditions(self, rgb, normal, pose, expression, emotion=None, ablation=None, tsdm_steps=None,
+                           generator=None, scheduler=None, prompt_embeds=None, emotion_embeds=None,
+                           ablation_mode="trained"):
+        """Everything stage 3 sees: (proxy TSD, guide TSD, control condition, emotion, f_d).
+
+        ``scheduler``: TSDM's sampler (a scheduler, copied, or a name; default the pipeline's);
+        ``tsdm_steps`` default: that sampler's usual count. ``ablation`` must be one this pipeline
+        can render (its trained variant, ``wo_lcm``, or any row with ``ablation_mode="zero-input"``).
+        """
+        check_pipeline_matches(self.trained_ablation, ablation, ablation_mode)
+        device = self._execution_device
         n = rgb.shape[0]
         rgb, normal = rgb.to(device, torch.float32), normal.to(device, torch.float32)
         pose, expression = pose.to(device, torch.float32), expression.to(device, torch.float32)
         proxy = tsd(rgb)
-        if ablation == "wo_stage2":
-            guide = proxy
-        elif ablation == "wo_aligned_tsd":
-            guide = torch.zeros_like(proxy)
+        if ablation in UNALIGNED_TSD:
+            guide = proxy  # no stage 2: the unaligned TSD of the stage-1 RGB
         else:
-            kind = scheduler_kind or scheduler_name(self.scheduler)
-            guide = self.align_tsd(proxy, pose, expression, tsdm_steps, generator,
-                                   make_scheduler(kind, self.scheduler.config), progress)
-        if ablation == "wo_normal":
+            scheduler = _fresh(scheduler if scheduler is not None else self.scheduler, self.scheduler.config)
+            guide = self.align_tsd(proxy, pose, expression, tsdm_steps or default_steps(scheduler), generator,
+                                   scheduler, prompt_embeds)
+        switched = ablation if ablation_mode == "zero-input" else None
+        if switched == "wo_normal":
             normal = torch.zeros_like(normal)
-        labels = [NEUTRAL] * n if emotion is None else list(emotion)
-        if len(labels) != n:
-            raise CabenchError(f"emotion: {len(labels)} labels for {n} frames")
-        emotions = self.embed_emotions(labels).float()
-        if ablation == "wo_emotion":
+        if emotion_embeds is None:
+            emotion_embeds = self.embed_emotions(self.emotion_labels(emotion, n))
+        elif emotion_embeds.shape[0] != n:
+            raise CabenchError(f"emotion_embeds: {emotion_embeds.shape[0]} rows for {n} frames")
+        emotions = emotion_embeds.to(device).float()
+        if switched == "wo_emotion":
             emotions = torch.zeros_like(emotions)
-        control = torch.cat([normal, guide], dim=1).to(dtype)
-        f_d = self.fcsd_encoder(guide, pose, expression, emotions).to(dtype)
+        control, f_d = self.fcsd_condition(normal, guide, pose, expression, emotions)
         return proxy, guide, control, emotions, f_d
+
+    def sampler_for(self, ablation: str | None):
+        """The FCSD sampler of a call: the pipeline's, or for ``wo_lcm`` the undistilled one (fresh)."""
+        scheduler = make_scheduler(UNDISTILLED_SAMPLER, self.scheduler.config) if ablation == "wo_lcm" else self.scheduler
+        check_noise_prediction(scheduler)
+        return scheduler
 
     @torch.no_grad()
     def __call__(
@@ -182,44 +307,65 @@ class ConsistentAvatarPipeline(DiffusionPipeline):
         normal: torch.Tensor,
         pose: torch.Tensor,
         expression: torch.Tensor,
-        emotion: list[str] | None = None,
-        num_inference_steps: int = 4,
+        emotion: str | list[str] | None = None,
+        num_inference_steps: int | None = None,
         tsdm_steps: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         ablation: str | None = None,
+        ablation_mode: str = "trained",
         refiner_strength: float = 0.0,
         refiner_steps: int = 4,
         output_type: str = "pt",
-        progress: bool = False,
-    ) -> ConsistentAvatarOutput:
-        """Render frames: rgb/normal float (N,3,H,W) in [0,1], pose (N,6), expression (N,100)."""
+        return_dict: bool = True,
+        prompt_embeds: torch.Tensor | None = None,
+        emotion_embeds: torch.Tensor | None = None,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs: list[str] | tuple[str, ...] = ("latents",),
+    ):
+        """Render frames: rgb/normal float (N,3,H,W) in [0,1], pose (N,6), expression (N,100).
+
+        ``num_inference_steps`` (FCSD) and ``tsdm_steps`` default to the sampler's usual count (LCM 10).
+        ``prompt_embeds`` (1 or N, L, D) and ``emotion_embeds`` (N, D) replace the empty-prompt
+        context and the embeddings of ``emotion``. ``ablation`` / ``ablation_mode``: the paper row
+        to render (see the module docstring). Returns :class:`ConsistentAvatarOutput`, or its fields
+        as a tuple with ``return_dict=False``.
+        """
         if rgb.ndim != 4 or rgb.shape[1] != 3 or normal.shape != rgb.shape:
             raise CabenchError(f"rgb and normal must both be (N,3,H,W); got {tuple(rgb.shape)} and {tuple(normal.shape)}")
         n, _, h, w = rgb.shape
         if h % self.vae_scale_factor or w % self.vae_scale_factor:
             raise CabenchError(f"frame size {h}x{w} must be a multiple of {self.vae_scale_factor}")
-        scheduler = self.scheduler
-        if ablation == "wo_lcm":
-            scheduler = make_scheduler("ddim", self.scheduler.config)
+        if output_type not in OUTPUT_TYPES:
+            raise CabenchError(f"output_type {output_type!r}; choose one of: {', '.join(OUTPUT_TYPES)}")
+        unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
+        if unknown:
+            raise CabenchError(f"callback_on_step_end_tensor_inputs: {sorted(unknown)} are not among "
+                               f"{self._callback_tensor_inputs}")
+        check_pipeline_matches(self.trained_ablation, ablation, ablation_mode)
+        scheduler = self.sampler_for(ablation)
+        steps = num_inference_steps or default_steps(scheduler)
+        for model in (self.tsdm_unet, self.unet):
+            check_condition_branch(model)
+        context = self.encode_empty_prompt() if prompt_embeds is None else prompt_embeds.to(self._execution_device)
         proxy, guide, control, emotions, f_d = self.prepare_conditions(
-            rgb, normal, pose, expression, emotion, None if ablation == "wo_lcm" else ablation,
-            tsdm_steps or num_inference_steps, generator, scheduler_name(scheduler), progress)
-        context = self.text_context(n)
-        shape = (n, self.unet.config.in_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
-        latents = self._sample(self.fcsd_denoiser(control, f_d, context), scheduler, shape, num_inference_steps,
-                               generator, "FCSD", progress)
-        images = self.decode_latents(latents)
-        if refiner_strength > 0:
-            images = self.refine(images, refiner_strength, refiner_steps, generator)
-        if output_type == "np":
-            images = (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype("uint8")
-        return ConsistentAvatarOutput(images, proxy, guide, control, emotions)
+            rgb, normal, pose, expression, emotion, ablation, tsdm_steps or steps, generator, scheduler, context,
+            emotion_embeds, ablation_mode)
+        latents = self.sample_fcsd(control, f_d, steps, generator, scheduler, context, self.unet,
+                                   callback_on_step_end, callback_on_step_end_tensor_inputs)
+        if output_type == "latent":
+            images = latents
+        else:
+            images = self.decode_latents(latents)
+            if refiner_strength > 0:
+                images = self.refine(images, refiner_strength, refiner_steps, generator)
+            images = self.image_processor.postprocess(images, output_type=output_type, do_denormalize=[False] * n)
+        self.maybe_free_model_hooks()
+        output = ConsistentAvatarOutput(images, proxy, guide, control, emotions)
+        return output if return_dict else output.to_tuple()
 
     # ----- refiner ----------------------------------------------------------------------------
     def load_refiner(self, refiner) -> None:
         """Attach an SDXL refiner: a StableDiffusionXLImg2ImgPipeline or the path of its folder."""
-        from pathlib import Path
-
         from diffusers import StableDiffusionXLImg2ImgPipeline
 
         if isinstance(refiner, (str, Path)):
@@ -240,18 +386,42 @@ class ConsistentAvatarPipeline(DiffusionPipeline):
         return out.float().clamp(0, 1)
 
     # ----- LCM-LoRA ---------------------------------------------------------------------------
-    def load_lcm_lora(self, path, adapter_name: str = "lcm", scale: float = 1.0) -> None:
-        """Load LCM-LoRA weights (a PEFT / diffusers LoRA file for the FCSD UNet) and switch to LCM."""
-        from pathlib import Path
+    def load_lcm_lora(self, path, component: str = "unet", scale: float = 1.0) -> None:
+        """Load an LCM-LoRA file into ``component`` ("unet": FCSD, or "tsdm_unet") and switch to LCM.
 
-        if not Path(path).exists():
+        The published kohya and diffusers formats are read (:func:`reference.lcm.load_lcm_lora`, the
+        loader ``from_pretrained`` uses for a folder's distilled weights too).
+        """
+        if component not in LORA_FOLDERS:
+            raise CabenchError(f"load_lcm_lora: component {component!r}; choose one of: {', '.join(LORA_FOLDERS)}")
+        path = Path(path)
+        if not path.is_file():
             raise CabenchError(f"LoRA weights {path} do not exist")
-        self.unet.load_lora_adapter(str(path), prefix=None, adapter_name=adapter_name)
-        self.unet.set_adapters([adapter_name], weights=[scale])
+        load_lcm_lora(getattr(self, component), path, scale, component)
         self.set_scheduler("lcm")
 
 
-def _takes_generator(scheduler) -> bool:
-    import inspect
+@contextmanager
+def controlnet_condition_once(controlnet, condition: torch.Tensor):
+    """The ControlNet's conditioning embedding (a conv stack on the full-size 6-channel condition) is the
+    same at every step: compute it once, and within the block let the ControlNet take the embedding as
+    its condition (its embedding module is an identity meanwhile, restored on exit). Same arithmetic
+    as computing it at each step, as diffusers' pipeline does."""
+    embedding = controlnet.controlnet_cond_embedding
+    if controlnet.config.controlnet_conditioning_channel_order != "rgb":  # the channel flip precedes the embedding
+        yield condition
+        return
+    embedded = embedding(condition)
+    controlnet.controlnet_cond_embedding = torch.nn.Identity()
+    try:
+        yield embedded
+    finally:
+        controlnet.controlnet_cond_embedding = embedding
 
-    return "generator" in inspect.signature(scheduler.step).parameters
+
+def _fresh(scheduler, training_config):
+    """A new scheduler of the same class and config (a name makes one from the training config)."""
+    if isinstance(scheduler, str):
+        return make_scheduler(scheduler, training_config)
+    check_noise_prediction(scheduler)
+    return type(scheduler).from_config(scheduler.config)

@@ -103,15 +103,15 @@ class RigTrainOptions:
     batch_size: int | None = None
     learning_rate: float | None = None
     seed: int = 0
-    device: str = "cpu"
+    device: str | None = "cpu"
     resume: bool = False
     progress: bool = True
 
 
-def rig_loss(model, scheduler, batch, generator) -> torch.Tensor:
+def rig_loss(model, scheduler, batch, draw) -> torch.Tensor:
     x0 = batch["image"] * 2 - 1
-    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-    t = torch.randint(0, 1000, (x0.shape[0],), generator=generator).to(x0.device)
+    noise = draw.randn(x0.shape[1:]).to(x0.device)
+    t = draw.randint(1000).to(x0.device)
     physical = physical_condition(model.config.condition, batch["rgb"], batch["normal"])
     eps = model(scheduler.add_noise(x0, noise, t), t, physical, batch["image"])
     return nn.functional.mse_loss(eps, noise)
@@ -120,7 +120,8 @@ def rig_loss(model, scheduler, batch, generator) -> torch.Tensor:
 def train_rig(options: RigTrainOptions, data, output: Path) -> list[float]:
     """Train the variant under accelerate; weights to ``output`` (safetensors), state to output/train_state."""
     from reference.config import get_config
-    from reference.training import make_accelerator, make_batch, sample_indices, step_generator
+    from reference.steps import Shard, StepDraw
+    from reference.training import make_accelerator, make_batch
 
     if options.config not in RIG_CONFIGS:
         raise CabenchError(f"unknown config {options.config!r} for rig; choose one of: {', '.join(RIG_CONFIGS)}")
@@ -128,7 +129,7 @@ def train_rig(options: RigTrainOptions, data, output: Path) -> list[float]:
     steps = options.steps or defaults.steps
     batch_size = options.batch_size or defaults.batch_size
     output = Path(output)
-    accelerator = make_accelerator(cpu=options.device == "cpu")
+    accelerator = make_accelerator(device=options.device)
     if (output / "config.json").is_file():
         model = RigModel.from_pretrained(output)
     else:
@@ -146,9 +147,9 @@ def train_rig(options: RigTrainOptions, data, output: Path) -> list[float]:
     emotions = torch.zeros(len(data), 1)
     losses = []
     for step in tqdm(range(start, steps), desc="rig", disable=not options.progress):
-        generator = step_generator(options.seed, step)
-        batch = make_batch(data, sample_indices(len(data), batch_size, generator), emotions, accelerator.device)
-        loss = rig_loss(model, scheduler, batch, generator)
+        draw = StepDraw(options.seed, step, Shard(batch_size))
+        batch = make_batch(data, draw.frames(len(data)), emotions, accelerator.device)
+        loss = rig_loss(model, scheduler, batch, draw)
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

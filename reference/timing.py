@@ -1,17 +1,34 @@
-"""Per-stage timing of the reference pipeline (what `cabench time` runs).
+"""Per-stage timing of the reference pipeline, and the comparison with diffusers' stock pipelines.
 
-Per frame, in milliseconds: ``tsd`` (TSD of the stage-1 RGB), ``tsdm`` (stage-2 sampling with the
-same scheduler and step count, decode included), ``conditions`` (emotion lookup, E and the linear
-layers), ``unet_controlnet_step`` (one FCSD step: ControlNet + UNet + scheduler), ``vae_decode``
-and ``refiner`` (0 without a refiner), and ``total`` (the sum, with the per-step time multiplied by
-the step count). Each measurement is bracketed by device synchronisation; warm-up runs are
-excluded; each (scheduler, steps) is repeated and reported row by row (take the median).
-Random weights are fine: speed does not depend on their values. ``sd15`` without a folder builds
-the SD 1.5 architecture from its published configuration.
+Units: every time here is milliseconds per frame, and every column that holds one ends in ``_ms``.
+
+:func:`time_once` renders one batch of frames through the pipeline's own stage methods, in the
+order ``__call__`` runs them, timing each: ``constants_ms`` (the empty-prompt context and the
+emotion embeddings, computed once per batch, as ``render_sequence`` does once per sequence),
+``tsd_ms``, ``tsdm_ms`` (stage-2 sampling and decode), ``conditions_ms`` (E and the linear layers),
+``fcsd_ms`` (every FCSD step: ControlNet + UNet + scheduler) and ``fcsd_step_ms`` (one step),
+``vae_decode_ms``, ``refiner_ms`` (0 without a refiner) and ``total_ms`` (the sum). Each is
+bracketed by device synchronisation; warm-up runs are excluded.
+
+The stock comparison (:func:`time_stock`) runs diffusers' own pipelines frame by frame over the
+same module objects (so channels-last and ``torch.compile`` apply to both sides) and the same
+per-frame generators, which makes their frames equal to ours up to float rounding
+(:func:`render_stock` returns them for the test that checks it). Two rows are compared:
+
+* whole pipeline: ours (:func:`time_once`'s ``total_ms``) against, per frame, TSD, diffusers'
+  ``StableDiffusionPipeline`` as the TSDM (``ip_adapter_image_embeds=[f_c]``), the emotion
+  embedding and condition encoder, and ``StableDiffusionControlNetPipeline`` as the FCSD
+  (``ip_adapter_image_embeds=[f_d]``), each called with ``prompt=""`` as a diffusers user would;
+* FCSD subset: our FCSD steps and decode against ``StableDiffusionControlNetPipeline`` alone, both
+  given the same control condition and f_d.
+
+Random weights are fine for speed. ``sd15`` without a folder builds the SD 1.5 architecture from its
+published configuration.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 
@@ -19,7 +36,7 @@ import torch
 
 from metrics.errors import CabenchError
 
-STAGES = ("tsd", "tsdm", "conditions", "unet_controlnet_step", "vae_decode", "refiner")
+STAGES = ("constants", "tsd", "tsdm", "conditions", "fcsd", "vae_decode", "refiner")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 SD15_UNET = dict(
@@ -35,31 +52,27 @@ SD15_VAE = dict(
 
 
 def sd15_random_components() -> dict:
-    """SD 1.5-sized components with random weights (for timing only; nothing is loaded)."""
-    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    """SD 1.5-sized components with random weights (for timing and sizes only; nothing is loaded)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from reference.config import tiny_scheduler
-    from reference.models import ConditionEncoder, DecoupledUNet2DConditionModel
+    from reference.config import assemble_components, get_config, tiny_scheduler
     from reference.tokenizer import BOS_ID, EOS_ID, TINY_VOCAB_SIZE, tiny_clip_tokenizer
 
-    base = UNet2DConditionModel(**SD15_UNET)
     text = CLIPTextModel(CLIPTextConfig(vocab_size=TINY_VOCAB_SIZE, hidden_size=768, intermediate_size=3072,
                                         num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77,
                                         bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=EOS_ID))
-    return dict(
-        vae=AutoencoderKL(**SD15_VAE), text_encoder=text, tokenizer=tiny_clip_tokenizer(77),
-        tsdm_unet=DecoupledUNet2DConditionModel.from_unet(base, 256),
-        tsdm_encoder=ConditionEncoder(256, "resnet18"),
-        unet=DecoupledUNet2DConditionModel.from_unet(base, 256),
-        controlnet=ControlNetModel.from_unet(base, conditioning_channels=6),
-        fcsd_encoder=ConditionEncoder(256, "resnet18", emotion_dim=768), scheduler=tiny_scheduler(),
-    )
+    return assemble_components(get_config("sd15"), UNet2DConditionModel(**SD15_UNET), AutoencoderKL(**SD15_VAE), text,
+                               tiny_clip_tokenizer(77), tiny_scheduler())
 
 
 def timing_pipeline(config: str, device: str = "cpu", dtype: str = "fp32", channels_last: bool = False,
                     compile: bool = False, sd_path=None, checkpoint=None):
-    """The pipeline to time: a checkpoint folder, the SD 1.5 folder, or random weights of ``config``."""
+    """The pipeline to time: a checkpoint folder, the SD 1.5 folder, or random weights of ``config``.
+
+    ``channels_last`` and ``compile`` change the modules themselves (``nn.Module.compile`` keeps the
+    module object), so the stock pipelines built on them by :func:`stock_pipelines` get them too.
+    """
     from reference.config import build_components
     from reference.pipeline import ConsistentAvatarPipeline
 
@@ -85,9 +98,8 @@ def timing_pipeline(config: str, device: str = "cpu", dtype: str = "fp32", chann
         for module in (pipe.unet, pipe.controlnet, pipe.vae, pipe.tsdm_unet):
             module.to(memory_format=torch.channels_last)
     if compile:
-        pipe.unet = torch.compile(pipe.unet, fullgraph=False)
-        pipe.controlnet = torch.compile(pipe.controlnet, fullgraph=False)
-        pipe.vae.decode = torch.compile(pipe.vae.decode)
+        for module in (pipe.unet, pipe.controlnet, pipe.tsdm_unet, pipe.vae.decoder):
+            module.compile()
     return pipe
 
 
@@ -101,127 +113,231 @@ def _timer(out: dict, key: str, device: torch.device):
     out[key] = out.get(key, 0.0) + (time.perf_counter() - start) * 1000
 
 
+def timing_inputs(batch: int, size: int, seed: int = 0) -> dict:
+    """Random stage-1 inputs of ``batch`` frames at ``size`` px (speed does not depend on the values)."""
+    g = torch.Generator().manual_seed(seed)
+    return dict(rgb=torch.rand(batch, 3, size, size, generator=g), normal=torch.rand(batch, 3, size, size, generator=g),
+                pose=torch.randn(batch, 6, generator=g) * 0.1, expression=torch.randn(batch, 100, generator=g),
+                labels=["neutral"] * batch)
+
+
+def frame_generators(count: int, seed: int = 0) -> list[torch.Generator]:
+    """Frame i's generator, seeded with ``seed + i`` (as ``render_sequence`` seeds them)."""
+    return [torch.Generator().manual_seed(seed + i) for i in range(count)]
+
+
 @torch.no_grad()
-def time_once(pipe, scheduler_kind: str, steps: int, batch: int, generator_seed: int = 0) -> dict:
-    """One timed render of ``batch`` frames; per-frame milliseconds of each stage and the total."""
+def render_timed(pipe, inputs: dict, scheduler_kind: str, steps: int, seed: int = 0) -> tuple[dict, torch.Tensor]:
+    """Render one batch through the pipeline's stage methods, in ``__call__``'s order, timing each stage.
+
+    Returns (milliseconds per stage for the whole batch, frames (N,3,H,W) in [0,1]); the frames are
+    those ``pipe(..., generator=frame_generators(N, seed))`` gives with this sampler.
+    """
     from reference.schedulers import make_scheduler
     from reference.tsd import tsd
 
-    device = pipe.unet.device
-    size = int(pipe.vae.config.sample_size)
-    g = torch.Generator().manual_seed(generator_seed)
-    rgb, normal = torch.rand(batch, 3, size, size, generator=g), torch.rand(batch, 3, size, size, generator=g)
-    pose, expression = torch.randn(batch, 6, generator=g), torch.randn(batch, 100, generator=g)
-    rgb, normal, pose, expression = (x.to(device) for x in (rgb, normal, pose, expression))
-    pipe.text_context(batch)
-    pipe.embed_emotions(["neutral"])
+    device = pipe._execution_device
+    scheduler = make_scheduler(scheduler_kind, pipe.scheduler.config)
+    generators = frame_generators(len(inputs["rgb"]), seed)
+    rgb, normal, pose, expression = (inputs[k].to(device) for k in ("rgb", "normal", "pose", "expression"))
     ms: dict[str, float] = {}
+    with _timer(ms, "constants", device):
+        context = pipe.encode_empty_prompt()
+        emotions = pipe.embed_emotions(inputs["labels"]).float()
     with _timer(ms, "tsd", device):
         proxy = tsd(rgb)
     with _timer(ms, "tsdm", device):
-        guide = pipe.align_tsd(proxy, pose, expression, steps, g, make_scheduler(scheduler_kind, pipe.scheduler.config))
+        guide = pipe.align_tsd(proxy, pose, expression, steps, generators, scheduler, context)
     with _timer(ms, "conditions", device):
-        emotions = pipe.embed_emotions(["neutral"] * batch).float()
-        control = torch.cat([normal, guide], dim=1).to(pipe.unet.dtype)
-        f_d = pipe.fcsd_encoder(guide, pose, expression, emotions).to(pipe.unet.dtype)
-    scheduler = make_scheduler(scheduler_kind, pipe.scheduler.config)
-    scheduler.set_timesteps(steps, device=device)
-    factor = pipe.vae_scale_factor
-    latents = torch.randn(batch, pipe.unet.config.in_channels, size // factor, size // factor, generator=g)
-    latents = latents.to(device, pipe.unet.dtype) * scheduler.init_noise_sigma
-    denoise = pipe.fcsd_denoiser(control, f_d, pipe.text_context(batch))
-    with _timer(ms, "unet_controlnet_step", device):
-        for t in scheduler.timesteps:
-            latents = scheduler.step(denoise(scheduler.scale_model_input(latents, t), t), t, latents,
-                                     return_dict=False)[0]
-    ms["unet_controlnet_step"] /= steps
+        control, f_d = pipe.fcsd_condition(normal, guide, pose, expression, emotions)
+    with _timer(ms, "fcsd", device):
+        latents = pipe.sample_fcsd(control, f_d, steps, generators, scheduler, context)
     with _timer(ms, "vae_decode", device):
         images = pipe.decode_latents(latents)
     ms["refiner"] = 0.0
     if pipe.refiner is not None:
         with _timer(ms, "refiner", device):
-            pipe.refine(images, 0.2, 4)
-    per_frame = {k: v / batch for k, v in ms.items()}
-    per_frame["total"] = sum(per_frame[k] for k in STAGES if k != "unet_controlnet_step") + \
-        per_frame["unet_controlnet_step"] * steps
+            images = pipe.refine(images, 0.2, 4)
+    return ms, images
+
+
+def time_once(pipe, scheduler_kind: str, steps: int, batch: int, seed: int = 0, size: int | None = None) -> dict:
+    """One timed render of ``batch`` frames: per-frame milliseconds of each stage (``*_ms``) and the total."""
+    size = size or int(pipe.vae.config.sample_size)
+    ms, _ = render_timed(pipe, timing_inputs(batch, size, seed), scheduler_kind, steps, seed)
+    per_frame = {f"{k}_ms": v / batch for k, v in ms.items()}
+    per_frame["fcsd_step_ms"] = per_frame["fcsd_ms"] / steps
+    per_frame["total_ms"] = sum(per_frame[f"{k}_ms"] for k in STAGES)
     return per_frame
 
 
-def stock_controlnet_pipeline(pipe):
-    """diffusers' stock StableDiffusionControlNetPipeline over the same VAE, ControlNet and UNet weights
-    (the UNet as a plain UNet2DConditionModel: no decoupled branch), for a like-for-like comparison."""
-    from diffusers import StableDiffusionControlNetPipeline, UNet2DConditionModel
+def stock_pipelines(pipe):
+    """diffusers' ``StableDiffusionPipeline`` over the TSDM UNet and ``StableDiffusionControlNetPipeline``
+    over the FCSD UNet and ControlNet: the same module objects as ``pipe`` (no copy)."""
+    from diffusers import StableDiffusionControlNetPipeline, StableDiffusionPipeline
 
-    config = {k: v for k, v in pipe.unet.config.items() if k != "condition_dim"}
-    unet = UNet2DConditionModel.from_config(config)
-    unet.load_state_dict({k: v for k, v in pipe.unet.state_dict().items() if ".to_k_c." not in k and ".to_v_c." not in k})
-    unet = unet.to(pipe.unet.device, pipe.unet.dtype)
-    if pipe.unet.device.type == "cuda":
-        unet = unet.to(memory_format=torch.channels_last)
-    stock = StableDiffusionControlNetPipeline(
-        vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=unet, controlnet=pipe.controlnet,
-        scheduler=pipe.scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    stock.set_progress_bar_config(disable=True)
-    return stock
+    shared = dict(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, safety_checker=None,
+                  feature_extractor=None, requires_safety_checker=False)
+    tsdm = StableDiffusionPipeline(unet=pipe.tsdm_unet, scheduler=pipe.scheduler, **shared)
+    fcsd = StableDiffusionControlNetPipeline(unet=pipe.unet, controlnet=pipe.controlnet, scheduler=pipe.scheduler,
+                                             **shared)
+    for stock in (tsdm, fcsd):
+        stock.set_progress_bar_config(disable=True)
+    return tsdm, fcsd
+
+
+def _stock_call(stock, scheduler_kind: str, training_config, size: int, steps: int, generator, **inputs):
+    """One stock call; an LCM-LoRA on its UNet is on for LCM and off otherwise, as in our pipeline."""
+    from reference.lcm import lcm_weights
+    from reference.schedulers import is_lcm, make_scheduler
+
+    stock.scheduler = make_scheduler(scheduler_kind, training_config)
+    with lcm_weights([stock.unet], enabled=is_lcm(stock.scheduler)):
+        return stock(prompt="", num_inference_steps=steps, guidance_scale=1.0, height=size, width=size,
+                     generator=generator, output_type="pt", **inputs).images
 
 
 @torch.no_grad()
-def time_stock(stock, pipe, scheduler_kind: str, steps: int, batch: int) -> float:
-    """Per-frame ms of the stock pipeline's call (ControlNet + UNet steps + VAE decode), no guidance,
-    prompt embeddings precomputed (the same empty-prompt context the reference pipeline caches)."""
+def render_stock(pipe, stock: tuple, inputs: dict, scheduler_kind: str, steps: int, seed: int = 0,
+                 ms: dict | None = None) -> torch.Tensor:
+    """The whole pipeline frame by frame on diffusers' stock pipelines; frames (N,3,H,W) in [0,1].
+
+    ``ms`` (optional) receives the milliseconds of the whole run under ``"stock_total"``.
+    """
+    from reference.tsd import tsd
+
+    tsdm, fcsd = stock
+    device = pipe._execution_device
+    size = inputs["rgb"].shape[-1]
+    frames, ms = [], {} if ms is None else ms
+    with _timer(ms, "stock_total", device):
+        for i, generator in enumerate(frame_generators(len(inputs["rgb"]), seed)):
+            rgb, normal, pose, expression = (inputs[k][i:i + 1].to(device) for k in ("rgb", "normal", "pose", "expression"))
+            f_c = pipe.tsdm_encoder(tsd(rgb), pose, expression).to(pipe.tsdm_unet.dtype)
+            guide = _stock_call(tsdm, scheduler_kind, pipe.scheduler.config, size, steps, generator,
+                                ip_adapter_image_embeds=[f_c]).float()
+            emotion = pipe.embed_emotions([inputs["labels"][i]]).float()
+            control, f_d = pipe.fcsd_condition(normal, guide, pose, expression, emotion)
+            frames.append(_stock_call(fcsd, scheduler_kind, pipe.scheduler.config, size, steps, generator,
+                                      image=control, ip_adapter_image_embeds=[f_d]).float())
+    return torch.cat(frames)
+
+
+@torch.no_grad()
+def ours_fcsd(pipe, control: torch.Tensor, f_d: torch.Tensor, scheduler_kind: str, steps: int,
+              seed: int = 0) -> torch.Tensor:
+    """Our FCSD steps and decode on a batch of conditions; frames (N,3,H,W) in [0,1]."""
     from reference.schedulers import make_scheduler
 
-    stock.scheduler = make_scheduler(scheduler_kind, pipe.scheduler.config)
-    size = int(pipe.vae.config.sample_size)
-    device = pipe.unet.device
-    control = torch.rand(batch, 6, size, size, generator=torch.Generator().manual_seed(0)).to(device, pipe.unet.dtype)
+    scheduler = make_scheduler(scheduler_kind, pipe.scheduler.config)
+    latents = pipe.sample_fcsd(control, f_d, steps, frame_generators(control.shape[0], seed), scheduler,
+                               pipe.encode_empty_prompt())
+    return pipe.decode_latents(latents)
+
+
+@torch.no_grad()
+def stock_fcsd(pipe, stock: tuple, control: torch.Tensor, f_d: torch.Tensor, scheduler_kind: str, steps: int,
+               seed: int = 0) -> torch.Tensor:
+    """The stock ControlNet pipeline once per frame on the same conditions; frames (N,3,H,W) in [0,1]."""
+    return torch.cat([
+        _stock_call(stock[1], scheduler_kind, pipe.scheduler.config, control.shape[-1], steps, generator,
+                    image=control[i:i + 1], ip_adapter_image_embeds=[f_d[i:i + 1]]).float()
+        for i, generator in enumerate(frame_generators(control.shape[0], seed))])
+
+
+def fcsd_subset(pipe, stock: tuple, control: torch.Tensor, f_d: torch.Tensor, scheduler_kind: str, steps: int,
+                seed: int = 0) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """FCSD + decode on the same conditions: ours batched, the stock ControlNet pipeline per frame.
+
+    Returns (milliseconds ``ours_fcsd`` / ``stock_fcsd`` for the batch, our frames, the stock frames).
+    """
+    device = pipe._execution_device
+    control, f_d = control.to(device, pipe.unet.dtype), f_d.to(device, pipe.unet.dtype)
     ms: dict[str, float] = {}
-    with _timer(ms, "stock", device):
-        stock(prompt_embeds=pipe.text_context(batch), image=control, num_inference_steps=steps, guidance_scale=1.0,
-              height=size, width=size, output_type="pt", generator=torch.Generator().manual_seed(0))
-    return ms["stock"] / batch
+    with _timer(ms, "ours_fcsd", device):
+        ours = ours_fcsd(pipe, control, f_d, scheduler_kind, steps, seed)
+    with _timer(ms, "stock_fcsd", device):
+        theirs = stock_fcsd(pipe, stock, control, f_d, scheduler_kind, steps, seed)
+    return ms, ours, theirs
 
 
-def time_pipeline(pipe, schedulers=("lcm",), steps=(1, 2, 4, 8, 10), batch: int = 1, repeats: int = 3,
-                  warmup: int = 1, progress: bool = False, compare_stock: bool = False):
-    """Rows (scheduler, steps, repeat, stage columns..., total) in per-frame milliseconds; with
-    ``compare_stock`` also ``stock_controlnet`` (diffusers' pipeline) and ``ours_controlnet``
-    (our UNet+ControlNet steps + VAE decode: the same work)."""
+def time_compare(pipe, stock: tuple, scheduler_kind: str, steps: int, batch: int, seed: int = 0,
+                 size: int | None = None) -> dict:
+    """Per-frame ms of ours and stock, whole pipeline and FCSD subset, on the same inputs and seeds."""
+    size = size or int(pipe.vae.config.sample_size)
+    inputs = timing_inputs(batch, size, seed)
+    ms: dict[str, float] = {}
+    render_stock(pipe, stock, inputs, scheduler_kind, steps, seed, ms)
+    g = torch.Generator().manual_seed(seed + 1)
+    control = torch.rand(batch, 6, size, size, generator=g)
+    f_d = torch.randn(batch, pipe.fcsd_encoder.num_tokens, pipe.unet.config.condition_dim, generator=g)
+    subset, _, _ = fcsd_subset(pipe, stock, control, f_d, scheduler_kind, steps, seed)
+    return {f"{k}_ms": v / batch for k, v in {**ms, **subset}.items()}
+
+
+def load_warning(threads: int, own_load: float = 0.0) -> str | None:
+    """A warning when the machine's 1-minute load leaves fewer idle cores than ``threads`` (timings then
+    measure the competition); ``own_load`` is this process's share of the load, subtracted."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return None
+    others = max(0.0, load - own_load)
+    if cores - others < threads:
+        return (f"load average {load:.1f} on {cores} cores leaves fewer than the {threads} thread(s) this timing "
+                "uses idle: other processes compete for the CPU and the times are unreliable")
+    return None
+
+
+def time_pipeline(pipe, schedulers=("lcm",), steps=(1, 2, 4, 8, 10), batch: int = 8, repeats: int = 3,
+                  warmup: int = 1, progress: bool = False, compare_stock: bool = False, size: int | None = None):
+    """Rows (scheduler, steps, repeat, batch, size, device, dtype, threads, load_avg, ``*_ms`` ...) in
+    per-frame milliseconds; with ``compare_stock`` also ``stock_total_ms``, ``ours_fcsd_ms`` and
+    ``stock_fcsd_ms`` (see the module docstring)."""
     import pandas as pd
     from tqdm.auto import tqdm
 
+    size = size or int(pipe.vae.config.sample_size)
+    stock = stock_pipelines(pipe) if compare_stock else None
+    meta = dict(batch=batch, size=size, device=str(pipe._execution_device), dtype=str(pipe.unet.dtype).replace("torch.", ""),
+                threads=torch.get_num_threads())
     rows = []
-    stock = stock_controlnet_pipeline(pipe) if compare_stock else None
     jobs = [(s, n) for s in schedulers for n in steps]
     for kind, n in tqdm(jobs, desc="time", disable=not progress):
         for _ in range(warmup):
-            time_once(pipe, kind, n, batch)
+            time_once(pipe, kind, n, batch, size=size)
             if stock is not None:
-                time_stock(stock, pipe, kind, n, batch)
+                time_compare(pipe, stock, kind, n, batch, size=size)
         for r in range(repeats):
-            row = {"scheduler": kind, "steps": n, "repeat": r, "batch": batch, **time_once(pipe, kind, n, batch, r)}
+            row = {"scheduler": kind, "steps": n, "repeat": r, **meta, "load_avg": _load_average()}
+            row.update(time_once(pipe, kind, n, batch, r, size))
             if stock is not None:
-                row["ours_controlnet"] = row["unet_controlnet_step"] * n + row["vae_decode"]
-                row["stock_controlnet"] = time_stock(stock, pipe, kind, n, batch)
+                row.update(time_compare(pipe, stock, kind, n, batch, r, size))
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def plot_times(frame, path) -> None:
-    """Median per-frame total (and UNet+ControlNet share) against steps, one line per scheduler."""
-    import matplotlib
+def _load_average() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return float("nan")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    med = frame.groupby(["scheduler", "steps"]).median(numeric_only=True).reset_index()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for kind, part in med.groupby("scheduler"):
-        ax.plot(part["steps"], part["total"], marker="o", label=f"{kind}: total")
-        ax.plot(part["steps"], part["unet_controlnet_step"] * part["steps"], ls="--", label=f"{kind}: UNet+ControlNet")
-    ax.set_xlabel("sampling steps")
-    ax.set_ylabel("ms per frame (median)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def speedups(frame):
+    """Ours against stock per scheduler and steps, rows ``whole pipeline`` and ``FCSD + decode``: median ms
+    per frame of each side, and the speed-up (stock / ours) of each repeat summarised by its median, min
+    and max (ours and stock of one repeat run back to back, so their ratio is steadier than the times
+    when the machine's load drifts)."""
+    import pandas as pd
+
+    parts = []
+    for label, ours, stock in (("whole pipeline", "total_ms", "stock_total_ms"),
+                               ("FCSD + decode", "ours_fcsd_ms", "stock_fcsd_ms")):
+        rows = frame.assign(speedup=frame[stock] / frame[ours]).groupby(["scheduler", "steps"])
+        part = pd.DataFrame({"comparison": label, "ours_ms": rows[ours].median(), "stock_ms": rows[stock].median(),
+                             "speedup": rows["speedup"].median(), "speedup_min": rows["speedup"].min(),
+                             "speedup_max": rows["speedup"].max()})
+        parts.append(part.reset_index())
+    return pd.concat(parts, ignore_index=True)

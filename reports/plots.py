@@ -25,9 +25,11 @@ The plots:
   ground truth's own value (``<column>_gt``) is drawn dashed black; with ``rolling = w`` each
   method's rolling mean over ``w`` frames is shaded with its interval
   (:func:`benchmark.results.statistics.rolling_interval`).
-- Timing: per-frame time against the number of denoising steps, one line per (scheduler, stage),
-  from the CSV of ``cabench time`` (one row per (scheduler, steps, repeat), a column per stage and
-  ``total``); the median over repeats is drawn, the spread as a band between min and max.
+- Timing (the one timing plotter; ``cabench time`` draws with it too): milliseconds per frame
+  against the number of denoising steps, one panel per scheduler and one line per stage, from the
+  CSV of ``cabench time`` (one row per (scheduler, steps, repeat), ``*_ms`` columns); the median
+  over repeats is drawn, the spread as a band between min and max; stages that did not run are left
+  out.
 """
 
 from __future__ import annotations
@@ -393,34 +395,55 @@ def draw_run(per_frame: pd.DataFrame, summary: pd.DataFrame, out: Path, roles: M
     return files
 
 
-def read_timing(path: str | Path) -> pd.DataFrame:
-    """The CSV of ``cabench time`` (a file, or a folder holding ``timing.csv`` / one ``*.csv``)."""
-    from benchmark.results.files import read_csv
+TIMING_CSV = "times.csv"
+# Stage columns of a `cabench time` CSV drawn against steps, in this order (milliseconds per frame).
+TIMING_STAGES = ("constants_ms", "tsd_ms", "tsdm_ms", "conditions_ms", "fcsd_ms", "vae_decode_ms", "refiner_ms",
+                 "total_ms", "stock_total_ms")
+# Columns of CSVs written before the columns carried their unit (the values were milliseconds then too).
+_UNSUFFIXED = {"tsd": "tsd_ms", "tsdm": "tsdm_ms", "conditions": "conditions_ms", "unet_controlnet_step": "fcsd_step_ms",
+               "vae_decode": "vae_decode_ms", "refiner": "refiner_ms", "total": "total_ms",
+               "ours_controlnet": "ours_fcsd_ms", "stock_controlnet": "stock_fcsd_ms"}
+
+
+def timing_csv(path: str | Path) -> Path:
+    """The CSV of ``cabench time``: ``path`` itself, or ``times.csv`` (or the one ``*.csv``) in a folder."""
     from metrics.errors import InputError
 
     path = Path(path)
-    if path.is_dir():
-        candidates = [path / "timing.csv"] if (path / "timing.csv").exists() else sorted(path.glob("*.csv"))
-        if len(candidates) != 1:
-            raise InputError(f"{path}: expected timing.csv (the CSV of cabench time) in the folder")
-        path = candidates[0]
+    if not path.is_dir():
+        return path
+    if (path / TIMING_CSV).is_file():
+        return path / TIMING_CSV
+    candidates = sorted(path.glob("*.csv"))
+    if len(candidates) != 1:
+        raise InputError(f"{path}: expected {TIMING_CSV} (the CSV of cabench time) in the folder")
+    return candidates[0]
+
+
+def read_timing(path: str | Path) -> pd.DataFrame:
+    """A ``cabench time`` CSV (a file or its folder): one row per (scheduler, steps, repeat), times in
+    milliseconds per frame in ``*_ms`` columns (older unsuffixed columns are renamed: they held ms)."""
+    from benchmark.results.files import read_csv
+    from metrics.errors import InputError
+
+    path = timing_csv(path)
     frame = read_csv(path, "timing CSV")
-    needed = {"scheduler", "steps", "total"}
+    if "total_ms" not in frame.columns:
+        frame = frame.rename(columns={k: v for k, v in _UNSUFFIXED.items() if k in frame.columns})
+    needed = {"scheduler", "steps", "total_ms"}
     if not needed <= set(frame.columns):
         raise InputError(f"{path}: a timing CSV needs columns {', '.join(sorted(needed))} (has {', '.join(frame.columns)})")
-    frame.attrs["path"] = str(path)
     return frame
 
 
 def timing_stages(frame: pd.DataFrame) -> list[str]:
-    """Stage columns of a timing CSV: numeric columns other than the keys, ``total`` last."""
-    skip = {"scheduler", "steps", "repeat", "total", "batch", "dtype", "device", "config"}
-    stages = [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])]
-    return [*stages, "total"]
+    """The stage columns to draw: those of :data:`TIMING_STAGES` present with a non-zero value (a
+    stage that did not run, such as the refiner without one, is left out)."""
+    return [c for c in TIMING_STAGES if c in frame and pd.to_numeric(frame[c], errors="coerce").fillna(0).ne(0).any()]
 
 
 def timing_curves(frame: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
-    """{(scheduler, stage): DataFrame(steps, median, low, high)} over the repeats of each step count."""
+    """{(scheduler, stage column): DataFrame(steps, median, low, high)} over the repeats of each step count."""
     curves = {}
     for scheduler in dict.fromkeys(frame["scheduler"]):
         grouped = frame[frame["scheduler"] == scheduler].groupby("steps")
@@ -431,24 +454,54 @@ def timing_curves(frame: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
     return curves
 
 
-def timing_plot(frame: pd.DataFrame, out: Path, unit: str = "s") -> list[Path]:
-    """Time per frame against steps: one panel per scheduler, one line per stage (median, min-max band)."""
+def _stage_label(column: str) -> str:
+    names = {"constants_ms": "per-sequence constants", "tsd_ms": "TSD", "tsdm_ms": "TSDM (stage 2)",
+             "conditions_ms": "condition encoders", "fcsd_ms": "FCSD steps", "vae_decode_ms": "VAE decode",
+             "refiner_ms": "refiner", "total_ms": "total", "stock_total_ms": "stock diffusers pipelines, total"}
+    return names.get(column, column.removesuffix("_ms"))
+
+
+def _step_ticks(ax, steps) -> None:
+    """Ticks at the measured step counts (integers), on a log axis when they span a decade or more."""
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    values = sorted({int(s) for s in steps})
+    if values and values[-1] >= 10 * max(values[0], 1):
+        ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(values))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def timing_plot(frame: pd.DataFrame, out: Path) -> list[Path]:
+    """Milliseconds per frame against steps: one panel per scheduler, one line per stage (median of the
+    repeats, min-max band), one legend for the figure, beside the panels."""
     plt = _pyplot()
     curves = timing_curves(frame)
     schedulers = list(dict.fromkeys(s for s, _ in curves))
-    fig, axes = plt.subplots(1, len(schedulers), figsize=(5.5 * len(schedulers), 3.8), squeeze=False)
+    stages = list(dict.fromkeys(stage for _, stage in curves))
+    colors = method_colors(stages)
+    fig, axes = plt.subplots(1, len(schedulers), figsize=(5.2 * len(schedulers), 3.8), squeeze=False)
     for ax, scheduler in zip(axes[0], schedulers):
-        for (name, stage), curve in curves.items():
-            if name != scheduler:
-                continue
-            style = {"color": "black", "linewidth": 2.2} if stage == "total" else {"linewidth": 1.2}
-            ax.plot(curve["steps"], curve["median"], marker="o", markersize=3, label=stage, **style)
-            ax.fill_between(curve["steps"], curve["low"], curve["high"], alpha=0.15)
+        for stage in stages:
+            curve = curves[(scheduler, stage)]
+            style = {"linewidth": 2.2} if stage == "total_ms" else {"linewidth": 1.2}
+            if stage.startswith("stock_"):
+                style["linestyle"] = "--"
+            ax.plot(curve["steps"], curve["median"], marker="o", markersize=3, label=_stage_label(stage),
+                    color="black" if stage == "total_ms" else colors[stage], **style)
+            ax.fill_between(curve["steps"], curve["low"], curve["high"], alpha=0.15,
+                            color="black" if stage == "total_ms" else colors[stage])
+        _step_ticks(ax, frame["steps"])
+        ax.set_yscale("log")
         ax.set_xlabel("denoising steps")
-        ax.set_ylabel(f"time per frame ({unit})")
-        ax.set_title(f"{scheduler}: time per frame by stage (median of repeats)")
-        _legend(ax)
-        ax.grid(alpha=0.3)
+        ax.set_ylabel("milliseconds per frame (log scale)")
+        ax.set_title(f"{scheduler}: time per frame by stage")
+        ax.grid(alpha=0.3, which="both")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False)
+    fig.suptitle("Median of the repeats; the band spans their minimum and maximum.", fontsize=9, y=0.01, va="bottom")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return [_save(fig, out / "timing_steps.png")]
 
 
@@ -457,17 +510,23 @@ def quality_steps_plot(frame: pd.DataFrame, quality: pd.DataFrame, column: str, 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     other = ax.twinx()
+    colors = method_colors(list(dict.fromkeys(frame["scheduler"])))
     for scheduler, rows in frame.groupby("scheduler", sort=False):
-        median = rows.groupby("steps")["total"].median()
-        ax.plot(median.index, median.to_numpy(), marker="o", label=f"{scheduler} time")
+        median = rows.groupby("steps")["total_ms"].median()
+        ax.plot(median.index, median.to_numpy(), marker="o", color=colors[str(scheduler)],
+                label=f"{scheduler}: ms per frame")
         q = quality[quality["scheduler"] == scheduler].groupby("steps")[column].mean()
         if len(q):
-            other.plot(q.index, q.to_numpy(), marker="s", linestyle="--", label=f"{scheduler} {column}")
+            other.plot(q.index, q.to_numpy(), marker="s", linestyle="--", color=colors[str(scheduler)],
+                       label=f"{scheduler}: {column}")
+    _step_ticks(ax, frame["steps"])
     ax.set_xlabel("denoising steps")
-    ax.set_ylabel("time per frame (s)")
+    ax.set_ylabel("milliseconds per frame (median)")
     other.set_ylabel(_label(column))
     lines = ax.get_legend_handles_labels()
     more = other.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7)
-    ax.set_title(f"time and {column} against steps")
+    fig.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 0.95),
+               frameon=False)
+    ax.set_title(f"Time per frame (solid) and {column} (dashed) against steps")
+    fig.tight_layout()
     return [_save(fig, out / _name("steps", column))]

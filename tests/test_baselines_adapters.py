@@ -96,29 +96,43 @@ def test_insta_count_mismatch_is_an_error(seq, tmp_path):
 def _fake_reference(monkeypatch, calls, result=None):
     module = types.ModuleType("reference")
 
-    def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, ablation=None, scheduler="lcm",
-                        steps=4, seed=0, device="cpu", batch_size=8, progress=False):
-        calls.append(dict(checkpoint=checkpoint, rgb=rgb, normal=normal, pose=pose, expression=expression,
-                          ablation=ablation, steps=steps, scheduler=scheduler))
+    def load_pipeline(checkpoint, device="auto", dtype=None, ablation=None):
+        calls.append(dict(load=checkpoint, device=device, dtype=dtype, ablation=ablation))
+        return f"pipeline of {checkpoint}" + (f" ({ablation})" if ablation else "")
+
+    def warm_up(pipeline, batch_size=8, scheduler="lcm"):
+        calls.append(dict(warm_up=pipeline, batch_size=batch_size))
+
+    def render_sequence(pipeline, rgb, normal, pose, expression, emotion=None, ablation=None, scheduler="lcm",
+                        steps=None, seed=0, device="auto", batch_size=8, progress=False, across_processes=False,
+                        ablation_mode="trained"):
+        calls.append(dict(checkpoint=pipeline, rgb=rgb, normal=normal, pose=pose, expression=expression,
+                          ablation=ablation, steps=steps, scheduler=scheduler, emotion=emotion,
+                          ablation_mode=ablation_mode))
         return (255 - rgb) if result is None else result
 
-    module.render_sequence = render_sequence
+    module.load_pipeline, module.warm_up, module.render_sequence = load_pipeline, warm_up, render_sequence
     monkeypatch.setitem(sys.modules, "reference", module)
 
 
 def test_consistentavatar_renders_through_the_reference_contract(seq, monkeypatch):
     calls = []
     _fake_reference(monkeypatch, calls)
-    adapter = baselines.create_adapter("consistentavatar", checkpoint="ckpt", ablation="wo_normal", steps=2)
+    adapter = baselines.create_adapter("consistentavatar", checkpoint="ckpt", ablation="wo_normal", steps=2,
+                                       emotion="happy")
     test_ids = seq.splits["test"]
     out_output = adapter.outputs(seq)
     out = out_output.frames
-    call = calls[0]
+    assert calls[0] == dict(load="ckpt", device="auto", dtype=None, ablation="wo_normal")  # the trained variant,
+    assert calls[1] == dict(warm_up="pipeline of ckpt (wo_normal)", batch_size=8)  # loaded and warmed up first
+    call = calls[2]
+    assert call["emotion"] == "happy"  # one label, passed whole
     proxy = open_frames(seq.extras["stage1_rgb"]).read(test_ids).rgb
     np.testing.assert_array_equal(call["rgb"], proxy)
     assert call["normal"].shape == proxy.shape and call["pose"].shape == (4, 6)
     np.testing.assert_allclose(call["expression"], seq.annotation("expression", test_ids))
-    assert (call["ablation"], call["steps"], call["checkpoint"]) == ("wo_normal", 2, "ckpt")
+    assert (call["ablation"], call["steps"], call["checkpoint"]) == ("wo_normal", 2, "pipeline of ckpt (wo_normal)")
+    assert call["ablation_mode"] == "trained" and out_output.alignment["ablation_mode"] == "trained"
     assert out.frame_ids == test_ids
     np.testing.assert_array_equal(out.read(test_ids).rgb, 255 - proxy)
     assert adapter.name == "ConsistentAvatar w/o normal" and out_output.alignment["rendered"]
@@ -133,6 +147,21 @@ def test_consistentavatar_errors(seq, monkeypatch):
         baselines.create_adapter("consistentavatar", checkpoint="c").outputs(seq)
     with pytest.raises(CabenchError, match="ablation 'wo_x'"):
         baselines.create_adapter("consistentavatar", checkpoint="c", ablation="wo_x")
+    with pytest.raises(CabenchError, match="setting emotion: expected a string"):
+        baselines.create_adapter("consistentavatar", checkpoint="c", emotion=["happy", "sad"])
+    with pytest.raises(CabenchError, match="ablation_mode 'zeros'"):
+        baselines.create_adapter("consistentavatar", checkpoint="c", ablation="wo_normal", ablation_mode="zeros")
+
+
+def test_consistentavatar_zero_input_switch_is_its_own_row(seq, monkeypatch):
+    calls = []
+    _fake_reference(monkeypatch, calls)
+    adapter = baselines.create_adapter("consistentavatar", checkpoint="c", ablation="wo_normal",
+                                       ablation_mode="zero-input")
+    assert adapter.name == "ConsistentAvatar w/o normal (zero-input switch)"
+    output = adapter.outputs(seq)
+    assert calls[0] == dict(load="c", device="auto", dtype=None, ablation=None)  # the full model, inputs switched
+    assert output.alignment["ablation_mode"] == "zero-input" and calls[2]["ablation_mode"] == "zero-input"
 
 
 def test_consistentavatar_reads_stored_outputs(seq, tmp_path):

@@ -41,5 +41,39 @@ def test_each_ablation_row_changes_the_frames(sequence):
     full_output = baselines.create_adapter("consistentavatar", checkpoint=str(SHIPPED_TINY), steps=2).outputs(sequence)
     full = full_output.frames
     for ablation in ("wo_stage2", "wo_normal"):
-        adapter = baselines.create_adapter("consistentavatar", checkpoint=str(SHIPPED_TINY), steps=2, ablation=ablation)
+        adapter = baselines.create_adapter("consistentavatar", checkpoint=str(SHIPPED_TINY), steps=2, ablation=ablation,
+                                           ablation_mode="zero-input")
         assert not np.array_equal(adapter.outputs(sequence).frames.read(ids).rgb, full.read(ids).rgb), ablation
+
+
+def test_time_per_frame_excludes_loading_and_warm_up(sequence, monkeypatch):
+    """Loading made 3 s slow: two identical rows (and one whose outputs() is called without load()) still
+    report only their rendering time, far below 3 s spread over the frames."""
+    import time
+
+    from reference import render
+    from reference.pipeline import ConsistentAvatarPipeline
+
+    delay = 3.0
+    original = ConsistentAvatarPipeline.from_pretrained.__func__
+
+    loads = []
+
+    def slow_from_pretrained(cls, *args, **kwargs):
+        loads.append(args)
+        time.sleep(delay)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(ConsistentAvatarPipeline, "from_pretrained", classmethod(slow_from_pretrained))
+    monkeypatch.setattr(render, "_LAST_LOADED", {})
+    frames = len(sequence.split_ids("test"))
+    times = []
+    for _ in range(2):
+        adapter = baselines.create_adapter("consistentavatar", checkpoint="tiny", steps=1, device="cpu")
+        adapter.load()
+        times.append(adapter.outputs(sequence).seconds_per_frame)
+    monkeypatch.setattr(render, "_LAST_LOADED", {})
+    unloaded = baselines.create_adapter("consistentavatar", checkpoint="tiny", steps=1, device="cpu")
+    times.append(unloaded.outputs(sequence).seconds_per_frame)
+    assert len(loads) == 2  # the first row and the unloaded one loaded; the second row shared the first's
+    assert all(0 < t < delay / frames for t in times), (times, frames)

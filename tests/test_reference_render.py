@@ -18,11 +18,21 @@ def sequence(tmp_path_factory):
     return path, load_sequence(path, "all")
 
 
-def test_shipped_checkpoint_is_small_safetensors():
+def test_shipped_checkpoint_is_small_safetensors_that_a_wheel_carries():
+    from pathlib import Path, PurePosixPath
+
+    import tomllib
+
     files = [p for p in TINY_CHECKPOINT.rglob("*") if p.is_file()]
     weights = [p for p in files if p.suffix == ".safetensors"]
     assert len(weights) >= 7 and not [p for p in files if p.suffix in (".bin", ".pt", ".pth")]
-    assert sum(p.stat().st_size for p in files) <= 20 * 2**20
+    assert sum(p.stat().st_size for p in weights) <= 40 * 2**20  # the budget for the model and its ablations
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["reference"]
+    package = TINY_CHECKPOINT.parents[1]
+    for file in files:  # every file of the checkpoint is package data (a glob part matches one path part)
+        path = PurePosixPath(file.relative_to(package).as_posix())
+        assert any(len(path.parts) == len(PurePosixPath(p).parts) and path.match(p) for p in patterns), path
 
 
 def test_render_sequence_shapes_seed_and_batch_independence(sequence):
@@ -39,8 +49,17 @@ def test_render_sequence_shapes_seed_and_batch_independence(sequence):
     # another input size: the model runs at 64 px, the output comes back at the input size
     big = np.repeat(np.repeat(data.rgb[:1], 2, 1), 2, 2)
     out = render_sequence("tiny", big, big, data.pose[:1], data.expression[:1], steps=1,
-                          emotion=["happy"], ablation="wo_normal")
+                          emotion=["happy"], ablation="wo_normal", ablation_mode="zero-input")
     assert out.shape == (1, 128, 128, 3)
+
+
+def test_one_emotion_label_applies_to_every_frame(sequence):
+    _, data = sequence
+    args = (data.rgb, data.normal, data.pose, data.expression)
+    happy = render_sequence("tiny", *args, steps=1, emotion="happy")
+    np.testing.assert_array_equal(happy, render_sequence("tiny", *args, steps=1, emotion=["happy"] * len(data)))
+    # the string is one label, not its letters
+    assert not np.array_equal(happy, render_sequence("tiny", *args, steps=1, emotion=list("happ")))
 
 
 def test_render_sequence_bad_inputs(sequence, tmp_path):
@@ -52,8 +71,12 @@ def test_render_sequence_bad_inputs(sequence, tmp_path):
         render_sequence("tiny", data.rgb, data.normal, data.pose[:3], data.expression)
     with pytest.raises(CabenchError, match="ablation"):
         render_sequence("tiny", *args, ablation="wo_everything")
+    with pytest.raises(CabenchError, match="ablation_mode"):
+        render_sequence("tiny", *args, ablation="wo_normal", ablation_mode="zeros")
     with pytest.raises(CabenchError, match="unknown scheduler"):
-        render_sequence("tiny", *args, scheduler="euler")
+        render_sequence("tiny", *args, scheduler="warp")
+    with pytest.raises(InputError, match="emotion has 2 labels"):
+        render_sequence("tiny", *args, emotion=["happy", "sad"])
     with pytest.raises(WeightsMissingError, match="model_index.json"):
         render_sequence(tmp_path, *args)
     bad = data.pose.copy()
@@ -70,3 +93,21 @@ def test_cli_infer_writes_frames(sequence, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00002.png", "00003.png"]  # the test split
     assert main(["infer", "--data", str(tmp_path / "nope"), "--output", str(tmp_path / "o2")]) == 2
     assert "nope" in capsys.readouterr().err
+    # an ablation renders the checkpoint's trained variant (one trained for a step into a copy of the
+    # shipped checkpoint); a folder without it is one clear error, unless the inference-time switch is asked for
+    import shutil
+
+    from reference.training import TrainOptions, train
+
+    path, data = sequence
+    trained = shutil.copytree(TINY_CHECKPOINT, tmp_path / "trained")
+    train(TrainOptions(stage="stage3", ablation="wo_normal", stage3_tsd="ground-truth", steps=1, batch_size=2,
+                       progress=False), data, trained)
+    assert main(["infer", "--checkpoint", str(trained), "--data", str(path), "--output", str(tmp_path / "o3"),
+                 "--steps", "1", "--quiet", "--ablation", "wo_normal"]) == 0
+    assert len(list((tmp_path / "o3").iterdir())) == 2
+    bare = shutil.copytree(TINY_CHECKPOINT, tmp_path / "bare", ignore=shutil.ignore_patterns("ablations"))
+    args = ["infer", "--checkpoint", str(bare), "--data", str(path), "--steps", "1", "--quiet", "--ablation", "wo_normal"]
+    assert main([*args, "--output", str(tmp_path / "o4")]) == 2
+    assert "cabench train stage3 --ablation wo_normal" in capsys.readouterr().err
+    assert main([*args, "--output", str(tmp_path / "o5"), "--ablation-mode", "zero-input"]) == 0

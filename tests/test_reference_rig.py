@@ -60,20 +60,24 @@ def test_training_lowers_loss_and_resumes_identically(tmp_path):
     a, b = RigModel.from_pretrained(tmp_path / "a"), RigModel.from_pretrained(tmp_path / "b")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     # a fixed batch: a few steps lower its loss
-    from reference.training import make_batch, step_generator
+    from reference.steps import Shard, StepDraw
+    from reference.training import make_batch
+
+    def step_draw():
+        return StepDraw(0, 0, Shard(2))
 
     batch = make_batch(data, np.arange(2), torch.zeros(4, 1), "cpu")
     a.train()  # batch statistics in BatchNorm, as in training
     opt = torch.optim.Adam(a.parameters(), lr=2e-3)
     with torch.no_grad():
-        before = rig_loss(a, rig_scheduler(), batch, step_generator(0, 0)).item()
+        before = rig_loss(a, rig_scheduler(), batch, step_draw()).item()
     for _ in range(10):
-        loss = rig_loss(a, rig_scheduler(), batch, step_generator(0, 0))
+        loss = rig_loss(a, rig_scheduler(), batch, step_draw())
         loss.backward()
         opt.step()
         opt.zero_grad()
     with torch.no_grad():
-        after = rig_loss(a, rig_scheduler(), batch, step_generator(0, 0)).item()
+        after = rig_loss(a, rig_scheduler(), batch, step_draw()).item()
     assert after < 0.95 * before, (before, after)
 
 

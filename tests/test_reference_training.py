@@ -8,19 +8,21 @@ import pytest
 import torch
 from reference_helpers import make_sequence
 
-from metrics.errors import InputError
+from metrics.errors import CabenchError, InputError
 from reference.data import load_dataset, load_sequence
-from reference.training import StageModel, TrainOptions, make_batch, step_generator, train
+from reference.steps import Shard, StepDraw
+from reference.training import StageModel, TrainOptions, make_batch, train
+from reference.tsd import tsd
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return make_sequence(tmp_path_factory.mktemp("data") / "seq", frames=6)
+    return make_sequence(tmp_path_factory.mktemp("data") / "seq", frames=6, size=32)
 
 
 def test_reads_the_sequence_layout(dataset, tmp_path):
     data = load_sequence(dataset, "train")
-    assert data.image.shape == (4, 64, 64, 3) and data.image.dtype == np.uint8
+    assert data.image.shape == (4, 32, 32, 3) and data.image.dtype == np.uint8
     assert data.pose.shape == (4, 6) and data.expression.shape == (4, 100) and not data.pose_missing
     # RGBA ground truth is composited on white: corners (alpha 0) are white
     assert (data.image[:, 0, 0] == 255).all()
@@ -45,10 +47,11 @@ def test_a_few_steps_on_a_fixed_batch_lower_the_loss(dataset, stage):
     model = StageModel(pipe, stage, train_unet_base=True)
     saved = {k: v.clone() for k, v in model.state_dict().items()}
     batch = make_batch(data, np.arange(4), emotions, "cpu")
+    batch["guide"] = tsd(batch["image"])
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-3)
 
     def fixed_loss():
-        return model(batch, step_generator(0, 0))
+        return model(batch, StepDraw(0, 0, Shard(4)))
 
     with torch.no_grad():
         before = fixed_loss().item()
@@ -101,29 +104,164 @@ def test_mixed_precision_and_gradient_checkpointing_options(dataset, tmp_path):
     ConsistentAvatarPipeline.from_pretrained(tmp_path / "mp")  # the saved pipeline loads
 
 
-def test_consistency_distillation_step_trains_only_the_student(dataset):
-    from reference.config import build_components
-    from reference.lcm import ConsistencyDistillation, boundary_scalings
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A 32 px sequence and a pipeline folder with its VAE and TSDM (one step each)."""
+    root = tmp_path_factory.mktemp("small")
+    data = load_sequence(make_sequence(root / "seq", frames=6, size=32), "train")
+    for stage in ("vae", "stage2"):
+        train(TrainOptions(stage=stage, steps=1, batch_size=2, progress=False), data, root / "pipe")
+    return data, root / "pipe"
+
+
+def copy_of(folder, to):
+    import shutil
+
+    return shutil.copytree(folder, to)
+
+
+def test_stage3_trains_on_cached_tsdm_outputs_and_resumes_exactly(small, tmp_path):
+    from safetensors.torch import load_file
+
+    from reference.pipeline import ConsistentAvatarPipeline
+    from reference.tsd_cache import CACHE_FILE
+
+    data, start = small
+    a, b = copy_of(start, tmp_path / "a"), copy_of(start, tmp_path / "b")
+    common = dict(stage="stage3", batch_size=2, progress=False)
+    straight = train(TrainOptions(steps=3, **common), data, a)
+    first = train(TrainOptions(steps=1, **common), data, b)
+    cache = b / "train_state" / CACHE_FILE
+    made = cache.stat().st_mtime_ns
+    second = train(TrainOptions(steps=3, resume=True, **common), data, b)
+    assert first + second == straight and cache.stat().st_mtime_ns == made  # reused, not resampled
+    for part in ("unet", "controlnet", "fcsd_encoder"):
+        x = load_file(a / part / "diffusion_pytorch_model.safetensors")
+        y = load_file(b / part / "diffusion_pytorch_model.safetensors")
+        assert all(torch.equal(x[k], y[k]) for k in x), part
+    assert (b / "train_log_stage3.csv").read_text() == (a / "train_log_stage3.csv").read_text()
+
+    # the cached TSD' of frame j is what the pipeline feeds the FCSD at inference (LCM, 10 steps, seed j)
+    aligned = load_file(cache)["aligned_tsd"]
+    pipe = ConsistentAvatarPipeline.from_pretrained(b)
+    j = 2
+    rgb, normal = (torch.from_numpy(x[j:j + 1]).permute(0, 3, 1, 2).float() / 255 for x in (data.rgb, data.normal))
+    _, guide, *_ = pipe.prepare_conditions(rgb, normal, torch.from_numpy(data.pose[j:j + 1]),
+                                           torch.from_numpy(data.expression[j:j + 1]), tsdm_steps=10,
+                                           generator=[torch.Generator().manual_seed(j)], scheduler="lcm")
+    torch.testing.assert_close(aligned[j:j + 1], guide, atol=1e-5, rtol=0)
+    assert aligned.shape == (len(data), 3, 32, 32)
+
+    # new TSDM weights make the cache stale: a fresh stage 3 resamples it, a resumed one refuses
+    train(TrainOptions(stage="stage2", steps=2, batch_size=2, progress=False), data, b)
+    with pytest.raises(CabenchError, match="other TSDM weights"):
+        train(TrainOptions(steps=4, resume=True, **common), data, b)
+    train(TrainOptions(steps=1, **common), data, b)
+    assert not torch.equal(load_file(cache)["aligned_tsd"], aligned)
+
+
+def test_stage3_on_the_ground_truth_tsd(small, tmp_path):
+    from reference.training import guide_tsd, make_batch
+    from reference.tsd_cache import CACHE_FILE
+
+    data, start = small
+    out = copy_of(start, tmp_path / "gt")
+    losses = train(TrainOptions(stage="stage3", stage3_tsd="ground-truth", steps=1, batch_size=2, progress=False),
+                   data, out)
+    assert len(losses) == 1 and not (out / "train_state" / CACHE_FILE).exists()
+    batch = make_batch(data, np.arange(2), torch.zeros(len(data), 1), "cpu")
+    assert torch.equal(guide_tsd("ground-truth", batch), tsd(batch["image"]))
+    assert torch.equal(guide_tsd("unaligned", batch), tsd(batch["rgb"]))
+
+
+def test_lcm_distillation_trains_a_lora_that_lcm_sampling_uses(small, tmp_path):
+    from reference_helpers import random_inputs
+
+    from reference.lcm import (
+        LORA_WEIGHTS,
+        ConsistencyDistillation,
+        add_lcm_lora,
+        boundary_scalings,
+        has_lcm_lora,
+    )
     from reference.pipeline import ConsistentAvatarPipeline
 
     c_skip, c_out = boundary_scalings(torch.tensor([0, 999]))
     assert abs(float(c_skip[0]) - 1) < 1e-6 and float(c_out[0]) == 0  # f(x, 0) = x
-    pipe = ConsistentAvatarPipeline(**build_components("tiny", seed=0))
-    data = load_sequence(dataset, "train")
-    emotions = pipe.embed_emotions(["neutral"] * len(data)).float()
-    model = ConsistencyDistillation(pipe)
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable and all(n.startswith("student.") for n in trainable)
-    controlnet_before = {k: v.clone() for k, v in pipe.controlnet.state_dict().items()}
-    target_before = next(model.target.parameters()).clone()
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    loss = model(make_batch(data, np.arange(2), emotions, "cpu"), step_generator(0, 0))
-    assert torch.isfinite(loss) and loss.item() > 0
+    data, start = small
+    out = copy_of(start, tmp_path / "lcm")
+    train(TrainOptions(stage="stage3", steps=2, batch_size=2, progress=False), data, out)
+
+    # one step by hand: only the LoRA learns; the LoRA disabled is the undistilled UNet exactly
+    pipe = ConsistentAvatarPipeline.from_pretrained(out)
+    base = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+    x, t, ctx = torch.randn(1, 4, 8, 8), torch.tensor([499]), pipe.text_context(1)
+    tokens = {"condition_tokens": torch.randn(1, 4, 32)}
+    before = pipe.unet(x, t, ctx, cross_attention_kwargs=tokens).sample
+    add_lcm_lora(pipe.unet, rank=4)
+    model = ConsistencyDistillation(pipe, "fcsd")
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    batch = make_batch(data, np.arange(2), pipe.embed_emotions(["neutral"] * len(data)).float(), "cpu")
+    batch["guide"] = tsd(batch["image"])
+    loss = model(batch, StepDraw(0, 0, Shard(2)))
     loss.backward()
-    optimizer.step()
-    model.update_target()
-    assert not torch.equal(next(model.target.parameters()), target_before)
-    assert all(torch.equal(v, pipe.controlnet.state_dict()[k]) for k, v in controlnet_before.items())
+    torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2).step()
+    assert torch.isfinite(loss)
+    pipe.unet.disable_adapters()
+    assert torch.equal(pipe.unet(x, t, ctx, cross_attention_kwargs=tokens).sample, before)
+    assert all(torch.equal(v, base[k]) for k, v in pipe.unet.state_dict().items() if k in base)
+
+    # through `train`: a diffusers-format LoRA file; LCM sampling uses it, any other sampler does not
+    train(TrainOptions(stage="distill-lcm", steps=2, batch_size=2, progress=False, lora_rank=4), data, out)
+    from safetensors.torch import load_file
+
+    keys = list(load_file(out / "unet_lcm_lora" / LORA_WEIGHTS))
+    assert keys and all(k.startswith("unet.") and (".lora_A." in k or ".lora_B." in k) for k in keys)
+    distilled = ConsistentAvatarPipeline.from_pretrained(out)
+    plain = ConsistentAvatarPipeline.from_pretrained(out, lcm_lora=False)
+    assert has_lcm_lora(distilled.unet) and not has_lcm_lora(plain.unet) and not has_lcm_lora(distilled.tsdm_unet)
+    inputs = random_inputs(1, 32)
+
+    def frames(pipe, scheduler, **kwargs):
+        pipe.set_scheduler(scheduler)
+        return pipe(*inputs, num_inference_steps=2, generator=torch.Generator().manual_seed(0), **kwargs).images
+
+    assert not torch.equal(frames(distilled, "lcm"), frames(plain, "lcm"))
+    assert torch.equal(frames(distilled, "ddim"), frames(plain, "ddim"))
+    assert torch.equal(frames(distilled, "lcm", ablation="wo_lcm"), frames(plain, "ddim"))
+
+    # retraining the FCSD drops the LoRA distilled from the weights it replaces
+    train(TrainOptions(stage="stage3", steps=1, batch_size=2, progress=False), data, out)
+    assert not (out / "unet_lcm_lora").exists()
+
+
+def test_the_loss_log_is_flushed_line_by_line_and_trimmed_on_resume(tmp_path):
+    from reference.training import LossLog
+
+    path = tmp_path / "log.csv"
+    log = LossLog(path, 0, enabled=True)
+    for step in range(4):
+        log.write(step, 0.5 + step)
+    assert path.read_text().splitlines() == ["step,loss", "0,0.500000", "1,1.500000", "2,2.500000", "3,3.500000"]
+    log.close()
+    LossLog(path, 2, enabled=True).close()  # resumed at step 2: steps 2 and 3 are redone
+    assert path.read_text().splitlines() == ["step,loss", "0,0.500000", "1,1.500000"]
+    LossLog(tmp_path / "other.csv", 0, enabled=False).write(0, 1.0)  # not the main process: no file
+    assert not (tmp_path / "other.csv").exists()
+
+
+def test_the_device_is_accelerates_unless_given():
+    from reference.training import make_accelerator
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert make_accelerator().device.type == expected
+    assert make_accelerator(device="cpu").device.type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(CabenchError, match="no CUDA device"):
+            make_accelerator(device="cuda")
+    with pytest.raises(CabenchError, match="choose cpu or cuda"):
+        make_accelerator(device="tpu")
 
 
 def test_emotion_database_labels_by_cosine_similarity(tmp_path):
@@ -148,13 +286,13 @@ def test_emotion_database_labels_by_cosine_similarity(tmp_path):
         ExpressionDatabase.from_folder(tmp_path / "happy")
 
 
-def test_emotion_embeddings_are_cached_per_label():
+def test_emotion_embeddings_are_computed_per_label():
     from reference_helpers import tiny_pipeline
 
     pipe = tiny_pipeline()
     emb = pipe.embed_emotions(["happy", "sad", "happy"])
     assert emb.shape == (3, 32) and torch.equal(emb[0], emb[2]) and not torch.equal(emb[0], emb[1])
-    assert {"happy", "sad"} <= set(pipe._emotion_cache)
+    torch.testing.assert_close(emb[1], pipe.embed_emotions(["sad"])[0])
 
 
 def test_cli_train_bad_inputs(tmp_path, capsys):
@@ -167,3 +305,11 @@ def test_cli_train_bad_inputs(tmp_path, capsys):
     assert "only for the tiny config" in capsys.readouterr().err
     assert main(["train", "stage2", "--config", "huge", "--data", str(seq), "--output", str(tmp_path / "o")]) == 2
     assert "unknown config" in capsys.readouterr().err
+    assert main(["train", "stage2", "--ablation", "wo_normal", "--data", str(seq), "--output", str(tmp_path / "o")]) == 2
+    assert "--ablation applies to stage3" in capsys.readouterr().err
+    assert main(["train", "stage3", "--ablation", "wo_stage2", "--stage3-tsd", "ground-truth", "--data", str(seq),
+                 "--output", str(tmp_path / "o")]) == 2
+    assert "drop --stage3-tsd" in capsys.readouterr().err
+    assert main(["train", "stage3", "--gradient-accumulation-steps", "0", "--data", str(seq),
+                 "--output", str(tmp_path / "o")]) == 2
+    assert "--gradient-accumulation-steps must be at least 1" in capsys.readouterr().err

@@ -14,31 +14,65 @@ from benchmark.cli import main
 from reports import plots
 
 
-def _timing_csv(path):
+def _timing_csv(path, refiner=0.0):
+    """A CSV as `cabench time` writes it: milliseconds per frame in *_ms columns."""
     rows = []
-    for scheduler, per_step in (("lcm", 0.02), ("ddim", 0.03)):
+    for scheduler, per_step in (("lcm", 20.0), ("ddim", 30.0)):
         for steps in (1, 2, 4, 8):
-            for repeat, noise in enumerate((0.0, 0.004, -0.002)):
-                unet = steps * per_step + noise
-                rows.append({"scheduler": scheduler, "steps": steps, "repeat": repeat, "tsd": 0.001, "tsdm": 0.01,
-                             "unet": unet, "vae_decode": 0.005, "total": 0.016 + unet})
+            for repeat, noise in enumerate((0.0, 4.0, -2.0)):
+                fcsd = steps * per_step + noise
+                rows.append({"scheduler": scheduler, "steps": steps, "repeat": repeat, "threads": 1, "batch": 8,
+                             "tsd_ms": 1.0, "tsdm_ms": 10.0, "fcsd_ms": fcsd, "fcsd_step_ms": fcsd / steps,
+                             "vae_decode_ms": 5.0, "refiner_ms": refiner, "total_ms": 16.0 + fcsd + refiner})
     pd.DataFrame(rows).to_csv(path, index=False)
     return pd.DataFrame(rows)
 
 
 def test_timing_curves_are_medians_over_repeats_and_the_cli_draws_them(tmp_path, capsys):
-    frame = _timing_csv(tmp_path / "timing.csv")
+    frame = _timing_csv(tmp_path / "times.csv")
     curves = plots.timing_curves(plots.read_timing(tmp_path))
-    assert set(curves) == {(s, stage) for s in ("lcm", "ddim") for stage in ("tsd", "tsdm", "unet", "vae_decode", "total")}
-    unet = curves[("lcm", "unet")]
-    np.testing.assert_allclose(unet["median"], [0.02, 0.04, 0.08, 0.16])
-    np.testing.assert_allclose(unet["high"] - unet["low"], 0.006)
-    expected = frame[frame["scheduler"] == "ddim"].groupby("steps")["total"].median().to_numpy()
-    np.testing.assert_allclose(curves[("ddim", "total")]["median"], expected)
+    # the refiner did not run (all zero): no flat line for it; per-step and metadata columns are not stages
+    assert set(curves) == {(s, stage) for s in ("lcm", "ddim") for stage in ("tsd_ms", "tsdm_ms", "fcsd_ms",
+                                                                              "vae_decode_ms", "total_ms")}
+    fcsd = curves[("lcm", "fcsd_ms")]
+    np.testing.assert_allclose(fcsd["median"], [20, 40, 80, 160])
+    np.testing.assert_allclose(fcsd["high"] - fcsd["low"], 6)
+    expected = frame[frame["scheduler"] == "ddim"].groupby("steps")["total_ms"].median().to_numpy()
+    np.testing.assert_allclose(curves[("ddim", "total_ms")]["median"], expected)
     assert main(["plots", "--timing", str(tmp_path)]) == 0
     image = cv2.imread(str(tmp_path / "timing_steps.png"))
     assert image is not None and image.shape[1] > image.shape[0] > 200
     assert "timing_steps.png" in capsys.readouterr().out
+    _timing_csv(tmp_path / "refined.csv", refiner=3.0)
+    assert ("lcm", "refiner_ms") in plots.timing_curves(plots.read_timing(tmp_path / "refined.csv"))
+
+
+def test_timing_plot_labels_milliseconds_integer_steps_and_one_uncut_legend(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    plots.timing_plot(_timing_csv(tmp_path / "times.csv"), tmp_path)
+    fig = figures[0]
+    axes = fig.axes
+    assert len(axes) == 2 and all(ax.get_ylabel().startswith("milliseconds per frame") for ax in axes)
+    for ax in axes:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4", "8"]
+        assert ax.get_legend() is None  # one legend for the figure, not one per panel over its neighbour
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["TSD", "TSDM (stage 2)", "FCSD steps", "VAE decode", "total"]
+    fig.savefig(tmp_path / "check.png", bbox_inches="tight")  # as _save does: the legend lies inside the image
+    renderer = fig.canvas.get_renderer()
+    box = fig.get_tightbbox(renderer)
+    assert legend.get_window_extent(renderer).x1 <= box.x1 * fig.dpi + 1
+    plt.close(fig)
+
+
+def test_older_unsuffixed_timing_csv_reads_as_milliseconds(tmp_path):
+    pd.DataFrame({"scheduler": ["lcm"] * 2, "steps": [1, 2], "repeat": [0, 0], "tsd": [0.5, 0.5],
+                  "unet_controlnet_step": [18.0, 18.5], "total": [50.0, 70.0]}).to_csv(tmp_path / "times.csv", index=False)
+    frame = plots.read_timing(tmp_path)
+    assert list(frame["total_ms"]) == [50.0, 70.0] and "fcsd_step_ms" in frame
 
 
 def test_timing_csv_without_the_columns_is_an_error(tmp_path):
@@ -119,7 +153,7 @@ def test_cabench_tables_writes_the_three_formats(tmp_path, capsys, paper):
 
 
 def test_time_and_quality_against_steps(tmp_path):
-    _timing_csv(tmp_path / "timing.csv")
+    _timing_csv(tmp_path / "times.csv")
     quality = pd.DataFrame({"scheduler": ["lcm"] * 4 + ["ddim"] * 4, "steps": [1, 2, 4, 8] * 2,
                             "psnr": [24.0, 26.0, 27.0, 27.5, 20.0, 23.0, 25.0, 26.0]})
     quality.to_csv(tmp_path / "quality.csv", index=False)

@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
         files += plots.draw_run(per_frame, summary, out, roles, methods=list(roles) or None, rolling=args.rolling,
                                 level=bootstrap.level)
     if args.timing:
-        frame = plots.read_timing(args.timing)
-        timing_path = Path(frame.attrs["path"])
+        timing_path = plots.timing_csv(args.timing)
+        frame = plots.read_timing(timing_path)
         out = Path(args.out or timing_path.parent)
         files += plots.timing_plot(frame, out)
         if args.quality:

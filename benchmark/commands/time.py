@@ -1,4 +1,11 @@
-"""`cabench time`: per-stage, per-frame timing of the reference pipeline against the step count."""
+"""`cabench time`: per-stage, per-frame timing of the reference pipeline against the step count.
+
+Times are milliseconds per frame (columns ``*_ms`` of ``times.csv``). Thread policy: on a CPU the
+timing runs on ``--threads`` threads, 1 unless asked otherwise, so that timings on a shared or a
+different machine compare; on CUDA torch's own setting is kept unless ``--threads`` is given. The
+thread count, device and the 1-minute load average are recorded in every row and printed, with a
+warning when the load leaves fewer idle cores than the timing's threads.
+"""
 
 from __future__ import annotations
 
@@ -18,61 +25,106 @@ def _steps(text: str) -> list[int]:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "time", help="time the reference pipeline per stage against the number of steps",
-        description="Per-frame milliseconds of TSD, TSDM, conditions, one UNet+ControlNet step, VAE decode "
-                    "and refiner, with device synchronisation, warm-up excluded. Writes times.csv (one row "
-                    "per scheduler, steps and repeat) and times.png (median total against steps).",
+        description="Milliseconds per frame of TSD, TSDM, conditions, FCSD steps, VAE decode and refiner, with "
+                    "device synchronisation, warm-up excluded. Writes times.csv (one row per scheduler, steps and "
+                    "repeat) and timing_steps.png, and prints min/median/max over the repeats.",
     )
-    parser.add_argument("--config", default="tiny", choices=("tiny", "sd15"),
-                        help="model size: %(choices)s (default: %(default)s)")
-    parser.add_argument("--checkpoint", help="time this pipeline folder instead of random weights (default: none, random weights)")
+    parser.add_argument("--config", default="tiny", choices=("tiny", "sd15"), help="model configuration (default: %(default)s)")
+    parser.add_argument("--checkpoint", help="time this pipeline folder ('tiny': the shipped one) instead of random "
+                                             "weights (default: none, random weights)")
     parser.add_argument("--sd-path", help="local SD 1.5 folder (sd15; default: random SD 1.5-sized weights)")
-    parser.add_argument("--scheduler", default="lcm", help="lcm, ddim or ddpm; comma-separated for several (default: %(default)s)")
-    parser.add_argument("--steps", type=_steps, default=[1, 2, 4, 8, 10], help="denoising steps, comma-separated (default: 1,2,4,8,10)")
-    parser.add_argument("--batch", type=int, default=1, help="frames per batch (default: %(default)s)")
-    parser.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"),
-                        help="weights and activations: %(choices)s (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format (default: off)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the UNet, ControlNet and VAE decoder")
+    parser.add_argument("--scheduler", default="lcm",
+                        help="sampler (lcm, ddim, ddpm, euler, euler_a, dpmpp, unipc); comma-separated for several (default: %(default)s)")
+    parser.add_argument("--steps", type=_steps, default=[1, 2, 4, 8, 10], help="comma-separated step counts (default: 1,2,4,8,10)")
+    parser.add_argument("--batch", type=int, default=8, help="frames rendered together (times are per frame) (default: %(default)s)")
+    parser.add_argument("--size", type=int, default=None, help="frame size in px (default: the model's resolution)")
+    parser.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"), help="model dtype (default: %(default)s)")
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, cuda:N or auto (CUDA when available) (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: 1 on a CPU; torch's own setting on CUDA)")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last UNets, ControlNet and VAE "
+                                                                     "(both sides of --compare-stock)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the UNets, ControlNet and VAE decoder (both sides of --compare-stock)")
     parser.add_argument("--refiner", help="SDXL refiner folder to time a low-strength refiner pass (default: none, no refiner)")
     parser.add_argument("--compare-stock", action="store_true",
-                        help="also time diffusers' StableDiffusionControlNetPipeline on the same weights")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per setting (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs per setting (default: %(default)s)")
-    parser.add_argument("--out", default="cabench_time", help="output folder (default: cabench_time)")
+                        help="also time diffusers' stock pipelines frame by frame on the same weights and seeds")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per scheduler and step count (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the repeats (default: %(default)s)")
+    parser.add_argument("--out", default="cabench_time", help="output folder (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from metrics.errors import CabenchError
+    from reference.render import resolve_device
+
+    if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
+        raise CabenchError("--batch and --repeats must be >= 1 and --warmup >= 0")
+    if args.threads is not None and args.threads < 1:
+        raise CabenchError(f"--threads must be >= 1, got {args.threads}")
+    if args.size is not None and args.size < 8:
+        raise CabenchError(f"--size must be at least 8 px, got {args.size}")
+    device = resolve_device(args.device, "--device")  # CUDA checked before the pipeline is built
+    threads = args.threads or (1 if device.type == "cpu" else torch.get_num_threads())
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _time(args, device, threads)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _time(args: argparse.Namespace, device, threads: int) -> int:
     from pathlib import Path
 
-    from metrics.device import resolve_device
+    from benchmark.results.files import atomic_write_csv
     from metrics.errors import CabenchError
     from reference.schedulers import SCHEDULERS
-    from reference.timing import plot_times, time_pipeline, timing_pipeline
+    from reference.timing import load_warning, speedups, time_pipeline, timing_pipeline
+    from reports.plots import timing_plot
 
-    args.device = str(resolve_device(args.device))  # "auto" resolved, CUDA checked before the pipeline is built
     schedulers = [s.strip() for s in args.scheduler.split(",") if s.strip()]
     for s in schedulers:
         if s not in SCHEDULERS:
             raise CabenchError(f"unknown scheduler {s!r} in --scheduler; choose from {', '.join(SCHEDULERS)}")
-    if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
-        raise CabenchError("--batch and --repeats must be >= 1 and --warmup >= 0")
-    pipe = timing_pipeline(args.config, args.device, args.dtype, args.channels_last, args.compile, args.sd_path,
+    warnings = [load_warning(threads)]
+    pipe = timing_pipeline(args.config, str(device), args.dtype, args.channels_last, args.compile, args.sd_path,
                            args.checkpoint)
+    size = args.size or int(pipe.vae.config.sample_size)
+    if size % pipe.vae_scale_factor:
+        raise CabenchError(f"--size {size} must be a multiple of {pipe.vae_scale_factor}")
     if args.refiner:
         pipe.load_refiner(args.refiner)
     frame = time_pipeline(pipe, schedulers, args.steps, args.batch, args.repeats, args.warmup,
-                          progress=not args.quiet, compare_stock=args.compare_stock)
+                          progress=not args.quiet, compare_stock=args.compare_stock, size=size)
+    frame.insert(0, "config", args.checkpoint or args.config)
+    warnings.append(load_warning(threads, own_load=threads))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "times.csv", index=False)
-    plot_times(frame, out / "times.png")
-    med = frame.groupby(["scheduler", "steps"]).median(numeric_only=True)
-    print(f"device {args.device}, {args.config}, {args.dtype}, batch {args.batch}: median ms per frame")
-    columns = ["tsd", "tsdm", "unet_controlnet_step", "vae_decode", "refiner", "total"]
-    columns += ["ours_controlnet", "stock_controlnet"] if args.compare_stock else []
-    print(med[columns].round(2).to_string())
-    print(f"wrote {out / 'times.csv'} and {out / 'times.png'}")
+    atomic_write_csv(frame, out / "times.csv")
+    plots = timing_plot(frame, out)
+
+    print(f"{args.checkpoint or args.config} at {size} px, {args.dtype}, batch {args.batch}, device {device}, "
+          f"{threads} thread(s), {args.repeats} repeats: milliseconds per frame")
+    grouped = frame.groupby(["scheduler", "steps"])
+    stages = [c for c in ("constants_ms", "tsd_ms", "tsdm_ms", "conditions_ms", "fcsd_step_ms", "vae_decode_ms", "refiner_ms")
+              if c in frame and (c != "refiner_ms" or frame[c].any())]
+    table = grouped[stages].median().round(2)
+    table["total min"] = grouped["total_ms"].min().round(2)
+    table["total median"] = grouped["total_ms"].median().round(2)
+    table["total max"] = grouped["total_ms"].max().round(2)
+    print(table.to_string())
+    if args.compare_stock:
+        ratios = speedups(frame)
+        print("\nagainst diffusers' stock pipelines frame by frame (median ms per frame; speed-up = stock / ours):")
+        print(ratios.round(2).to_string(index=False))
+    warning = next(filter(None, warnings), None)  # before the timing, else after it
+    if warning:
+        print(f"warning: {warning}")
+    print(f"wrote {out / 'times.csv'} and {', '.join(str(p) for p in plots)}")
     return 0

@@ -11,9 +11,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="train a stage of the reference ConsistentAvatar pipeline",
         description="Train one stage into OUTPUT (a pipeline folder; each stage updates it). Order for "
-                    "the tiny config: vae, stage2, stage3 (then optionally distill-lcm). 'rig' trains the "
-                    "official-code DiffusionRig-style variant into OUTPUT/rig. Multi-GPU: accelerate launch "
-                    "-m benchmark.cli train ...",
+                    "the tiny config: vae, stage2, stage3, then distill-lcm; 'stage3 --ablation NAME' trains "
+                    "an ablation's FCSD into OUTPUT/ablations/NAME. 'rig' trains the official-code "
+                    "DiffusionRig-style variant into OUTPUT/rig. Several GPUs (or CPU processes): accelerate "
+                    "launch -m benchmark.cli train ... (each process takes its share of every step's batch).",
     )
     parser.add_argument("stage", choices=STAGE_CHOICES, help="the stage to train: %(choices)s")
     parser.add_argument("--config", default="tiny", help="tiny or sd15 (default: tiny)")
@@ -21,7 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", required=True, help="pipeline folder to create or update")
     parser.add_argument("--sd-path", help="local Stable Diffusion 1.5 folder (sd15 config; default: none)")
     parser.add_argument("--steps", type=int, help="iterations (default: the config's; paper: 3000 / 15000)")
-    parser.add_argument("--batch-size", type=int, help="batch size (default: the config's; paper: 4)")
+    parser.add_argument("--batch-size", type=int,
+                        help="batch size per process and micro-step (default: the config's; paper: 4)")
+    parser.add_argument("--gradient-accumulation-steps", type=int, default=1,
+                        help="micro-steps per optimizer step (default: 1)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (default: the config's; paper: 1e-5 / 1e-4)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"),
@@ -30,7 +34,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="recompute activations in the backward pass to save memory (default: off)")
     parser.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps (default: 0, only at the end)")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/train_state/STAGE")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, or auto: accelerate's device for this process, its GPU when there is one "
+                             "(default: %(default)s)")
+    parser.add_argument("--ablation", choices=("wo_stage2", "wo_normal", "wo_emotion", "wo_aligned_tsd"),
+                        help="stage3 / distill-lcm: train the FCSD of this paper ablation (wo_aligned_tsd is "
+                             "wo_stage2: the unaligned TSD) into OUTPUT/ablations/NAME (default: none, the full model)")
+    parser.add_argument("--stage3-tsd", choices=("tsdm", "ground-truth"),
+                        help="stage3 / distill-lcm: the TSD the FCSD trains on: TSDM's aligned TSD of the "
+                             "training frames (default, cached) or the ground truth's (default: tsdm)")
+    parser.add_argument("--component", default="fcsd", choices=("fcsd", "tsdm"),
+                        help="distill-lcm: distil the FCSD or TSDM into an LCM-LoRA (default: %(default)s)")
+    parser.add_argument("--lora-rank", type=int,
+                        help="distill-lcm: LoRA rank (default: the config's: tiny 8, sd15 64 as the published LCM-LoRA)")
     parser.add_argument("--emotion-db", help="MEAD-style expression database folder <label>/<clip>.npy (default: none)")
     parser.add_argument("--rig-condition", default="tsd", choices=("tsd", "render"),
                         help="rig only: tsd (the released ConsistentAvatar code) or render (DiffusionRig) (default: %(default)s)")
@@ -44,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from reference.config import get_config
     from reference.data import load_dataset
 
-    args.device = str(resolve_device(args.device))  # "auto" resolved, CUDA checked before the data is read
+    device = str(resolve_device(args.device))  # CUDA checked before the data is read
+    accelerate_device = None if args.device == "auto" else device  # auto: accelerate places each process
     config = get_config(args.config)
     data = load_dataset(args.data, "train", size=args.size or config.resolution)
     if data.pose_missing:
@@ -55,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         from reference.rig import RigTrainOptions, train_rig
 
         losses = train_rig(RigTrainOptions(config=args.config, condition=args.rig_condition, steps=args.steps, batch_size=args.batch_size,
-                                           learning_rate=args.lr, seed=args.seed, device=args.device,
+                                           learning_rate=args.lr, seed=args.seed, device=device,
                                            resume=args.resume, progress=not args.quiet),
                            data, Path(args.output) / "rig")
     else:
@@ -65,12 +82,21 @@ def run(args: argparse.Namespace) -> int:
             stage=args.stage, config=args.config, steps=args.steps, batch_size=args.batch_size,
             learning_rate=args.lr, seed=args.seed, mixed_precision=args.mixed_precision,
             gradient_checkpointing=args.gradient_checkpointing, save_every=args.save_every, resume=args.resume,
-            device=args.device, sd_path=args.sd_path, progress=not args.quiet,
+            device=accelerate_device, sd_path=args.sd_path, progress=not args.quiet,
+            gradient_accumulation_steps=args.gradient_accumulation_steps, ablation=args.ablation,
+            stage3_tsd=args.stage3_tsd, component=args.component, lora_rank=args.lora_rank,
         )
         losses = train(options, data, args.output, emotion_db=args.emotion_db)
-    if losses:
+    if losses and is_main_process():
         head = sum(losses[: max(1, len(losses) // 10)]) / max(1, len(losses) // 10)
         tail = sum(losses[-max(1, len(losses) // 10):]) / max(1, len(losses) // 10)
         print(f"{args.stage}: {len(losses)} steps, loss {head:.4f} (first 10%) -> {tail:.4f} (last 10%); "
               f"saved to {args.output}")
     return 0
+
+
+def is_main_process() -> bool:
+    """Under torchrun / accelerate launch only rank 0 prints the summary."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
