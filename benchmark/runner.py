@@ -285,9 +285,11 @@ class Runner:
             use_mask = self.config.mask and getattr(sequence, "mask", None) is not None
             mask = SubsetFrames(sequence.mask, ids) if use_mask else None
             annotations = _annotations(sequence, gt.frame_ids)
+            truth_cache = self.out / "cache" / slug(pair.dataset.name) / slug(sequence.name)
             result = evaluate(SubsetFrames(pred, ids), gt, metrics=names, protocol=protocol, mask=mask, device=device,
                               batch_size=self.config.batch_size, align=self.config.align or None,
-                              progress=self.progress, annotations=annotations, on_rows=store, **options)
+                              progress=self.progress, annotations=annotations, on_rows=store,
+                              truth_cache=truth_cache, **options)
             missing, protocol = result.missing, result.protocol
         else:
             missing = {}
