@@ -55,7 +55,6 @@ from metrics.landmarks import (
     landmarks_in_box,
     model_path,
     similarity_align,
-    to_uint8_images,
 )
 from metrics.registry import Batch, Evaluator, MetricSpec, register
 from metrics.truth import file_stamp
@@ -263,16 +262,11 @@ def _dlib_options(identity: bool = False) -> dict[str, Any]:
     return options
 
 
-def batch_images(batch: Batch, role: str) -> np.ndarray:
-    """``batch.pred`` or ``batch.gt`` as (N,H,W,3) uint8, converted once per batch."""
-    return batch.share(("uint8", role), lambda: to_uint8_images(getattr(batch, role)))
-
-
 def gt_faces(batch: Batch) -> list[Face | None]:
     """The ground truth's face in every frame (dlib's most confident detection), computed once per frame."""
 
     def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
-        images = batch_images(batch, "gt")
+        images = batch.uint8("gt")
         found = batch.map(detect_face, [images[i] for i in indices])
         return [{} if face is None else {"box": np.asarray(face[0], dtype=np.int64), "landmarks": face[1]}
                 for face in found]
@@ -294,7 +288,7 @@ def pred_landmarks(batch: Batch, face_region: str) -> list[np.ndarray | None]:
     """
 
     def compute() -> list[np.ndarray | None]:
-        images = batch_images(batch, "pred")
+        images = batch.uint8("pred")
         if face_region == "detect":
             return batch.map(detect_landmarks, images)
         boxes = [None if face is None else face.box for face in gt_faces(batch)]
@@ -356,7 +350,7 @@ class Identity(FaceMetric):
     """Cosine similarity of dlib descriptors, each on the chip aligned by that frame's landmarks."""
 
     def compare(self, batch, found, pred_lmk, gt_lmk):
-        pred_images, gt_images = batch_images(batch, "pred"), batch_images(batch, "gt")
+        pred_images, gt_images = batch.uint8("pred"), batch.uint8("gt")
 
         def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
             chips = batch.map(lambda i: face_chip(gt_images[i], gt_lmk[i]), [found[j] for j in indices])
@@ -394,13 +388,13 @@ class DecaDistance(FaceMetric):
                        "torch": torch.__version__}
 
             def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
-                return [{"codes": c} for c in encode(batch_images(batch, "gt"), gt_lmk, [found[j] for j in indices]).numpy()]
+                return [{"codes": c} for c in encode(batch.uint8("gt"), gt_lmk, [found[j] for j in indices]).numpy()]
 
             stored = batch.truth.get("deca", options, [(batch.gt_keys[i],) for i in found], compute)
             return torch.from_numpy(np.stack([v["codes"] for v in stored]))
 
         pred = batch.share(("deca pred", weights, self.face_region, tuple(found)),
-                           lambda: encode(batch_images(batch, "pred"), crop_lmk, found))
+                           lambda: encode(batch.uint8("pred"), crop_lmk, found))
         gt = batch.share(("deca gt", weights, tuple(found)), gt_codes)
         return torch.linalg.vector_norm(deca_code(pred, self.code) - deca_code(gt, self.code), dim=1).double().numpy()
 

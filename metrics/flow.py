@@ -134,6 +134,11 @@ def join_inputs(first: FlowInputs, second: FlowInputs) -> FlowInputs:
 def to_gray_uint8(frames: torch.Tensor, map_: Mapper = None) -> np.ndarray:
     """(N,3,H,W) in [0,1] -> (N,H,W) uint8 luma (ITU-R BT.601 weights, as cv2.COLOR_RGB2GRAY)."""
     rgb = (frames.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return gray_uint8(rgb, map_)
+
+
+def gray_uint8(rgb: np.ndarray, map_: Mapper = None) -> np.ndarray:
+    """(N,H,W,3) uint8 RGB -> (N,H,W) uint8 luma, as cv2.COLOR_RGB2GRAY."""
     import cv2
 
     def gray(image: np.ndarray) -> np.ndarray:

@@ -215,11 +215,13 @@ def _ssim_opencv(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None
         squares = cv2.multiply(x, x)
         cv2.add(squares, cv2.multiply(y, y), dst=squares)
         mu_x, mu_y, m_sq, m_xy = blur(x), blur(y), blur(squares), blur(cv2.multiply(x, y))
+        # (2 mu_xy + c1)(2 cov + c2) / ((mu_x^2 + mu_y^2 + c1)(var_x + var_y + c2)), each factor one
+        # fused OpenCV pass (addWeighted: a * alpha + b * beta + gamma)
         mu_xy = cv2.multiply(mu_x, mu_y)
-        mu_sq = cv2.add(cv2.multiply(mu_x, mu_x), cv2.multiply(mu_y, mu_y))
-        numerator = cv2.multiply(cv2.add(2 * mu_xy, c1), cv2.add(2 * cv2.subtract(m_xy, mu_xy), c2))
-        denominator = cv2.multiply(cv2.add(mu_sq, c1), cv2.add(cv2.subtract(m_sq, mu_sq), c2))
-        ssim_map = cv2.divide(numerator, denominator)
+        numerator = cv2.multiply(cv2.addWeighted(mu_xy, 2.0, mu_xy, 0.0, c1), cv2.addWeighted(m_xy, 2.0, mu_xy, -2.0, c2))
+        luminance_denominator = cv2.addWeighted(cv2.multiply(mu_x, mu_x), 1.0, cv2.multiply(mu_y, mu_y), 1.0, c1)
+        contrast_denominator = cv2.addWeighted(m_sq, 1.0, luminance_denominator, -1.0, c1 + c2)
+        ssim_map = cv2.divide(numerator, cv2.multiply(luminance_denominator, contrast_denominator))
         if ssim_map.ndim == 2:
             ssim_map = ssim_map[..., None]
         if mask is None:

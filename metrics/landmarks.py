@@ -11,9 +11,12 @@ without importing it: its ``__init__`` needs ``pkg_resources``).
 from __future__ import annotations
 
 import importlib.util
-import threading
+import queue
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,19 +65,27 @@ def dlib_unavailable(options: dict | None = None, identity: bool = False) -> str
     return None
 
 
-_THREAD_DETECTORS = threading.local()
+_IDLE_DETECTORS: queue.SimpleQueue = queue.SimpleQueue()
 
 
-def _detector():
-    """dlib's frontal face detector of the calling thread: a detector keeps the image it scans in
-    itself, so two threads running one detector get each other's faces (measured: a wrong box on
-    1-2 of 16 frames); each thread gets its own."""
-    detector = getattr(_THREAD_DETECTORS, "detector", None)
-    if detector is None:
+@contextmanager
+def _detector() -> Iterator[Any]:
+    """A dlib frontal face detector for the calling thread alone, for the time of one detection.
+
+    A detector keeps the image it scans in itself, so two threads running one detector get each
+    other's faces (measured: a wrong box on 1-2 of 16 frames); and making one takes about a second.
+    So detectors are lent: an idle one is taken (a new one made when none is idle) and given back.
+    """
+    try:
+        detector = _IDLE_DETECTORS.get_nowait()
+    except queue.Empty:
         import dlib
 
-        detector = _THREAD_DETECTORS.detector = dlib.get_frontal_face_detector()
-    return detector
+        detector = dlib.get_frontal_face_detector()
+    try:
+        yield detector
+    finally:
+        _IDLE_DETECTORS.put(detector)
 
 
 @lru_cache(maxsize=1)
@@ -92,16 +103,10 @@ def _recognizer(device: str) -> torch.nn.Module:
     return DlibResNet.from_file(model_path("dlib_face_recognition")).to(device)
 
 
-def to_uint8_images(frames: torch.Tensor) -> np.ndarray:
-    """(N,3,H,W) in [0,1] -> (N,H,W,3) uint8, contiguous (what dlib takes)."""
-    array = (frames.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return np.ascontiguousarray(array)
-
-
 def _best_face(image: np.ndarray):
-    detector = _detector()
     upsample = 1 if min(image.shape[:2]) < 384 else 0  # dlib's detector misses faces under ~80 px
-    rects, scores, _ = detector.run(image, upsample, 0.0)
+    with _detector() as detector:
+        rects, scores, _ = detector.run(image, upsample, 0.0)
     if not rects:
         return None
     return rects[int(np.argmax(scores))]

@@ -65,6 +65,16 @@ class Batch:
             self.shared[key] = compute()
         return self.shared[key]
 
+    def uint8(self, role: str) -> np.ndarray:
+        """``pred`` or ``gt`` as (N,H,W,3) uint8 RGB (values rounded), converted once per batch."""
+
+        def convert() -> np.ndarray:
+            frames = getattr(self, role).detach().float().clamp(0, 1)
+            array = (frames * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            return np.ascontiguousarray(array)
+
+        return self.share(("uint8", role), convert)
+
     @property
     def gt_keys(self) -> list[str]:
         """The content key of every ground-truth frame (see :func:`metrics.truth.content_key`)."""

@@ -45,6 +45,7 @@ from metrics.flow import (
     flow_magnitude,
     flow_unavailable,
     flows_between,
+    gray_uint8,
     join_inputs,
     warp,
 )
@@ -187,9 +188,11 @@ class Pairs:
 
 
 def batch_flow_inputs(batch: Batch, role: str, config: FlowConfig) -> FlowInputs:
-    """The flow inputs of every frame of ``batch.pred`` or ``batch.gt``: one conversion per frame."""
-    family = "gray" if config.backend in OPENCV_BACKENDS else "rgb"
-    return batch.share(("flow inputs", role, family), lambda: flow_inputs(getattr(batch, role), config, batch.map))
+    """The flow inputs of every frame of ``batch.pred`` or ``batch.gt``: one conversion per frame
+    (greyscale from the batch's uint8 frames, which the face metrics share)."""
+    if config.backend in OPENCV_BACKENDS:
+        return batch.share(("flow inputs", role, "gray"), lambda: gray_uint8(batch.uint8(role), batch.map))
+    return getattr(batch, role)
 
 
 class PairMetric(Evaluator):
@@ -223,8 +226,9 @@ class PairMetric(Evaluator):
 
     def _last_inputs(self, batch: Batch, role: str) -> FlowInputs | None:
         """The last frame's flow inputs, when this batch computed them (else they are made when needed)."""
-        family = "gray" if self.config.backend in OPENCV_BACKENDS else "rgb"
-        inputs = batch.shared.get(("flow inputs", role, family))
+        if self.config.backend not in OPENCV_BACKENDS:
+            return getattr(batch, role)[-1:]
+        inputs = batch.shared.get(("flow inputs", role, "gray"))
         return None if inputs is None else inputs[-1:]
 
     def _before(self, pairs: Pairs, role: str) -> FlowInputs:
@@ -314,7 +318,8 @@ class WarpError(PairMetric):
             sources, targets = self.gt_inputs(pairs)
             backward = flows_between(targets(indices), sources(indices), self.config, forward.device, pairs.batch.map)
             visible = ~occlusion_mask(forward[indices], backward)
-            error = masked_warp_error(pairs.prev_gt[indices].float(), pairs.gt[indices].float(), forward[indices], visible)
+            prev_gt, gt = pairs.prev_gt[indices].float().contiguous(), pairs.gt[indices].float().contiguous()
+            error = masked_warp_error(prev_gt, gt, forward[indices], visible)
             return [{"visible": np.packbits(v.cpu().numpy()), "warp_error_gt": np.float64(e)}
                     for v, e in zip(visible, error.double().cpu().numpy())]
 
@@ -322,7 +327,9 @@ class WarpError(PairMetric):
         shape = (1, *forward.shape[-2:])
         visible = torch.stack([torch.from_numpy(np.unpackbits(v["visible"], count=int(np.prod(shape))).reshape(shape))
                                for v in stored]).to(device=forward.device, dtype=torch.bool)
-        return {"warp_error": masked_warp_error(pairs.prev_pred.float(), pairs.pred.float(), forward, visible),
+        # contiguous frames: the kernel's per-frame sums then read memory in order (the same sums)
+        prev_pred, pred = pairs.prev_pred.float().contiguous(), pairs.pred.float().contiguous()
+        return {"warp_error": masked_warp_error(prev_pred, pred, forward, visible),
                 "warp_error_gt": torch.tensor([float(v["warp_error_gt"]) for v in stored], dtype=torch.float64)}
 
 
@@ -383,16 +390,16 @@ class MotionInheritance(Evaluator):
             flow_pred = flows_between(_repeat(first.pred_inputs, len(pred_inputs)), pred_inputs, self.config,
                                       self.device, batch.map)
             flow_gt = truth_flows(batch, self.config, self.device, pairs, sources, targets)
+            full_scale = end_point_error(flow_pred, flow_gt)
             per_scale = []
             for s in MI_SCALES:
-                epe = end_point_error(flow_pred, flow_gt, 1.0 / s).flatten(1).mean(1)
-                out[f"mi_epe_{s}"][start:] = epe.double().cpu().numpy()
+                epe = full_scale if s == 1 else end_point_error(flow_pred, flow_gt, 1.0 / s)
+                out[f"mi_epe_{s}"][start:] = epe.flatten(1).mean(1).double().cpu().numpy()
                 per_scale.append(out[f"mi_epe_{s}"][start:])
             out["motion_inheritance"][start:] = np.mean(per_scale, axis=0)
             if self.weights is not None:
                 weights = self.weights.to(flow_pred.device)
-                epe = end_point_error(flow_pred, flow_gt)
-                out["mi_epe_lmk"][start:] = ((epe * weights).flatten(1).sum(1) / weights.sum()).double().cpu().numpy()
+                out["mi_epe_lmk"][start:] = ((full_scale * weights).flatten(1).sum(1) / weights.sum()).double().cpu().numpy()
         return out
 
     def _landmark_weights(self, batch: Batch) -> torch.Tensor | None:

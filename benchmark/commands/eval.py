@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--flow-weights", default=None, help="RAFT checkpoint (torchvision or original raft-*.pth)")
     parser.add_argument("--flow-updates", type=int, default=None, help="RAFT flow updates (default 12)")
     parser.add_argument("--deca-weights", default=None, help="path of deca_model.tar (deca_pe, deca_ee)")
+    parser.add_argument("--face-region", default=None, choices=("gt", "detect"),
+                        help="face metrics: locate the method's face from the ground truth's face region (gt, the "
+                             "default) or detect it in the method's frame (detect: frames without a detected face drop out)")
     parser.add_argument("--lpips-net", default=None, choices=("alex", "vgg"), help="LPIPS trunk (default: alex)")
     parser.add_argument("--lpips-weights", default=None, help="path of the LPIPS trunk's torchvision state dict")
     parser.add_argument("--out", default="runs/eval", help="output folder (default: %(default)s)")
@@ -58,7 +61,7 @@ def metric_options(args: argparse.Namespace) -> dict:
         options["net"] = args.lpips_net
     if args.lpips_weights:
         options["backbone_weights"] = args.lpips_weights
-    for name in ("flow", "flow_weights", "flow_updates", "deca_weights"):
+    for name in ("flow", "flow_weights", "flow_updates", "deca_weights", "face_region"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
