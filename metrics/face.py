@@ -350,9 +350,10 @@ class Identity(FaceMetric):
     """Cosine similarity of dlib descriptors, each on the chip aligned by that frame's landmarks."""
 
     def compare(self, batch, found, pred_lmk, gt_lmk):
-        pred_images, gt_images = batch.uint8("pred"), batch.uint8("gt")
+        pred_images = batch.uint8("pred")
 
         def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
+            gt_images = batch.uint8("gt")
             chips = batch.map(lambda i: face_chip(gt_images[i], gt_lmk[i]), [found[j] for j in indices])
             return [{"descriptor": d} for d in chip_descriptors(chips, self.device)]
 

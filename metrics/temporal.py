@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -166,14 +167,33 @@ class Previous:
 
 @dataclass
 class Pairs:
-    """The adjacent pairs (t-1, t) of one batch whose frame t is at ``batch`` index ``first`` and after."""
+    """The adjacent pairs (t-1, t) of one batch whose frame t is at ``batch`` index ``first`` and after.
+
+    ``prev_pred`` / ``prev_gt`` (frames t-1) are made on first use, once for every pair metric.
+    """
 
     batch: Batch
     previous: Previous | None
-    prev_pred: torch.Tensor
-    pred: torch.Tensor
-    prev_gt: torch.Tensor
-    gt: torch.Tensor
+
+    @property
+    def pred(self) -> torch.Tensor:
+        return self.batch.pred[self.first:]
+
+    @property
+    def gt(self) -> torch.Tensor:
+        return self.batch.gt[self.first:]
+
+    @cached_property
+    def prev_pred(self) -> torch.Tensor:
+        return self._before("pred")
+
+    @cached_property
+    def prev_gt(self) -> torch.Tensor:
+        return self._before("gt")
+
+    def _before(self, role: str) -> torch.Tensor:
+        frames = getattr(self.batch, role)[:-1]
+        return frames if self.previous is None else torch.cat([getattr(self.previous, role), frames])
 
     @property
     def first(self) -> int:
@@ -212,10 +232,8 @@ class PairMetric(Evaluator):
             raise InputError(f"frame {batch.frame_ids[0]}: size {tuple(batch.gt.shape[-2:])} differs from the previous frames'")
         first = 0 if previous is not None else 1
         if n > first:
-            before_pred = [previous.pred] if previous is not None else []
-            before_gt = [previous.gt] if previous is not None else []
-            pairs = Pairs(batch, previous, torch.cat([*before_pred, batch.pred[:-1]]), batch.pred[first:],
-                          torch.cat([*before_gt, batch.gt[:-1]]), batch.gt[first:])
+            # every pair metric of the batch streams the same frames, so they share one Pairs
+            pairs = batch.share(("pairs", None if previous is None else previous.frame_id), lambda: Pairs(batch, previous))
             with torch.no_grad():
                 values = self.pair_values(pairs)
             for column, value in values.items():

@@ -11,6 +11,7 @@ import time
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -217,3 +218,29 @@ def test_writes_are_atomic_under_two_writers_and_sigkill(tmp_path):
     store = TruthStore(tmp_path)
     store.get("flow", {}, [("new",)], lambda indices: [{"flow": expected}])
     assert not list((tmp_path / "flow").glob(".*.tmp"))  # stale temporaries of killed writers are removed
+
+
+def test_a_three_method_run_computes_the_ground_truth_once_and_a_rerun_none(tmp_path, monkeypatch):
+    from benchmark.config import DatasetConfig, MethodConfig, RunConfig
+    from benchmark.datasets import open_dataset
+    from benchmark.datasets.synthetic import write_sequence
+    from benchmark.runner import run_config
+
+    write_sequence(tmp_path / "data", frames=FRAMES, size=160, seed=1, name="talk", progress=False)
+    sequence = next(iter(open_dataset(tmp_path / "data", kind="synthetic")))
+    counter = Counter(sequence.frames.read(sequence.frames.frame_ids).rgb)
+    counter.install(monkeypatch)
+    methods = tuple(MethodConfig(d, adapter="degraded", settings={"degradation": d}) for d in ("oversmooth", "flicker", "jitter"))
+    config = RunConfig(datasets=(DatasetConfig("synthetic", str(tmp_path / "data"), kind="synthetic"),), methods=methods,
+                       metrics=("tof", "warp_error", "motion_inheritance", "lmd"), out=str(tmp_path / "run"), split="all",
+                       batch_size=4)
+    first = run_config(config, progress=False, plots=False, report=False, log=lambda _: None).per_frame
+    pairs = FRAMES - 1
+    assert counter.flows["gt"] == 3 * pairs - 1 and counter.faces["gt"] == FRAMES
+    assert counter.flows["pred"] == 3 * 2 * pairs
+    assert (tmp_path / "run" / "cache" / "synthetic" / "talk" / "flow").is_dir()
+    counter.flows, counter.faces = {"gt": 0, "pred": 0}, {"gt": 0, "pred": 0}
+    again = run_config(config, force=True, progress=False, plots=False, report=False, log=lambda _: None).per_frame
+    assert counter.flows["gt"] == 0 and counter.faces["gt"] == 0 and counter.flows["pred"] == 3 * 2 * pairs
+    assert np.isfinite(first["lmd"]).all()
+    pd.testing.assert_frame_equal(first, again)
