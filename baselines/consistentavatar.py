@@ -24,6 +24,8 @@ from baselines.folders import FolderAdapter
 from baselines.insta import INSTA
 from benchmark.datasets.base import Sequence
 from benchmark.io import ArrayFrames
+from benchmark.stamps import text_stamp
+from metrics.device import check_device, resolve_device
 from metrics.errors import CabenchError
 
 ABLATION_ROWS = {
@@ -39,6 +41,8 @@ ABLATION_ROWS = {
 @register_adapter
 class ConsistentAvatar(Adapter):
     key, row = "consistentavatar", "ConsistentAvatar"
+    path_settings = ("checkpoint", "outputs", "stage1_rgb", "stage1_normal")
+    hub_settings = ("checkpoint",)
 
     def __init__(self, checkpoint: str | None = None, outputs: str | None = None, pattern: str = "{id:05d}.png",
                  ablation: str | None = None, scheduler: str = "lcm", steps: int = 4, seed: int = 0,
@@ -52,7 +56,8 @@ class ConsistentAvatar(Adapter):
             raise CabenchError("adapter 'consistentavatar': set checkpoint (to render) or outputs (stored renders)")
         super().__init__(name=name or ABLATION_ROWS[ablation], split=split)
         self.checkpoint, self.outputs_path, self.pattern, self.ablation = checkpoint, outputs, pattern, ablation
-        self.scheduler, self.steps, self.seed, self.device = scheduler, int(steps), int(seed), device
+        self.scheduler, self.steps, self.seed = scheduler, int(steps), int(seed)
+        self.device = check_device(device, "adapter 'consistentavatar': setting device")
         self.batch_size, self.emotion, self.progress = int(batch_size), emotion, bool(progress)
         self.stage1_source = INSTA(rgb_path=stage1_rgb, normal_path=stage1_normal)
 
@@ -62,6 +67,16 @@ class ConsistentAvatar(Adapter):
             stored = folder.outputs(sequence)
             return MethodOutput(stored.frames, {**stored.alignment, "rendered": False, "ablation": self.ablation})
         return self.render(sequence)
+
+    def fingerprint(self, sequence: Sequence) -> str:
+        """Stored renders: their files' stamps. Rendering: the checkpoint's files, the stage-1 RGB and
+        normal renders and the pose and expression annotations it reads, without rendering."""
+        if self.outputs_path is not None:
+            return super().fingerprint(sequence)
+        ids = self.frame_ids(sequence)
+        rgb, normal = self.stage1_source.stage1(sequence, ids)
+        return text_stamp(self.input_stamp(sequence, files=[self.checkpoint], annotations=("pose", "expression")),
+                          rgb.content_key(ids), normal.content_key(ids))
 
     def render(self, sequence: Sequence) -> MethodOutput:
         try:
@@ -76,10 +91,11 @@ class ConsistentAvatar(Adapter):
         normal = normal_source.read(ids).rgb
         pose = sequence.annotation("pose", ids).astype(np.float32)
         expression = sequence.annotation("expression", ids).astype(np.float32)
+        device = str(resolve_device(self.device, "adapter 'consistentavatar': setting device"))
         start = time.perf_counter()
         out = render_sequence(self.checkpoint, rgb, normal, pose, expression, emotion=self.emotion,
                               ablation=self.ablation, scheduler=self.scheduler, steps=self.steps, seed=self.seed,
-                              device=self.device, batch_size=self.batch_size, progress=self.progress)
+                              device=device, batch_size=self.batch_size, progress=self.progress)
         elapsed = time.perf_counter() - start
         out = np.asarray(out)
         if out.dtype != np.uint8 or out.shape[0] != len(ids) or out.ndim != 4 or out.shape[-1] != 3:

@@ -117,6 +117,11 @@ class Degraded(Adapter):
         self.strength = DEFAULT_STRENGTH[degradation] if strength is None else float(strength)
         self.seed = int(seed)
 
+    def fingerprint(self, sequence: Sequence) -> str:
+        """Degradations are computed on read from the ground truth (expression lag also from its
+        head pose and expression annotations), so their stamp is that of the sequence."""
+        return self.input_stamp(sequence, annotations=("head_euler_deg", "expression"))
+
     def outputs(self, sequence: Sequence) -> MethodOutput:
         frames = DegradedFrames(sequence, self.frame_ids(sequence), self.degradation, self.strength, self.seed)
         return MethodOutput(frames, {"synthetic": True, "degradation": self.degradation, "strength": self.strength,

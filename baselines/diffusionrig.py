@@ -22,11 +22,10 @@ policy (``area``, ``bilinear``, ``bicubic``, ``lanczos``); the policy is recorde
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 from baselines.base import Adapter, MethodOutput, fill_path, register_adapter
-from baselines.external import run_program
+from baselines.external import run_program, work_folder
 from baselines.outputs import check_resize_policy, match_size, numbered_files
 from benchmark.datasets.base import Sequence
 from benchmark.datasets.frames import FileFrames
@@ -39,6 +38,7 @@ MODES = ("pose", "exp", "light", "latent", "exp_pose")
 @register_adapter
 class DiffusionRig(Adapter):
     key, row = "diffusionrig", "DiffusionRig"
+    path_settings = ("outputs", "repo", "model_path", "meanshape", "source", "work_dir")
 
     def __init__(self, outputs: str | None = None, repo: str | None = None, python: str = sys.executable,
                  model_path: str | None = None, meanshape: str | None = None, source: str | None = None,
@@ -92,12 +92,21 @@ class DiffusionRig(Adapter):
             produced.replace(collected / f"{position}_{self.mode}.png")
         return collected
 
+    def fingerprint(self, sequence: Sequence) -> str:
+        """Stored outputs: their files' stamps. Running inference.py: the script, the model, the mean
+        shape, the source image and the ground truth (the driving frames), without running."""
+        if self.repo is None:
+            return super().fingerprint(sequence)
+        files = [Path(self.repo) / "scripts" / "inference.py", self.model_path, self.meanshape, self.source]
+        return self.input_stamp(sequence, files=files)
+
     def outputs(self, sequence: Sequence) -> MethodOutput:
         ids = self.frame_ids(sequence)
         what = f"DiffusionRig ({sequence.name})"
         if self.repo is not None:
-            work = Path(fill_path(self.work_dir, sequence, "work_dir")) if self.work_dir else Path(tempfile.mkdtemp(prefix="cabench-diffusionrig-"))
-            folder, index = self.run(sequence, ids, work), "test_index"
+            chosen = fill_path(self.work_dir, sequence, "work_dir") if self.work_dir else None
+            with work_folder(chosen, "cabench-diffusionrig-") as work:  # a temporary one is removed if this fails
+                folder, index = self.run(sequence, ids, work), "test_index"
         else:
             folder, index = fill_path(self.outputs_path, sequence, "outputs"), self.index
         keys = list(range(len(ids))) if index == "test_index" else ids

@@ -26,6 +26,7 @@ class FolderAdapter(Adapter):
     key = "folder"
     row = "method"
     default_pattern = "{id:05d}.png"
+    path_settings = ("path",)
 
     def __init__(self, path: str, pattern: str | None = None, id_offset: int = 0, name: str | None = None,
                  split: str = "test"):

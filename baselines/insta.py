@@ -11,13 +11,15 @@ writes), or ``path`` (the overlay folder itself); ``rgb_path`` / ``normal_path``
 per-frame RGB and normal renders named by frame id (the reference pipeline's stage-1 input;
 default: ``stage1/rgb`` and ``stage1/normal`` of a synthetic sequence); ``command``: INSTA's
 program and its arguments as a list, run (no shell, ``timeout`` seconds) before the renders are
-read when given. Placeholders in ``command``: ``{root}`` (the actor folder), ``{sequence}``,
-``{experiment}``, ``{test_json}``. The program must write the renders; which arguments a given
-INSTA build takes (``rta`` with its config, scene and snapshot) is the user's to set.
+read when given, with the actor folder as working folder. Placeholders in ``command``: ``{root}``
+(the actor folder, absolute), ``{sequence}``, ``{experiment}``, ``{test_json}`` (absolute). The
+program must write the renders; which arguments a given INSTA build takes (``rta`` with its
+config, scene and snapshot) is the user's to set.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from baselines.base import Adapter, MethodOutput, fill_path, register_adapter
@@ -34,6 +36,7 @@ OVERLAY = Path("debug") / "overlay"
 @register_adapter
 class INSTA(Adapter):
     key, row = "insta", "INSTA"
+    path_settings = ("path", "rgb_path", "normal_path")
 
     def __init__(self, experiment: str = "stage1_proxy", path: str | None = None, command: list[str] | None = None,
                  timeout: float = 3600.0, rgb_path: str | None = None, normal_path: str | None = None,
@@ -53,7 +56,7 @@ class INSTA(Adapter):
 
     def run(self, sequence: Sequence) -> None:
         """Run INSTA's program as configured (see the module docstring)."""
-        root = Path(sequence.root or ".")
+        root = Path(sequence.root or ".").resolve()  # absolute: the program runs with cwd = root
         values = {"root": root, "sequence": sequence.name, "experiment": self.experiment,
                   "test_json": root / "transforms_test.json"}
         try:
@@ -73,6 +76,15 @@ class INSTA(Adapter):
         alignment = {"source": str(folder), "index": "test-split index -> frame id", "background": "white",
                      "ran": bool(self.command)}
         return MethodOutput(FileFrames(dict(zip(ids, files)), name=f"{self.name}:{folder}", fps=sequence.fps), alignment)
+
+    def fingerprint(self, sequence: Sequence) -> str:
+        """Stored renders: their files' stamps. With ``command``: the program's file and the
+        sequence's frames, without running it (what else the program reads, such as its trained
+        model, is not seen: rerun with ``--force`` after retraining)."""
+        if not self.command:
+            return super().fingerprint(sequence)
+        program = shutil.which(str(self.command[0])) or self.command[0]
+        return self.input_stamp(sequence, files=[program, Path(sequence.root or ".") / "transforms_test.json"])
 
     def stage1(self, sequence: Sequence, ids: list[int] | None = None) -> tuple[FrameSource, FrameSource]:
         """INSTA's RGB and normal renders, by frame id: the reference pipeline's stage-1 input."""

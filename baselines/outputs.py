@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.io import Frames, FrameSource
+from benchmark.io import Frames, FrameSource, list_folder
+from benchmark.stamps import text_stamp
 from metrics.errors import CabenchError, InputError
 
 RESIZE_POLICIES = ("none", "area", "bilinear", "bicubic", "lanczos")
@@ -46,7 +47,7 @@ def numbered_files(folder: Path, pattern: str, keys: Sequence[int], field: str, 
         raise InputError(f"{missing[0]}: {what} output not found ({len(missing)} of {len(paths)} expected files missing)")
     if exact:
         regex = pattern_regex(pattern)
-        found = sum(1 for p in folder.iterdir() if regex.match(p.name))
+        found = sum(1 for p in list_folder(folder) if regex.match(p.name))
         if found != len(paths):
             raise InputError(f"{folder}: {found} files match {pattern!r}, expected {len(paths)} "
                              f"(one per frame of the evaluated split) for {what}")
@@ -82,6 +83,9 @@ class ResizedFrames(FrameSource):
         self.frame_ids = source.frame_ids
         self.size = (int(size[0]), int(size[1]))
         self.fps = source.fps
+
+    def content_key(self, ids: Sequence[int] | None = None) -> str:
+        return text_stamp("resized", self.policy, self.size, self.source.content_key(ids))
 
     def read(self, ids: Sequence[int]) -> Frames:
         import cv2

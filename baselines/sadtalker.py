@@ -21,17 +21,17 @@ Sizes differ from the ground truth unless ``resize`` names a policy (recorded).
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from baselines.base import Adapter, MethodOutput, fill_path, register_adapter
-from baselines.external import run_program
+from baselines.external import run_program, work_folder
 from baselines.outputs import check_resize_policy, match_size
 from benchmark.datasets.base import Sequence
 from benchmark.datasets.frames import RemappedFrames
 from benchmark.io import VideoFile
+from benchmark.stamps import tree_stamp
 from metrics.errors import CabenchError, InputError
 
 SADTALKER_FPS = 25.0
@@ -59,6 +59,7 @@ def map_frames(count_gt: int, fps_gt: float, count_video: int, fps_video: float,
 @register_adapter
 class SadTalker(Adapter):
     key, row = "sadtalker", "SadTalker"
+    path_settings = ("video", "repo", "audio", "source_image", "checkpoint_dir", "result_dir")
 
     def __init__(self, video: str | None = None, repo: str | None = None, python: str = sys.executable,
                  audio: str | None = None, source_image: str | None = None, size: int = 512,
@@ -109,30 +110,39 @@ class SadTalker(Adapter):
         audio = fill_path(self.audio, sequence, "audio")
         if not audio.is_file():
             raise CabenchError(f"{audio}: SadTalker driving audio not found")
-        work = Path(fill_path(self.result_dir, sequence, "result_dir")) if self.result_dir else Path(tempfile.mkdtemp(prefix="cabench-sadtalker-"))
-        work.mkdir(parents=True, exist_ok=True)
-        if self.source_image:
-            source = fill_path(self.source_image, sequence, "source_image")
-            if not source.is_file():
-                raise CabenchError(f"{source}: SadTalker source image not found")
-        else:
-            first = sequence.split_ids("train")[:1] or sequence.frame_ids[:1]
-            source = write_frames(work / "source", sequence.frames.read(first), ids=first)[0]
-        ref_pose = work / "ref_pose.mp4"
-        height, width = sequence.frames.size
-        writer = cv2.VideoWriter(str(ref_pose), cv2.VideoWriter_fourcc(*"mp4v"), self._fps(sequence), (width, height))
-        for batch in sequence.frames.batches(16, ids):
-            for rgb in batch.rgb:
-                writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        writer.release()
-        results = work / "results"
-        results.mkdir(exist_ok=True)
-        run_program(self.command(audio.resolve(), Path(source).resolve(), ref_pose.resolve(), results.resolve()),
-                    what=f"SadTalker ({sequence.name})", timeout=self.timeout, cwd=repo)
-        videos = sorted(results.glob("*.mp4"), key=lambda p: p.stat().st_mtime)
-        if not videos:
-            raise CabenchError(f"{results}: SadTalker finished but wrote no mp4")
+        chosen = fill_path(self.result_dir, sequence, "result_dir") if self.result_dir else None
+        with work_folder(chosen, "cabench-sadtalker-") as work:  # a temporary one is removed if this fails
+            if self.source_image:
+                source = fill_path(self.source_image, sequence, "source_image")
+                if not source.is_file():
+                    raise CabenchError(f"{source}: SadTalker source image not found")
+            else:
+                first = sequence.split_ids("train")[:1] or sequence.frame_ids[:1]
+                source = write_frames(work / "source", sequence.frames.read(first), ids=first)[0]
+            ref_pose = work / "ref_pose.mp4"
+            height, width = sequence.frames.size
+            writer = cv2.VideoWriter(str(ref_pose), cv2.VideoWriter_fourcc(*"mp4v"), self._fps(sequence), (width, height))
+            for batch in sequence.frames.batches(16, ids):
+                for rgb in batch.rgb:
+                    writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            writer.release()
+            results = work / "results"
+            results.mkdir(exist_ok=True)
+            run_program(self.command(audio.resolve(), Path(source).resolve(), ref_pose.resolve(), results.resolve()),
+                        what=f"SadTalker ({sequence.name})", timeout=self.timeout, cwd=repo)
+            videos = sorted(results.glob("*.mp4"), key=lambda p: p.stat().st_mtime)
+            if not videos:
+                raise CabenchError(f"{results}: SadTalker finished but wrote no mp4")
         return videos[-1]
+
+    def fingerprint(self, sequence: Sequence) -> str:
+        """A stored video: its file's stamp. Running inference.py: the script, its checkpoints, the
+        driving audio, the source image and the ground truth (its pose reference), without running."""
+        if self.repo is None:
+            return tree_stamp(fill_path(self.video, sequence, "video"))
+        files = [Path(self.repo) / "inference.py", self.checkpoint_dir, fill_path(self.audio, sequence, "audio"),
+                 fill_path(self.source_image, sequence, "source_image") if self.source_image else None]
+        return self.input_stamp(sequence, files=files)
 
     def outputs(self, sequence: Sequence) -> MethodOutput:
         ids = self.frame_ids(sequence)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from metrics.lazy import lazy_getattr
 
-_EXPORTS = {"evaluate": "benchmark.evaluation", "summarize": "benchmark.evaluation"}
+_EXPORTS = {"evaluate": "benchmark.evaluation", "summarize": "benchmark.results.summary"}
 
 __all__ = ["evaluate", "summarize"]
 

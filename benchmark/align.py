@@ -19,6 +19,10 @@ from benchmark.io import Frames, FrameSource, _short_list
 from metrics.errors import InputError
 
 POLICIES = ("intersect", "resize")
+# The same engine serves `cabench eval` (flags) and `cabench run` (config keys): hints name both.
+RESIZE_HINT = "to resize the prediction, use --align resize (cabench eval) or align = [\"resize\"] in [run] (cabench run)"
+INTERSECT_HINT = ("to evaluate the common frames, use --align intersect (cabench eval) or align = [\"intersect\"] "
+                  "in [run] (cabench run)")
 
 
 def parse_policy(policy: str | Iterable[str] | None) -> frozenset[str]:
@@ -34,17 +38,19 @@ def parse_policy(policy: str | Iterable[str] | None) -> frozenset[str]:
 
 
 def resize_frames(frames: Frames, size: tuple[int, int]) -> Frames:
-    """Resize RGB (and alpha) to ``size`` (H,W)."""
+    """Resize RGB (and alpha, and the stored colour) to ``size`` (H,W)."""
     import cv2
 
     height, width = size
     shrinking = frames.rgb.shape[1] * frames.rgb.shape[2] > height * width
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    rgb = np.stack([cv2.resize(f, (width, height), interpolation=interpolation) for f in frames.rgb])
-    alpha = None
-    if frames.alpha is not None:
-        alpha = np.stack([cv2.resize(a, (width, height), interpolation=interpolation) for a in frames.alpha])
-    return Frames(frames.ids, rgb, alpha)
+
+    def resized(stack: np.ndarray | None) -> np.ndarray | None:
+        if stack is None:
+            return None
+        return np.stack([cv2.resize(f, (width, height), interpolation=interpolation) for f in stack])
+
+    return Frames(frames.ids, resized(frames.rgb), resized(frames.alpha), resized(frames.colour))
 
 
 @dataclass
@@ -66,7 +72,7 @@ class AlignedPair:
             if pred.rgb.shape != gt.rgb.shape:
                 raise InputError(
                     f"{self.pred.name}: frames {_short_list(ids)} are {pred.rgb.shape[2]}x{pred.rgb.shape[1]}, "
-                    f"ground truth {self.gt.name} is {gt.rgb.shape[2]}x{gt.rgb.shape[1]} (use --align resize)"
+                    f"ground truth {self.gt.name} is {gt.rgb.shape[2]}x{gt.rgb.shape[1]}; {RESIZE_HINT}"
                 )
             yield pred, gt
 
@@ -84,7 +90,7 @@ def align(pred: FrameSource, gt: FrameSource, policy: str | Iterable[str] | None
         if extra:
             parts.append(f"extra frames {_short_list(extra)}")
         raise InputError(
-            f"{pred.name}: {' and '.join(parts)} against ground truth {gt.name} (use --align intersect to evaluate the common frames)"
+            f"{pred.name}: {' and '.join(parts)} against ground truth {gt.name}; {INTERSECT_HINT}"
         )
     ids = [i for i in gt.frame_ids if i in pred_ids]
     if not ids:
@@ -92,6 +98,6 @@ def align(pred: FrameSource, gt: FrameSource, policy: str | Iterable[str] | None
     if pred.size != gt.size and "resize" not in policies:
         raise InputError(
             f"{pred.name}: frame size {pred.size[1]}x{pred.size[0]} differs from ground truth {gt.name} "
-            f"({gt.size[1]}x{gt.size[0]}); use --align resize to resize the prediction"
+            f"({gt.size[1]}x{gt.size[0]}); {RESIZE_HINT}"
         )
     return AlignedPair(pred, gt, ids, resize="resize" in policies, policy=policies)

@@ -3,7 +3,13 @@
 Each module listed in :data:`COMMAND_MODULES` defines ``register(subparsers)``, which adds its
 parser and sets ``func`` (``func(args) -> int | None``). Command modules import their heavy
 dependencies inside ``func``, so ``cabench --help`` stays fast. A :class:`CabenchError` becomes one
-line on stderr and exit status 2; ``--debug`` (anywhere on the line) shows the traceback instead.
+line on stderr and exit status 2; so does an OSError (a folder that cannot be listed, a file that
+cannot be written), named by its path. ``--debug`` (anywhere on the line) shows the traceback
+instead, and the warnings of the libraries underneath (torchvision, FFmpeg through OpenCV), which
+are otherwise silenced so that nothing prints before cabench's own line. A ``--device`` option is
+checked (:func:`metrics.device.check_device`) before the command runs. Ctrl-C (SIGINT) and SIGTERM
+stop a command with one line and exit status 130 and 143 (128 + the signal's number, as shells
+report them); a run keeps what it stored and says so.
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
-from metrics.errors import CabenchError
+from metrics.device import check_device
+from metrics.errors import CabenchError, Terminated
 
 COMMAND_MODULES: tuple[str, ...] = (
     "benchmark.commands.eval",
@@ -21,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "benchmark.commands.run",
     "benchmark.commands.demo",
     "benchmark.commands.tables",
+    "benchmark.commands.compare",
     "benchmark.commands.plots",
     "benchmark.commands.train",
     "benchmark.commands.infer",
@@ -47,17 +56,42 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.debug = debug
-    try:
-        status = args.func(args)
-    except CabenchError as error:
-        if debug:
-            raise
-        print(f"cabench: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("cabench: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        if not debug:  # library warnings (torchvision, FFmpeg through OpenCV) would print before cabench's own line
+            warnings.simplefilter("ignore")
+        try:
+            if getattr(args, "device", None) is not None:
+                check_device(args.device)
+            status = args.func(args)
+        except CabenchError as error:
+            if debug:
+                raise
+            for line in str(error).splitlines() or [""]:  # several problems (a config's violations): a line each
+                print(f"cabench: error: {line}", file=sys.stderr)
+            return 2
+        except OSError as error:  # a file or folder the system refused (permissions, a full disk, a vanished path)
+            if debug:
+                raise
+            print(f"cabench: error: {os_error_line(error)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as stop:
+            if debug:
+                raise
+            print(f"cabench: {stop or 'interrupted'}", file=sys.stderr)
+            return 130
+        except Terminated as stop:
+            if debug:
+                raise
+            print(f"cabench: {stop or 'terminated (SIGTERM)'}", file=sys.stderr)
+            return 143
     return int(status or 0)
+
+
+def os_error_line(error: OSError) -> str:
+    """One line for an OSError: the path(s) it names and the system's reason."""
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    reason = error.strerror or str(error)
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
 if __name__ == "__main__":

@@ -4,13 +4,15 @@ A config file looks like::
 
     [run]
     out = "runs/insta"          # output folder (relative paths: relative to the config file)
-    protocol = "canonical"      # evaluation protocol id recorded beside every number
-    device = "cpu"              # "cpu", "cuda", or "auto" (the accelerate process's device)
+    protocol = "canonical"      # evaluation protocol id recorded beside every number; a list of
+                                # ids or "all" evaluates the same outputs under each of them
+    device = "cpu"              # "cpu", "cuda", "cuda:N" or "auto" (the accelerate process's device)
     batch_size = 16
     split = "test"              # frames of each sequence to evaluate: a split name or "all"
     metrics = ["l2", "psnr", "ssim", "lpips"]
     align = []                  # [] (mismatch is an error), ["intersect"], ["resize"]
     mask = false                # true: metrics over the dataset's masks (default: the full frame)
+    bootstrap = { resamples = 2000, seed = 0, level = 0.95 }  # the intervals and marks of summaries and tables
 
     [run.options]               # metric options (given to the metrics whose defaults name them)
     flow = "dis"
@@ -30,21 +32,42 @@ A config file looks like::
     name = "stage-1 proxy"
     frames = "{root}/stage1/rgb"  # ... or stored frames: {root} {sequence} {dataset} are filled in
 
-Everything a number depends on (dataset path, split, method settings, protocol, metric options)
-goes into the fingerprint of each stored result, so a rerun reuses a result only when it would
-compute the same thing.
+A dataset of ``kind = "frames"`` is one sequence given directly (``path``: a folder of frames or a
+video; optional ``mask`` and ``landmarks``): what ``cabench eval`` runs (benchmark.datasets.adhoc).
+
+Relative paths (``out``, dataset paths, ``frames``, and the adapters' path settings) are resolved
+against the config file's folder when it is read, and :func:`to_toml` writes them absolute, so a
+config, and the ``config.toml`` a run saves, run the same from any working directory.
+Everything a number depends on (the contents of the frames, the method settings, the protocol,
+the metric options and versions) goes into the fingerprint of each stored result
+(:mod:`benchmark.results.fingerprint`), so a rerun reuses a result only when it would compute the
+same thing.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import typing
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import tomllib
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
+from benchmark.results.bootstrap import BootstrapSettings
+from benchmark.schema import key_path, violations
+from metrics.device import check_device
 from metrics.errors import CabenchError
 
 
@@ -54,6 +77,8 @@ class DatasetConfig:
     path: str
     kind: str | None = None
     sequences: tuple[str, ...] | None = None
+    mask: str | None = None       # kind "frames": a folder of masks
+    landmarks: str | None = None  # kind "frames": a .npy (T, 68, 2)
 
 
 @dataclass(frozen=True)
@@ -74,85 +99,245 @@ class RunConfig:
     methods: tuple[MethodConfig, ...]
     metrics: tuple[str, ...] = ("l2", "psnr", "ssim", "lpips")
     out: str = "runs/run"
-    protocol: str = "canonical"
+    protocol: str | tuple[str, ...] = "canonical"  # an id, "all", or several ids
     device: str = "cpu"
     batch_size: int = 16
     split: str = "test"
     align: tuple[str, ...] = ()
     mask: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
 
 
-_RUN_KEYS = {"out", "protocol", "device", "batch_size", "split", "metrics", "align", "mask", "options"}
+# ---------------------------------------------------------------------------- the schema
+# One pydantic model per TOML table, strict (no coercion: "false" is not a boolean, true is not an
+# integer, a string is not a list) and closed (an unknown key is an error). A new [run] key is one
+# field of RunTable (its default taken from RunConfig) beside its RunConfig field.
 
 
-def _require(table: dict, key: str, where: str, source: str) -> Any:
-    if key not in table:
-        raise CabenchError(f"{source}: {where} needs {key!r}")
-    return table[key]
+def _comma_separated(value: Any) -> Any:
+    """``"l2, psnr"`` -> ``["l2", "psnr"]`` (a list passes through; anything else is left to fail)."""
+    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
 
-def _unknown(table: dict, allowed: set[str], where: str, source: str) -> None:
-    extra = sorted(set(table) - allowed)
-    if extra:
-        raise CabenchError(f"{source}: unknown key(s) {', '.join(extra)} in {where} (known: {', '.join(sorted(allowed))})")
+def _one_or_more(value: Any) -> Any:
+    """``"resize"`` -> ``["resize"]``; ``""`` -> ``[]``."""
+    return ([value] if value else []) if isinstance(value, str) else value
 
 
-def _names(items: tuple, what: str, source: str) -> None:
-    names = [item.name for item in items]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise CabenchError(f"{source}: {what} name(s) given twice: {', '.join(twice)}")
+def _checked_by(check: Callable[[Any], Any]) -> AfterValidator:
+    """A validator that runs ``check(value)``, which raises CabenchError for a value not allowed."""
+
+    def validate(value: Any) -> Any:
+        try:
+            check(value)
+        except CabenchError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    return AfterValidator(validate)
+
+
+def _one_of(what: str, choices: Callable[[], Iterable[str]]) -> AfterValidator:
+    """A validator that allows the names ``choices()`` gives (looked up when a config is read)."""
+
+    def check(value: str) -> None:
+        known = list(choices())
+        if value not in known:
+            raise CabenchError(f"unknown {what} {value!r}; choose from {', '.join(known)}")
+
+    return _checked_by(check)
+
+
+def _metric_names(names: list[str]) -> None:
+    from metrics import registry
+
+    if not names:
+        raise CabenchError("no metric given")
+    for name in names:
+        registry.get(name)
+
+
+def _protocol_names(names: list[str]) -> None:
+    from metrics.protocols import PROTOCOLS
+
+    if not names:
+        raise CabenchError("no protocol given")
+    for name in names:
+        if name != "all" and name not in PROTOCOLS:
+            raise CabenchError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)} or all")
+
+
+def _dataset_kinds() -> Iterable[str]:
+    from benchmark.datasets import KINDS
+
+    return KINDS
+
+
+def _adapter(name: str) -> None:
+    from baselines.base import adapter_class
+
+    adapter_class(name)
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class RunTable(_Table):
+    """``[run]``: how every pair is evaluated (see the module docstring)."""
+
+    out: str = RunConfig.out
+    protocol: Annotated[list[str], BeforeValidator(_comma_separated), _checked_by(_protocol_names)] = [RunConfig.protocol]
+    device: Annotated[str, _checked_by(lambda name: check_device(name, "device"))] = RunConfig.device
+    batch_size: Annotated[int, Field(ge=1)] = RunConfig.batch_size
+    split: str = RunConfig.split
+    metrics: Annotated[list[str], BeforeValidator(_comma_separated), _checked_by(_metric_names)] = list(RunConfig.metrics)
+    align: Annotated[list[Literal["intersect", "resize"]], BeforeValidator(_one_or_more)] = list(RunConfig.align)
+    mask: bool = RunConfig.mask
+    options: dict[str, Any] = {}
+    bootstrap: dict[str, Any] = {}  # its keys and values are checked by BootstrapSettings.from_mapping
+
+
+class DatasetTable(_Table):
+    """One ``[[datasets]]`` entry."""
+
+    path: str
+    name: str | None = None
+    kind: Annotated[str, _one_of("dataset kind", _dataset_kinds)] | None = None
+    sequences: Annotated[list[str], Field(min_length=1)] | None = None
+    mask: str | None = None       # kind "frames": a folder of masks
+    landmarks: str | None = None  # kind "frames": a .npy (T, 68, 2)
+
+
+class MethodTable(_Table):
+    """One ``[[methods]]`` entry: an adapter with its settings, or stored frames."""
+
+    name: str
+    adapter: Annotated[str, _checked_by(_adapter)] | None = None
+    frames: str | None = None
+    settings: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _adapter_or_frames(self) -> MethodTable:
+        if (self.adapter is None) == (self.frames is None):
+            raise ValueError(f"method {self.name!r} needs exactly one of 'adapter' or 'frames'")
+        if self.frames is not None and self.settings:
+            raise ValueError(f"method {self.name!r}: settings are given to an adapter; stored frames take none")
+        return self
+
+
+class ConfigFile(_Table):
+    """A whole config file."""
+
+    run: RunTable = RunTable()
+    datasets: Annotated[list[DatasetTable], Field(min_length=1)]
+    methods: Annotated[list[MethodTable], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _names_once(self) -> ConfigFile:
+        for what, names in (("dataset", [d.name or Path(d.path).name for d in self.datasets]),
+                            ("method", [m.name for m in self.methods])):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"{what} name(s) given twice: {', '.join(twice)}")
+        return self
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    """The keys the table at ``loc`` (a pydantic error location, its last part the key) allows."""
+    model: type[BaseModel] = ConfigFile
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        inner = [a for a in (annotation, *typing.get_args(annotation)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not inner:
+            return []
+        model = inner[0]
+    return sorted(model.model_fields)
+
+
+def config_violations(data: dict[str, Any]) -> tuple[ConfigFile | None, list[tuple[str, str]]]:
+    """The validated config (None when it is not valid) and every (key path, what is wrong).
+
+    Adapter settings are checked against the annotations of the adapter's ``__init__`` and then by
+    building the adapter, which checks their values (a mode, a policy) before any work.
+    """
+    found: list[tuple[str, str]] = []
+    document = None
+    try:
+        document = ConfigFile.model_validate(data)
+    except ValidationError as error:
+        for item in error.errors():
+            path, why = violations([item])[0]
+            if item["type"] == "extra_forbidden":
+                why = f"unknown key (known: {', '.join(_known_keys(item['loc']))})"
+            elif item["type"] in ("missing", "too_short") and len(item["loc"]) == 1:
+                why = f"no [[{item['loc'][0]}]] given"
+            found.append((path, why))
+    methods = data.get("methods") if isinstance(data, dict) else None
+    for i, method in enumerate(methods if isinstance(methods, list) else []):
+        found += _settings_violations(method, key_path(("methods", i, "settings")))
+    return (None if found else document), found
+
+
+def _settings_violations(method: Any, where: str) -> list[tuple[str, str]]:
+    """What is wrong with the settings of one ``[[methods]]`` entry that names a known adapter."""
+    from baselines.base import create_adapter, list_adapters, setting_violations
+
+    if not isinstance(method, dict):
+        return []
+    adapter, settings = method.get("adapter"), method.get("settings", {})
+    if not isinstance(adapter, str) or adapter not in list_adapters() or not isinstance(settings, dict):
+        return []  # the schema reports these
+    wrong = [(f"{where}.{path}", why) for path, why in setting_violations(adapter, settings)]
+    if not wrong:
+        try:
+            create_adapter(adapter, **{"name": str(method.get("name", "")), **settings})
+        except CabenchError as error:
+            wrong.append((where, str(error)))
+    return wrong
 
 
 def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: str = "config") -> RunConfig:
-    """A :class:`RunConfig` from parsed TOML; relative paths are resolved against ``base``."""
-    base = Path(base)
-    _unknown(data, {"run", "datasets", "methods"}, "the top level", source)
-    run = dict(data.get("run", {}))
-    _unknown(run, _RUN_KEYS, "[run]", source)
-    datasets = []
-    for i, table in enumerate(data.get("datasets", [])):
-        where = f"[[datasets]] #{i + 1}"
-        _unknown(table, {"name", "path", "kind", "sequences"}, where, source)
-        path = str(_require(table, "path", where, source))
-        sequences = table.get("sequences")
-        datasets.append(DatasetConfig(name=str(table.get("name", Path(path).name)), path=str(base / path),
-                                      kind=table.get("kind"), sequences=tuple(sequences) if sequences else None))
+    """A :class:`RunConfig` from parsed TOML, validated against the schema above before any work;
+    relative paths (``out``, dataset paths, ``frames``, the adapters' path settings) are resolved
+    against ``base``.
+
+    Raises:
+        CabenchError: one line per violation, each naming ``source``, the key path
+            (``methods[2].settings.strength``, indices from 0) and what was expected.
+    """
+    from baselines.base import resolve_path_settings
+
+    base = Path(base).resolve()
+    document, wrong = config_violations(data)
+    if wrong:
+        raise CabenchError("\n".join(f"{source}: {path or 'the top level'}: {why}" for path, why in wrong))
+
+    def resolved(path: str | None) -> str | None:
+        return None if path is None else str(base / path)
+
+    datasets = tuple(DatasetConfig(name=d.name or Path(d.path).name, path=str(base / d.path), kind=d.kind,
+                                   sequences=tuple(d.sequences) if d.sequences else None,
+                                   mask=resolved(d.mask), landmarks=resolved(d.landmarks)) for d in document.datasets)
     methods = []
-    for i, table in enumerate(data.get("methods", [])):
-        where = f"[[methods]] #{i + 1}"
-        _unknown(table, {"name", "adapter", "frames", "settings"}, where, source)
-        name = str(_require(table, "name", where, source))
-        adapter, frames = table.get("adapter"), table.get("frames")
-        if (adapter is None) == (frames is None):
-            raise CabenchError(f"{source}: method {name!r} needs exactly one of 'adapter' or 'frames'")
-        if frames is not None and not Path(frames).is_absolute() and not str(frames).startswith("{"):
+    for method in document.methods:
+        frames = method.frames
+        if frames is not None and not Path(frames).is_absolute() and not frames.startswith("{root}"):
             frames = str(base / frames)
-        methods.append(MethodConfig(name=name, adapter=adapter, frames=frames, settings=dict(table.get("settings", {}))))
-    if not datasets:
-        raise CabenchError(f"{source}: no [[datasets]] given")
-    if not methods:
-        raise CabenchError(f"{source}: no [[methods]] given")
-    _names(tuple(datasets), "dataset", source)
-    _names(tuple(methods), "method", source)
-    metrics = run.get("metrics", RunConfig.metrics)
-    if isinstance(metrics, str):
-        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
-    align = run.get("align", ())
-    align = (align,) if isinstance(align, str) else tuple(align)
-    batch_size = run.get("batch_size", 16)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise CabenchError(f"{source}: [run] batch_size must be a positive integer, got {batch_size!r}")
-    out = Path(run.get("out", "runs/run"))
-    return RunConfig(datasets=tuple(datasets), methods=tuple(methods), metrics=tuple(metrics),
-                     out=str(out if out.is_absolute() else base / out), protocol=str(run.get("protocol", "canonical")),
-                     device=str(run.get("device", "cpu")), batch_size=batch_size, split=str(run.get("split", "test")),
-                     align=tuple(a for a in align if a), mask=bool(run.get("mask", False)),
-                     options=dict(run.get("options", {})))
+        settings = resolve_path_settings(method.adapter, method.settings, base) if method.adapter else dict(method.settings)
+        methods.append(MethodConfig(name=method.name, adapter=method.adapter, frames=frames, settings=settings))
+    run = document.run
+    values = {key: tuple(value) if isinstance(value, list) else value for key, value in run.model_dump().items()}
+    values["out"] = str(base / run.out)
+    values["protocol"] = run.protocol[0] if len(run.protocol) == 1 else tuple(run.protocol)
+    values["bootstrap"] = BootstrapSettings.from_mapping(run.bootstrap, f"{source}: run.bootstrap")
+    return RunConfig(datasets=datasets, methods=tuple(methods), **values)
 
 
 def load_config(path: str | os.PathLike) -> RunConfig:
@@ -186,10 +371,14 @@ def _toml_value(value: Any) -> str:
 
 
 def to_toml(config: RunConfig) -> str:
-    """The config as TOML that :func:`load_config` reads back to an equal config (paths absolute)."""
+    """The config as TOML that :func:`load_config` reads back to an equal config, from any folder: the
+    paths of a loaded config are absolute already (relative ones are resolved here against the
+    working directory, as the run that uses them would)."""
+    config = absolute_paths(config)
     lines = ["[run]"]
     for key in ("out", "protocol", "device", "batch_size", "split", "metrics", "align", "mask"):
         lines.append(f"{key} = {_toml_value(getattr(config, key))}")
+    lines.append(f"bootstrap = {_toml_value(config.bootstrap.to_mapping())}")
     if config.options:
         lines.append(f"options = {_toml_value(config.options)}")
     for dataset in config.datasets:
@@ -198,9 +387,31 @@ def to_toml(config: RunConfig) -> str:
             lines.append(f"kind = {_toml_value(dataset.kind)}")
         if dataset.sequences:
             lines.append(f"sequences = {_toml_value(dataset.sequences)}")
+        for key in ("mask", "landmarks"):
+            if getattr(dataset, key):
+                lines.append(f"{key} = {_toml_value(getattr(dataset, key))}")
     for method in config.methods:
         lines += ["", "[[methods]]", f"name = {_toml_value(method.name)}"]
         lines.append(f"adapter = {_toml_value(method.adapter)}" if method.adapter else f"frames = {_toml_value(method.frames)}")
         if method.settings:
             lines.append(f"settings = {_toml_value(method.settings)}")
     return "\n".join(lines) + "\n"
+
+
+def absolute_paths(config: RunConfig) -> RunConfig:
+    """``config`` with every path absolute: ``out``, datasets, ``frames`` and the adapters' path
+    settings; relative ones are taken against the working directory (a loaded config's are
+    absolute already). Templates that start at ``{root}`` are kept."""
+    from dataclasses import replace
+
+    from baselines.base import resolve_path_settings
+
+    def absolute(path: str | None) -> str | None:
+        return path if path is None or path.startswith("{root}") else str(Path(path).resolve())
+
+    datasets = tuple(replace(d, path=absolute(d.path), mask=absolute(d.mask), landmarks=absolute(d.landmarks))
+                     for d in config.datasets)
+    methods = tuple(replace(m, frames=absolute(m.frames),
+                            settings=resolve_path_settings(m.adapter, m.settings, Path.cwd()) if m.adapter else m.settings)
+                    for m in config.methods)
+    return replace(config, out=absolute(config.out), datasets=datasets, methods=methods)

@@ -13,6 +13,8 @@ What it does, in order:
    the reason;
 3. runs it with :func:`benchmark.runner.run_config` (resumable: a second demo reuses every
    stored number) and writes the tables, plots and ``report.html`` into ``OUT``.
+``OUT`` is made a run folder before the data is written into it, so ``OUT/data`` and
+``OUT/demo.toml`` are the run's own (an existing folder of other files is refused).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmark.config import DatasetConfig, MethodConfig, RunConfig, to_toml
-from benchmark.files import atomic_write_text
+from benchmark.results.files import atomic_write_text
 
 DEMO_SEQUENCES = 2
 DEMO_FRAMES = 64     # test split = the last quarter: 16 frames per sequence
@@ -129,7 +131,7 @@ def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int
              sequences: int = DEMO_SEQUENCES, seed: int = 0, device: str = "cpu", force: bool = False,
              progress: bool = True, log: Callable[[str], None] = print):
     """Make the data, run every offline method and metric on it, write the report; returns the RunReport."""
-    from benchmark.runner import run_config
+    from benchmark.runner import claim_folder, run_config
     from metrics.errors import CabenchError
 
     if frames < 8:
@@ -137,7 +139,7 @@ def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int
     if sequences < 1:
         raise CabenchError(f"--sequences must be at least 1, got {sequences}")
     with _one_thread_unless_set():
-        out = Path(out)
+        out = claim_folder(out).path
         log(f"writing the synthetic dataset ({sequences} sequences x {frames} frames, {size}x{size}) to {out / 'data'}")
         data = make_data(out / "data", sequences=sequences, frames=frames, size=size, seed=seed, progress=progress)
         config = demo_config(out, data, device=device)

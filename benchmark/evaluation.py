@@ -22,6 +22,7 @@ import torch
 from benchmark.align import align as align_sources
 from benchmark.io import FrameSource, open_frames, open_masks
 from metrics import registry
+from metrics.device import resolve_device
 from metrics.errors import CabenchError, InputError
 from metrics.protocols import get_protocol
 from metrics.truth import TruthStore
@@ -52,7 +53,8 @@ def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
     if not names:
         raise CabenchError("--metrics: no metric given")
     for name in names:
-        registry.get(name)
+        if registry.get(name).kind == "runtime":
+            raise CabenchError(f"--metrics: {name} is measured while a method renders, not a metric to compute")
     return list(dict.fromkeys(names))
 
 
@@ -116,12 +118,7 @@ def evaluate(
     protocol_obj = get_protocol(protocol)
     names = parse_metrics(metrics)
     per_metric_options = split_options(names, options)
-    try:
-        torch_device = torch.device(device)
-    except RuntimeError:
-        raise CabenchError(f"--device: unknown device {device!r}") from None
-    if torch_device.type == "cuda" and not torch.cuda.is_available():
-        raise CabenchError("--device cuda: no CUDA device is available")
+    torch_device = resolve_device(device)
     if batch_size < 1:
         raise CabenchError(f"--batch-size must be at least 1, got {batch_size}")
 
@@ -167,6 +164,8 @@ def evaluate(
                 mask_array = mask_source.read(ids).alpha if mask_source is not None else None
                 landmarks = None if landmark_rows is None else landmark_rows[_positions(gt_source, ids)]
                 prepared_gt = protocol_obj.prepare_gt(gt_frames, mask_array, landmarks, torch_device)
+                if prepared_gt.mask is not None:
+                    _check_masks(mask_array, prepared_gt.mask, ids, mask_source, protocol_obj.id)
                 prepared_pred = protocol_obj.prepare_pred(pred_frames, prepared_gt, torch_device)
                 batch = registry.Batch(ids, prepared_pred, prepared_gt.gt, prepared_gt.mask,
                                        {} if landmarks is None else {"landmarks": landmarks},
@@ -197,6 +196,21 @@ def read_ahead(batches: Iterator[T], reader: Executor) -> Iterator[T]:
         yield item
 
 
+def _check_masks(raw: np.ndarray | None, prepared: torch.Tensor, ids: Sequence[int], source: FrameSource | None,
+                 protocol: str) -> None:
+    """An empty mask (no pixel above 0) names its file and frame: as read, or as the protocol made it
+    (resized, or the face hull from landmarks)."""
+    if raw is not None:
+        empty = [frame for frame, mask in zip(ids, raw) if not np.any(mask > 0)]
+        if empty:
+            more = f" (and {len(empty) - 1} more frames of this batch)" if len(empty) > 1 else ""
+            raise InputError(f"{source.where(empty[0])}: the mask is empty (no pixel above 0){more}")
+    empty = [frame for frame, peak in zip(ids, prepared.flatten(1).amax(1).tolist()) if peak <= 0]
+    if empty:
+        where = source.where(empty[0]) if source is not None else f"frame {empty[0]}"
+        raise InputError(f"{where}: the mask is empty after protocol {protocol!r} prepared it")
+
+
 def _positions(source: FrameSource, ids: Sequence[int]) -> list[int]:
     index = {frame: i for i, frame in enumerate(source.frame_ids)}
     return [index[i] for i in ids]
@@ -209,36 +223,6 @@ def _annotation_index(annotations: dict[str, np.ndarray] | None, gt: FrameSource
     if len(values) != len(gt.frame_ids):
         raise InputError(f"annotations[{key!r}]: {len(values)} entries for {len(gt.frame_ids)} ground-truth frames")
     return values
-
-
-def summarize(per_frame: pd.DataFrame, by: Sequence[str] = ("method",)) -> pd.DataFrame:
-    """Mean, std and count (finite values) per group and metric column, in long form."""
-    keys = [k for k in by if k in per_frame.columns]
-    skip = {"frame", "protocol", "dataset", "sequence", "method"}
-    value_columns = [c for c in per_frame.columns if c not in skip and pd.api.types.is_numeric_dtype(per_frame[c])]
-    records = []
-    groups = per_frame.groupby(keys, sort=False) if keys else [((), per_frame)]
-    for key, group in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        protocol = group["protocol"].iloc[0] if "protocol" in group else ""
-        for column in value_columns:
-            values = group[column].to_numpy(dtype=np.float64)
-            finite = values[~np.isnan(values)]
-            with np.errstate(invalid="ignore"):  # values with inf (PSNR of identical frames) have NaN std
-                mean = float(np.mean(finite)) if len(finite) else np.nan
-                std = float(np.std(finite)) if len(finite) else np.nan
-            records.append(
-                {
-                    **dict(zip(keys, key)),
-                    "metric": column,
-                    "protocol": protocol,
-                    "mean": mean,
-                    "std": std,
-                    "count": int(len(finite)),
-                    "frames": int(len(values)),
-                }
-            )
-    return pd.DataFrame(records)
 
 
 def _progress(total: int, enabled: bool, description: str):

@@ -1,9 +1,12 @@
 """Lazily read frame sequences: folders of images, video files, in-memory arrays, mask folders.
 
 Conventions:
-- A frame is uint8 RGB (H,W,3). A source with alpha (RGBA PNGs, (T,H,W,4) arrays) is composited
-  on a chosen background colour (white by default, as every avatar repository composites its
-  ground truth) and its alpha is kept as the matte in [0,1].
+- A frame is uint8 RGB (H,W,3). A source with alpha (RGBA PNGs, (T,H,W,4) arrays, or frames
+  with a matte file beside them) is composited on a chosen background colour (white by default,
+  as every avatar repository composites its ground truth) and its alpha is kept as the matte in
+  [0,1]; the colour as stored is kept too (``Frames.colour``), so that an evaluation protocol can
+  start from what a published script loaded (the stored colour and the matte, composited in float
+  or not at all) rather than from the uint8 composite.
 - Frames of an image folder are ordered and identified by the last number in the file name, so
   ``1.png, 2.png, 10.png`` and ``00000.png, 00001.png`` both read in the right order, and
   predictions and ground truth are aligned by that id, never by list position.
@@ -15,11 +18,16 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from benchmark.stamps import array_stamp, file_stamp, files_stamp, text_stamp
 from metrics.errors import InputError
 from metrics.frames import Frames
 
@@ -51,6 +59,22 @@ class FrameSource:
 
     def __len__(self) -> int:
         return len(self.frame_ids)
+
+    def where(self, frame: int) -> str:
+        """Where frame ``frame`` comes from, for messages: the source's name and the frame id."""
+        return f"{self.name} (frame {frame})"
+
+    def content_key(self, ids: Sequence[int] | None = None) -> str:
+        """A stamp of frames ``ids`` (default: all) that changes whenever their content does, used to
+        fingerprint stored results (:mod:`benchmark.stamps`). This default reads and hashes the
+        frames, which is exact for any source; sources that know their files or arrays override it
+        with a stamp that reads (almost) nothing."""
+        ids = list(self.frame_ids if ids is None else ids)
+        stamps = []
+        for frames in self.batches(32, ids):
+            stamps.append(array_stamp(frames.rgb))
+            stamps.append("" if frames.alpha is None else array_stamp(frames.alpha))
+        return text_stamp("decoded", ids, *stamps)
 
     def _check_ids(self, ids: Sequence[int]) -> None:
         known = set(self.frame_ids)
@@ -98,12 +122,20 @@ def read_image(path: Path) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def list_folder(folder: Path) -> list[Path]:
+    """The entries of ``folder``, sorted; a folder the system refuses to list is an InputError naming it."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as error:
+        raise InputError(f"{folder}: cannot list the folder ({error.strerror or error})") from None
+
+
 def list_images(folder: Path) -> dict[int, Path]:
     """Map frame id -> image path for a folder; duplicate ids are an error naming both files."""
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
     files: dict[int, Path] = {}
-    for entry in sorted(folder.iterdir()):
+    for entry in list_folder(folder):
         if entry.suffix.lower() not in IMAGE_EXTENSIONS or entry.name.startswith("."):
             continue
         frame = frame_id_of(entry)
@@ -119,19 +151,24 @@ class FileFrames(FrameSource):
     """Frames read from explicitly listed files ``{frame id: path}``; RGBA is composited on
     ``background`` with its alpha kept as the matte.
 
+    ``mattes`` (optional, ``{frame id: path}``) gives each frame a matte from a separate mask image
+    (its alpha, or else its first channel, scaled to [0,1]), as the IMavatar layout keeps MODNet
+    mattes beside RGB frames: the frame is then composited with it exactly as with an alpha channel.
     Every listed file must exist (checked up front, so a missing frame is reported by its path
     before any work starts); sizes are checked against the first file as frames are read.
     """
 
     def __init__(self, files: dict[int, Path], name: str, background: tuple[int, int, int] = (255, 255, 255),
-                 fps: float | None = None, source: str | None = None):
+                 fps: float | None = None, source: str | None = None, mattes: dict[int, Path] | None = None):
         if not files:
             raise InputError(f"{name}: no frames listed")
-        missing = [Path(p) for p in files.values() if not Path(p).is_file()]
-        if missing:
-            where = f" (listed in {source})" if source else ""
-            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-            raise InputError(f"{missing[0]}: frame file not found{where}{more}")
+        _check_listed(files, "frame", source)
+        if mattes is not None:
+            absent = [frame for frame in files if frame not in mattes]
+            if absent:
+                raise InputError(f"{name}: no matte listed for frame {_short_list(absent)}")
+            _check_listed({frame: mattes[frame] for frame in files}, "matte", source)
+        self.mattes = None if mattes is None else {int(k): Path(mattes[k]) for k in files}
         self.files = {int(k): Path(v) for k, v in sorted(files.items())}
         self.frame_ids = list(self.files)
         self.name = name
@@ -143,8 +180,18 @@ class FileFrames(FrameSource):
     def path_of(self, frame: int) -> Path:
         return self.files[frame]
 
-    def _read_checked(self, frame: int) -> np.ndarray:
-        path = self.files[frame]
+    def where(self, frame: int) -> str:
+        return f"{self.files[frame]} (frame {frame})" if frame in self.files else super().where(frame)
+
+    def content_key(self, ids: Sequence[int] | None = None) -> str:
+        """The files' stamps (size, mtime, end blocks: :func:`benchmark.stamps.file_stamp`), mattes included."""
+        ids = list(self.frame_ids if ids is None else ids)
+        self._check_ids(ids)
+        paths = [self.files[i] for i in ids] + ([self.mattes[i] for i in ids] if self.mattes is not None else [])
+        return text_stamp(type(self).__name__, self.background, ids, files_stamp(paths))
+
+    def _read_checked(self, frame: int, path: Path | None = None) -> np.ndarray:
+        path = self.files[frame] if path is None else path
         array = read_image(path)
         if array.shape[:2] != self.size:
             raise InputError(
@@ -155,17 +202,40 @@ class FileFrames(FrameSource):
 
     def read(self, ids: Sequence[int]) -> Frames:
         self._check_ids(ids)
-        rgbs, alphas, any_alpha = [], [], False
+        rgbas = []
         for frame in ids:
             array = self._read_checked(frame)
-            if array.shape[-1] == 4:
-                rgb, alpha = composite(array, self.background)
-                any_alpha = True
-            else:
-                rgb, alpha = array, np.ones(self.size, dtype=np.float32)
-            rgbs.append(rgb)
-            alphas.append(alpha)
-        return Frames(list(ids), np.stack(rgbs), np.stack(alphas) if any_alpha else None)
+            if self.mattes is not None:
+                matte = self._read_checked(frame, self.mattes[frame])
+                matte = matte[..., 3] if matte.shape[-1] == 4 else matte[..., 0]
+                array = np.concatenate([array[..., :3], matte[..., None]], axis=-1)
+            rgbas.append(array)
+        return frames_from_arrays(list(ids), rgbas, self.background)
+
+
+def frames_from_arrays(ids: list[int], arrays: Sequence[np.ndarray], background: tuple[int, int, int]) -> Frames:
+    """One batch from uint8 frames (H,W,3) or (H,W,4): RGBA composited on ``background``, its alpha
+    kept as the matte and its colour as stored; frames without alpha count as opaque."""
+    if not any(array.shape[-1] == 4 for array in arrays):
+        return Frames(ids, np.stack(arrays), None)
+    rgbs, alphas, colours = [], [], []
+    for array in arrays:
+        if array.shape[-1] == 4:
+            rgb, alpha = composite(array, background)
+        else:
+            rgb, alpha = array, np.ones(array.shape[:2], dtype=np.float32)
+        rgbs.append(rgb)
+        alphas.append(alpha)
+        colours.append(array[..., :3])
+    return Frames(ids, np.stack(rgbs), np.stack(alphas), np.stack(colours))
+
+
+def _check_listed(files: dict[int, Path], what: str, source: str | None) -> None:
+    missing = [Path(p) for p in files.values() if not Path(p).is_file()]
+    if missing:
+        where = f" (listed in {source})" if source else ""
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise InputError(f"{missing[0]}: {what} file not found{where}{more}")
 
 
 class MaskFiles(FileFrames):
@@ -203,20 +273,46 @@ class MaskFolder(MaskFiles):
         super().__init__(list_images(self.folder), name=str(self.folder))
 
 
+@contextmanager
+def native_messages_as_warnings(what: str) -> Iterator[None]:
+    """Capture what C libraries (FFmpeg / libav inside OpenCV) print on the process's stderr while the
+    block runs, and issue it as one warning about ``what`` afterwards. Their lines would otherwise
+    come before cabench's own error line; as a warning, the command line keeps them for ``--debug``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", errors="replace").strip()
+            if text:
+                warnings.warn(f"{what}: {' | '.join(text.splitlines())}", RuntimeWarning, stacklevel=3)
+
+
 class VideoFile(FrameSource):
     """A video read with OpenCV; frame ids are 0-based decode order.
 
     The frame count is established once by grabbing (not decoding) every frame, because the
     container's frame-count field is often wrong. Reads of consecutive ids decode sequentially.
+    What FFmpeg prints while a video is opened or read becomes a warning
+    (:func:`native_messages_as_warnings`).
     """
 
     def __init__(self, path: str | os.PathLike):
-        import cv2
-
         self.path = Path(path)
         self.name = str(self.path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: file not found")
+        with native_messages_as_warnings(self.name):
+            self._probe()
+
+    def _probe(self) -> None:
+        import cv2
+
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
             raise InputError(f"{self.path}: OpenCV cannot open this video")
@@ -235,6 +331,11 @@ class VideoFile(FrameSource):
         self._capture = None
         self._next = 0
 
+    def content_key(self, ids: Sequence[int] | None = None) -> str:
+        """The video file's stamp (:func:`benchmark.stamps.file_stamp`) and the ids read from it."""
+        ids = list(self.frame_ids if ids is None else ids)
+        return text_stamp("video", ids, file_stamp(self.path))
+
     def _open(self, start: int):
         import cv2
 
@@ -252,13 +353,14 @@ class VideoFile(FrameSource):
 
         self._check_ids(ids)
         frames = []
-        for frame in ids:
-            capture = self._open(frame)
-            ok, bgr = capture.read()
-            if not ok:
-                raise InputError(f"{self.path}: frame {frame} could not be decoded")
-            self._next = frame + 1
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        with native_messages_as_warnings(self.name):
+            for frame in ids:
+                capture = self._open(frame)
+                ok, bgr = capture.read()
+                if not ok:
+                    raise InputError(f"{self.path}: frame {frame} could not be decoded")
+                self._next = frame + 1
+                frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         return Frames(list(ids), np.stack(frames), None)
 
     def __del__(self):
@@ -294,12 +396,18 @@ class ArrayFrames(FrameSource):
         self.size = (int(array.shape[1]), int(array.shape[2]))
         self.fps = fps
 
+    def content_key(self, ids: Sequence[int] | None = None) -> str:
+        """A hash of the array's frames ``ids`` (in memory: hashed in full)."""
+        ids = list(self.frame_ids if ids is None else ids)
+        self._check_ids(ids)
+        return text_stamp("array", self.background, ids, array_stamp(self.array[[self._index[i] for i in ids]]))
+
     def read(self, ids: Sequence[int]) -> Frames:
         self._check_ids(ids)
         chunk = self.array[[self._index[i] for i in ids]]
         if chunk.shape[-1] == 4:
             rgb, alpha = composite(chunk, self.background)
-            return Frames(list(ids), rgb, alpha)
+            return Frames(list(ids), rgb, alpha, np.ascontiguousarray(chunk[..., :3]))
         return Frames(list(ids), np.ascontiguousarray(chunk), None)
 
 

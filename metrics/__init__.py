@@ -12,16 +12,17 @@ import importlib
 from metrics.errors import CabenchError, InputError, WeightsMissingError
 from metrics.lazy import lazy_getattr
 
-METRIC_MODULES = ("metrics.frame", "metrics.temporal", "metrics.face")
+METRIC_MODULES = ("metrics.frame", "metrics.temporal", "metrics.face", "metrics.runtime")
 
 _EXPORTS = {
     **dict.fromkeys(("l1", "l2", "lpips", "ms_ssim", "psnr", "ssim"), "metrics.image"),
     **dict.fromkeys(("PROTOCOLS", "get_protocol"), "metrics.protocols"),
-    **dict.fromkeys(("MetricSpec", "get", "list_metrics", "register"), "metrics.registry"),
+    **dict.fromkeys(("MetricSpec", "create", "get", "list_metrics", "register"), "metrics.registry"),
 }
 
 __all__ = [
-    "PROTOCOLS", "CabenchError", "InputError", "MetricSpec", "WeightsMissingError", "get", "get_protocol", "l1", "l2",
+    "PROTOCOLS", "CabenchError", "InputError", "MetricSpec", "WeightsMissingError", "create", "get", "get_protocol",
+    "l1", "l2",
     "list_metrics", "load_metrics", "lpips", "ms_ssim", "psnr", "register", "ssim",
 ]
 

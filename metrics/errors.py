@@ -18,3 +18,18 @@ class InputError(CabenchError):
 
 class WeightsMissingError(CabenchError):
     """A weight file was not found; the message names the file and where to put it."""
+
+
+class WeightsUnusableError(WeightsMissingError, InputError):
+    """A weight file was found but cannot be used: a folder, unreadable, corrupt or truncated, or its
+    keys or tensor shapes do not fit the model. Like a missing file, it makes its metric missing
+    (with this message) rather than failing the run; it is also bad input, so loaders that are
+    given such a file directly raise it."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}")
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM); like KeyboardInterrupt, not an error of the input."""

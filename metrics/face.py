@@ -35,6 +35,7 @@ codes) is computed once through the batch's truth store, for every method.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from metrics.errors import InputError, WeightsMissingError
+from metrics.errors import InputError, WeightsMissingError, WeightsUnusableError
 from metrics.landmarks import (
     MOUTH,
     chip_descriptors,
@@ -58,7 +59,7 @@ from metrics.landmarks import (
 )
 from metrics.registry import Batch, Evaluator, MetricSpec, register
 from metrics.truth import file_stamp
-from metrics.weights import WeightFile, find_weight, register_weight
+from metrics.weights import WeightFile, checked_state, register_weight, usable_weight
 
 DECA_WEIGHTS = register_weight(
     WeightFile(
@@ -66,6 +67,7 @@ DECA_WEIGHTS = register_weight(
         filename="deca_model.tar",
         used_by="DECA coarse encoder (deca_pe, deca_ee)",
         source="DECA fetch_data.sh (yfeng95/DECA; needs FLAME registration at flame.is.tue.mpg.de)",
+        check=lambda path: deca_state(path),
     )
 )
 
@@ -92,25 +94,9 @@ class DecaEncoder(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> DecaEncoder:
-        """Load ``E_flame`` of a ``deca_model.tar`` strictly (missing or unexpected keys are an error)."""
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise WeightsMissingError(f"DECA checkpoint {path} does not exist") from None
-        except Exception as error:
-            raise InputError(f"{path}: not a readable DECA checkpoint ({type(error).__name__}: {error})") from None
-        if not isinstance(checkpoint, dict) or "E_flame" not in checkpoint:
-            raise InputError(f"{path}: no 'E_flame' entry (is this DECA's deca_model.tar?)")
+        """Load ``E_flame`` of a ``deca_model.tar`` strictly (:func:`deca_state`)."""
+        state = deca_state(path)
         model = cls()
-        state = checkpoint["E_flame"]
-        expected = model.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        if missing or unexpected:
-            raise InputError(
-                f"{path}: E_flame does not match DECA's encoder: missing {len(missing)} keys "
-                f"({', '.join(missing[:6])}), unexpected {len(unexpected)} keys ({', '.join(unexpected[:6])})"
-            )
         model.load_state_dict(state, strict=True)
         return model.eval().requires_grad_(False)
 
@@ -157,11 +143,23 @@ def deca_crop(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+def deca_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """``E_flame`` of a ``deca_model.tar``, checked by name and shape against :class:`DecaEncoder`.
+
+    Raises:
+        WeightsUnusableError: the file is absent or a folder, corrupt or truncated, has no
+            ``E_flame``, or its keys or shapes do not fit (one line, naming the file).
+    """
+    if not Path(path).is_file():
+        raise WeightsUnusableError(path, "no such file" if not Path(path).exists() else "is a folder, not a DECA checkpoint")
+    return checked_state(path, DecaEncoder, "DECA's coarse encoder (E_flame)", entry="E_flame")
+
+
 _DECA_CACHE: dict[tuple, DecaEncoder] = {}
 
 
 def deca_model(weights: str | None, device: torch.device) -> DecaEncoder:
-    path = find_weight("deca", weights)
+    path = usable_weight("deca", weights)
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size, str(device))
     if key not in _DECA_CACHE:
@@ -175,7 +173,7 @@ def deca_unavailable(options: dict) -> str | None:
     if reason:
         return reason
     try:
-        find_weight("deca", options.get("deca_weights"))
+        usable_weight("deca", options.get("deca_weights"))
     except WeightsMissingError as error:
         return str(error)
     return None
@@ -253,10 +251,11 @@ class Face:
 
 
 def _dlib_options(identity: bool = False) -> dict[str, Any]:
-    """What dlib's values depend on besides the frame: its version and model files."""
+    """What dlib's values depend on besides the frame: its version and model files, and the face
+    metrics' version."""
     import dlib
 
-    options = {"dlib": dlib.__version__, "predictor": file_stamp(model_path("dlib_landmarks68"))}
+    options = {"dlib": dlib.__version__, "predictor": file_stamp(model_path("dlib_landmarks68")), "version": FACE_VERSION}
     if identity:
         options["recognizer"] = file_stamp(model_path("dlib_face_recognition"))
     return options
@@ -385,8 +384,8 @@ class DecaDistance(FaceMetric):
             return model(torch.from_numpy(crops).permute(0, 3, 1, 2).to(self.device)).float().cpu()
 
         def gt_codes() -> torch.Tensor:
-            options = {"weights": file_stamp(find_weight("deca", weights)), "device": self.device.type,
-                       "torch": torch.__version__}
+            options = {"weights": file_stamp(usable_weight("deca", weights)), "device": self.device.type,
+                       "torch": torch.__version__, "version": FACE_VERSION}
 
             def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
                 return [{"codes": c} for c in encode(batch.uint8("gt"), gt_lmk, [found[j] for j in indices]).numpy()]
@@ -438,28 +437,34 @@ _DECA = (*_DLIB, "weights:deca_model.tar (E_flame)")
 FACE_VERSION = 2
 FACE_DEFAULTS = {"face_region": "gt"}
 
+# Paper formats: the precision of the paper's Table 2 (PE 4 significant digits, EE 5).
 register(MetricSpec("deca_pe", higher_is_better=False, unit="",
                     description="L2 distance of DECA's 6-d pose code (global + jaw axis-angle), generated vs ground truth",
                     factory=_factory(DecaDistance, "deca_pe"), needs=_DECA,
                     defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, kind="face",
-                    version=FACE_VERSION))
+                    paper_format=".4g", trace=True, value_range=(0.0, math.inf), version=FACE_VERSION))
 register(MetricSpec("deca_ee", higher_is_better=False, unit="",
                     description="L2 distance of DECA's 50-d expression code, generated vs ground truth",
                     factory=_factory(DecaExpression, "deca_ee"), needs=_DECA,
                     defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, kind="face",
-                    version=FACE_VERSION))
+                    paper_format=".5g", trace=True, value_range=(0.0, math.inf), version=FACE_VERSION))
 _LANDMARK_METRICS = (
-    ("lmk_pose", LandmarkPose, "deg", "geodesic angle between head rotations from dlib landmarks (solvePnP, generic face)"),
-    ("lmk_expr", LandmarkExpression, "IOD", "landmark distance (points 17-67) after similarity alignment, over inter-ocular distance"),
-    ("lmd", LandmarkDistance, "IOD", "mean distance of the 68 dlib landmarks over the inter-ocular distance"),
-    ("mlmd", MouthLandmarkDistance, "IOD", "mean distance of the 20 mouth landmarks over the inter-ocular distance"),
+    ("lmk_pose", LandmarkPose, "deg", "geodesic angle between head rotations from dlib landmarks (solvePnP, generic face)",
+     False, (0.0, 180.0)),
+    ("lmk_expr", LandmarkExpression, "IOD", "landmark distance (points 17-67) after similarity alignment, over inter-ocular distance",
+     False, (0.0, math.inf)),
+    ("lmd", LandmarkDistance, "IOD", "mean distance of the 68 dlib landmarks over the inter-ocular distance",
+     True, (0.0, math.inf)),
+    ("mlmd", MouthLandmarkDistance, "IOD", "mean distance of the 20 mouth landmarks over the inter-ocular distance",
+     False, (0.0, math.inf)),
 )
-for _name, _cls, _unit, _description in _LANDMARK_METRICS:
+for _name, _cls, _unit, _description, _trace, _range in _LANDMARK_METRICS:
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
                         factory=_factory(_cls, _name), needs=_DLIB, defaults=dict(FACE_DEFAULTS), check=_dlib_check,
-                        kind="face", version=FACE_VERSION))
+                        kind="face", trace=_trace, value_range=_range, version=FACE_VERSION))
 register(MetricSpec("csim", higher_is_better=True, unit="",
                     description="cosine similarity of dlib face-recognition descriptors, generated vs ground truth",
                     factory=_factory(Identity, "csim"),
                     needs=(*_DLIB, "weights:dlib_face_recognition_resnet_model_v1.dat"),
-                    defaults=dict(FACE_DEFAULTS), check=_identity_check, kind="face", version=FACE_VERSION))
+                    defaults=dict(FACE_DEFAULTS), check=_identity_check, kind="face", trace=True, value_range=(-1.0, 1.0),
+                    version=FACE_VERSION))

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from metrics.errors import InputError, WeightsMissingError
-from metrics.weights import WeightFile, find_weight, register_weight
+from metrics.weights import WeightFile, checked_state, register_weight, usable_weight
 
 RAFT_LARGE = register_weight(
     WeightFile(
@@ -40,6 +40,7 @@ RAFT_LARGE = register_weight(
         source="torchvision Raft_Large_Weights (download.pytorch.org/models), or princeton-vl/RAFT models.zip",
         alternatives=("raft_large_C_T_SKHT_V1-0b8c9e55.pth", "raft_large_C_T_V2-1bb1363a.pth",
                       "raft_large_C_T_V1-22a6c225.pth", "raft-sintel.pth", "raft-things.pth"),
+        check=lambda path: raft_state(path, "raft_large"),
     )
 )
 RAFT_SMALL = register_weight(
@@ -49,6 +50,7 @@ RAFT_SMALL = register_weight(
         used_by="optical flow backend 'raft_small' (torchvision raft_small)",
         source="torchvision Raft_Small_Weights (download.pytorch.org/models), or princeton-vl/RAFT raft-small.pth",
         alternatives=("raft_small_C_T_V1-ad48884c.pth", "raft-small.pth"),
+        check=lambda path: raft_state(path, "raft_small"),
     )
 )
 
@@ -80,7 +82,7 @@ def flow_unavailable(options: dict) -> str | None:
     backend = FlowConfig(options.get("flow", "dis")).backend
     if backend in RAFT_BACKENDS:
         try:
-            find_weight(RAFT_BACKENDS[backend], options.get("flow_weights"))
+            usable_weight(RAFT_BACKENDS[backend], options.get("flow_weights"))
         except WeightsMissingError as error:
             return str(error)
     return None
@@ -187,8 +189,8 @@ def build_raft(variant: str = "raft_large") -> torch.nn.Module:
 
 
 def raft_model(backend: str, weights: str | Path | None, device: str) -> torch.nn.Module:
-    """The RAFT model of ``backend`` with weights found by :func:`find_weight` (cached per file)."""
-    path = find_weight(RAFT_BACKENDS[backend], weights)
+    """The RAFT model of ``backend`` with weights found and checked by :func:`usable_weight` (cached per file)."""
+    path = usable_weight(RAFT_BACKENDS[backend], weights)
     stat = path.stat()
     return _cached_raft(RAFT_BACKENDS[backend], str(path), device, stat.st_mtime_ns, stat.st_size)
 
@@ -199,27 +201,31 @@ def _cached_raft(variant: str, path: str, device: str, mtime_ns: int, size: int)
     return model.to(device)
 
 
+def raft_state(path: str | Path, variant: str = "raft_large") -> dict[str, torch.Tensor]:
+    """A torchvision or original (princeton-vl) RAFT checkpoint as a torchvision ``variant`` state dict,
+    checked by name and shape against the model (``state_dict`` wrappers and ``module.`` prefixes
+    are unwrapped; original module names are converted).
+
+    Raises:
+        WeightsUnusableError: the file is corrupt or truncated, or its keys or shapes do not fit.
+    """
+    return checked_state(path, lambda: build_raft(variant), f"torchvision {variant}", convert=_torchvision_layout)
+
+
+def _torchvision_layout(checkpoint):
+    """Unwrap a ``state_dict`` entry and convert original RAFT names (anything else passes through)."""
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
+        checkpoint = checkpoint["state_dict"]
+    if isinstance(checkpoint, dict) and any(str(key).startswith(("module.", "fnet.", "cnet.", "update_block."))
+                                            for key in checkpoint):
+        checkpoint = convert_original_raft(checkpoint)
+    return checkpoint
+
+
 def load_raft(path: str | Path, variant: str = "raft_large") -> torch.nn.Module:
     """Build torchvision RAFT and load a torchvision or original (princeton-vl) checkpoint strictly."""
+    state = raft_state(path, variant)
     model = build_raft(variant)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if any(key.startswith(("module.", "fnet.", "cnet.", "update_block.")) for key in state):
-        state = convert_original_raft(state)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
-    if missing or unexpected or wrong_shape:
-        raise InputError(
-            f"{path}: does not match torchvision {variant}: "
-            + "; ".join(
-                f"{label} {len(keys)} keys ({', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''})"
-                for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
-                if keys
-            )
-        )
     model.load_state_dict(state, strict=True)
     return model.eval().requires_grad_(False)
 

@@ -7,6 +7,7 @@ script's protocol.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -39,14 +40,16 @@ def _factory(name: str):
     return factory
 
 
+# Paper formats: the precision of the paper's Table 1 (L2 4 decimals, PSNR and SSIM 2, LPIPS 3).
 register(MetricSpec("l1", higher_is_better=False, unit="", description="mean absolute error per frame, images in [0,1]",
-                    factory=_factory("l1")))
+                    factory=_factory("l1"), value_range=(0.0, 1.0)))
 register(MetricSpec("l2", higher_is_better=False, unit="", description="mean squared error per frame (the paper's L2), images in [0,1]",
-                    factory=_factory("l2")))
+                    factory=_factory("l2"), paper_format=".4f", value_range=(0.0, 1.0)))
 register(MetricSpec("psnr", higher_is_better=True, unit="dB", description="peak signal-to-noise ratio per frame, data range 1",
-                    factory=_factory("psnr")))
+                    factory=_factory("psnr"), paper_format=".2f", trace=True, value_range=(0.0, math.inf)))
 register(MetricSpec("ssim", higher_is_better=True, unit="", description="structural similarity (Wang et al. 2004), Gaussian 11 / sigma 1.5",
-                    factory=_factory("ssim")))
+                    factory=_factory("ssim"), paper_format=".2f", trace=True, value_range=(-1.0, 1.0)))
 register(MetricSpec("lpips", higher_is_better=False, unit="", description="LPIPS v0.1 (lpips package), AlexNet trunk by default",
                     factory=_factory("lpips"), needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth (or vgg16 for net='vgg')"),
-                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable))
+                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, paper_format=".3f",
+                    trace=True, value_range=(0.0, math.inf)))

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from metrics.errors import InputError, WeightsMissingError
-from metrics.weights import WeightFile, find_weight, register_weight
+from metrics.weights import WeightFile, checked_state, register_weight, usable_weight
 
 # ---------------------------------------------------------------------------- input checks
 
@@ -60,7 +60,8 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tenso
     weights = mask.to(values.dtype)
     total = weights.sum(dim=dims) * (values.shape[1] / weights.shape[1])
     if (total <= 0).any():
-        raise InputError("mask is empty for at least one frame")
+        empty = (total <= 0).nonzero().flatten().tolist()
+        raise InputError(f"mask is empty for frame {empty[0]} of the batch (counted from 0; {len(empty)} empty in all)")
     return (values * weights).sum(dim=dims) / total
 
 
@@ -173,9 +174,10 @@ def ssim(
     radius = int(truncate * sigma + 0.5)
     if min(pred.shape[-2:]) < 2 * radius + 1:
         raise InputError(f"SSIM needs frames of at least {2 * radius + 1}x{2 * radius + 1} pixels, got {pred.shape[-1]}x{pred.shape[-2]}")
-    kernel = gaussian_kernel1d(sigma, radius, dtype=pred.dtype, device=pred.device)
     if _opencv_can_filter(pred):
-        return _ssim_opencv(pred, gt, mask, kernel.numpy(), radius, data_range, k1, k2)
+        return _ssim_opencv(pred, gt, mask, gaussian_kernel1d(sigma, radius, dtype=torch.float64).numpy(), radius,
+                            data_range, k1, k2)
+    kernel = gaussian_kernel1d(sigma, radius, dtype=pred.dtype, device=pred.device)
 
     def per_chunk(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
         ssim_map, _ = ssim_maps(p, g, kernel, data_range, k1, k2)
@@ -196,18 +198,21 @@ def _ssim_opencv(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None
 
     Why: OpenCV's vectorised row/column filter is several times faster than torch's depthwise
     convolution on CPU, and it releases the GIL, so frames are filtered on
-    ``torch.get_num_threads()`` threads. Values equal the torch path to float32 rounding
-    (measured: 7e-8 at 512x512). The border is filtered with reflection and then cropped, so only
-    the valid region, where the window fits, enters the mean (as scikit-image does).
+    ``torch.get_num_threads()`` threads. Each frame is filtered in float64: in float32, flat
+    regions (a white background) lose the variance m_sq - mu^2 to cancellation, which moved SSIM by
+    6e-5 on half-white frames; in float64 values equal scikit-image's to about 1e-7, for about 10%
+    more time. The border is filtered with reflection and then cropped, so only the valid region,
+    where the window fits, enters the mean (as scikit-image does).
     """
     import cv2
 
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     inner = (slice(radius, -radius), slice(radius, -radius))
+    kernel = np.asarray(kernel, dtype=np.float64)
 
     def one(index: int) -> float:
-        x = np.ascontiguousarray(pred[index].detach().permute(1, 2, 0).numpy())
-        y = np.ascontiguousarray(gt[index].detach().permute(1, 2, 0).numpy())
+        x = np.ascontiguousarray(pred[index].detach().permute(1, 2, 0).numpy(), dtype=np.float64)
+        y = np.ascontiguousarray(gt[index].detach().permute(1, 2, 0).numpy(), dtype=np.float64)
 
         def blur(image: np.ndarray) -> np.ndarray:
             return cv2.sepFilter2D(image, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT)[inner]
@@ -294,12 +299,33 @@ def ms_ssim(pred: torch.Tensor, gt: torch.Tensor, data_range: float = 1.0, sigma
 
 # ---------------------------------------------------------------------------- LPIPS
 
+_TRUNK_MODELS = {"alex": "alexnet", "vgg": "vgg16"}  # LPIPS net -> torchvision builder (and weight key)
+
+
+def lpips_trunk_state(path: str | Path, net: str = "alex") -> dict[str, torch.Tensor]:
+    """The ``features.*`` tensors of a torchvision-format AlexNet / VGG-16 state dict, checked by name
+    and shape against torchvision's model (a classifier in the file is allowed and ignored).
+
+    Raises:
+        WeightsUnusableError: the file is corrupt or truncated, or its trunk keys or shapes do not fit.
+    """
+    import torchvision
+
+    model = _TRUNK_MODELS[net]
+
+    def trunk() -> torch.nn.Module:
+        return torch.nn.ModuleDict({"features": getattr(torchvision.models, model)(weights=None).features})
+
+    return checked_state(path, trunk, f"torchvision {model} (its features)", allow_extra=True)
+
+
 ALEXNET = register_weight(
     WeightFile(
         key="alexnet",
         filename="alexnet-owt-7be5be79.pth",
         used_by="LPIPS (net='alex') trunk",
         source="torchvision AlexNet_Weights.IMAGENET1K_V1 (download.pytorch.org/models)",
+        check=lambda path: lpips_trunk_state(path, "alex"),
     )
 )
 VGG16 = register_weight(
@@ -308,16 +334,17 @@ VGG16 = register_weight(
         filename="vgg16-397923af.pth",
         used_by="LPIPS (net='vgg') trunk",
         source="torchvision VGG16_Weights.IMAGENET1K_V1 (download.pytorch.org/models)",
+        check=lambda path: lpips_trunk_state(path, "vgg"),
     )
 )
-_TRUNK_KEYS = {"alex": "alexnet", "vgg": "vgg16"}
 
 
 def lpips_trunk_path(net: str = "alex", backbone_weights: str | Path | None = None) -> Path:
-    """The torchvision-format state dict of the LPIPS trunk (explicit path, CABENCH_WEIGHTS, hub cache)."""
-    if net not in _TRUNK_KEYS:
-        raise InputError(f"lpips net must be one of {', '.join(_TRUNK_KEYS)}, got {net!r}")
-    return find_weight(_TRUNK_KEYS[net], backbone_weights)
+    """The torchvision-format state dict of the LPIPS trunk (explicit path, CABENCH_WEIGHTS, hub cache),
+    checked to load and fit (:func:`metrics.weights.usable_weight`)."""
+    if net not in _TRUNK_MODELS:
+        raise InputError(f"lpips net must be one of {', '.join(_TRUNK_MODELS)}, got {net!r}")
+    return usable_weight(_TRUNK_MODELS[net], backbone_weights)
 
 
 def lpips_unavailable(options: dict) -> str | None:
@@ -342,21 +369,15 @@ def _lpips_model(net: str, trunk_path: str, device: str) -> torch.nn.Module:
 def _build_lpips_model(net: str, trunk_path: str, device: str, mtime_ns: int, size: int) -> torch.nn.Module:
     """Build the `lpips` package's model (v0.1 linear heads from the package) with our trunk weights.
 
-    The trunk is loaded from a torchvision-format state dict: ``features.I.*`` maps to the
-    package's ``sliceK.I.*`` modules. Loading is strict: every trunk parameter must be present.
+    The trunk is loaded from a torchvision-format state dict (:func:`lpips_trunk_state`):
+    ``features.I.*`` maps to the package's ``sliceK.I.*`` modules, strictly.
     """
     import lpips as lpips_package
 
     model = lpips_package.LPIPS(net=net, version="0.1", pnet_rand=True, verbose=False)
-    state = torch.load(trunk_path, map_location="cpu", weights_only=True)
-    trunk_state = {}
-    for name in model.net.state_dict():
-        _, index, param = name.split(".", 2)
-        key = f"features.{index}.{param}"
-        if key not in state:
-            raise InputError(f"{trunk_path}: not a torchvision {net} state dict (no key {key})")
-        trunk_state[name] = state[key]
-    model.net.load_state_dict(trunk_state, strict=True)
+    trunk = lpips_trunk_state(trunk_path, net)
+    model.net.load_state_dict({name: trunk["features." + name.split(".", 1)[1]] for name in model.net.state_dict()},
+                              strict=True)
     return model.eval().requires_grad_(False).to(device)
 
 

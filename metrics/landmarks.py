@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from metrics.errors import WeightsMissingError
-from metrics.weights import WeightFile, find_weight, register_weight
+from metrics.errors import WeightsMissingError, WeightsUnusableError
+from metrics.weights import WeightFile, register_weight, usable_weight
 
 
 def _package_models() -> tuple[str, ...]:
@@ -35,7 +35,8 @@ def _package_models() -> tuple[str, ...]:
 
 def _dlib_weight(key: str, filename: str, used_by: str) -> WeightFile:
     return register_weight(WeightFile(key=key, filename=filename, used_by=used_by, folders=_package_models(),
-                                      source="pip install face-recognition-models (or dlib.net/files)"))
+                                      source="pip install face-recognition-models (or dlib.net/files)",
+                                      check=lambda path: _dlib_model(key, str(path))))
 
 
 DLIB_LANDMARKS = _dlib_weight("dlib_landmarks68", "shape_predictor_68_face_landmarks.dat",
@@ -43,13 +44,27 @@ DLIB_LANDMARKS = _dlib_weight("dlib_landmarks68", "shape_predictor_68_face_landm
 DLIB_FACE_RECOGNITION = _dlib_weight("dlib_face_recognition", "dlib_face_recognition_resnet_model_v1.dat",
                                      "identity embedding of csim (dlib ResNet)")
 
+
+@lru_cache(maxsize=2)
+def _dlib_model(key: str, path: str):
+    """dlib's model in ``path`` (loaded once: the weight check and the metrics share it)."""
+    import dlib
+
+    load = dlib.shape_predictor if key == "dlib_landmarks68" else dlib.face_recognition_model_v1
+    try:
+        return load(path)
+    except RuntimeError as error:
+        raise WeightsUnusableError(path, f"not a dlib model file, or corrupt or truncated (dlib: {error})") from None
+
+
 LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 36, 45
 MOUTH = slice(48, 68)
 
 
 def model_path(key: str) -> Path:
-    """A dlib model file: $CABENCH_WEIGHTS, the torch hub cache, then the face_recognition_models package."""
-    return find_weight(key)
+    """A dlib model file: $CABENCH_WEIGHTS, the torch hub cache, then the face_recognition_models package
+    (checked to load: :func:`metrics.weights.usable_weight`)."""
+    return usable_weight(key)
 
 
 def dlib_unavailable(options: dict | None = None, identity: bool = False) -> str | None:
@@ -91,9 +106,7 @@ def _detector() -> Iterator[Any]:
 @lru_cache(maxsize=1)
 def _predictor():
     """dlib's 68-landmark shape predictor (its prediction reads it only, so threads share it)."""
-    import dlib
-
-    return dlib.shape_predictor(str(model_path("dlib_landmarks68")))
+    return _dlib_model("dlib_landmarks68", str(model_path("dlib_landmarks68").resolve()))
 
 
 @lru_cache(maxsize=2)

@@ -48,22 +48,59 @@ class Prepared:
 
 
 def _to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (N,H,W,3) -> float32 (N,3,H,W) in [0,1] (x / 255) on ``device``."""
     # (N,H,W,3) memory seen as (N,3,H,W) is channels-last, the layout the SSIM convolution wants
     tensor = torch.from_numpy(np.ascontiguousarray(rgb)).to(device)
     return (tensor.permute(0, 3, 1, 2).float() / 255.0).contiguous(memory_format=torch.channels_last)
 
 
+def _float_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """float32 (N,H,W,3) already in [0,1] -> (N,3,H,W) on ``device``, channels-last."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(device)
+    return tensor.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+
+
 def _rgb(frames: Frames | np.ndarray) -> np.ndarray:
-    """The composited uint8 RGB (N,H,W,3) of a batch given as :class:`Frames` or as an array."""
+    """The uint8 RGB (N,H,W,3) of a batch, composited on the reader's background where it had alpha."""
     return frames.rgb if isinstance(frames, Frames) else frames
 
 
-def _resize_uint8(frames: np.ndarray, size: int) -> np.ndarray:
+def _stored(frames: Frames | np.ndarray) -> np.ndarray:
+    """The uint8 colour channels (N,H,W,3) as the source stored them, alpha dropped."""
+    return frames.stored if isinstance(frames, Frames) else frames
+
+
+def _matte(frames: Frames | np.ndarray) -> np.ndarray | None:
+    return frames.alpha if isinstance(frames, Frames) else None
+
+
+def _composited_on_white(frames: Frames | np.ndarray, device: torch.device) -> torch.Tensor:
+    """Float frames (N,3,H,W): a source with alpha composited on white in float32,
+    ``colour * alpha + (1 - alpha)`` with colour = stored / 255 (no uint8 rounding of the
+    composite); a source without alpha as it is. A batch whose stored colour is unknown (an
+    adapter that composited already) falls back to its uint8 composite.
+    """
+    alpha = _matte(frames)
+    if alpha is None or frames.colour is None:
+        return _to_tensor(_rgb(frames), device)
+    colour = _to_tensor(frames.colour, device)
+    alpha = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32)).to(device)[:, None]
+    return colour * alpha + (1 - alpha)
+
+
+def _load_as_script(images: np.ndarray, size: int) -> np.ndarray:
+    """Frames as IMavatar's and PointAvatar's ``_load_img`` make them: float32 0-255, resized to
+    size x size by OpenCV's default bilinear when the width (``shape[-2]`` of an (H,W,C) image, the
+    scripts' test) differs from ``size``, then divided by 255. (N,H,W,C) float32 -> (N,h,w,C)."""
     import cv2
 
-    if frames.shape[1] == size and frames.shape[2] == size:
-        return frames
-    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in frames])
+    loaded = []
+    for frame in images:
+        frame = frame.astype(np.float32)
+        if frame.shape[-2] != size:
+            frame = cv2.resize(frame, (size, size))
+        loaded.append(frame / 255.0)
+    return np.stack(loaded)
 
 
 def _mask_tensor(mask: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
@@ -76,9 +113,11 @@ def _mask_tensor(mask: np.ndarray | None, device: torch.device) -> torch.Tensor 
 class Protocol:
     """The canonical protocol (the default).
 
-    Images in [0,1] float RGB; ground truth composited on a white background with its matte (the
-    frame readers do this for RGBA); full frame at native resolution, or the pixels of a given
-    mask. L1 = mean absolute error, L2 = mean squared error, PSNR = 10 log10(1/MSE) per frame;
+    Images in [0,1] float RGB; frames with alpha (RGBA files, or frames with a matte) composited
+    on a white background in float, ``colour * alpha + (1 - alpha)``, for the prediction and the
+    ground truth alike (no uint8 rounding of the composite, the order INSTA's, NHA's and
+    PointAvatar's evaluations use); full frame at native resolution, or the pixels of a given mask.
+    L1 = mean absolute error, L2 = mean squared error, PSNR = 10 log10(1/MSE) per frame;
     SSIM = Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, data range 1, valid region (equal to
     scikit-image ``structural_similarity(gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, data_range=1, channel_axis=-1)``); LPIPS = AlexNet v0.1 of the
@@ -88,7 +127,7 @@ class Protocol:
 
     id: str = "canonical"
     # bumped whenever a change alters the numbers the protocol gives for the same input
-    version: int = 1
+    version: int = 2
     resolution: int | None = None
     accepts_mask: bool = True
     needs_landmarks: bool = False
@@ -107,14 +146,17 @@ class Protocol:
     def prepare_gt(self, gt: Frames | np.ndarray, mask: np.ndarray | None = None, landmarks: np.ndarray | None = None,
                    device: torch.device | str = "cpu") -> PreparedTruth:
         """The ground truth's half; depends on the ground truth (its mask, its landmarks) alone."""
-        if mask is not None and not self.accepts_mask:
-            raise CabenchError(f"protocol {self.id!r} evaluates the full frame as the original script does; drop --mask")
+        self._check_mask(mask)
         device = torch.device(device)
-        return PreparedTruth(_to_tensor(_rgb(gt), device), _mask_tensor(mask, device))
+        return PreparedTruth(_composited_on_white(gt, device), _mask_tensor(mask, device))
 
     def prepare_pred(self, pred: Frames | np.ndarray, truth: PreparedTruth, device: torch.device | str = "cpu") -> torch.Tensor:
         """A method's frames prepared to be compared with ``truth``."""
-        return _to_tensor(_rgb(pred), torch.device(device))
+        return _composited_on_white(pred, torch.device(device))
+
+    def _check_mask(self, mask: np.ndarray | None) -> None:
+        if mask is not None and not self.accepts_mask:
+            raise CabenchError(f"protocol {self.id!r} evaluates the full frame as the original script does; drop --mask")
 
     def frame_metric(self, name: str, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None,
                      **options) -> torch.Tensor:
@@ -137,16 +179,21 @@ class Protocol:
 class IMavatarProtocol(Protocol):
     """IMavatar's ``code/utils/calculate_metrics.py`` (the script the author released for the paper).
 
-    256 px (both images resized with OpenCV's default bilinear); the mask is the filled convex hull
-    of the ground truth's 68 keypoints (``only_face_interior``), replacing the matte; the ground
-    truth is on white. L2 = MSE over hull pixels, ``sum(mask*(p-g)^2) / (sum(mask)*3)``; L1 = MAE
-    over hull pixels (the number the script prints; its "l1" variable is really MSE); PSNR =
+    Preparation in the script's order: each frame's colour channels as stored (an RGBA file's alpha
+    is dropped, as ``imread(...)[..., :3]`` drops it), as float32 0-255, resized to 256 x 256 by
+    OpenCV's default bilinear (only when the width differs from 256: the script tests
+    ``shape[-2]``), then divided by 255. The mask is the filled convex hull of the ground truth's
+    68 keypoints (``only_face_interior``), replacing the matte: keypoints in [-1,1] (pixels /
+    (size / 2) - 1, IMavatar's storage) mapped to ``int((k + 1) * 256 / 2)``; the ground truth is
+    set to white outside it. L2 = MSE over hull pixels, ``sum(mask*(p-g)^2) / (sum(mask)*3)``; L1
+    = MAE over hull pixels (the number the script prints; its "l1" variable is really MSE); PSNR =
     20 log10(1/(RMSE + 1e-8)) from the masked RMSE; SSIM = Gaussian 11 / sigma 1.5 valid SSIM on
     images set to 0 outside the hull in both, averaged over the whole frame; LPIPS alex with
     ``normalize=True`` on the zeroed images. Without landmarks, a given mask stands for the hull.
     """
 
     id: str = "imavatar"
+    version: int = 2
     resolution: int | None = 256
     needs_landmarks: bool = True
 
@@ -154,31 +201,34 @@ class IMavatarProtocol(Protocol):
         import cv2
 
         device = torch.device(device)
-        gt = _rgb(gt)
-        height, width = gt.shape[1:3]
-        size = self.resolution
+        height, width = _stored(gt).shape[1:3]
+        loaded = _load_as_script(_stored(gt), self.resolution)
+        canvas_shape = loaded.shape[1:3]
         if landmarks is not None:
             hull_masks = []
-            scale = np.array([size / width, size / height], dtype=np.float64)
             for points in np.asarray(landmarks, dtype=np.float64):
                 if points.shape != (68, 2) or not np.all(np.isfinite(points)):
                     raise InputError("imavatar protocol: landmarks must be finite (68,2) pixel coordinates per frame")
-                hull = cv2.convexHull((points * scale).astype(np.int32))
-                canvas = np.zeros((size, size), dtype=np.uint8)
-                cv2.fillPoly(canvas, [hull], 1)
+                normalised = points / (np.array([width, height]) / 2.0) - 1.0
+                keypoints = ((normalised + 1.0) * self.resolution / 2).astype(int)
+                hull = cv2.convexHull(keypoints).squeeze().astype(np.int32)
+                canvas = np.zeros(canvas_shape, dtype=np.uint8)
+                cv2.fillPoly(canvas, pts=[hull], color=1)
                 hull_masks.append(canvas.astype(np.float32))
             mask = np.stack(hull_masks)
         elif mask is not None:
-            mask = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) for m in mask])
+            mask = np.stack([cv2.resize(m, canvas_shape[::-1], interpolation=cv2.INTER_NEAREST) for m in mask])
             mask = (mask > 0.5).astype(np.float32)
         else:
             raise InputError(
                 "protocol 'imavatar' needs the ground truth's 68 landmarks (a dataset with keypoints) or --mask for the face hull"
             )
-        return PreparedTruth(_to_tensor(_resize_uint8(gt, size), device), _mask_tensor(mask, device))
+        hull = mask[..., None]
+        on_white = loaded * hull + 1.0 * (1 - hull)  # "our prediction has white background, so do the same for GT"
+        return PreparedTruth(_float_tensor(on_white, device), _mask_tensor(mask, device))
 
     def prepare_pred(self, pred, truth, device="cpu") -> torch.Tensor:
-        return _to_tensor(_resize_uint8(_rgb(pred), self.resolution), torch.device(device))
+        return _float_tensor(_load_as_script(_stored(pred), self.resolution), torch.device(device))
 
     def frame_metric(self, name, pred, gt, mask, **options):
         if name in ("l1", "l2"):
@@ -196,28 +246,39 @@ class IMavatarProtocol(Protocol):
 class PointAvatarProtocol(Protocol):
     """PointAvatar's ``code/utils/metrics.py`` as called by ``code/scripts/test.py`` (default pass).
 
-    512 px; the prediction goes through a 3x3 ``cv2.erode`` then ``cv2.dilate`` on its uint8
-    pixels (the ``rgb_erode_dilate`` folder); full frame, ground truth on white; L2 = MSE,
-    PSNR = 20 log10(1/(RMSE + 1e-8)), SSIM Gaussian 11 / sigma 1.5 valid, LPIPS alex with
-    ``normalize=True``. (PointAvatar also optimises the tracking against the test images before
-    scoring; that advantage lives in its renders, not in this protocol.)
+    Preparation in the script's order: the prediction's colour channels as stored go through a 3x3
+    ``cv2.erode`` then ``cv2.dilate`` at their own size (``plots.py`` writes the
+    ``rgb_erode_dilate`` folder from the uint8 render); prediction, ground truth and matte are then
+    loaded as float32 0-255, resized to 512 x 512 by OpenCV's default bilinear (only when the width
+    differs from 512: the script tests ``shape[-2]``) and divided by 255, and the ground truth is
+    composited on white in float, ``gt * matte + (1 - matte)`` (no matte: opaque). Full frame;
+    L2 = MSE, L1 = MAE, PSNR = 20 log10(1/(RMSE + 1e-8)), SSIM Gaussian 11 / sigma 1.5 valid, LPIPS
+    alex with ``normalize=True``. (PointAvatar also optimises the tracking against the test images
+    before scoring; that advantage lives in its renders, not in this protocol.)
     """
 
     id: str = "pointavatar"
+    version: int = 2
     resolution: int | None = 512
     accepts_mask: bool = False
 
     def prepare_gt(self, gt, mask=None, landmarks=None, device="cpu") -> PreparedTruth:
         if mask is not None:
             raise CabenchError("protocol 'pointavatar' evaluates the full frame as PointAvatar's default pass does; drop --mask")
-        return PreparedTruth(_to_tensor(_resize_uint8(_rgb(gt), self.resolution), torch.device(device)), None)
+        loaded = _load_as_script(_stored(gt), self.resolution)
+        matte = _matte(gt)
+        if matte is not None:
+            # the matte file holds matte * 255; loaded as the frames are
+            matte = _load_as_script(np.repeat(matte[..., None] * np.float32(255), 3, axis=-1), self.resolution)
+            loaded = loaded * matte + 1.0 * (1 - matte)
+        return PreparedTruth(_float_tensor(loaded, torch.device(device)), None)
 
     def prepare_pred(self, pred, truth, device="cpu") -> torch.Tensor:
         import cv2
 
         kernel = np.ones((3, 3), np.uint8)
-        opened = np.stack([cv2.dilate(cv2.erode(f, kernel), kernel) for f in _resize_uint8(_rgb(pred), self.resolution)])
-        return _to_tensor(opened, torch.device(device))
+        opened = np.stack([cv2.dilate(cv2.erode(f, kernel, iterations=1), kernel, iterations=1) for f in _stored(pred)])
+        return _float_tensor(_load_as_script(opened, self.resolution), torch.device(device))
 
     def frame_metric(self, name, pred, gt, mask, **options):
         if name == "psnr":
@@ -229,12 +290,14 @@ class PointAvatarProtocol(Protocol):
 class InstaProtocol(Protocol):
     """INSTA-pytorch's meters (``insta/utils.py``); the C++ INSTA repository ships no metric script.
 
-    Native resolution; RGBA renders and ground truth composited on white; PSNR =
-    -10 log10(mean((pred-gt)^2)) per frame; LPIPS alex with ``normalize=True``. INSTA computes no
-    SSIM, so this protocol reports SSIM as missing.
+    Native resolution; frames loaded as float32 / 255 and RGBA composited on white in float32,
+    ``rgb * alpha + 1 * (1 - alpha)`` (``Trainer.eval_step``; the prediction too, as INSTA renders
+    on a white background); PSNR = -10 log10(mean((pred-gt)^2)) per frame; LPIPS alex with
+    ``normalize=True``. INSTA computes no SSIM, so this protocol reports SSIM as missing.
     """
 
     id: str = "insta"
+    version: int = 2
     accepts_mask: bool = False
     unsupported: dict[str, str] = field(default_factory=lambda: {"ssim": "INSTA's evaluation computes no SSIM"})
 
@@ -243,15 +306,24 @@ class InstaProtocol(Protocol):
 class NerfaceProtocol(Protocol):
     """NeRFace's ``nerf/metrics.py``.
 
-    Full frame at native resolution, background included, no mask; L1 = mean |gt - pred|; PSNR by
-    old scikit-image ``compare_psnr`` (data range 1 for non-negative floats); SSIM by old
-    ``compare_ssim(multichannel=True)``: 7x7 uniform window, sample covariance, data range 2 (the
-    float dtype range); LPIPS alex called without ``normalize``, so [0,1] images enter a network
-    that expects [-1,1].
+    Full frame at native resolution, background included, no mask: frames as 3-channel files,
+    ``np.array(PIL.Image.open(f)) / 255`` (the script cannot read RGBA frames, its LPIPS takes 3
+    channels: a frame with alpha enters as the RGB file of its composite on white); L1 =
+    mean |gt - pred|; PSNR by old scikit-image ``compare_psnr`` (data range 1 for non-negative
+    floats); SSIM by old ``compare_ssim(multichannel=True)``: 7x7 uniform window, sample
+    covariance, data range 2 (the float dtype range); LPIPS alex called without ``normalize``, so
+    [0,1] images enter a network that expects [-1,1].
     """
 
     id: str = "nerface"
     accepts_mask: bool = False
+
+    def prepare_gt(self, gt, mask=None, landmarks=None, device="cpu") -> PreparedTruth:
+        self._check_mask(mask)
+        return PreparedTruth(_to_tensor(_rgb(gt), torch.device(device)), None)
+
+    def prepare_pred(self, pred, truth, device="cpu") -> torch.Tensor:
+        return _to_tensor(_rgb(pred), torch.device(device))
 
     def frame_metric(self, name, pred, gt, mask, **options):
         if name == "ssim":
@@ -265,7 +337,8 @@ class NerfaceProtocol(Protocol):
 class NhaProtocol(Protocol):
     """Neural Head Avatars' ``nha/evaluation/metrics.py`` / ``eval_suite.py``.
 
-    Images in [-1,1]; ground-truth background filled white with the segmentation (the matte);
+    Images in [-1,1]; the ground truth's background filled white with its matte in float
+    (``fill_tensor_background``: ``rgb * mask + 1 * (1 - mask)``; a prediction with alpha alike);
     L1 and L2 are per-image means in [-1,1] units (so L2 is 4x the [0,1] MSE and L1 2x the MAE);
     PSNR = 20 log10(2 / sqrt(MSE in [-1,1])), equal to PSNR on [0,1]; the "SSIM" column is
     MS-SSIM (``pytorch_msssim.ms_ssim``, data range 1, after mapping back to [0,1]); LPIPS alex on
@@ -273,6 +346,7 @@ class NhaProtocol(Protocol):
     """
 
     id: str = "nha"
+    version: int = 2
     accepts_mask: bool = False
 
     def frame_metric(self, name, pred, gt, mask, **options):

@@ -18,6 +18,7 @@ alone goes through the batch's :class:`~metrics.truth.TruthStore`, computed once
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -98,12 +99,24 @@ class Evaluator:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """What the harness knows of a metric.
+    """Everything the harness knows of a metric, in one place (after timm / pyiqa's registries).
 
     factory(device=..., protocol=..., **options) builds the evaluator; ``check(options)`` returns
     None when the metric can run, else the reason it cannot (a missing weight file, a missing
     package), so that the metric is reported as missing instead of crashing the run.
-    ``columns`` are the per-frame columns it writes; the first is the headline value.
+    ``columns`` are the per-frame columns it writes; the first is its headline column (the one a
+    table shows and a bar plot draws).
+
+    What tables, plots and summaries read from here, so that no other module restates it:
+    ``higher_is_better`` and ``unit``; ``paper_format``, the format spec its values are printed
+    with (the paper's precision where the paper reports the metric: Table 2 mixes 4 and 5
+    significant digits, hence ``"g"`` there); ``reference_columns``, columns that describe the input
+    rather than score the method (a curve kept for plotting, the ground truth's own floor), shown
+    without a direction; ``trace``, whether the headline column is drawn frame by frame;
+    ``value_range``, the closed interval every finite value lies in (checked by the contract
+    tests); ``kind``: ``frame``, ``temporal`` (streams over frame pairs: NaN on the first frame),
+    ``face`` (NaN where no face is found; summaries state the share of frames it is defined on)
+    or ``runtime`` (measured while a method renders, not computed from frames: ``time_s``).
     """
 
     name: str
@@ -115,10 +128,11 @@ class MetricSpec:
     needs: tuple[str, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)
     check: Callable[[dict[str, Any]], str | None] | None = None
-    kind: str = "frame"  # "frame", "temporal" or "face"
-    # columns that describe the input rather than score the method (a curve kept for plotting, the
-    # ground truth's own floor): they are reported, but no direction (arrow, bold best) applies
+    kind: str = "frame"  # "frame", "temporal", "face" or "runtime"
     reference_columns: tuple[str, ...] = ()
+    paper_format: str = ".4g"
+    trace: bool = False
+    value_range: tuple[float, float] = (-math.inf, math.inf)
     # the implementation's version: bumped whenever a change alters the numbers the metric gives for
     # the same input, so that results stored by an earlier implementation are recomputed
     version: int = 1
@@ -130,6 +144,11 @@ class MetricSpec:
     @property
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
+
+    @property
+    def headline(self) -> str:
+        """The column that stands for the metric in tables and plots (its first)."""
+        return self.output_columns()[0]
 
     def scores(self, column: str) -> bool:
         """Whether ``column`` scores the method (so higher_is_better applies to it)."""
@@ -166,8 +185,9 @@ def get(name: str) -> MetricSpec:
 
 
 def list_metrics() -> list[str]:
+    """The metrics computed from frames (every registered name but the runtime columns), sorted."""
     _ensure_loaded()
-    return sorted(_REGISTRY)
+    return sorted(name for name, spec in _REGISTRY.items() if spec.kind != "runtime")
 
 
 def column_spec(column: str) -> MetricSpec | None:
@@ -179,9 +199,24 @@ def column_spec(column: str) -> MetricSpec | None:
     return None
 
 
+def compared_columns(columns: Iterable[str]) -> dict[str, bool]:
+    """{column: higher_is_better} of the ``columns`` that methods are compared on: a registered
+    metric's columns that score the method (not its reference columns), and not the runtime (one
+    wall-time value per rendered sequence, not a per-frame measurement); in the given order."""
+    found = {}
+    for column in columns:
+        spec = column_spec(column)
+        if spec is not None and spec.kind != "runtime" and spec.scores(column):
+            found[column] = spec.higher_is_better
+    return found
+
+
 def create(name: str, device: str | torch.device = "cpu", protocol: Any = None, **options: Any) -> Evaluator:
     """Build the evaluator of metric ``name`` with its defaults overridden by ``options``."""
     spec = get(name)
+    if spec.kind == "runtime":
+        raise CabenchError(f"{name} is measured while a method renders, not computed from frames; "
+                           "it is not a metric to ask for")
     merged = {**spec.defaults, **options}
     return spec.factory(device=torch.device(device), protocol=protocol, **merged)
 

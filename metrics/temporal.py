@@ -14,12 +14,23 @@ iterations). Masks are not used: these metrics compare whole frames.
 - ``flow_gap``: mean flow magnitude between adjacent frames, of the method (``flow_mag_pred``) and
   of the ground truth (``flow_mag_gt``), the curves of ConsistentAvatar's Fig. 7; ``flow_gap`` is
   their absolute difference per frame, so its mean is the mean absolute difference of the curves.
-- ``tof``: TecoGAN's tOF, mean over pixels of ||flow_gt - flow_pred||_2 per pair.
+- ``tof``: TecoGAN's tOF (``metrics.py``), mean over pixels of ||flow_gt - flow_pred||_2 per pair,
+  over TecoGAN's crop of both flows (``crop_8x8``: the centred largest multiple of 32 that leaves
+  at least 8 px on each side; option ``crop="tecogan"``, the default); ``crop="none"`` averages
+  over the whole frame (the harness's earlier variant: 8-22% lower on talking heads, whose
+  borders barely move).
 - ``tlp``: TecoGAN's tLP, 100 * |LPIPS(gt_t-1, gt_t) - LPIPS(pred_t-1, pred_t)| (LPIPS alex v0.1).
-- ``warp_error``: Lai et al. 2018: flow t->t+1 and t+1->t of the ground truth, occlusion by the
+- ``warp_error``: Lai et al. 2018 (``evaluate_WarpError.py`` with the occlusion of
+  ``compute_flow_occlusion.py``): flow t->t+1 and t+1->t of the ground truth, occlusion by the
   forward-backward check and motion boundaries (Ruder et al. thresholds), the method's frame t+1
-  warped onto t, mean squared error (images in [0,1]) over non-occluded pixels and channels;
+  warped onto t (bilinear in pixel coordinates, indices clamped at the border, as FlowNet2's
+  ``Resample2d``), mean squared error (images in [0,1]) over non-occluded pixels and channels;
   ``warp_error_gt`` is the same for the ground truth itself (the floor set by the flow's accuracy).
+  Option ``variant``: ``"lai"`` (default) is the original: motion boundaries from forward
+  differences of the forward flow (0 in the last row and column), and a pair with no visible
+  pixel scores 0; ``"central"`` is the harness's earlier variant: central differences
+  (``torch.gradient``), and a pair with no visible pixel scores the MSE over all pixels (about
+  1% of occlusion-mask pixels differ; single pairs up to ~4% apart on a real video).
 - ``motion_inheritance``: flows from the first frame to every later frame, of the method and of
   the ground truth; end-point error at scales 1, 1/2 and 1/4 (the flow fields area-averaged and
   expressed in pixels of that scale), and a landmark-weighted EPE that weights pixels near the 68
@@ -28,6 +39,7 @@ iterations). Masks are not used: these metrics compare whole frames.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -48,13 +60,15 @@ from metrics.flow import (
     flows_between,
     gray_uint8,
     join_inputs,
-    warp,
 )
 from metrics.image import lpips, lpips_trunk_path, lpips_unavailable
 from metrics.registry import Batch, Evaluator, MetricSpec, register
 from metrics.truth import file_stamp
 
 FLOW_DEFAULTS = {"flow": "dis", "flow_weights": None, "flow_updates": 12}
+# the ground truth's flows' version, part of their truth keys (metrics.truth): bumped, with the
+# version of every metric reading flows, whenever a change alters the flows computed from the same frames
+FLOW_VERSION = 1
 
 
 def flow_config(options: dict[str, Any]) -> FlowConfig:
@@ -64,33 +78,130 @@ def flow_config(options: dict[str, Any]) -> FlowConfig:
 # ---------------------------------------------------------------------------- functional kernels
 
 
-def occlusion_mask(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+TOF_CROPS = ("tecogan", "none")
+WARP_VARIANTS = ("lai", "central")
+# versions (MetricSpec.version) of the metrics that store ground-truth values, also part of those values' keys
+WARP_ERROR_VERSION = 2
+TLP_VERSION = 1
+
+
+def tecogan_crop(height: int, width: int) -> tuple[slice, slice]:
+    """TecoGAN's ``crop_8x8``: the largest multiple of 32 on each side that leaves at least 8 px
+    on both ends, centred (144 -> rows 8..136, 300 -> rows 22..278)."""
+    sides = []
+    for size in (height, width):
+        kept = (size // 32) * 32
+        while kept > size - 16:
+            kept -= 32
+        if kept <= 0:
+            raise InputError(f"tof with TecoGAN's crop needs frames of at least 48x48 pixels, got {width}x{height}; "
+                             "use crop='none'")
+        start = (size - kept) // 2
+        sides.append(slice(start, start + kept))
+    return sides[0], sides[1]
+
+
+def tof(flow_gt: torch.Tensor, flow_pred: torch.Tensor, crop: str = "tecogan") -> torch.Tensor:
+    """Per pair (N,): mean over pixels of ||flow_gt - flow_pred||_2, over ``crop`` of both flows."""
+    if crop not in TOF_CROPS:
+        raise InputError(f"tof: crop must be one of {', '.join(TOF_CROPS)}, got {crop!r}")
+    if crop == "tecogan":
+        rows, cols = tecogan_crop(*flow_gt.shape[-2:])
+        flow_gt, flow_pred = flow_gt[..., rows, cols], flow_pred[..., rows, cols]
+    return flow_magnitude(flow_gt - flow_pred).flatten(1).mean(1)
+
+
+def resample(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward warp as FlowNet2's ``Resample2d`` (the layer Lai et al. warp with):
+    out[y, x] = bilinear images at (x + u, y + v), in pixel coordinates, the four neighbour indices
+    clamped to the frame (so borders are replicated).
+
+    The position and its fractional part are float32, the weights and products double, and the
+    sum is rounded to float32 after each of the four terms, in the kernel's order, so that the
+    result is the kernel's to the last bit. Returns float32 (N,C,H,W).
+    """
+    n, channels, height, width = images.shape
+    ys = torch.arange(height, dtype=torch.float32, device=images.device).view(1, height, 1)
+    xs = torch.arange(width, dtype=torch.float32, device=images.device).view(1, 1, width)
+    flow = flow.float()
+    x = xs + flow[:, 0]
+    y = ys + flow[:, 1]
+    x0, y0 = torch.floor(x), torch.floor(y)
+    alpha, beta = (x - x0).double(), (y - y0).double()
+    left = x0.long().clamp(0, width - 1)
+    right = (x0.long() + 1).clamp(0, width - 1)
+    top = y0.long().clamp(0, height - 1)
+    bottom = (y0.long() + 1).clamp(0, height - 1)
+    flat = images.float().reshape(n, channels, height * width)
+
+    def at(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        index = (rows * width + cols).reshape(n, 1, height * width).expand(n, channels, -1)
+        return flat.gather(2, index).reshape(n, channels, height, width).double()
+
+    terms = (((1.0 - alpha) * (1.0 - beta), top, left), (alpha * (1.0 - beta), top, right),
+             ((1.0 - alpha) * beta, bottom, left), (alpha * beta, bottom, right))
+    value = torch.zeros(n, channels, height, width, dtype=torch.float32, device=images.device)
+    for weight, rows, cols in terms:
+        value = (value.double() + weight[:, None] * at(rows, cols)).float()
+    return value
+
+
+def motion_boundary(flow: torch.Tensor, differences: str = "forward") -> torch.Tensor:
+    """Motion-boundary pixels (N,H,W) of ``flow``: |grad u|^2 + |grad v|^2 > 0.01 |flow|^2 + 0.002.
+
+    ``forward``: Lai et al.'s ``compute_flow_gradients``, differences with the next column / row
+    in float32 (0 in the last column / row), their squares summed in float64; ``central``:
+    ``torch.gradient`` (central inside, one-sided at the borders).
+    """
+    flow = flow.float()
+    if differences == "forward":
+        du = torch.zeros_like(flow, dtype=torch.float64)
+        dv = torch.zeros_like(flow, dtype=torch.float64)
+        du[..., :, :-1] = flow[..., :, :-1] - flow[..., :, 1:]
+        dv[..., :-1, :] = flow[..., :-1, :] - flow[..., 1:, :]
+    else:
+        dv, du = torch.gradient(flow, dim=(2, 3))
+    gradient = (du**2 + dv**2).sum(1)
+    return gradient > 0.01 * (flow[:, 0] ** 2 + flow[:, 1] ** 2) + 0.002
+
+
+def occlusion_mask(forward: torch.Tensor, backward: torch.Tensor, variant: str = "lai") -> torch.Tensor:
     """Occluded pixels (N,1,H,W) of frame t, from flows t->t+1 (``forward``) and t+1->t.
 
-    Forward-backward check: |fw + bw(x+fw)|^2 > 0.01 (|fw|^2 + |bw(x+fw)|^2) + 0.5; motion
-    boundary: |grad u|^2 + |grad v|^2 > 0.01 |fw|^2 + 0.002 (Ruder et al. 2016, as Lai et al.).
+    Forward-backward check: |fw + bw(x+fw)|^2 > 0.01 (|fw|^2 + |bw(x+fw)|^2) + 0.5 (float32, as
+    Lai et al.'s ``detect_occlusion``), or a motion boundary of the forward flow (Ruder et al.
+    2016 thresholds; forward differences for ``variant="lai"``, central for ``"central"``).
     """
-    backward_at_target = warp(backward, forward)
+    if variant not in WARP_VARIANTS:
+        raise InputError(f"warp_error: variant must be one of {', '.join(WARP_VARIANTS)}, got {variant!r}")
+    forward, backward = forward.float(), backward.float()
+    backward_at_target = resample(backward, forward)
     total = forward + backward_at_target
-    inconsistent = (total**2).sum(1) > 0.01 * ((forward**2).sum(1) + (backward_at_target**2).sum(1)) + 0.5
-    grad_y, grad_x = torch.gradient(forward, dim=(2, 3))
-    boundary = (grad_x**2 + grad_y**2).sum(1) > 0.01 * (forward**2).sum(1) + 0.002
+    squared = lambda f: f[:, 0] ** 2 + f[:, 1] ** 2  # noqa: E731
+    inconsistent = squared(total) > 0.01 * (squared(backward_at_target) + squared(forward)) + 0.5
+    boundary = motion_boundary(forward, "forward" if variant == "lai" else "central")
     return (inconsistent | boundary)[:, None]
 
 
-def warp_error(frame_t: torch.Tensor, frame_next: torch.Tensor, forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+def warp_error(frame_t: torch.Tensor, frame_next: torch.Tensor, forward: torch.Tensor, backward: torch.Tensor,
+               variant: str = "lai") -> torch.Tensor:
     """Per pair (N,): masked MSE between frame t and frame t+1 warped onto t by ``forward``."""
-    return masked_warp_error(frame_t, frame_next, forward, ~occlusion_mask(forward, backward))
+    return masked_warp_error(frame_t, frame_next, forward, ~occlusion_mask(forward, backward, variant), variant)
 
 
-def masked_warp_error(frame_t: torch.Tensor, frame_next: torch.Tensor, forward: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
-    """:func:`warp_error` with the visible-pixel mask (N,1,H,W) given; all pixels when none is visible."""
-    visible = visible.to(frame_t.dtype)
-    squared = (frame_t - warp(frame_next, forward)) ** 2
+def masked_warp_error(frame_t: torch.Tensor, frame_next: torch.Tensor, forward: torch.Tensor, visible: torch.Tensor,
+                      variant: str = "lai") -> torch.Tensor:
+    """:func:`warp_error` with the visible-pixel mask (N,1,H,W) given: sum over visible pixels and
+    channels of the squared difference, divided by their count. A pair with no visible pixel
+    scores 0 with ``variant="lai"`` (the script divides the zero masked sum by the pixel count)
+    and the MSE over all pixels with ``"central"``."""
+    visible = visible.to(torch.float32)
+    squared = (resample(frame_next, forward) - frame_t.float()) ** 2
     weight = visible.expand_as(squared)
     count = weight.flatten(1).sum(1)
     masked = (squared * weight).flatten(1).sum(1) / count.clamp_min(1)
-    return torch.where(count > 0, masked, squared.flatten(1).mean(1))
+    fallback = torch.zeros_like(masked) if variant == "lai" else squared.flatten(1).mean(1)
+    return torch.where(count > 0, masked, fallback)
 
 
 def end_point_error(flow_a: torch.Tensor, flow_b: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
@@ -123,13 +234,13 @@ def flow_truth_options(config: FlowConfig, device: torch.device) -> dict[str, An
     if config.backend in OPENCV_BACKENDS:
         import cv2
 
-        return {"backend": config.backend, "opencv": cv2.__version__}
+        return {"backend": config.backend, "opencv": cv2.__version__, "version": FLOW_VERSION}
     from metrics.flow import RAFT_BACKENDS
     from metrics.weights import find_weight
 
     weights = file_stamp(find_weight(RAFT_BACKENDS[config.backend], config.weights))
     return {"backend": config.backend, "weights": weights, "updates": config.num_flow_updates,
-            "device": device.type, "torch": torch.__version__}
+            "device": device.type, "torch": torch.__version__, "version": FLOW_VERSION}
 
 
 def truth_flows(batch: Batch, config: FlowConfig, device: torch.device, pairs: list[tuple[str, str]],
@@ -304,7 +415,7 @@ class TOF(PairMetric):
     columns = ("tof",)
 
     def pair_values(self, pairs):
-        return {"tof": flow_magnitude(self.gt_flows(pairs) - self.pred_flows(pairs)).flatten(1).mean(1)}
+        return {"tof": tof(self.gt_flows(pairs), self.pred_flows(pairs), self.options.get("crop", "tecogan"))}
 
 
 class TLP(PairMetric):
@@ -313,7 +424,7 @@ class TLP(PairMetric):
     def pair_values(self, pairs):
         net, weights = self.options.get("net", "alex"), self.options.get("backbone_weights")
         options = {"net": net, "weights": file_stamp(lpips_trunk_path(net, weights)), "device": self.device.type,
-                   "torch": torch.__version__}
+                   "torch": torch.__version__, "version": TLP_VERSION}
 
         def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
             distances = lpips(pairs.prev_gt[indices], pairs.gt[indices], net=net, backbone_weights=weights)
@@ -330,14 +441,18 @@ class WarpError(PairMetric):
 
     def pair_values(self, pairs):
         forward = self.gt_flows(pairs)
-        options = {**flow_truth_options(self.config, self.device), **self.options, "torch": torch.__version__}
+        variant = self.options.get("variant", "lai")
+        # the occlusion mask and warp_error_gt depend on the ground truth's flows, the variant and
+        # the kernels' version (the metric's)
+        options = {**flow_truth_options(self.config, self.device), "variant": variant, "version": WARP_ERROR_VERSION,
+                   "torch": torch.__version__}
 
         def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
             sources, targets = self.gt_inputs(pairs)
             backward = flows_between(targets(indices), sources(indices), self.config, forward.device, pairs.batch.map)
-            visible = ~occlusion_mask(forward[indices], backward)
+            visible = ~occlusion_mask(forward[indices], backward, variant)
             prev_gt, gt = pairs.prev_gt[indices].float().contiguous(), pairs.gt[indices].float().contiguous()
-            error = masked_warp_error(prev_gt, gt, forward[indices], visible)
+            error = masked_warp_error(prev_gt, gt, forward[indices], visible, variant)
             return [{"visible": np.packbits(v.cpu().numpy()), "warp_error_gt": np.float64(e)}
                     for v, e in zip(visible, error.double().cpu().numpy())]
 
@@ -347,7 +462,7 @@ class WarpError(PairMetric):
                                for v in stored]).to(device=forward.device, dtype=torch.bool)
         # contiguous frames: the kernel's per-frame sums then read memory in order (the same sums)
         prev_pred, pred = pairs.prev_pred.float().contiguous(), pairs.pred.float().contiguous()
-        return {"warp_error": masked_warp_error(prev_pred, pred, forward, visible),
+        return {"warp_error": masked_warp_error(prev_pred, pred, forward, visible, variant),
                 "warp_error_gt": torch.tensor([float(v["warp_error_gt"]) for v in stored], dtype=torch.float64)}
 
 
@@ -450,9 +565,12 @@ def _repeat(inputs: FlowInputs, count: int) -> FlowInputs:
 # ---------------------------------------------------------------------------- registry
 
 
-def _factory(cls):
+def _factory(cls, choices: dict[str, tuple[str, ...]] | None = None):
     def factory(device: torch.device, protocol: Any = None, **options: Any) -> Evaluator:
         flow_config(options)  # validates the backend name early
+        for option, allowed in (choices or {}).items():
+            if option in options and options[option] not in allowed:
+                raise InputError(f"{cls.columns[0]}: {option} must be one of {', '.join(allowed)}, got {options[option]!r}")
         return cls(device, **options)
 
     return factory
@@ -464,25 +582,31 @@ def _tlp_factory(device: torch.device, protocol: Any = None, **options: Any) -> 
 
 _FLOW_NEED = ("flow:dis (OpenCV) by default; raft needs raft_large weights",)
 
+_NON_NEGATIVE = (0.0, math.inf)
+# name, evaluator, unit, description, reference columns, trace, options beyond the flow's (default first), version
 _FLOW_METRICS = (
     ("flow_gap", FlowGap, "px", "|mean flow magnitude of the method - of the ground truth| between adjacent frames",
-     ("flow_mag_pred", "flow_mag_gt")),
-    ("tof", TOF, "px", "TecoGAN tOF: mean ||flow_gt - flow_pred||_2 between adjacent frames", ()),
+     ("flow_mag_pred", "flow_mag_gt"), False, {}, 1),
+    ("tof", TOF, "px", "TecoGAN tOF: mean ||flow_gt - flow_pred||_2 between adjacent frames, TecoGAN's border crop",
+     (), True, {"crop": TOF_CROPS}, 2),
     ("warp_error", WarpError, "", "Lai et al. 2018 warping error: ground-truth flow and occlusion, masked MSE in [0,1]",
-     ("warp_error_gt",)),
+     ("warp_error_gt",), True, {"variant": WARP_VARIANTS}, WARP_ERROR_VERSION),
 )
-for _name, _cls, _unit, _description, _reference in _FLOW_METRICS:
-    register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description, factory=_factory(_cls),
-                        columns=_cls.columns, needs=_FLOW_NEED, defaults=dict(FLOW_DEFAULTS), check=flow_unavailable,
-                        kind="temporal", reference_columns=_reference))
+for _name, _cls, _unit, _description, _reference, _trace, _choices, _version in _FLOW_METRICS:
+    register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
+                        factory=_factory(_cls, _choices), columns=_cls.columns, needs=_FLOW_NEED,
+                        defaults={**FLOW_DEFAULTS, **{option: allowed[0] for option, allowed in _choices.items()}},
+                        check=flow_unavailable, kind="temporal", reference_columns=_reference, trace=_trace,
+                        value_range=_NON_NEGATIVE, version=_version))
 register(MetricSpec("tlp", higher_is_better=False, unit="",
                     description="TecoGAN tLP: 100 |LPIPS(gt_t-1, gt_t) - LPIPS(pred_t-1, pred_t)|",
                     factory=_tlp_factory, columns=TLP.columns,
                     needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth"),
-                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, kind="temporal"))
+                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, kind="temporal",
+                    value_range=_NON_NEGATIVE, version=TLP_VERSION))
 register(MetricSpec("motion_inheritance", higher_is_better=False, unit="px",
                     description="EPE of flows first frame -> frame t, method vs ground truth, mean over scales 1, 1/2, 1/4",
                     factory=_factory(MotionInheritance), columns=MotionInheritance.columns,
                     needs=(*_FLOW_NEED, "dlib 68 landmarks for mi_epe_lmk"),
                     defaults={**FLOW_DEFAULTS, "lmk_sigma": 0.1, "lmk_strength": 4.0},
-                    check=flow_unavailable, kind="temporal"))
+                    check=flow_unavailable, kind="temporal", value_range=_NON_NEGATIVE))

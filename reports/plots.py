@@ -4,9 +4,14 @@ Every plot is a PNG with labelled axes (units from the metric registry) and a le
 - Temporal curves (the paper's Fig. 7): per sequence, the mean optical-flow magnitude between
   adjacent frames of each method against the ground truth's (columns ``flow_mag_pred`` and
   ``flow_mag_gt``, written by the temporal metrics).
-- Bars: per metric column, the mean over frames per method and dataset, with the standard
-  deviation over frames as the error bar.
-- Traces: per metric column and sequence, the per-frame value of each method.
+- Bars: per metric column, the mean over frames per method and dataset, with the confidence interval
+  of the mean as the error bar (``ci_low`` to ``ci_high`` of the summary: the block bootstrap of
+  :mod:`benchmark.results.summary`; the standard deviation over frames says how much frames vary,
+  not how sure the mean is). The runtime gets no error bar: it is one measurement per rendered
+  sequence, not an estimate from frames.
+- Traces: per metric column and sequence, the per-frame value of each method; with ``rolling = w``
+  each method's rolling mean over ``w`` frames is shaded with its interval
+  (:func:`benchmark.results.statistics.rolling_interval`).
 - Timing: per-frame time against the number of denoising steps, one line per (scheduler, stage),
   from the CSV of ``cabench time`` (one row per (scheduler, steps, repeat), a column per stage and
   ``total``); the median over repeats is drawn, the spread as a band between min and max.
@@ -20,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from metrics import registry
 from reports.tables import direction, scores
 
 FLOW_PRED, FLOW_GT = "flow_mag_pred", "flow_mag_gt"
@@ -42,15 +48,15 @@ def _label(column: str) -> str:
 
 
 def _name(*parts: str) -> str:
-    from benchmark.runner import slug
+    from benchmark.results.names import safe_name
 
-    return "_".join(slug(str(p)) for p in parts) + ".png"
+    return "_".join(safe_name(str(p)) for p in parts if p != "") + ".png"
 
 
 def _save(fig, path: Path) -> Path:
     import io
 
-    from benchmark.files import atomic_write_bytes
+    from benchmark.results.files import atomic_write_bytes
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -58,7 +64,7 @@ def _save(fig, path: Path) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def temporal_curves(per_frame: pd.DataFrame, out: Path) -> list[Path]:
+def temporal_curves(per_frame: pd.DataFrame, out: Path, prefix: str = "") -> list[Path]:
     """One PNG per (dataset, sequence): flow magnitude per frame, each method against the ground truth."""
     if FLOW_PRED not in per_frame or FLOW_GT not in per_frame:
         return []
@@ -78,7 +84,7 @@ def temporal_curves(per_frame: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_title(f"Temporal consistency: {dataset} / {sequence}")
         _legend(ax)
         ax.grid(alpha=0.3)
-        files.append(_save(fig, out / _name("temporal", dataset, sequence)))
+        files.append(_save(fig, out / _name(prefix, "temporal", dataset, sequence)))
     return files
 
 
@@ -99,8 +105,25 @@ def _value_columns(frame: pd.DataFrame) -> list[str]:
             and pd.api.types.is_numeric_dtype(frame[c])]
 
 
-def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None = None) -> list[Path]:
-    """One PNG per metric column: mean per method (grouped by dataset), error bar = std over frames."""
+def _error_bars(rows: Sequence[pd.DataFrame], column: str) -> np.ndarray | None:
+    """(2, n) distances from each mean down to ``ci_low`` and up to ``ci_high`` (0 where undefined);
+    None for the runtime column or a summary without intervals."""
+    from benchmark.results.schema import TIME_COLUMN
+
+    if column == TIME_COLUMN or not all({"ci_low", "ci_high"} <= set(r.columns) for r in rows):
+        return None
+    bars = np.zeros((2, len(rows)))
+    for i, found in enumerate(rows):
+        if len(found):
+            mean, low, high = (float(found[c].iloc[0]) for c in ("mean", "ci_low", "ci_high"))
+            if np.isfinite(low) and np.isfinite(high):
+                bars[:, i] = (mean - low, high - mean)
+    return bars
+
+
+def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None = None, prefix: str = "") -> list[Path]:
+    """One PNG per metric column: mean per method (grouped by dataset), error bar = the interval of the
+    mean (none for the runtime)."""
     plt = _pyplot()
     files = []
     columns = columns or [c for c in dict.fromkeys(summary["metric"]) if c not in (FLOW_PRED, FLOW_GT)]
@@ -113,25 +136,29 @@ def metric_bars(summary: pd.DataFrame, out: Path, columns: Sequence[str] | None 
         width = 0.8 / max(len(methods), 1)
         colors = _colors(methods)
         fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(datasets) * max(len(methods), 2) * 0.5), 3.6))
+        bars = None
         for j, method in enumerate(methods):
             values = [rows[(rows["dataset"] == d) & (rows["method"] == method)] for d in datasets]
             means = [float(v["mean"].iloc[0]) if len(v) else np.nan for v in values]
-            stds = [float(v["std"].iloc[0]) if len(v) else np.nan for v in values]
-            stds = [0.0 if not np.isfinite(s) else s for s in stds]
-            ax.bar(np.arange(len(datasets)) + j * width, means, width, yerr=stds, capsize=3, label=str(method),
+            bars = _error_bars(values, column)
+            ax.bar(np.arange(len(datasets)) + j * width, means, width, yerr=bars, capsize=3, label=str(method),
                    color=colors[str(method)])
         ax.set_xticks(np.arange(len(datasets)) + width * (len(methods) - 1) / 2, datasets)
         ax.set_xlabel("dataset")
         ax.set_ylabel(_label(column))
-        ax.set_title(f"{column}: mean over frames, bar = ± std")
+        ax.set_title(f"{column}: mean over frames" + (", bar = confidence interval of the mean" if bars is not None else ""))
         _legend(ax)
         ax.grid(axis="y", alpha=0.3)
-        files.append(_save(fig, out / _name("bars", column)))
+        files.append(_save(fig, out / _name(prefix, "bars", column)))
     return files
 
 
-def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | None = None) -> list[Path]:
-    """One PNG per (metric column, dataset, sequence): the per-frame value of each method."""
+def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | None = None, prefix: str = "",
+                 rolling: int | None = None, level: float = 0.95) -> list[Path]:
+    """One PNG per (metric column, dataset, sequence): the per-frame value of each method; with
+    ``rolling`` (frames), each method's rolling mean shaded with its ``level`` interval."""
+    from benchmark.results.statistics import rolling_interval
+
     plt = _pyplot()
     files = []
     columns = columns or [c for c in _value_columns(per_frame) if c != "time_s"]
@@ -145,41 +172,49 @@ def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | No
                 rows = rows.sort_values("frame")
                 ax.plot(rows["frame"], rows[column], marker=".", markersize=3, linewidth=1, label=str(method),
                         color=colors[str(method)])
+                if rolling:
+                    _, low, high = rolling_interval(rows[column].to_numpy(dtype=float), rolling, level)
+                    ax.fill_between(rows["frame"], low, high, color=colors[str(method)], alpha=0.2, linewidth=0)
             ax.set_xlabel("frame")
             ax.set_ylabel(_label(column))
-            ax.set_title(f"{column} per frame: {dataset} / {sequence}")
+            shading = f"; shaded: {100 * level:g}% interval of the {rolling}-frame rolling mean" if rolling else ""
+            ax.set_title(f"{column} per frame: {dataset} / {sequence}{shading}")
             _legend(ax)
             ax.grid(alpha=0.3)
-            files.append(_save(fig, out / _name("trace", column, dataset, sequence)))
+            files.append(_save(fig, out / _name(prefix, "trace", column, dataset, sequence)))
     return files
 
 
 def headline_columns(columns: Sequence[str]) -> list[str]:
-    """The columns among ``columns`` that are a metric's headline (its first column), plus runtime."""
-    from metrics import registry
-
+    """The columns among ``columns`` that are a metric's headline (``MetricSpec.headline``; runtime included)."""
     keep = []
     for column in columns:
         spec = registry.column_spec(column)
-        if column == "time_s" or (spec is not None and spec.output_columns()[0] == column):
+        if spec is not None and spec.headline == column:
             keep.append(column)
     return keep
 
 
-# Per-frame traces are drawn for these headline columns when the run has them (one PNG per sequence each).
-TRACE_COLUMNS = ("psnr", "ssim", "lpips", "tof", "warp_error", "lmd", "csim", "deca_pe", "deca_ee")
+def trace_columns(columns: Sequence[str]) -> list[str]:
+    """The columns among ``columns`` drawn frame by frame: headlines of metrics with ``MetricSpec.trace``."""
+    return [c for c in headline_columns(columns) if registry.column_spec(c).trace]
 
 
-def run_plots(per_frame: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list[Path]:
-    """The plots of a run: temporal curves, bars of every metric's headline column, traces of :data:`TRACE_COLUMNS`."""
+def run_plots(per_frame: pd.DataFrame, summary: pd.DataFrame, out: Path, prefix: str = "",
+              rolling: int | None = None, level: float = 0.95) -> list[Path]:
+    """The plots of a run: temporal curves, bars of every metric's headline column, traces of the
+    metrics the registry marks ``trace`` (one PNG per sequence each; ``rolling``: shade a rolling
+    interval, see :func:`frame_traces`). ``prefix`` starts every file name (the protocol, when a run
+    has several)."""
     bars = headline_columns(list(dict.fromkeys(summary["metric"]))) if len(summary) else []
-    traces = [c for c in TRACE_COLUMNS if c in per_frame]
-    return [*temporal_curves(per_frame, out), *metric_bars(summary, out, bars), *frame_traces(per_frame, out, traces)]
+    traces = trace_columns(list(per_frame.columns))
+    return [*temporal_curves(per_frame, out, prefix), *metric_bars(summary, out, bars, prefix),
+            *frame_traces(per_frame, out, traces, prefix, rolling, level)]
 
 
 def read_timing(path: str | Path) -> pd.DataFrame:
     """The CSV of ``cabench time`` (a file, or a folder holding ``timing.csv`` / one ``*.csv``)."""
-    from benchmark.files import read_csv
+    from benchmark.results.files import read_csv
     from metrics.errors import InputError
 
     path = Path(path)

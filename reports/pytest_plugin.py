@@ -4,7 +4,7 @@ Registered through the ``pytest11`` entry point (pyproject.toml), so any project
 cabench gets the ``quality_regression`` fixture and the ``--quality-update`` option::
 
     def test_my_model(quality_regression):
-        summary = run_my_evaluation()                      # e.g. benchmark.runner.summarize_run(...)
+        summary = run_my_evaluation()                      # e.g. benchmark.runner.run_config(...).summary
         quality_regression.check(quality_values(summary), tolerances={"psnr": 0.1, "ssim": 0.002})
 
 Convention: the recorded values live in ``<test file folder>/quality/<test name>.json``

@@ -29,9 +29,9 @@ def test_registry_lists_and_validates():
         "maavatar", "consistentavatar", "degraded", "folder"}
     with pytest.raises(CabenchError, match="not known.*insta"):
         baselines.create_adapter("instaa")
-    with pytest.raises(CabenchError, match="unknown setting colour"):
+    with pytest.raises(CabenchError, match="setting colour: unknown setting"):
         baselines.create_adapter("nha", path="x", colour="red")
-    with pytest.raises(CabenchError, match="setting path is required"):
+    with pytest.raises(CabenchError, match="setting path: required"):
         baselines.create_adapter("nerface")
 
 

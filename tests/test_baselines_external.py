@@ -107,8 +107,10 @@ def test_absent_program_is_named(seq):
     adapter = baselines.create_adapter("insta", command=["/nonexistent dir/rta", "--no-gui"])
     with pytest.raises(CabenchError, match="program /nonexistent dir/rta not found"):
         adapter.outputs(seq)
-    with pytest.raises(CabenchError, match="must be a non-empty list"):
+    with pytest.raises(CabenchError, match="setting command: expected a list"):
         baselines.create_adapter("insta", command="rta --no-gui")
+    with pytest.raises(CabenchError, match="must be a non-empty list"):
+        baselines.create_adapter("insta", command=[])
 
 
 # ---------------------------------------------------------------- DiffusionRig
@@ -297,3 +299,99 @@ def test_map_frames_closed_forms():
     assert map_frames(3, 25, 10, 25, "trim", 0, "v") == [0, 1, 2]
     with pytest.raises(InputError, match="10 frames, 3 expected"):
         map_frames(3, 25, 10, 25, "exact", 0, "v")
+
+
+# ---------------------------------------------------------------- process groups, placeholders, temporary folders
+# A wrapper that starts two background children and writes every pid it started (and its own) to $0.
+WRAPPER = 'sleep 30 & echo $! >> "$0"; sleep 30 & echo $! >> "$0"; echo $$ >> "$0"; wait'
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # a zombie has ended; only its parent's bookkeeping is left
+
+
+def _pids(path: Path, count: int, timeout: float = 20.0) -> list[int]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = path.read_text().split() if path.exists() else []
+        if len(lines) >= count:
+            return [int(p) for p in lines]
+        time.sleep(0.05)
+    raise AssertionError(f"{path}: the wrapper did not start")
+
+
+def test_a_timed_out_program_ends_with_everything_it_started(tmp_path):
+    from baselines.external import run_program
+
+    pidfile = tmp_path / "pids"
+    with pytest.raises(CabenchError, match="did not finish within 1 s"):
+        run_program(["sh", "-c", WRAPPER, str(pidfile)], what="wrapper", timeout=1)
+    pids = _pids(pidfile, 3)
+    assert not [pid for pid in pids if _alive(pid)]
+
+
+def test_what_a_finished_program_leaves_running_is_ended_and_does_not_hold_cabench_up(tmp_path):
+    import time
+
+    from baselines.external import run_program
+
+    pidfile = tmp_path / "pids"
+    start = time.monotonic()
+    done = run_program(["sh", "-c", 'sleep 30 & echo $! > "$0"; echo started', str(pidfile)], what="wrapper", timeout=20)
+    assert done.stdout.strip() == "started" and time.monotonic() - start < 10
+    assert not _alive(_pids(pidfile, 1)[0])
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_cabench_ends_the_program_group(tmp_path, signum):
+    import signal
+    import subprocess
+
+    pidfile = tmp_path / "pids"
+    code = ("from baselines.external import run_program\n"
+            f"run_program(['sh', '-c', {WRAPPER!r}, {str(pidfile)!r}], what='wrapper', timeout=60)\n")
+    cabench = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        pids = _pids(pidfile, 3)
+        cabench.send_signal(getattr(signal, signum))
+        _, err = cabench.communicate(timeout=30)
+    finally:
+        cabench.kill()
+    assert cabench.returncode != 0
+    if signum == "SIGINT":
+        assert "KeyboardInterrupt" in err
+    else:
+        assert cabench.returncode == -signal.SIGTERM  # the default action of SIGTERM, after the group ended
+    assert not [pid for pid in pids if _alive(pid)]
+
+
+def test_insta_placeholders_are_absolute_for_a_dataset_opened_by_a_relative_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_sequence(Path("data"), frames=8, size=64, seed=3, progress=False)
+    relative = open_dataset(Path("data") / "astronaut").sequences[0]
+    assert not Path(relative.root).is_absolute()
+    out = _insta(tmp_path).outputs(relative)  # runs with cwd = the actor folder, reads {test_json}
+    assert (tmp_path / "data" / "astronaut" / "experiments" / "rerun" / "debug" / "overlay" / "00000.png").is_file()
+    assert not (tmp_path / "data" / "astronaut" / "data").exists()  # not root/root/...
+    assert out.frames.frame_ids == relative.splits["test"]
+
+
+@pytest.mark.parametrize("adapter", ["sadtalker", "diffusionrig"])
+def test_a_failed_program_leaves_no_temporary_folder(seq, tmp_path, monkeypatch, adapter):
+    import tempfile
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    monkeypatch.setenv("FAKE_MODE", "fail")
+    make = _sadtalker if adapter == "sadtalker" else (lambda seq, tmp_path, **extra: _diffusionrig(tmp_path, **extra))
+    with pytest.raises(CabenchError, match="exited with status 3"):
+        make(seq, tmp_path, **{"result_dir" if adapter == "sadtalker" else "work_dir": None}).outputs(seq)
+    assert list(temporary.iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,17 +41,19 @@ def test_eval_writes_per_frame_and_summaries(folders, torch_home):
                    "--pred", f"same={tmp_path / 'same'}", "--metrics", "l2,psnr,ssim,lpips", "--out", str(out), "--quiet"])
     assert status == 0
     per_frame = pd.read_csv(out / "per_frame.csv")
-    assert list(per_frame.columns[:3]) == ["method", "frame", "protocol"]
+    assert list(per_frame.columns) == ["dataset", "sequence", "method", "frame", "protocol", "l2", "psnr", "ssim"]
     assert set(per_frame["method"]) == {"noisy", "same"} and len(per_frame) == 8
+    assert set(per_frame["dataset"]) == set(per_frame["sequence"]) == {"gt"}
     noisy_rows = per_frame[per_frame.method == "noisy"].sort_values("frame")
     for frame, row in zip(range(4), noisy_rows.itertuples()):
         assert row.psnr == pytest.approx(peak_signal_noise_ratio(gt[frame], noisy[frame]), abs=1e-4)
     summary = pd.read_csv(out / "summary.csv")
-    assert {"method", "metric", "mean", "std", "count", "protocol"} <= set(summary.columns)
+    assert {"method", "metric", "mean", "std", "count", "protocol", "coverage"} <= set(summary.columns)
     assert summary.query("method == 'noisy' and metric == 'psnr'")["count"].item() == 4
-    markdown = (out / "summary.md").read_text()
-    assert "lpips: missing" in markdown and "alexnet-owt-7be5be79.pth" in markdown
-    assert "\\toprule" in (out / "summary.tex").read_text()
+    markdown = (out / "table1.md").read_text()
+    assert "LPIPS: missing" in markdown and "alexnet-owt-7be5be79.pth" in markdown
+    assert "\\toprule" in (out / "table1.tex").read_text()
+    assert (out / "report.html").exists() and (out / "config.toml").exists()
 
 
 def test_strict_fails_when_a_metric_is_missing(folders, torch_home, capsys):
@@ -120,14 +123,19 @@ def test_weights_lists_files_and_where_it_looked(tmp_path, alexnet_in_hub, capsy
 
 
 def test_unreadable_image_in_ground_truth_names_the_file(folders, capsys):
+    import json
+
+    from benchmark.results.store import Part
+
     tmp_path, _, _ = folders
     (tmp_path / "gt" / "00003.png").write_bytes(b"garbage")
     status = main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'same'}", "--batch-size", "2",
-                   "--out", str(tmp_path / "o"), "--quiet"])
+                   "--metrics", "l2", "--out", str(tmp_path / "o"), "--quiet"])
     err = capsys.readouterr().err
-    assert status == 2 and "00003.png: unreadable" in err
-    kept = pd.read_csv(tmp_path / "o" / "per_frame.csv")
-    assert list(kept["frame"]) == [0, 1]  # the batch computed before the error is kept
+    assert status == 2 and "00003.png: unreadable" in err and len(err.strip().splitlines()) == 1
+    folder = tmp_path / "o" / "parts" / "gt" / "gt" / "a" / "canonical"
+    fingerprint = json.loads((folder / "l2.log").read_text().splitlines()[0])["fingerprint"]
+    assert list(Part(folder, "l2", fingerprint).rows()["frame"]) == [0, 1]  # the batch computed before the error is kept
 
 
 def test_all_metrics_missing_still_writes_a_summary(folders, torch_home, capsys):
@@ -135,7 +143,7 @@ def test_all_metrics_missing_still_writes_a_summary(folders, torch_home, capsys)
     status = main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'noisy'}", "--metrics", "lpips",
                    "--out", str(tmp_path / "o"), "--quiet"])
     assert status == 0
-    assert "lpips: missing" in (tmp_path / "o" / "summary.md").read_text()
+    assert "LPIPS: missing" in (tmp_path / "o" / "table1.md").read_text()
     assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'noisy'}", "--metrics", "lpips",
                  "--out", str(tmp_path / "o"), "--quiet", "--strict"]) == 2
     assert "--strict: metrics missing: lpips" in capsys.readouterr().err
@@ -143,11 +151,11 @@ def test_all_metrics_missing_still_writes_a_summary(folders, torch_home, capsys)
 
 def test_curves_and_floors_have_no_direction():
     from metrics import registry
-    from reports.summary import _header
+    from reports.tables import _header
 
-    assert _header("flow_gap") == ("flow_gap (px)", "↓")
-    assert _header("flow_mag_gt") == ("flow_mag_gt (px)", "")
-    assert _header("warp_error_gt")[1] == "" and _header("mi_epe_2")[1] == "↓"
+    assert _header("flow_gap", "flow_gap") == ("flow_gap (px)", "↓")
+    assert _header("flow_mag_gt", "flow_mag_gt") == ("flow_mag_gt (px)", "")
+    assert _header("warp_error_gt", "w")[1] == "" and _header("mi_epe_2", "m")[1] == "↓"
     assert registry.get("psnr").scores("psnr") and not registry.get("flow_gap").scores("flow_mag_pred")
 
 
@@ -158,7 +166,7 @@ def test_face_region_option(tmp_path, photos):
     write_frames(tmp_path / "blocky", blocky[None])
     values = {}
     for region in ("gt", "detect"):
-        out = tmp_path / region
+        out = tmp_path / f"out-{region}"
         assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"blocky={tmp_path / 'blocky'}", "--metrics", "lmd",
                      "--face-region", region, "--out", str(out), "--quiet"]) == 0
         values[region] = pd.read_csv(out / "per_frame.csv")["lmd"].iloc[0]
@@ -170,3 +178,76 @@ def cv2_pixelate(image: np.ndarray, block: int) -> np.ndarray:
 
     small = cv2.resize(image, (image.shape[1] // block, image.shape[0] // block), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def test_eval_and_run_write_the_same_result_table(folders, tmp_path, capsys):
+    root, _, _ = folders
+    assert main(["eval", "--gt", str(root / "gt"), "--pred", f"noisy={root / 'noisy'}", "--pred", f"same={root / 'same'}",
+                 "--metrics", "l2,psnr,ssim,tof", "--protocol", "canonical,insta", "--out", str(tmp_path / "eval"),
+                 "--quiet", "--no-plots"]) == 0
+    (tmp_path / "run.toml").write_text(f"""
+[run]
+out = "by_run"
+metrics = ["l2", "psnr", "ssim", "tof"]
+protocol = ["canonical", "insta"]
+split = "all"
+[[datasets]]
+kind = "frames"
+path = "{root / 'gt'}"
+[[methods]]
+name = "noisy"
+frames = "{root / 'noisy'}"
+[[methods]]
+name = "same"
+adapter = "folder"
+settings = {{ path = "{root / 'same'}" }}
+""")
+    assert main(["run", str(tmp_path / "run.toml"), "--quiet", "--no-plots"]) == 0
+    by_eval = (tmp_path / "eval" / "per_frame.csv").read_bytes()
+    assert by_eval == (tmp_path / "by_run" / "per_frame.csv").read_bytes()
+    assert by_eval.startswith(b"dataset,sequence,method,frame,protocol,l2,psnr,ssim,tof\n") and b",insta," in by_eval
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "eval" / "config.toml"), "--no-plots"]) == 0  # eval's config, rerun by run
+    assert "computed 0 (100% reused)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("name", "status"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_eval_stopped_by_a_signal_keeps_its_rows_and_says_so_in_one_line(tmp_path, photos, name, status):
+    import os
+    import signal
+    import time
+
+    frames = np.stack([photos["coffee"][i : i + 96, 2 * i : 2 * i + 96] for i in range(48)])
+    write_frames(tmp_path / "gt", frames)
+    write_frames(tmp_path / "pred", frames[:, ::-1].copy())
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "benchmark.cli", "eval", "--gt", str(tmp_path / "gt"), "--pred",
+               f"a={tmp_path / 'pred'}", "--metrics", "psnr,ssim,tof", "--batch-size", "2", "--out", str(out), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    log = out / "parts" / "gt" / "gt" / "a" / "canonical" / "tof.log"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None and (not log.exists() or log.read_text().count("#commit") < 2):
+        time.sleep(0.02)
+    process.send_signal(getattr(signal, name))
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == status, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "run the same command again to resume" in lines[0] and "Traceback" not in err, err
+    assert lines[0].startswith("cabench: terminated (SIGTERM)" if name == "SIGTERM" else "cabench: interrupted")
+    resumed = subprocess.run(command[:-1], env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    reused = int(re.search(r"reused (\d+) stored", resumed.stdout).group(1))
+    assert reused >= 3 * 2  # at least the first batch of each metric was kept
+    assert len(pd.read_csv(out / "per_frame.csv")) == 48
+
+
+def test_temporal_variants_are_options_of_eval(folders):
+    tmp_path, _, _ = folders
+    means = {}
+    for crop in ("tecogan", "none"):
+        out = tmp_path / crop
+        assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"a={tmp_path / 'noisy'}", "--metrics", "tof,warp_error",
+                     "--tof-crop", crop, "--warp-variant", "central", "--out", str(out), "--quiet"]) == 0
+        means[crop] = pd.read_csv(out / "per_frame.csv")["tof"].iloc[1:].mean()
+    assert means["tecogan"] != pytest.approx(means["none"], rel=1e-3)  # TecoGAN's border crop is applied

@@ -49,6 +49,10 @@ def test_imavatar_video(tmp_path):
     # IMavatar's metric script: (k + 1) * res / 2
     np.testing.assert_allclose(seq.annotation("landmarks", [3])[0], np.full((68, 2), (-0.5 + 0.3 + 1) * SIZE / 2))
     assert seq.mask.read([1, 2]).alpha[:, 0, 0].tolist() == [1.0, 0.0]
+    # the MODNet matte is the frames' matte: composited on white, colour as stored kept
+    frames = seq.frames.read([1, 2])
+    assert frames.alpha[:, 0, 0].tolist() == [1.0, 0.0] and (frames.rgb[1] == 255).all()
+    np.testing.assert_array_equal(frames.rgb[0], frames.colour[0])
     assert open_dataset(tmp_path, kind="pointavatar").sequences[0].frame_ids == [1, 2, 3, 4]
 
 

@@ -68,7 +68,7 @@ def test_demo_reports_absent_weights_as_missing_never_as_numbers(demo_run):
 def test_demo_prints_the_summary_and_where_the_report_is(demo_run):
     stdout = demo_run["stdout"]
     assert re.search(r"report: .*report\.html", stdout)
-    assert "INSTA (stage-1 proxy)" in stdout and "psnr" in stdout
+    assert "INSTA (stage-1 proxy)" in stdout and "PSNR (dB)" in stdout and "tof (px)" in stdout
 
 
 def test_demo_rerun_reuses_every_stored_number(demo_run, capsys):

@@ -9,7 +9,15 @@ from PIL import Image
 
 import benchmark.io as fio
 from benchmark.align import align
-from benchmark.io import ArrayFrames, ImageFolder, MaskFolder, open_frames, open_masks, write_frames
+from benchmark.io import (
+    ArrayFrames,
+    FileFrames,
+    ImageFolder,
+    MaskFolder,
+    open_frames,
+    open_masks,
+    write_frames,
+)
 from metrics.errors import InputError
 
 
@@ -46,6 +54,28 @@ def test_rgba_composited_on_background_with_alpha_as_matte(tmp_path):
     assert (black.rgb == 0).all()
     array = ArrayFrames(rgba, background=(10, 20, 30)).read([0])
     assert (array.rgb[0] == [10, 20, 30]).all()
+    # the colour as stored is kept beside the composite, for protocols that composite in float
+    np.testing.assert_array_equal(white.colour, rgba[..., :3])
+    np.testing.assert_array_equal(array.colour, rgba[:1, ..., :3])
+    opaque = ImageFolder(write_frames(tmp_path / "rgb", rgba[..., :3])[0].parent).read([0])
+    assert opaque.colour is None and opaque.alpha is None and opaque.stored is opaque.rgb
+
+
+def test_frames_with_a_matte_file_beside_them(tmp_path):
+    colour = _frames(2)
+    mattes = np.stack([np.full(colour.shape[1:3], 0, np.uint8), np.full(colour.shape[1:3], 128, np.uint8)])
+    frames = {i: path for i, path in enumerate(write_frames(tmp_path / "image", colour))}
+    matte_files = {i: path for i, path in enumerate(write_frames(tmp_path / "mask", np.repeat(mattes[..., None], 3, -1)))}
+    read = FileFrames(frames, name="image", mattes=matte_files).read([0, 1])
+    as_rgba = ArrayFrames(np.concatenate([colour, mattes[..., None]], axis=-1)).read([0, 1])
+    np.testing.assert_array_equal(read.rgb, as_rgba.rgb)  # exactly as an alpha channel would be
+    np.testing.assert_array_equal(read.alpha, as_rgba.alpha)
+    np.testing.assert_array_equal(read.colour, colour)
+    (tmp_path / "mask" / "00001.png").unlink()
+    with pytest.raises(InputError, match="00001.png: matte file not found"):
+        FileFrames(frames, name="image", mattes=matte_files)
+    with pytest.raises(InputError, match="no matte listed for frame 1"):
+        FileFrames(frames, name="image", mattes={0: matte_files[0]})
 
 
 def test_mask_folder_and_mask_arrays(tmp_path):

@@ -50,7 +50,8 @@ def test_stock_pipeline_shares_the_weights():
 @pytest.mark.parametrize("argv,message", [
     (["--steps", "0"], "--steps"),
     (["--scheduler", "euler"], "unknown scheduler"),
-    (["--device", "cuda"] if not torch.cuda.is_available() else ["--dtype", "fp8"], "CUDA is not available"),
+    (["--device", "cuda"], "no CUDA device is available") if not torch.cuda.is_available() else (["--dtype", "fp8"], "fp8"),
+    (["--device", "mps"], "not a device this harness runs on"),
 ])
 def test_time_bad_arguments(tmp_path, capsys, argv, message):
     try:

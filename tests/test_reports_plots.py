@@ -62,10 +62,10 @@ def _per_frame() -> pd.DataFrame:
 
 
 def test_run_plots_draw_temporal_curves_bars_and_traces(tmp_path):
-    from benchmark.runner import summarize_run
+    from benchmark.results.summary import summarize
 
     per_frame = _per_frame()
-    summary = summarize_run(per_frame)
+    summary = summarize(per_frame)
     files = {p.name for p in plots.run_plots(per_frame, summary, tmp_path)}
     assert {"temporal_synthetic_s0.png", "temporal_synthetic_s1.png", "bars_l2.png", "bars_psnr.png",
             "trace_psnr_synthetic_s0.png"} <= files
@@ -77,17 +77,21 @@ def test_run_plots_draw_temporal_curves_bars_and_traces(tmp_path):
 
 def test_html_report_is_self_contained_with_tables_plots_samples_protocol_and_versions(tmp_path, photos):
     from benchmark.config import DatasetConfig, MethodConfig, RunConfig
+    from benchmark.engine.publish import write_outputs
+    from benchmark.engine.samples import write_samples
     from benchmark.io import ArrayFrames
-    from benchmark.runner import write_outputs, write_samples
+    from benchmark.results.folder import RunFolder
 
     per_frame = _per_frame()
-    missing = pd.DataFrame({"dataset": ["synthetic"], "sequence": ["s0"], "method": ["w/o LCM"], "metric": ["lpips"],
-                            "reason": ["alexnet-owt-7be5be79.pth not found"]})
+    missing = pd.DataFrame({"dataset": ["synthetic"], "sequence": ["s0"], "method": ["w/o LCM"], "protocol": ["canonical"],
+                            "metric": ["lpips"], "reason": ["alexnet-owt-7be5be79.pth not found"]})
     config = RunConfig(datasets=(DatasetConfig("synthetic", "d"),), methods=(MethodConfig("w/o LCM", frames="f"),),
                        out=str(tmp_path))
+    folder = RunFolder(tmp_path)
     frames = ArrayFrames(np.stack([cv2.resize(photos["astronaut"], (64, 64))] * 6))
-    write_samples(frames, frames, list(range(6)), tmp_path / "parts" / "synthetic" / "s0" / "w_o_LCM")
-    write_outputs(tmp_path, config, per_frame, missing)
+    method = folder.pair_folder("synthetic", "s0", "w/o LCM")
+    write_samples(frames, frames, list(range(6)), method / "samples.png", method.parent / "gt_samples.png")
+    write_outputs(folder, config, per_frame, missing, ["canonical"])
     html = (tmp_path / "report.html").read_text()
     assert "<table class='results' id='table1'>" in html and "id='table2'" in html and "id='summary'" in html
     assert "LPIPS: missing (alexnet-owt-7be5be79.pth not found)" in html

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from reports import tables
 from reports.paper import PAPER_METHOD_ORDER, reported
@@ -162,3 +164,77 @@ def test_the_stage1_proxy_sits_where_insta_does_without_taking_its_numbers():
     assert measured == ["INSTA (stage-1 proxy)", "ConsistentAvatar", "Synthetic: flicker"]
     proxy = next(r for r in rows if r.method == "INSTA (stage-1 proxy)")
     assert proxy.reported == {}
+
+
+HOSTILE = r"<script>alert('x')</script> $ { } & % _ # ^ ~ \ | * ` [a](b)"
+
+
+def _hostile_summary() -> pd.DataFrame:
+    return pd.DataFrame({"dataset": HOSTILE, "method": [HOSTILE, "plain"], "metric": "psnr", "protocol": "canonical",
+                         "mean": [20.0, 25.0], "std": 0.0, "count": 3, "frames": 3})
+
+
+def test_hostile_names_stay_text_in_markdown():
+    from html import unescape
+
+    from markdown_it import MarkdownIt
+
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(
+        tables.markdown(tables.TABLE1, _hostile_summary()))
+    assert "<script>" not in rendered and "<a " not in rendered
+    cells = [unescape(c) for c in re.findall(r"<td>(.*?)</td>", rendered)]
+    assert cells.count(HOSTILE) == 2  # the dataset and the method cell read back as the names, character for character
+
+
+def test_hostile_names_are_escaped_in_latex():
+    tex = tables.latex(tables.TABLE1, _hostile_summary())
+    row = next(line for line in tex.splitlines() if line.endswith(r"\\") and "alert" in line and "textit" not in line)
+    name = row.split(" & ")[0]
+    # Every LaTeX special of the name is escaped: removing the escapes leaves none of them.
+    stripped = re.sub(r"\\(textbackslash|textasciicircum|textasciitilde|textless|textgreater)\{\}|\\[{}$&%_#]", "", name)
+    assert not set(stripped) & set("\\{}$&%_#^~<>"), name
+    assert r"\textit{" + name + "}" in tex  # the dataset group heading, escaped alike
+
+
+def test_hostile_names_are_escaped_in_html():
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.cells, self.inside = [], [], False
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            self.inside = tag == "td"
+            if self.inside:
+                self.cells.append("")
+
+        def handle_data(self, data):
+            if self.inside:
+                self.cells[-1] += data
+
+        def handle_endtag(self, tag):
+            self.inside = False
+
+    parser = Cells()
+    parser.feed(tables.html(tables.TABLE1, _hostile_summary()))
+    assert "script" not in parser.tags and "a" not in parser.tags
+    assert [c for c in parser.cells if "alert" in c] == [HOSTILE] * 3  # two rows' dataset, one method
+
+
+def test_face_metrics_show_their_coverage_and_no_face():
+    from metrics import registry
+
+    assert registry.get("lmd").kind == "face" and registry.get("tof").kind == "temporal"
+    summary = pd.DataFrame({"dataset": "synthetic", "method": ["A", "B", "C", "A"], "metric": ["lmd", "lmd", "lmd", "tof"],
+                            "protocol": "canonical", "mean": [0.12, 0.08, np.nan, 0.5], "std": 0.0,
+                            "count": [5, 6, 0, 5], "frames": 6})
+    summary["coverage"] = summary["count"] / summary["frames"]
+    spec = tables.extra_table(summary)
+    cells = {row[1]: row[2:4] for row in _markdown_cells(tables.markdown(spec, summary))}
+    assert cells["A"] == ["0.12 (83%)", "**0.5**"]  # a temporal metric's first frame is not a coverage to show
+    assert cells["B"] == ["**0.08**", "–"] and cells["C"] == ["no face", "–"]
+    assert "no face" in tables.latex(spec, summary) and "0.12 (83\\%)" in tables.latex(spec, summary)
+    frame = tables.csv_frame(spec, summary)
+    assert frame.set_index("method").loc["A"].query("column == 'lmd'")["coverage"].item() == pytest.approx(5 / 6)

@@ -59,12 +59,12 @@ def test_config_is_parsed_with_paths_relative_to_the_file_and_round_trips(tmp_pa
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[run]\nout = 'x'\nbogus = 1\n[[datasets]]\npath='d'\n[[methods]]\nname='a'\nframes='f'\n", "unknown key.*bogus"),
+        ("[run]\nout = 'x'\nbogus = 1\n[[datasets]]\npath='d'\n[[methods]]\nname='a'\nframes='f'\n", "run.bogus: unknown key"),
         ("[[datasets]]\npath='d'\n", "no \\[\\[methods\\]\\]"),
         ("[[methods]]\nname='a'\nframes='f'\n", "no \\[\\[datasets\\]\\]"),
         ("[[datasets]]\npath='d'\n[[methods]]\nname='a'\n", "exactly one of 'adapter' or 'frames'"),
         ("[[datasets]]\npath='d'\n[[methods]]\nname='a'\nframes='f'\n[[methods]]\nname='a'\nframes='g'\n", "given twice: a"),
-        ("[[datasets]]\nname='x'\n[[methods]]\nname='a'\nframes='f'\n", "needs 'path'"),
+        ("[[datasets]]\nname='x'\n[[methods]]\nname='a'\nframes='f'\n", "datasets\\[0\\].path: required"),
         ("[run]\nbatch_size = 0\n[[datasets]]\npath='d'\n[[methods]]\nname='a'\nframes='f'\n", "batch_size"),
         ("[run\n", "not valid TOML"),
     ],
@@ -94,10 +94,49 @@ def test_parse_shard():
             parse_shard(bad)
 
 
-def test_metric_options_are_checked_against_the_metrics(tmp_path):
-    from benchmark.runner import Runner
+def test_metric_options_are_checked_against_the_metrics_before_any_work(tmp_path):
+    from benchmark.runner import run_config
 
-    config = parse_config({"run": {"metrics": ["l2"], "options": {"net": "vgg"}}, "datasets": [{"path": "d"}],
+    config = parse_config({"run": {"metrics": ["l2"], "options": {"net": "vgg"}, "out": "out"}, "datasets": [{"path": "d"}],
                            "methods": [{"name": "a", "frames": "f"}]}, base=tmp_path)
     with pytest.raises(CabenchError, match="net"):
-        Runner(config)
+        run_config(config)
+    assert not (tmp_path / "out").exists()
+
+
+def test_protocols_dataset_files_and_adapter_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
+    (tmp_path / "ckpt").mkdir()
+    text = """
+[run]
+protocol = ["canonical", "insta"]
+out = "out"
+[[datasets]]
+kind = "frames"
+path = "gt"
+mask = "masks"
+landmarks = "lmk.npy"
+[[methods]]
+name = "a"
+adapter = "consistentavatar"
+settings = { checkpoint = "ckpt", stage1_rgb = "{root}/rgb" }
+[[methods]]
+name = "hub"
+adapter = "consistentavatar"
+settings = { checkpoint = "org/model" }
+[[methods]]
+name = "b"
+adapter = "folder"
+settings = { path = "renders/{sequence}" }
+"""
+    (tmp_path / "run.toml").write_text(text)
+    monkeypatch.chdir(tmp_path.parent)  # the working directory plays no part
+    config = load_config(tmp_path / "run.toml")
+    assert config.protocol == ("canonical", "insta")
+    assert (config.datasets[0].mask, config.datasets[0].landmarks) == (str(tmp_path / "masks"), str(tmp_path / "lmk.npy"))
+    assert config.methods[0].settings == {"checkpoint": str(tmp_path / "ckpt"), "stage1_rgb": "{root}/rgb"}
+    assert config.methods[1].settings == {"checkpoint": "org/model"}  # no such folder: a hub id, kept
+    assert config.methods[2].settings == {"path": str(tmp_path / "renders" / "{sequence}")}
+    saved = tmp_path / "elsewhere" / "config.toml"
+    saved.parent.mkdir()
+    saved.write_text(to_toml(config))
+    assert load_config(saved) == config

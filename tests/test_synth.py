@@ -190,8 +190,84 @@ def test_stage1_proxy_flickers_from_frame_to_frame(small):
     (["--size", "32"], "--size"),
     (["--frames", "0"], "--frames"),
     (["--fps", "0"], "--fps"),
+    (["--fps", "nan"], "--fps"),
+    (["--seed", "-1"], "--seed must be an integer from 0"),
+    (["--name", ".hidden"], "--name '.hidden'"),
+    (["--name", "a/b"], "--name 'a/b'"),
 ])
-def test_bad_arguments_are_one_line_errors(tmp_path, capsys, argv, message):
-    assert main(["synth", "--out", str(tmp_path), "--quiet", *argv]) == 2
+def test_bad_arguments_are_one_line_errors_and_create_nothing(tmp_path, capsys, argv, message):
+    out = tmp_path / "new"
+    assert main(["synth", "--out", str(out), "--quiet", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cabench: error:") and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_out_an_existing_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["synth", "--out", str(tmp_path / "file"), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == f"cabench: error: {tmp_path / 'file'}: --out exists and is not a folder"
+
+
+def _leftovers(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+
+
+def test_a_failed_run_leaves_nothing_behind_and_a_rerun_works(tmp_path, capsys, monkeypatch):
+    from benchmark.datasets import synthetic
+
+    argv = ["synth", "--out", str(tmp_path), "--frames", "6", "--size", "64", "--quiet"]
+    real = synthetic._write_png
+    calls = []
+
+    def full_disk(path, array):
+        calls.append(path)
+        if len(calls) == 9:
+            raise synthetic.CabenchError(f"{path}: could not write the image")
+        real(path, array)
+
+    monkeypatch.setattr(synthetic, "_write_png", full_disk)
+    assert main(argv) == 2
+    assert "could not write the image" in capsys.readouterr().err
+    assert not (tmp_path / "astronaut").exists() and _leftovers(tmp_path) == []
+    monkeypatch.setattr(synthetic, "_write_png", real)
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "astronaut" / "transforms.json").read_text())["num_frames"] == 6
+
+
+def test_a_killed_run_is_cleaned_by_the_next(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = [sys.executable, "-m", "benchmark.cli", "synth", "--out", str(tmp_path), "--frames", "400", "--size", "64",
+            "--quiet"]
+    killed = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[1])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(tmp_path.glob(".astronaut.partial-*/images/00003.png")):
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert _leftovers(tmp_path) and not (tmp_path / "astronaut").exists()  # a half-written build, hidden
+    assert main(["synth", "--out", str(tmp_path), "--frames", "4", "--size", "64", "--quiet"]) == 0
+    assert _leftovers(tmp_path) == [] and len(list((tmp_path / "astronaut" / "images").glob("*.png"))) == 4
+
+
+def test_an_unfinished_sequence_is_replaced_and_a_foreign_folder_is_not(tmp_path, capsys):
+    argv = ["synth", "--out", str(tmp_path), "--frames", "4", "--size", "64", "--quiet"]
+    unfinished = tmp_path / "astronaut"
+    (unfinished / "images").mkdir(parents=True)  # what an interrupted run of an earlier version left
+    (unfinished / "images" / "00000.png").write_bytes(b"half")
+    assert main(argv) == 0
+    assert (unfinished / ".cabench-synth").is_file() and (unfinished / "transforms.json").is_file()
+    (unfinished / "transforms.json").unlink()  # marked as cabench's but not complete
+    assert main(argv) == 0 and (unfinished / "transforms.json").is_file()
+    (unfinished / "notes.txt").write_text("mine")
+    assert main(argv) == 2 and "--overwrite" in capsys.readouterr().err  # complete: only with --overwrite
+    assert main([*argv, "--overwrite"]) == 0 and not (unfinished / "notes.txt").exists()
+    foreign = tmp_path / "other"
+    (foreign / "images").mkdir(parents=True)
+    (foreign / "README").write_text("not a sequence")
+    assert main([*argv, "--name", "other", "--overwrite"]) == 2
+    assert "not written by cabench synth" in capsys.readouterr().err and (foreign / "README").exists()

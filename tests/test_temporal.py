@@ -148,8 +148,10 @@ def test_occlusion_of_consistent_and_inconsistent_flows():
     assert occlusion_mask(forward, torch.zeros_like(forward)).all()  # |3|^2 > 0.01*9 + 0.5
     boundary = torch.zeros(1, 2, 32, 32)
     boundary[:, 0, :, 16:] = 2.0  # a motion edge at column 16
-    mask = occlusion_mask(boundary, -boundary)[0, 0]
-    assert mask[:, 15:17].all() and not mask[:, :14].any()
+    mask = occlusion_mask(boundary, -boundary)[0, 0]  # Lai's forward differences: the column before the edge
+    assert mask[:, 15].all() and not mask[:, :15].any() and not mask[:, 16:].any()
+    mask = occlusion_mask(boundary, -boundary, variant="central")[0, 0]  # central differences: both sides
+    assert mask[:, 15:17].all() and not mask[:, :15].any() and not mask[:, 17:].any()
 
 
 def test_warp_error_of_an_exact_integer_shift_is_zero_inside():

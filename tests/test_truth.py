@@ -154,6 +154,21 @@ def test_a_changed_ground_truth_frame_recomputes_only_what_it_enters(gt_video, t
     assert store.counts["flow"] == {"computed": FRAMES - 1}  # another protocol prepared the frames
 
 
+def test_the_warp_variant_keys_its_occlusion_masks(gt_video, tmp_path):
+    pred = methods(gt_video)["shift"]
+    store = TruthStore(tmp_path / "cache")
+    columns = ["warp_error", "warp_error_gt"]
+    for variant in ("lai", "central"):
+        store.counts.clear()
+        cached = evaluate(pred, gt_video, metrics=["warp_error"], variant=variant, progress=False, truth_cache=store)
+        assert store.counts["occlusion"] == {"computed": FRAMES - 1}  # the other variant's masks are not reused
+        alone = evaluate(pred, gt_video, metrics=["warp_error"], variant=variant, progress=False)
+        np.testing.assert_array_equal(cached.frames[columns].to_numpy(), alone.frames[columns].to_numpy())
+    store.counts.clear()
+    evaluate(pred, gt_video, metrics=["warp_error"], variant="lai", progress=False, truth_cache=store)
+    assert store.counts["occlusion"] == {"loaded": FRAMES - 1} and store.counts["flow"] == {"loaded": FRAMES - 1}
+
+
 def test_content_key_depends_on_pixels_salt_and_not_on_layout():
     frame = torch.rand(3, 8, 8)
     key = content_key(frame, "canonical/1")

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=int, default=None, help="frame side in pixels (default: 128)")
     parser.add_argument("--sequences", type=int, default=None, help="number of sequences (default: 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic motion (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="recompute every stored number")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -30,12 +30,9 @@ def run(args: argparse.Namespace) -> int:
     report = demo.run_demo(out=args.out, frames=args.frames or demo.DEMO_FRAMES, size=args.size or demo.DEMO_SIZE,
                            sequences=args.sequences or demo.DEMO_SEQUENCES, seed=args.seed, device=args.device,
                            force=args.force, progress=not args.quiet, log=(lambda m: None) if args.quiet else print)
-    summary = report.summary
-    headline = summary[summary["metric"].isin(["l2", "psnr", "ssim", "lpips", "flow_gap", "tof", "warp_error"])]
-    wide = headline.pivot_table(index="method", columns="metric", values="mean", sort=False)
-    print(wide.to_string(float_format=lambda v: f"{v:.4g}"))
-    print()
-    print((report.out / "table1.md").read_text())
+    for name in ("table1.md", "metrics.md"):  # Table 1 and the headline column of every other metric
+        if (report.out / name).exists():
+            print((report.out / name).read_text())
     if len(report.missing):
         for (metric, reason), _ in report.missing.groupby(["metric", "reason"], sort=False):
             print(f"{metric}: missing ({reason})")

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ablation", choices=("wo_stage2", "wo_lcm", "wo_normal", "wo_emotion", "wo_aligned_tsd"))
     parser.add_argument("--emotion-db", help="MEAD-style expression database to label frames (default: neutral)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -30,9 +30,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from benchmark.io import write_frames
+    from metrics.device import resolve_device
     from reference import render_sequence
     from reference.data import load_sequence
 
+    args.device = str(resolve_device(args.device))  # "auto" resolved, CUDA checked before the data is read
     data = load_sequence(args.data, args.split)
     if data.pose_missing:
         print("note: frames without 'pose' in the transforms file get zero pose")

@@ -9,10 +9,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "plots",
         help="plots of a run (temporal curves, bars, traces) or of cabench time (time against steps)",
-        description="Draw PNG plots: --run DIR gives temporal curves, per-metric bars with spread and per-frame "
-                    "traces; --timing DIR (or CSV) gives time per frame against steps per scheduler and stage.",
+        description="Draw PNG plots: --run DIR gives temporal curves, per-metric bars with the confidence interval "
+                    "of each mean and per-frame traces; --timing DIR (or CSV) gives time per frame against steps per "
+                    "scheduler and stage.",
     )
     parser.add_argument("--run", default=None, help="run folder holding per_frame.csv")
+    parser.add_argument("--rolling", type=_frames, default=None, metavar="FRAMES",
+                        help="shade each trace with the interval of its rolling mean over FRAMES frames (with --run)")
     parser.add_argument("--timing", default=None, help="folder (or CSV) written by cabench time")
     parser.add_argument("--quality", default=None,
                         help="CSV with columns scheduler, steps and a metric column, drawn beside time (with --timing)")
@@ -21,10 +24,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _frames(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"needs at least 2 frames, got {value}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.files import read_csv
+    from benchmark.results.files import read_csv
     from metrics.errors import CabenchError, InputError
     from reports import plots
 
@@ -32,12 +42,20 @@ def run(args: argparse.Namespace) -> int:
         raise CabenchError("plots: give --run DIR or --timing DIR")
     files = []
     if args.run:
-        from benchmark.commands.tables import read_run
-        from benchmark.runner import summarize_run
+        from benchmark.results.bootstrap import saved_settings
+        from benchmark.results.schema import read_run
+        from benchmark.results.summary import summarize
 
+        bootstrap = saved_settings(args.run)
         per_frame, _ = read_run(args.run)
         out = Path(args.out or Path(args.run) / "plots")
-        files += plots.run_plots(per_frame, summarize_run(per_frame), out)
+        protocols = list(dict.fromkeys(per_frame["protocol"]))
+        summary = summarize(per_frame, bootstrap=bootstrap)
+        for protocol in protocols:
+            rows = per_frame[per_frame["protocol"] == protocol]
+            files += plots.run_plots(rows, summary[summary["protocol"] == protocol], out,
+                                     prefix=protocol if len(protocols) > 1 else "", rolling=args.rolling,
+                                     level=bootstrap.level)
     if args.timing:
         frame = plots.read_timing(args.timing)
         timing_path = Path(frame.attrs["path"])

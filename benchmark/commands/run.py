@@ -2,7 +2,8 @@
 
 Launched as several processes (``accelerate launch --multi_gpu``, or ``torchrun`` for CPU
 processes, which accelerate's own launcher runs only through MPI) the (sequence, method) pairs are
-split across the processes and the main process merges them. See :mod:`benchmark.runner` and :mod:`benchmark.config`.
+split across the processes and the main process merges them. See :mod:`benchmark.runner` (the engine,
+shared with ``cabench eval`` and ``demo``) and :mod:`benchmark.config`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,12 @@
-"""`cabench tables --run DIR [--paper]`: Table 1 and Table 2 of a run in the paper's layout."""
+"""`cabench tables --run DIR [--paper] [--ci [pm|bounds]] [--protocols]`: the tables of a run.
+
+Table 1 and Table 2 in the paper's layout (and the run's other metrics), the best value bold and a
+dagger on the values not significantly worse than it; ``--ci`` adds each value's block-bootstrap
+interval (``pm``: ``mean ± half-width``, the default; ``bounds``: ``mean [low, high]``);
+``--protocols`` also writes the protocol matrix (each protocol's ranking of the methods and the
+Kendall tau between protocols' rankings). The bootstrap settings are the run's (``[run] bootstrap``
+of its ``config.toml``) unless ``--resamples``, ``--seed`` or ``--level`` say otherwise.
+"""
 
 from __future__ import annotations
 
@@ -6,52 +14,51 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from benchmark.commands.compare import resample_count
+
     parser = subparsers.add_parser(
         "tables",
-        help="Table 1 / Table 2 of a run (Markdown, LaTeX, CSV), optionally beside the paper's numbers",
+        help="Table 1 / Table 2 of a run (Markdown, LaTeX, CSV) with intervals and marks, the protocol matrix",
         description="Write the paper's Table 1 (L2, PSNR, SSIM, LPIPS, time) and Table 2 (PE, EE) from a run's "
-                    "per_frame.csv: methods in the paper's order, dataset groups, arrows, best in bold.",
+                    "per_frame.csv: methods in the paper's order, dataset groups, arrows, best in bold, a dagger on "
+                    "the values not significantly worse than the best (paired block bootstrap, Holm).",
     )
     parser.add_argument("--run", required=True, help="run folder (holds per_frame.csv, e.g. from cabench run or demo)")
     parser.add_argument("--paper", action="store_true", help="put the paper's reported numbers and the difference beside")
+    parser.add_argument("--ci", nargs="?", const="pm", default=None, choices=("pm", "bounds"),
+                        help="show each value's block-bootstrap interval: pm = mean ± half-width (the default when "
+                             "given alone), bounds = mean [low, high]")
+    parser.add_argument("--protocols", action="store_true",
+                        help="also write the protocol matrix (protocols.md/.csv): each protocol's ranking of the "
+                             "methods and the Kendall tau between protocols' rankings, per metric")
+    parser.add_argument("--resamples", type=resample_count, default=None,
+                        help="bootstrap resamples (default: the run's [run] bootstrap, else 2000)")
+    parser.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: the run's, else 0)")
+    parser.add_argument("--level", type=float, default=None,
+                        help="interval level; marks test at 1 - level (default: the run's, else 0.95)")
     parser.add_argument("--out", default=None, help="where to write the tables (default: the run folder)")
     parser.set_defaults(func=run)
-
-
-def read_run(folder):
-    """(per_frame, missing) of a run folder; errors name the file."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    from benchmark.files import read_csv
-    from metrics.errors import InputError
-
-    folder = Path(folder)
-    path = folder / "per_frame.csv"
-    if not path.exists():
-        raise InputError(f"{path}: no per_frame.csv in the run folder (run cabench run or cabench demo first)")
-    per_frame = read_csv(path, "result table")
-    needed = {"dataset", "method", "frame", "protocol"}
-    if not needed <= set(per_frame.columns):
-        raise InputError(f"{path}: not a result table (needs columns {', '.join(sorted(needed))})")
-    missing_path = folder / "missing.csv"
-    missing = pd.read_csv(missing_path) if missing_path.exists() and missing_path.stat().st_size else None
-    return per_frame, missing
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from benchmark.files import atomic_write_text
-    from benchmark.runner import missing_by_method, summarize_run
-    from reports.tables import render_all
+    from benchmark.results.bootstrap import saved_settings
+    from benchmark.results.files import atomic_write_text
+    from benchmark.results.schema import read_run
+    from benchmark.results.summary import missing_by_method, summarize
+    from reports import matrix
+    from reports.tables import Uncertainty, render_all, table_marks
 
+    bootstrap = saved_settings(args.run).overridden(args.resamples, args.seed, args.level)
     per_frame, missing = read_run(args.run)
-    summary = summarize_run(per_frame)
-    missing = missing_by_method(missing) if missing is not None and len(missing) else None
+    summary = summarize(per_frame, bootstrap=bootstrap)
+    missing = missing_by_method(missing) if len(missing) else None
     out = Path(args.out or args.run)
-    files = render_all(summary, missing, paper=args.paper)
+    uncertainty = Uncertainty(args.ci, table_marks(per_frame, summary, bootstrap=bootstrap), bootstrap)
+    files = render_all(summary, missing, paper=args.paper, uncertainty=uncertainty)
+    if args.protocols:
+        files.update(matrix.render_files(summary))
     for name, text in files.items():
         atomic_write_text(out / name, text)
     for name in files:

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=_steps, default=[1, 2, 4, 8, 10], help="e.g. 1,2,4,8,10")
     parser.add_argument("--batch", type=int, default=1, help="frames per batch")
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"))
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet, ControlNet and VAE decoder")
     parser.add_argument("--refiner", help="SDXL refiner folder to time a low-strength refiner pass")
@@ -45,10 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from metrics.device import resolve_device
     from metrics.errors import CabenchError
     from reference.schedulers import SCHEDULERS
     from reference.timing import plot_times, time_pipeline, timing_pipeline
 
+    args.device = str(resolve_device(args.device))  # "auto" resolved, CUDA checked before the pipeline is built
     schedulers = [s.strip() for s in args.scheduler.split(",") if s.strip()]
     for s in schedulers:
         if s not in SCHEDULERS:

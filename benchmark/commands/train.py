@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/train_state/STAGE")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--emotion-db", help="MEAD-style expression database folder <label>/<clip>.npy")
     parser.add_argument("--rig-condition", default="tsd", choices=("tsd", "render"),
                         help="rig only: tsd (the released ConsistentAvatar code) or render (DiffusionRig)")
@@ -38,9 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from metrics.device import resolve_device
     from reference.config import get_config
     from reference.data import load_dataset
 
+    args.device = str(resolve_device(args.device))  # "auto" resolved, CUDA checked before the data is read
     config = get_config(args.config)
     data = load_dataset(args.data, "train", size=args.size or config.resolution)
     if data.pose_missing:

@@ -1,4 +1,5 @@
-"""`cabench weights`: every weight file the harness can use, where it looked, whether it was found."""
+"""`cabench weights`: every weight file the harness can use, where it looked, whether it was found
+and, when found, whether it loads and fits its model ("found but unusable: why")."""
 
 from __future__ import annotations
 
@@ -19,8 +20,13 @@ def run(args: argparse.Namespace) -> int:
     _load_optional_weight_tables()
     print("searched, in order: explicit paths given to a command, " + ", ".join(str(d) for d in search_dirs()))
     for row in weight_status():
-        print(f"{row['found'] != 'missing' and 'found  ' or 'missing'}  {row['file']:<34} {row['used_by']}")
-        print(f"         {'at ' + row['found'] if row['found'] != 'missing' else 'source: ' + row['source']}")
+        print(f"{row['status']:<8} {row['file']:<34} {row['used_by']}")
+        if row["status"] == "found":
+            print(f"         at {row['found']}")
+        elif row["status"] == "unusable":
+            print(f"         found but unusable: {row['found']}: {row['reason']}")
+        else:
+            print(f"         source: {row['source']}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Dataset readers: INSTA, IMavatar / PointAvatar, NeRFace, and the synthetic dataset.
 
-``open_dataset(path, kind=None)`` detects the layout (or takes ``kind``) and returns a
+``open_dataset(path, kind=None)`` detects the layout (or takes ``kind``; ``"frames"``: one
+sequence of frames given directly, see :mod:`benchmark.datasets.adhoc`) and returns a
 :class:`Dataset` of :class:`Sequence` objects; a folder whose sub-folders are sequences of one
 layout (several INSTA actors, several synthetic sequences) gives all of them.
 """
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmark.datasets.base import Dataset, Sequence
+from benchmark.io import list_folder
 from metrics.errors import InputError
 
 __all__ = ["Dataset", "Sequence", "KINDS", "detect_kind", "open_dataset"]
@@ -27,7 +29,7 @@ def _readers() -> dict[str, tuple[Callable[[Path], bool], Callable[[Path], list[
     }
 
 
-KINDS = ("insta", "synthetic", "imavatar", "pointavatar", "nerface")
+KINDS = ("insta", "synthetic", "imavatar", "pointavatar", "nerface", "frames")
 
 
 def detect_kind(path: str | os.PathLike) -> str:
@@ -39,7 +41,7 @@ def detect_kind(path: str | os.PathLike) -> str:
     for kind, (matches, _) in readers.items():
         if matches(root):
             return kind
-    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+    for child in [p for p in list_folder(root) if p.is_dir()]:
         for kind, (matches, _) in readers.items():
             if matches(child):
                 return kind
@@ -54,6 +56,10 @@ def open_dataset(path: str | os.PathLike, kind: str | None = None) -> Dataset:
     root = Path(path)
     if kind is not None and kind not in KINDS:
         raise InputError(f"dataset kind {kind!r}: choose from {', '.join(KINDS)}")
+    if kind == "frames":  # one sequence of frames given directly (benchmark.datasets.adhoc)
+        from benchmark.datasets.adhoc import read_frames_sequence
+
+        return Dataset(kind="frames", root=root, sequences=[read_frames_sequence(root)])
     detected = detect_kind(root)
     reader_kind = {"synthetic": "insta", "pointavatar": "imavatar"}.get(kind or detected, kind or detected)
     if reader_kind != detected:
@@ -63,7 +69,7 @@ def open_dataset(path: str | os.PathLike, kind: str | None = None) -> Dataset:
         sequences = read(root)
     else:
         sequences = []
-        for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        for child in [p for p in list_folder(root) if p.is_dir()]:
             if matches(child):
                 sequences.extend(read(child))
     if kind == "synthetic" and not all(s.kind == "synthetic" for s in sequences):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from benchmark.io import FileFrames, Frames, FrameSource, MaskFiles, mask_frames
+from benchmark.stamps import text_stamp
 from metrics.errors import InputError
 
 __all__ = ["FileFrames", "MaskFiles", "MatteOf", "RemappedFrames"]
@@ -36,7 +37,13 @@ class RemappedFrames(FrameSource):
     def read(self, ids: Sequence[int]) -> Frames:
         self._check_ids(ids)
         inner = self.source.read([self.mapping[i] for i in ids])
-        return Frames(list(ids), inner.rgb, inner.alpha)
+        return Frames(list(ids), inner.rgb, inner.alpha, inner.colour)
+
+    def content_key(self, ids: Sequence[int] | None = None) -> str:
+        ids = list(self.frame_ids if ids is None else ids)
+        self._check_ids(ids)
+        inner = [self.mapping[i] for i in ids]
+        return text_stamp("remapped", ids, inner, self.source.content_key(inner))
 
 
 def _key_of(mapping: Mapping[int, int], value: int) -> int:
@@ -52,6 +59,9 @@ class MatteOf(FrameSource):
         self.frame_ids = source.frame_ids
         self.size = source.size
         self.fps = source.fps
+
+    def content_key(self, ids: Sequence[int] | None = None) -> str:
+        return text_stamp("matte", self.source.content_key(ids))
 
     def read(self, ids: Sequence[int]) -> Frames:
         frames = self.source.read(ids)

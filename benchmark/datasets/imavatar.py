@@ -3,7 +3,8 @@
 Layout (IMavatar ``code/datasets/real_dataset.py``, ``preprocess``)::
 
     <subject>/<subject>/<video>/image/{N}.png      1-based frame names (ffmpeg %d)
-    <subject>/<subject>/<video>/mask/{N}.png       MODNet matte
+    <subject>/<subject>/<video>/mask/{N}.png       MODNet matte (the frames' matte: composited on
+                                                   white, as IMavatar's and PointAvatar's scripts do)
     <subject>/<subject>/<video>/flame_params.json  shape_params, intrinsics, frames[]
 
 Each ``frames[]`` entry has ``file_path`` (``./image/N``), ``expression`` (50), ``pose`` (15 =
@@ -83,10 +84,9 @@ def read_video(folder: Path, name: str | None = None) -> Sequence:
             rows["keypoints"].append(as_array(entry["flame_keypoints"], (-1, 2), path, f"frames[{index}] flame_keypoints"))
     order = sorted(images)
     position = {frame: i for i, frame in enumerate(images)}
-    frames = FileFrames({f: images[f] for f in order}, name=str(folder / "image"), source=str(path))
-    mask = None
-    if (folder / "mask").is_dir():
-        mask = MaskFiles({f: masks[f] for f in order}, name=str(folder / "mask"), source=str(path))
+    mattes = {f: masks[f] for f in order} if (folder / "mask").is_dir() else None
+    frames = FileFrames({f: images[f] for f in order}, name=str(folder / "image"), source=str(path), mattes=mattes)
+    mask = None if mattes is None else MaskFiles(mattes, name=str(folder / "mask"), source=str(path))
 
     def aligned(key):
         return stack_rows([rows[key][position[f]] for f in order], path, key)

@@ -16,7 +16,9 @@ Each sequence ``<out>/<name>/`` holds (frame ids 0-based, ``{id:05d}``):
   blink_left, blink_right``; the rest 0);
 - ``transforms.json`` and ``transforms_{train,test,val}.json`` with INSTA's fields, every frame
   entry also holding ``pose`` (6: global + jaw axis-angle, FLAME convention), ``expression``
-  (100), ``landmarks`` (68x2 pixels) and ``head_euler_deg`` (yaw, pitch, roll).
+  (100), ``landmarks`` (68x2 pixels) and ``head_euler_deg`` (yaw, pitch, roll);
+- ``.cabench-synth``: the header of ``transforms.json``, written first, marking the folder as
+  cabench's while it is built (see :func:`write_sequence`).
 
 Test split of a short sequence: INSTA tests on its last 350 frames; here test = the last
 ``min(350, max(1, N // 4))`` frames, val = the last ``min(20, len(test))`` (inside test, as
@@ -31,6 +33,11 @@ seed gives the same files, byte for byte.
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +54,7 @@ from benchmark.datasets.synthetic_face import (
     face_model,
     render,
 )
+from benchmark.io import list_folder
 from metrics.errors import CabenchError
 
 EXPRESSION_DIM = 100
@@ -147,6 +155,21 @@ def render_proxy(params: FaceParams, size: int, gain: float) -> tuple[np.ndarray
     return np.concatenate([rgb, alpha[..., None]], axis=-1), normal
 
 
+def check_arguments(frames: int, size: int, seed: int, fps: float, name: str) -> None:
+    """The arguments of a synthetic sequence, checked before anything is created (CabenchError naming the option)."""
+    checks = (
+        (isinstance(frames, int) and frames >= 1, f"--frames must be at least 1, got {frames}"),
+        (isinstance(size, int) and size >= 64, f"--size must be at least 64 pixels, got {size}"),
+        (isinstance(seed, int) and 0 <= seed < 2**63, f"--seed must be an integer from 0 to 2**63-1, got {seed}"),
+        (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0, f"--fps must be a positive number, got {fps}"),
+        (isinstance(name, str) and bool(name) and not name.startswith(".") and "/" not in name and "\0" not in name,
+         f"--name {name!r}: must be a plain folder name (no '/', not starting with '.')"),
+    )
+    for ok, message in checks:
+        if not ok:
+            raise CabenchError(message)
+
+
 def generate(frames: int = 120, size: int = 256, seed: int = 0, fps: float = 25.0) -> Iterator[SyntheticFrame]:
     """Yield the frames of one synthetic sequence, in order."""
     if size < 64:
@@ -159,26 +182,65 @@ def generate(frames: int = 120, size: int = 256, seed: int = 0, fps: float = 25.
         yield SyntheticFrame(p, render(model, p), rgba, normal)
 
 
+MARKER = ".cabench-synth"  # written first into a sequence being built: the folder is cabench's, complete or not
+# what a sequence folder holds: a folder with these names only is an unfinished sequence
+SEQUENCE_ENTRIES = {"images", "seg_mask", "depth", "normal", "stage1", "flame", "experiments", "transforms.json",
+                    "transforms_train.json", "transforms_test.json", "transforms_val.json", MARKER}
+
+
 def write_sequence(out: Path, frames: int = 120, size: int = 256, seed: int = 0, fps: float = 25.0,
                    name: str = "astronaut", progress: bool = True, overwrite: bool = False) -> Path:
     """Write one sequence under ``out/name`` (see the module docstring); returns its folder.
 
-    An existing sequence is replaced only with ``overwrite`` and only when ``cabench synth`` wrote
-    it (stale frames of a longer earlier run would otherwise be read as part of this one).
+    Every argument, and whether ``out/name`` may be written, is checked before anything is created.
+    The sequence is built in a hidden folder beside it (``out/.name.partial-<pid>-*``) that is
+    renamed into place when complete, so a failed or killed run never leaves a half-written
+    sequence under the name (a killed run's hidden folder is removed by the next run). An existing
+    ``out/name`` is replaced only when it is cabench's: with ``overwrite`` when it is a complete
+    sequence, and always when it is an unfinished one (it carries the marker without
+    ``transforms.json``, or holds nothing but a sequence's folders); stale frames of a longer
+    earlier run would otherwise be read as part of this one. Any other folder is never touched.
     """
-    import cv2
     from tqdm import tqdm
 
-    root = Path(out) / name
-    _prepare(root, overwrite)
+    check_arguments(frames, size, seed, fps, name)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CabenchError(f"{out}: --out exists and is not a folder")
+    root = out / name
+    replace = _replaceable(root, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(out, name)
+    building = Path(tempfile.mkdtemp(prefix=f".{name}.partial-{os.getpid()}-", dir=out))
+    try:
+        _write_json(building / MARKER, _header(size, fps, seed, frames))
+        items = tqdm(generate(frames, size, seed, fps), total=frames, desc=f"synth {name}", disable=not progress,
+                     unit="frame")
+        _write_frames(building, items, frames, size, fps, seed)
+        if replace:
+            trash = Path(tempfile.mkdtemp(prefix=f".{name}.replaced-{os.getpid()}-", dir=out))
+            root.rename(trash / name)
+            building.rename(root)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            building.rename(root)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return root
+
+
+def _write_frames(root: Path, items: Iterator[SyntheticFrame], frames: int, size: int, fps: float, seed: int) -> None:
+    """Write the frames and their annotations into ``root`` (the layout of the module docstring)."""
+    import cv2
+
     folders = {k: root / k for k in ("images", "seg_mask", "depth", "normal", "stage1/rgb", "stage1/normal", "flame/exp")}
     for folder in [*folders.values(), root / OVERLAY_DIR]:
         folder.mkdir(parents=True, exist_ok=True)
     splits = synthetic_splits(frames)
     test_index = {frame: i for i, frame in enumerate(splits["test"])}
     entries = []
-    bar = tqdm(generate(frames, size, seed, fps), total=frames, desc=f"synth {name}", disable=not progress, unit="frame")
-    for frame, item in enumerate(bar):
+    for frame, item in enumerate(items):
         stem = f"{frame:05d}"
         _write_png(folders["images"] / f"{stem}.png", item.rgba)
         _write_png(folders["normal"] / f"{stem}.png", item.gt.normal)
@@ -193,33 +255,53 @@ def write_sequence(out: Path, frames: int = 120, size: int = 256, seed: int = 0,
         (folders["flame/exp"] / f"{stem}.txt").write_text(" ".join(f"{v:.6f}" for v in expression) + "\n")
         entries.append(_frame_entry(stem, item, expression))
     header = _header(size, fps, seed, frames)
-    _write_json(root / "transforms.json", {**header, "frames": entries})
     for split, ids in splits.items():
         _write_json(root / f"transforms_{split}.json", {**header, "frames": [entries[i] for i in ids]})
-    return root
+    _write_json(root / "transforms.json", {**header, "frames": entries})  # last: its presence means complete
 
 
-def _prepare(root: Path, overwrite: bool) -> None:
-    import shutil
-
-    if not root.exists():
-        return
-    if not root.is_dir():
-        raise CabenchError(f"{root}: exists and is not a folder")
-    if not any(root.iterdir()):
-        return
-    header = root / "transforms.json"
-    ours = False
-    if header.is_file():
-        try:
-            ours = json.loads(header.read_text(encoding="utf-8")).get("generator") == SYNTHETIC_GENERATOR
-        except (json.JSONDecodeError, AttributeError):
-            ours = False
-    if not ours:
+def _replaceable(root: Path, overwrite: bool) -> bool:
+    """Whether an existing ``root`` is to be replaced (see :func:`write_sequence`); refusals are errors."""
+    if not root.exists() and not root.is_symlink():
+        return False
+    if not root.is_dir() or root.is_symlink():
+        raise CabenchError(f"{root}: exists and is not a folder; choose another --out or --name")
+    entries = {entry.name for entry in list_folder(root)}
+    if not entries:
+        return True
+    complete = _generator(root / "transforms.json") == SYNTHETIC_GENERATOR
+    unfinished = not complete and (MARKER in entries or entries <= SEQUENCE_ENTRIES)
+    if not complete and not unfinished:
         raise CabenchError(f"{root}: folder exists and was not written by cabench synth; choose another --out or --name")
-    if not overwrite:
+    if complete and not overwrite:
         raise CabenchError(f"{root}: a synthetic sequence is already there; pass --overwrite to replace it")
-    shutil.rmtree(root)
+    return True
+
+
+def _generator(path: Path) -> str | None:
+    try:
+        header = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return header.get("generator") if isinstance(header, dict) else None
+
+
+def _remove_abandoned(out: Path, name: str) -> None:
+    """Remove the hidden build folders of ``name`` that runs no longer alive left behind (killed runs)."""
+    for entry in list_folder(out):
+        match = re.fullmatch(rf"\.{re.escape(name)}\.(partial|replaced)-(\d+)-.*", entry.name)
+        if match and entry.is_dir() and not _process_alive(int(match.group(2))):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:

@@ -1,0 +1,54 @@
+"""An ad-hoc dataset of one sequence: ground-truth frames given directly (``cabench eval --gt``).
+
+The sequence is a folder of images or a video (read as :func:`benchmark.io.open_frames` reads
+them), with optional masks (a folder of mask images named by frame id) and optional landmarks (a
+``.npy`` array (T, 68, 2) in pixels, row ``i`` for the ``i``-th ground-truth frame in frame-id
+order). It has no splits, so every frame is evaluated. Its name is the folder's name or the
+video's stem. In a run config it is a dataset of ``kind = "frames"``::
+
+    [[datasets]]
+    kind = "frames"
+    path = "gt/"                 # or gt.mp4
+    mask = "masks/"              # optional; used with [run] mask = true
+    landmarks = "landmarks.npy"  # optional
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.datasets.base import LANDMARKS, Sequence
+from benchmark.io import open_frames, open_masks
+from metrics.errors import InputError
+
+
+def sequence_name(path: str | Path) -> str:
+    """The name of the ad-hoc sequence at ``path``: a folder's name, a video's stem."""
+    path = Path(path)
+    return path.stem if path.is_file() else path.name
+
+
+def read_frames_sequence(path: str | Path, mask: str | Path | None = None, landmarks: str | Path | None = None,
+                         name: str | None = None) -> Sequence:
+    """The ad-hoc sequence at ``path`` (see the module docstring); errors name the file."""
+    frames = open_frames(str(path))
+    masks = open_masks(str(mask)) if mask is not None else None
+    if masks is not None:
+        absent = sorted(set(frames.frame_ids) - set(masks.frame_ids))
+        if absent:
+            raise InputError(f"{mask}: no mask for frames {', '.join(map(str, absent[:8]))}")
+    annotations = {}
+    if landmarks is not None:
+        try:
+            values = np.load(landmarks)
+        except (OSError, ValueError) as error:
+            raise InputError(f"{landmarks}: cannot read landmarks ({error})") from None
+        if values.ndim != 3 or values.shape[1:] != (68, 2) or len(values) != len(frames.frame_ids):
+            raise InputError(f"{landmarks}: landmarks of shape {values.shape}, expected ({len(frames.frame_ids)}, 68, 2) "
+                             "(one row per ground-truth frame, in frame-id order)")
+        annotations[LANDMARKS] = np.asarray(values, dtype=np.float64)
+    root = Path(path)
+    return Sequence(name=name or sequence_name(path), frames=frames, mask=masks, annotations=annotations,
+                    fps=frames.fps, root=root if root.is_dir() else root.parent, kind="frames")

@@ -1,0 +1,71 @@
+"""A method of a run on one sequence: what its frames depend on, and the frames themselves.
+
+A method is stored frames (``frames = "path"``, with ``{root}``, ``{sequence}``, ``{dataset}``
+filled in) or an adapter (``baselines.create_adapter(adapter, **settings)``, given the run's split
+and the method's name unless the settings give them). :meth:`MethodSource.identity` is what the
+method's numbers depend on, taken without rendering: its settings and the content stamp of its
+frames (``FrameSource.content_key``) or, for an adapter, ``Adapter.fingerprint(sequence)``.
+:meth:`MethodSource.output` loads the adapter (the work that must not be timed) and gives its
+frames, what was done to align them and, when it rendered them, its seconds per frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from baselines.base import Adapter, MethodOutput
+from benchmark.config import MethodConfig
+from benchmark.datasets.base import Sequence
+from benchmark.io import FrameSource, open_frames
+from benchmark.stamps import text_stamp
+from metrics.errors import CabenchError
+
+
+class MethodSource:
+    """One method on one sequence (see the module docstring)."""
+
+    def __init__(self, method: MethodConfig, dataset: str, sequence: Sequence, split: str):
+        self.method = method
+        self.sequence = sequence
+        self.adapter: Adapter | None = None
+        self.path: str | None = None
+        if method.frames is not None:
+            fields = {"root": str(getattr(sequence, "root", "") or ""), "sequence": sequence.name, "dataset": dataset}
+            try:
+                self.path = method.frames.format(**fields)
+            except (KeyError, IndexError, ValueError) as error:
+                raise CabenchError(f"method {method.name!r}: bad placeholder {error} in frames "
+                                   "(known: root, sequence, dataset)") from None
+        else:
+            import baselines
+
+            settings = dict(method.settings)
+            settings.setdefault("split", split)
+            settings.setdefault("name", method.name)
+            self.adapter = baselines.create_adapter(method.adapter, **settings)
+
+    @property
+    def renders(self) -> bool:
+        """Whether the method's frames come from an adapter (which may measure a time per frame)."""
+        return self.adapter is not None
+
+    def _stored(self) -> FrameSource:
+        return open_frames(str(Path(self.path).resolve()), name=self.method.name)
+
+    def identity(self, ids: list[int]) -> dict[str, Any]:
+        """The method's settings and the stamp of its frames' content for ``ids`` (no rendering)."""
+        if self.adapter is None:
+            source = self._stored()
+            present = [i for i in ids if i in set(source.frame_ids)]
+            content = text_stamp(source.frame_ids, source.content_key(present))
+            return {"frames": str(Path(self.path).resolve()), "content": content}
+        return {"adapter": self.method.adapter, "settings": self.method.settings,
+                "content": self.adapter.fingerprint(self.sequence)}
+
+    def output(self) -> MethodOutput:
+        """The method's frames (rendered now by an adapter, after ``load()``, or read from storage)."""
+        if self.adapter is None:
+            return MethodOutput(self._stored(), {"frames": str(Path(self.path).resolve())})
+        self.adapter.load()
+        return self.adapter.outputs(self.sequence)

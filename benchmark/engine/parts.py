@@ -1,0 +1,86 @@
+"""The parts one pair of a run must have, and the fingerprints they are stored under.
+
+For each protocol of the run and each metric: the part's identity
+(:func:`benchmark.results.fingerprint.part_identity`: versions, options, protocol, the evaluated
+frames, the ground truth's and the method's content stamps) or, where the metric cannot run under
+that protocol or without its weights, the reason. A method an adapter renders also has a runtime
+part (``time_s``), under the method's identity. Planning renders nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmark.config import RunConfig
+from benchmark.engine.methods import MethodSource
+from benchmark.engine.plan import Pair, evaluated_ids, plan, truth_stamp, uses_mask
+from benchmark.results import fingerprint
+from benchmark.results.merge import StoredPair
+from benchmark.stamps import text_stamp
+from metrics import registry
+from metrics.protocols import get_protocol
+
+
+@dataclass
+class PairPlan:
+    """A pair, its method, the frames it evaluates, and its parts (see the module docstring)."""
+
+    pair: Pair
+    method: MethodSource
+    ids: list[int]
+    stored: StoredPair
+    identities: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    unavailable: dict[tuple[str, str], str] = field(default_factory=dict)
+    runtime_identity: dict[str, Any] | None = None
+
+
+def unavailable_reasons(metrics: list[str], options: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+    """Why each metric cannot run here (absent weights or packages), or None; checked once per run."""
+    return {name: registry.get(name).unavailable_reason(options[name]) for name in metrics}
+
+
+def plan_pair(config: RunConfig, pair: Pair, metrics: list[str], options: dict[str, dict[str, Any]],
+              protocols: list[str], truth: str, reasons: dict[str, str | None]) -> PairPlan:
+    """The parts of ``pair``. ``truth``: the sequence's content stamp (:func:`plan.truth_stamp`);
+    ``reasons``: :func:`unavailable_reasons`."""
+    ids = evaluated_ids(pair.sequence, config.split)
+    method = MethodSource(pair.method, pair.dataset.name, pair.sequence, config.split)
+    method_identity = method.identity(ids)
+    evaluation = {"split": config.split, "frames": text_stamp(ids), "count": len(ids), "align": sorted(config.align),
+                  "mask": uses_mask(config, pair.sequence)}
+    stored = StoredPair(pair.dataset.name, pair.sequence.name, pair.method.name)
+    pair_plan = PairPlan(pair, method, ids, stored)
+    for protocol_id in protocols:
+        protocol = get_protocol(protocol_id)
+        for name in metrics:
+            spec = registry.get(name)
+            merged_options = {**spec.defaults, **options[name]}
+            identity = fingerprint.part_identity(
+                metric=name, metric_version=spec.version, options=merged_options, protocol=protocol.id,
+                protocol_version=protocol.version, evaluation=evaluation, truth=truth, method=method_identity)
+            key = (protocol.id, name)
+            pair_plan.identities[key] = identity
+            stored.parts[key] = fingerprint.fingerprint(identity)
+            reason = protocol.unsupported.get(name) or reasons[name]
+            if reason:
+                pair_plan.unavailable[key] = reason
+    if method.renders:
+        pair_plan.runtime_identity = fingerprint.runtime_identity(method_identity, ids)
+        stored.runtime = fingerprint.fingerprint(pair_plan.runtime_identity)
+    return pair_plan
+
+
+def plan_run(config: RunConfig, metrics: list[str], options: dict[str, dict[str, Any]],
+             protocols: list[str]) -> list[PairPlan]:
+    """The plans of every pair of the run, in sequence-major order; each sequence's ground truth is
+    stamped once."""
+    reasons = unavailable_reasons(metrics, options)
+    truths: dict[tuple[str, str], str] = {}
+    plans = []
+    for pair in plan(config):
+        key = (pair.dataset.name, pair.sequence.name)
+        if key not in truths:
+            truths[key] = truth_stamp(config, pair.sequence, evaluated_ids(pair.sequence, config.split))
+        plans.append(plan_pair(config, pair, metrics, options, protocols, truths[key], reasons))
+    return plans
