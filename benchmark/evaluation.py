@@ -8,9 +8,12 @@ missing instead of as numbers, the protocol and the alignment policy used.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -22,6 +25,9 @@ from metrics import registry
 from metrics.device import resolve_device
 from metrics.errors import CabenchError, InputError
 from metrics.protocols import get_protocol
+from metrics.truth import TruthStore
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -85,6 +91,7 @@ def evaluate(
     progress: bool = True,
     annotations: dict[str, np.ndarray] | None = None,
     on_rows: Callable[[pd.DataFrame], None] | None = None,
+    truth_cache: str | os.PathLike | TruthStore | None = None,
     **options: Any,
 ) -> Evaluation:
     """Evaluate ``pred`` against ``gt`` frame by frame.
@@ -102,7 +109,16 @@ def evaluate(
         annotations: per-frame ground-truth arrays in the ground truth's frame order, e.g.
             ``{"landmarks": (T,68,2)}`` in pixels (the imavatar protocol's face hull).
         on_rows: called with each batch's rows as soon as they are computed.
+        truth_cache: a folder where what the metrics compute from the ground truth alone (flows,
+            occlusion masks, face boxes and landmarks, descriptors, DECA codes, LPIPS distances) is
+            kept across calls and runs, so that every method evaluated against the same ground
+            truth reuses it (see :mod:`metrics.truth`); or a :class:`~metrics.truth.TruthStore`
+            (e.g. ``TruthStore(folder, exclude={"flow"})`` to keep dense flows out of it). None:
+            computed in this call only.
         options: metric options (e.g. ``net="vgg"`` for LPIPS), given to the metrics that take them.
+
+    Per-frame work that releases the GIL (OpenCV flows, dlib) runs on ``torch.get_num_threads()``
+    threads, and the next batch is read while the current one is evaluated.
     """
     protocol_obj = get_protocol(protocol)
     names = parse_metrics(metrics)
@@ -139,33 +155,50 @@ def evaluate(
         name: registry.create(name, device=torch_device, protocol=protocol_obj, **per_metric_options[name])
         for name in runnable
     }
+    truth = truth_cache if isinstance(truth_cache, TruthStore) else TruthStore(truth_cache)
+    salt = f"{protocol_obj.id}/{protocol_obj.version}"
     columns = [c for name in runnable for c in evaluators[name].columns or (name,)]
     chunks = []
     bar = _progress(len(pair.frame_ids), progress, f"{pred_source.name} vs {gt_source.name}")
-    try:
-        for pred_frames, gt_frames in pair.batches(batch_size):
-            ids = gt_frames.ids
-            _check_frames(pred_frames.rgb, pred_source.name, ids)
-            mask_array = mask_source.read(ids).alpha if mask_source is not None else None
-            landmarks = None if landmark_rows is None else landmark_rows[_positions(gt_source, ids)]
-            prepared = protocol_obj.prepare(pred_frames, gt_frames, mask_array, landmarks, torch_device)
-            if prepared.mask is not None:
-                _check_masks(mask_array, prepared.mask, ids, mask_source, protocol_obj.id)
-            batch = registry.Batch(ids, prepared.pred, prepared.gt, prepared.mask,
-                                   {} if landmarks is None else {"landmarks": landmarks})
-            rows: dict[str, Any] = {"frame": ids, "protocol": protocol_obj.id}
-            for evaluator in evaluators.values():
-                for column, values in evaluator.update(batch).items():
-                    rows[column] = np.asarray(values, dtype=np.float64)
-            chunk = pd.DataFrame(rows)
-            chunks.append(chunk)
-            if on_rows is not None:
-                on_rows(chunk)
-            bar.update(len(ids))
-    finally:
-        bar.close()
+    workers = torch.get_num_threads()
+    with ThreadPoolExecutor(1) as reader, (ThreadPoolExecutor(workers) if workers > 1 else nullcontext()) as pool:
+        try:
+            for pred_frames, gt_frames in read_ahead(pair.batches(batch_size), reader):
+                ids = gt_frames.ids
+                _check_frames(pred_frames.rgb, pred_source.name, ids)
+                mask_array = mask_source.read(ids).alpha if mask_source is not None else None
+                landmarks = None if landmark_rows is None else landmark_rows[_positions(gt_source, ids)]
+                prepared_gt = protocol_obj.prepare_gt(gt_frames, mask_array, landmarks, torch_device)
+                if prepared_gt.mask is not None:
+                    _check_masks(mask_array, prepared_gt.mask, ids, mask_source, protocol_obj.id)
+                prepared_pred = protocol_obj.prepare_pred(pred_frames, prepared_gt, torch_device)
+                batch = registry.Batch(ids, prepared_pred, prepared_gt.gt, prepared_gt.mask,
+                                       {} if landmarks is None else {"landmarks": landmarks},
+                                       truth=truth, truth_salt=salt, executor=pool)
+                rows: dict[str, Any] = {"frame": ids, "protocol": protocol_obj.id}
+                for evaluator in evaluators.values():
+                    for column, values in evaluator.update(batch).items():
+                        rows[column] = np.asarray(values, dtype=np.float64)
+                chunk = pd.DataFrame(rows)
+                chunks.append(chunk)
+                if on_rows is not None:
+                    on_rows(chunk)
+                bar.update(len(ids))
+        finally:
+            bar.close()
     frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=["frame", "protocol", *columns])
     return Evaluation(frame, missing, protocol_obj.id, sorted(pair.policy))
+
+
+def read_ahead(batches: Iterator[T], reader: Executor) -> Iterator[T]:
+    """The items of ``batches``, the next one read on ``reader`` while the caller works on the current."""
+    pending = reader.submit(next, batches, None)
+    while True:
+        item = pending.result()
+        if item is None:
+            return
+        pending = reader.submit(next, batches, None)
+        yield item
 
 
 def _check_masks(raw: np.ndarray | None, prepared: torch.Tensor, ids: Sequence[int], source: FrameSource | None,

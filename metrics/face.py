@@ -1,24 +1,42 @@
 """Face metrics: DECA pose / expression error, dlib-landmark pose, expression and distance, identity.
 
-Every metric compares the generated frame t with the ground-truth frame t. Faces are found by
-dlib (:mod:`metrics.landmarks`) in each frame independently, so both go through the same
-detector; a frame where either has no face gets NaN (counted by the summaries, never fatal).
+Every metric compares the generated frame t with the ground-truth frame t. The ground truth's
+face is found by dlib's detector (:mod:`metrics.landmarks`; the most confident face). Where the
+method's face is looked for is the option ``face_region``:
+
+- ``"gt"`` (the default): in the ground truth's face region of that frame. dlib's shape predictor
+  places the method's 68 landmarks starting from the ground truth's face box, the identity
+  descriptor is computed on the chip those landmarks align, and DECA crops both frames by the
+  ground truth's landmark box (as IMavatar crops by ground-truth keypoints). Every frame where the
+  ground truth has a face gets a value, so a method cannot escape a face metric by destroying the
+  face: a blurred, blocky or noised face is measured, and a face that is gone scores badly instead
+  of dropping out of the mean.
+- ``"detect"``: dlib's detector is run on the method's frame too, each frame cropped by its own
+  landmarks (the behaviour of version 1). A frame where the detector finds no face in the method's
+  frame is NaN, so the mean covers only the frames where the method kept a detectable face: a
+  selection that favours the methods that destroy faces.
+
+Either way a frame where the ground truth has no face gets NaN (counted by the summaries, never
+fatal). What depends on the ground truth alone (its face box and landmarks, descriptor, DECA
+codes) is computed once through the batch's truth store, for every method.
 
 - ``deca_pe`` / ``deca_ee``: DECA's coarse encoder (``E_flame`` of ``deca_model.tar``) on DECA's
-  crop of each frame; L2 distance of the 6-d pose (global + jaw axis-angle) and of the 50-d
-  expression code. No FLAME model is needed.
+  crop; L2 distance of the 6-d pose (global + jaw axis-angle) and of the 50-d expression code. No
+  FLAME model is needed.
 - ``lmk_pose``: head rotation by ``cv2.solvePnP`` of six landmarks against a generic 3D face
   (focal length = image width, principal point = image centre); geodesic angle in degrees.
 - ``lmk_expr``: mean landmark distance after the least-squares similarity alignment of the
   generated landmarks onto the ground truth's (points 17-67: the jaw line follows head pose more
   than expression), over the inter-ocular distance (outer eye corners).
 - ``lmd`` / ``mlmd``: mean distance of all 68 / the 20 mouth landmarks, over the inter-ocular distance.
-- ``csim``: cosine similarity of dlib's 128-d face-recognition descriptors.
+- ``csim``: cosine similarity of dlib's 128-d face-recognition descriptors (dlib's network with
+  dlib's weights, run by torch: :mod:`metrics.dlib_resnet`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +44,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from metrics.batch_memo import MEMO
 from metrics.errors import InputError, WeightsMissingError, WeightsUnusableError
 from metrics.landmarks import (
     MOUTH,
+    chip_descriptors,
+    detect_face,
     detect_landmarks,
     dlib_unavailable,
-    face_descriptor,
+    face_chip,
     interocular,
+    landmarks_in_box,
+    model_path,
     similarity_align,
-    to_uint8_images,
 )
 from metrics.registry import Batch, Evaluator, MetricSpec, register
+from metrics.truth import file_stamp
 from metrics.weights import WeightFile, checked_state, register_weight, usable_weight
 
 DECA_WEIGHTS = register_weight(
@@ -218,19 +239,61 @@ def expression_distance(pred: np.ndarray, gt: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------------- per-batch face data
 
-
-def batch_landmarks(batch: Batch, role: str) -> list[np.ndarray | None]:
-    """dlib landmarks of every frame of ``batch.pred`` or ``batch.gt`` (memoised per batch)."""
-
-    def compute():
-        images = batch_images(batch, role)
-        return [detect_landmarks(image) for image in images]
-
-    return MEMO.get(batch, ("landmarks", role), compute)
+FACE_REGIONS = ("gt", "detect")
 
 
-def batch_images(batch: Batch, role: str) -> np.ndarray:
-    return MEMO.get(batch, ("uint8", role), lambda: to_uint8_images(getattr(batch, role)))
+@dataclass(frozen=True)
+class Face:
+    """A face dlib found in a frame: the detector's box (left, top, right, bottom) and 68 landmarks."""
+
+    box: tuple[int, int, int, int]
+    landmarks: np.ndarray
+
+
+def _dlib_options(identity: bool = False) -> dict[str, Any]:
+    """What dlib's values depend on besides the frame: its version and model files, and the face
+    metrics' version."""
+    import dlib
+
+    options = {"dlib": dlib.__version__, "predictor": file_stamp(model_path("dlib_landmarks68")), "version": FACE_VERSION}
+    if identity:
+        options["recognizer"] = file_stamp(model_path("dlib_face_recognition"))
+    return options
+
+
+def gt_faces(batch: Batch) -> list[Face | None]:
+    """The ground truth's face in every frame (dlib's most confident detection), computed once per frame."""
+
+    def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
+        images = batch.uint8("gt")
+        found = batch.map(detect_face, [images[i] for i in indices])
+        return [{} if face is None else {"box": np.asarray(face[0], dtype=np.int64), "landmarks": face[1]}
+                for face in found]
+
+    def faces() -> list[Face | None]:
+        stored = batch.truth.get("face", _dlib_options(), [(key,) for key in batch.gt_keys], compute)
+        return [Face(tuple(int(v) for v in value["box"]), value["landmarks"]) if "box" in value else None
+                for value in stored]
+
+    return batch.share("gt faces", faces)
+
+
+def pred_landmarks(batch: Batch, face_region: str) -> list[np.ndarray | None]:
+    """The method's landmarks in every frame, shared by the face metrics of the batch.
+
+    ``face_region="gt"``: dlib's shape predictor started from the ground truth's face box of that
+    frame (None only where the ground truth has no face); ``"detect"``: dlib's detector run on the
+    method's frame (None where it finds no face).
+    """
+
+    def compute() -> list[np.ndarray | None]:
+        images = batch.uint8("pred")
+        if face_region == "detect":
+            return batch.map(detect_landmarks, images)
+        boxes = [None if face is None else face.box for face in gt_faces(batch)]
+        return batch.map(lambda item: None if item[1] is None else landmarks_in_box(*item), list(zip(images, boxes)))
+
+    return batch.share(("pred landmarks", face_region), compute)
 
 
 class FaceMetric(Evaluator):
@@ -241,10 +304,14 @@ class FaceMetric(Evaluator):
         self.name = name
         self.device = device
         self.options = options
+        self.face_region = options.get("face_region", "gt")
+        if self.face_region not in FACE_REGIONS:
+            raise InputError(f"{name}: face_region must be one of {', '.join(FACE_REGIONS)}, got {self.face_region!r}")
         self.frames_without_face = 0
 
     def update(self, batch: Batch) -> dict[str, np.ndarray]:
-        pred_lmk, gt_lmk = batch_landmarks(batch, "pred"), batch_landmarks(batch, "gt")
+        gt_lmk = [None if face is None else face.landmarks for face in gt_faces(batch)]
+        pred_lmk = pred_landmarks(batch, self.face_region)
         values = np.full(len(batch), np.nan)
         found = [i for i in range(len(batch)) if pred_lmk[i] is not None and gt_lmk[i] is not None]
         self.frames_without_face += len(batch) - len(found)
@@ -279,39 +346,71 @@ class MouthLandmarkDistance(LandmarkDistance):
 
 
 class Identity(FaceMetric):
+    """Cosine similarity of dlib descriptors, each on the chip aligned by that frame's landmarks."""
+
     def compare(self, batch, found, pred_lmk, gt_lmk):
-        pred_images, gt_images = batch_images(batch, "pred"), batch_images(batch, "gt")
-        values = []
-        for i in found:
-            a = face_descriptor(pred_images[i], pred_lmk[i])
-            b = face_descriptor(gt_images[i], gt_lmk[i])
-            values.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))))
-        return np.array(values)
+        pred_images = batch.uint8("pred")
+
+        def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
+            gt_images = batch.uint8("gt")
+            chips = batch.map(lambda i: face_chip(gt_images[i], gt_lmk[i]), [found[j] for j in indices])
+            return [{"descriptor": d} for d in chip_descriptors(chips, self.device)]
+
+        keys = [(batch.gt_keys[i],) for i in found]
+        stored = batch.truth.get("descriptor", _dlib_options(identity=True), keys, compute)
+        gt_descriptors = np.stack([v["descriptor"] for v in stored])
+        pred_chips = batch.map(lambda i: face_chip(pred_images[i], pred_lmk[i]), found)
+        pred_descriptors = chip_descriptors(pred_chips, self.device)
+        return np.array([float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+                         for a, b in zip(pred_descriptors, gt_descriptors)])
 
 
 class DecaDistance(FaceMetric):
-    """L2 distance of one DECA code (``exp`` or ``pose``) between generated and ground-truth crops."""
+    """L2 distance of one DECA code (``exp`` or ``pose``) between generated and ground-truth crops.
+
+    Both crops are DECA's box around the ground truth's landmarks with ``face_region="gt"`` (as
+    IMavatar crops by ground-truth keypoints), each frame's own landmarks with ``"detect"``.
+    """
 
     code = "pose"
 
     def compare(self, batch, found, pred_lmk, gt_lmk):
         weights = self.options.get("deca_weights")
+        crop_lmk = gt_lmk if self.face_region == "gt" else pred_lmk
 
-        def codes(role: str, landmarks) -> dict[str, torch.Tensor]:
-            def compute():
-                images = batch_images(batch, role)
-                crops = np.stack([deca_crop(images[i], landmarks[i]) for i in found])
-                model = deca_model(weights, self.device)
-                return model.encode(torch.from_numpy(crops).permute(0, 3, 1, 2).to(self.device))
+        def encode(images: np.ndarray, landmarks, frames: list[int]) -> torch.Tensor:
+            crops = np.stack([deca_crop(images[i], landmarks[i]) for i in frames])
+            model = deca_model(weights, self.device)
+            return model(torch.from_numpy(crops).permute(0, 3, 1, 2).to(self.device)).float().cpu()
 
-            return MEMO.get(batch, ("deca", role, weights, tuple(found)), compute)
+        def gt_codes() -> torch.Tensor:
+            options = {"weights": file_stamp(usable_weight("deca", weights)), "device": self.device.type,
+                       "torch": torch.__version__, "version": FACE_VERSION}
 
-        pred_codes, gt_codes = codes("pred", pred_lmk), codes("gt", gt_lmk)
-        return torch.linalg.vector_norm(pred_codes[self.code] - gt_codes[self.code], dim=1).double().cpu().numpy()
+            def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
+                return [{"codes": c} for c in encode(batch.uint8("gt"), gt_lmk, [found[j] for j in indices]).numpy()]
+
+            stored = batch.truth.get("deca", options, [(batch.gt_keys[i],) for i in found], compute)
+            return torch.from_numpy(np.stack([v["codes"] for v in stored]))
+
+        pred = batch.share(("deca pred", weights, self.face_region, tuple(found)),
+                           lambda: encode(batch.uint8("pred"), crop_lmk, found))
+        gt = batch.share(("deca gt", weights, tuple(found)), gt_codes)
+        return torch.linalg.vector_norm(deca_code(pred, self.code) - deca_code(gt, self.code), dim=1).double().numpy()
 
 
 class DecaExpression(DecaDistance):
     code = "exp"
+
+
+def deca_code(codes: torch.Tensor, name: str) -> torch.Tensor:
+    """One code (``pose``, ``exp``, ...) of DECA's 236 outputs (N,236)."""
+    start = 0
+    for code, size in DECA_PARAMS:
+        if code == name:
+            return codes[:, start : start + size]
+        start += size
+    raise KeyError(name)
 
 
 # ---------------------------------------------------------------------------- registry
@@ -334,16 +433,21 @@ def _identity_check(options: dict) -> str | None:
 
 _DLIB = ("package:dlib", "weights:shape_predictor_68_face_landmarks.dat")
 _DECA = (*_DLIB, "weights:deca_model.tar (E_flame)")
+# version 2: the method's face is located from the ground truth's face region by default
+FACE_VERSION = 2
+FACE_DEFAULTS = {"face_region": "gt"}
 
 # Paper formats: the precision of the paper's Table 2 (PE 4 significant digits, EE 5).
 register(MetricSpec("deca_pe", higher_is_better=False, unit="",
                     description="L2 distance of DECA's 6-d pose code (global + jaw axis-angle), generated vs ground truth",
-                    factory=_factory(DecaDistance, "deca_pe"), needs=_DECA, defaults={"deca_weights": None},
-                    check=deca_unavailable, kind="face", paper_format=".4g", trace=True, value_range=(0.0, math.inf)))
+                    factory=_factory(DecaDistance, "deca_pe"), needs=_DECA,
+                    defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, kind="face",
+                    paper_format=".4g", trace=True, value_range=(0.0, math.inf), version=FACE_VERSION))
 register(MetricSpec("deca_ee", higher_is_better=False, unit="",
                     description="L2 distance of DECA's 50-d expression code, generated vs ground truth",
-                    factory=_factory(DecaExpression, "deca_ee"), needs=_DECA, defaults={"deca_weights": None},
-                    check=deca_unavailable, kind="face", paper_format=".5g", trace=True, value_range=(0.0, math.inf)))
+                    factory=_factory(DecaExpression, "deca_ee"), needs=_DECA,
+                    defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, kind="face",
+                    paper_format=".5g", trace=True, value_range=(0.0, math.inf), version=FACE_VERSION))
 _LANDMARK_METRICS = (
     ("lmk_pose", LandmarkPose, "deg", "geodesic angle between head rotations from dlib landmarks (solvePnP, generic face)",
      False, (0.0, 180.0)),
@@ -356,10 +460,11 @@ _LANDMARK_METRICS = (
 )
 for _name, _cls, _unit, _description, _trace, _range in _LANDMARK_METRICS:
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
-                        factory=_factory(_cls, _name), needs=_DLIB, check=_dlib_check, kind="face", trace=_trace,
-                        value_range=_range))
+                        factory=_factory(_cls, _name), needs=_DLIB, defaults=dict(FACE_DEFAULTS), check=_dlib_check,
+                        kind="face", trace=_trace, value_range=_range, version=FACE_VERSION))
 register(MetricSpec("csim", higher_is_better=True, unit="",
                     description="cosine similarity of dlib face-recognition descriptors, generated vs ground truth",
                     factory=_factory(Identity, "csim"),
                     needs=(*_DLIB, "weights:dlib_face_recognition_resnet_model_v1.dat"),
-                    check=_identity_check, kind="face", trace=True, value_range=(-1.0, 1.0)))
+                    defaults=dict(FACE_DEFAULTS), check=_identity_check, kind="face", trace=True, value_range=(-1.0, 1.0),
+                    version=FACE_VERSION))

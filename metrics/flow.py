@@ -19,9 +19,11 @@ The flow comes back on the device of ``src`` as float32, for any frame size.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,48 +88,93 @@ def flow_unavailable(options: dict) -> str | None:
     return None
 
 
-def estimate_flow(src: torch.Tensor, dst: torch.Tensor, config: FlowConfig | str = "dis") -> torch.Tensor:
-    """Flow (N,2,H,W) in pixels from frames ``src`` to ``dst`` (both (N,3,H,W) in [0,1])."""
+Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], list[Any]] | None
+FlowInputs = np.ndarray | torch.Tensor
+
+
+def estimate_flow(src: torch.Tensor, dst: torch.Tensor, config: FlowConfig | str = "dis", map_: Mapper = None) -> torch.Tensor:
+    """Flow (N,2,H,W) in pixels from frames ``src`` to ``dst`` (both (N,3,H,W) in [0,1]).
+
+    ``map_`` runs the OpenCV backends' per-pair work (e.g. on a thread pool: OpenCV releases the GIL).
+    """
     if isinstance(config, str):
         config = FlowConfig(config)
     if src.ndim != 4 or src.shape != dst.shape or src.shape[1] != 3:
         raise InputError(f"flow needs two (N,3,H,W) batches of the same shape, got {tuple(src.shape)} and {tuple(dst.shape)}")
-    if src.shape[0] == 0:
-        return src.new_zeros((0, 2, *src.shape[2:]))
+    return flows_between(flow_inputs(src, config, map_), flow_inputs(dst, config, map_), config, src.device, map_)
+
+
+def flow_inputs(frames: torch.Tensor, config: FlowConfig, map_: Mapper = None) -> FlowInputs:
+    """What the backend reads of each frame: greyscale uint8 (N,H,W) for OpenCV, the frames for RAFT.
+
+    Computing them once per frame lets every flow a frame takes part in share one conversion.
+    """
+    return to_gray_uint8(frames, map_) if config.backend in OPENCV_BACKENDS else frames
+
+
+def flows_between(src: FlowInputs, dst: FlowInputs, config: FlowConfig, device: torch.device | str,
+                  map_: Mapper = None) -> torch.Tensor:
+    """Flows (N,2,H,W) float32 on ``device`` between the :func:`flow_inputs` of two batches."""
+    if len(src) != len(dst) or tuple(src.shape[1:]) != tuple(dst.shape[1:]):
+        raise InputError(f"flow needs two batches of the same shape, got {tuple(src.shape)} and {tuple(dst.shape)}")
+    if len(src) == 0:
+        return torch.zeros((0, 2, *src.shape[-2:]), dtype=torch.float32, device=device)
     if config.backend in OPENCV_BACKENDS:
-        return opencv_flow(src, dst, config.backend)
+        return opencv_gray_flow(src, dst, config.backend, map_).to(device)
     model = raft_model(config.backend, config.weights, str(src.device))
-    return raft_flow(model, src, dst, config.num_flow_updates)
+    return raft_flow(model, src, dst, config.num_flow_updates).to(device)
+
+
+def join_inputs(first: FlowInputs, second: FlowInputs) -> FlowInputs:
+    """The :func:`flow_inputs` of two batches, one after the other."""
+    return torch.cat([first, second]) if isinstance(first, torch.Tensor) else np.concatenate([first, second])
 
 
 # ---------------------------------------------------------------------------- OpenCV
 
 
-def to_gray_uint8(frames: torch.Tensor) -> np.ndarray:
+def to_gray_uint8(frames: torch.Tensor, map_: Mapper = None) -> np.ndarray:
     """(N,3,H,W) in [0,1] -> (N,H,W) uint8 luma (ITU-R BT.601 weights, as cv2.COLOR_RGB2GRAY)."""
     rgb = (frames.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return gray_uint8(rgb, map_)
+
+
+def gray_uint8(rgb: np.ndarray, map_: Mapper = None) -> np.ndarray:
+    """(N,H,W,3) uint8 RGB -> (N,H,W) uint8 luma, as cv2.COLOR_RGB2GRAY."""
     import cv2
 
-    return np.stack([cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY) for image in rgb])
+    def gray(image: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+
+    if len(rgb) == 0:
+        return np.zeros((0, *rgb.shape[1:3]), dtype=np.uint8)
+    return np.stack((map_ or _serial)(gray, rgb))
 
 
-def opencv_flow(src: torch.Tensor, dst: torch.Tensor, method: str = "dis") -> torch.Tensor:
+def opencv_flow(src: torch.Tensor, dst: torch.Tensor, method: str = "dis", map_: Mapper = None) -> torch.Tensor:
     """Dense flow by OpenCV (``dis`` or ``farneback``) for each pair of the batch."""
+    return opencv_gray_flow(to_gray_uint8(src, map_), to_gray_uint8(dst, map_), method, map_).to(src.device)
+
+
+def opencv_gray_flow(src: np.ndarray, dst: np.ndarray, method: str = "dis", map_: Mapper = None) -> torch.Tensor:
+    """OpenCV flow (N,2,H,W) float32 (CPU) between greyscale uint8 frames (N,H,W), pair by pair."""
     import cv2
 
-    a, b = to_gray_uint8(src), to_gray_uint8(dst)
-    flows = []
-    for first, second in zip(a, b):
+    if method not in OPENCV_BACKENDS:
+        raise InputError(f"flow: unknown OpenCV method {method!r}")
+
+    def one(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        first, second = pair
         if method == "dis":
-            estimator = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-            flow = estimator.calc(first, second, None)
-        elif method == "farneback":
-            flow = cv2.calcOpticalFlowFarneback(first, second, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-        else:
-            raise InputError(f"flow: unknown OpenCV method {method!r}")
-        flows.append(flow)
-    stacked = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
-    return stacked.to(device=src.device, dtype=torch.float32)
+            return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(first, second, None)
+        return cv2.calcOpticalFlowFarneback(first, second, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+
+    flows = (map_ or _serial)(one, list(zip(src, dst)))
+    return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
+
+
+def _serial(function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    return [function(item) for item in items]
 
 
 # ---------------------------------------------------------------------------- RAFT

@@ -9,9 +9,11 @@ pass float64 tensors for float64).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -172,6 +174,9 @@ def ssim(
     radius = int(truncate * sigma + 0.5)
     if min(pred.shape[-2:]) < 2 * radius + 1:
         raise InputError(f"SSIM needs frames of at least {2 * radius + 1}x{2 * radius + 1} pixels, got {pred.shape[-1]}x{pred.shape[-2]}")
+    if _opencv_can_filter(pred):
+        return _ssim_opencv(pred, gt, mask, gaussian_kernel1d(sigma, radius, dtype=torch.float64).numpy(), radius,
+                            data_range, k1, k2)
     kernel = gaussian_kernel1d(sigma, radius, dtype=pred.dtype, device=pred.device)
 
     def per_chunk(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
@@ -179,6 +184,66 @@ def ssim(
         return _masked_mean(ssim_map, None if m is None else m[..., radius:-radius, radius:-radius])
 
     return _in_chunks(per_chunk, pred, gt, mask)
+
+
+def _opencv_can_filter(frames: torch.Tensor) -> bool:
+    """Whether :func:`_ssim_opencv` applies: CPU float tensors of at most 4 channels, no autograd."""
+    return (frames.device.type == "cpu" and frames.dtype in (torch.float32, torch.float64)
+            and frames.shape[1] <= 4 and not frames.requires_grad)
+
+
+def _ssim_opencv(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None, kernel: np.ndarray, radius: int,
+                 data_range: float, k1: float, k2: float) -> torch.Tensor:
+    """:func:`ssim` on the CPU: the same statistics, filtered by OpenCV's separable filter.
+
+    Why: OpenCV's vectorised row/column filter is several times faster than torch's depthwise
+    convolution on CPU, and it releases the GIL, so frames are filtered on
+    ``torch.get_num_threads()`` threads. Each frame is filtered in float64: in float32, flat
+    regions (a white background) lose the variance m_sq - mu^2 to cancellation, which moved SSIM by
+    6e-5 on half-white frames; in float64 values equal scikit-image's to about 1e-7, for about 10%
+    more time. The border is filtered with reflection and then cropped, so only the valid region,
+    where the window fits, enters the mean (as scikit-image does).
+    """
+    import cv2
+
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    inner = (slice(radius, -radius), slice(radius, -radius))
+    kernel = np.asarray(kernel, dtype=np.float64)
+
+    def one(index: int) -> float:
+        x = np.ascontiguousarray(pred[index].detach().permute(1, 2, 0).numpy(), dtype=np.float64)
+        y = np.ascontiguousarray(gt[index].detach().permute(1, 2, 0).numpy(), dtype=np.float64)
+
+        def blur(image: np.ndarray) -> np.ndarray:
+            return cv2.sepFilter2D(image, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT)[inner]
+
+        squares = cv2.multiply(x, x)
+        cv2.add(squares, cv2.multiply(y, y), dst=squares)
+        mu_x, mu_y, m_sq, m_xy = blur(x), blur(y), blur(squares), blur(cv2.multiply(x, y))
+        # (2 mu_xy + c1)(2 cov + c2) / ((mu_x^2 + mu_y^2 + c1)(var_x + var_y + c2)), each factor one
+        # fused OpenCV pass (addWeighted: a * alpha + b * beta + gamma)
+        mu_xy = cv2.multiply(mu_x, mu_y)
+        numerator = cv2.multiply(cv2.addWeighted(mu_xy, 2.0, mu_xy, 0.0, c1), cv2.addWeighted(m_xy, 2.0, mu_xy, -2.0, c2))
+        luminance_denominator = cv2.addWeighted(cv2.multiply(mu_x, mu_x), 1.0, cv2.multiply(mu_y, mu_y), 1.0, c1)
+        contrast_denominator = cv2.addWeighted(m_sq, 1.0, luminance_denominator, -1.0, c1 + c2)
+        ssim_map = cv2.divide(numerator, cv2.multiply(luminance_denominator, contrast_denominator))
+        if ssim_map.ndim == 2:
+            ssim_map = ssim_map[..., None]
+        if mask is None:
+            return float(ssim_map.mean(dtype=np.float64))
+        weights = mask[index, 0].detach().double().numpy()[inner]
+        total = weights.sum() * ssim_map.shape[-1]
+        if total <= 0:
+            raise InputError("mask is empty for at least one frame")
+        return float((ssim_map * weights[..., None]).sum(dtype=np.float64) / total)
+
+    workers = min(torch.get_num_threads(), len(pred))
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            values = list(pool.map(one, range(len(pred))))
+    else:
+        values = [one(i) for i in range(len(pred))]
+    return torch.tensor(values, dtype=pred.dtype)
 
 
 def ssim_uniform(

@@ -11,8 +11,12 @@ without importing it: its ``__init__`` needs ``pkg_resources``).
 from __future__ import annotations
 
 import importlib.util
+import queue
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,42 +80,99 @@ def dlib_unavailable(options: dict | None = None, identity: bool = False) -> str
     return None
 
 
+_IDLE_DETECTORS: queue.SimpleQueue = queue.SimpleQueue()
+
+
+@contextmanager
+def _detector() -> Iterator[Any]:
+    """A dlib frontal face detector for the calling thread alone, for the time of one detection.
+
+    A detector keeps the image it scans in itself, so two threads running one detector get each
+    other's faces (measured: a wrong box on 1-2 of 16 frames); and making one takes about a second.
+    So detectors are lent: an idle one is taken (a new one made when none is idle) and given back.
+    """
+    try:
+        detector = _IDLE_DETECTORS.get_nowait()
+    except queue.Empty:
+        import dlib
+
+        detector = dlib.get_frontal_face_detector()
+    try:
+        yield detector
+    finally:
+        _IDLE_DETECTORS.put(detector)
+
+
 @lru_cache(maxsize=1)
-def _detector_and_predictor():
-    import dlib
-
-    return dlib.get_frontal_face_detector(), _dlib_model("dlib_landmarks68", str(model_path("dlib_landmarks68").resolve()))
-
-
-@lru_cache(maxsize=1)
-def _recognizer():
-    return _dlib_model("dlib_face_recognition", str(model_path("dlib_face_recognition").resolve()))
+def _predictor():
+    """dlib's 68-landmark shape predictor (its prediction reads it only, so threads share it)."""
+    return _dlib_model("dlib_landmarks68", str(model_path("dlib_landmarks68").resolve()))
 
 
-def to_uint8_images(frames: torch.Tensor) -> np.ndarray:
-    """(N,3,H,W) in [0,1] -> (N,H,W,3) uint8, contiguous (what dlib takes)."""
-    array = (frames.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return np.ascontiguousarray(array)
+@lru_cache(maxsize=2)
+def _recognizer(device: str) -> torch.nn.Module:
+    from metrics.dlib_resnet import DlibResNet
+
+    return DlibResNet.from_file(model_path("dlib_face_recognition")).to(device)
 
 
 def _best_face(image: np.ndarray):
-    detector, _ = _detector_and_predictor()
     upsample = 1 if min(image.shape[:2]) < 384 else 0  # dlib's detector misses faces under ~80 px
-    rects, scores, _ = detector.run(image, upsample, 0.0)
+    with _detector() as detector:
+        rects, scores, _ = detector.run(image, upsample, 0.0)
     if not rects:
         return None
     return rects[int(np.argmax(scores))]
 
 
-def detect_landmarks(image: np.ndarray) -> np.ndarray | None:
-    """68 landmarks (68,2) of the most confident face in an (H,W,3) uint8 RGB image, or None."""
+def detect_face(image: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """The most confident face in an (H,W,3) uint8 RGB image: its detector box (left, top, right,
+    bottom) and its 68 landmarks (68,2); None when there is none."""
     image = np.ascontiguousarray(image, dtype=np.uint8)
     rect = _best_face(image)
     if rect is None:
         return None
-    _, predictor = _detector_and_predictor()
-    shape = predictor(image, rect)
+    box = (int(rect.left()), int(rect.top()), int(rect.right()), int(rect.bottom()))
+    return box, landmarks_in_box(image, box)
+
+
+def detect_landmarks(image: np.ndarray) -> np.ndarray | None:
+    """68 landmarks (68,2) of the most confident face in an (H,W,3) uint8 RGB image, or None."""
+    face = detect_face(image)
+    return None if face is None else face[1]
+
+
+def landmarks_in_box(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """68 landmarks (68,2) placed by dlib's shape predictor started from ``box`` (left, top, right,
+    bottom): the face there is assumed, not detected, so every image gets landmarks."""
+    import dlib
+
+    shape = _predictor()(np.ascontiguousarray(image, dtype=np.uint8), dlib.rectangle(*(int(v) for v in box)))
     return np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float64)
+
+
+def face_chip(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """dlib's 150x150 face chip (padding 0.25) aligned by ``landmarks``: what its descriptor sees."""
+    import dlib
+
+    from metrics.dlib_resnet import CHIP_PADDING, CHIP_SIZE
+
+    points = dlib.points([dlib.point(int(round(x)), int(round(y))) for x, y in landmarks])
+    left, top = landmarks.min(0)
+    right, bottom = landmarks.max(0)
+    shape = dlib.full_object_detection(dlib.rectangle(int(left), int(top), int(right), int(bottom)), points)
+    return dlib.get_face_chip(np.ascontiguousarray(image, dtype=np.uint8), shape, CHIP_SIZE, CHIP_PADDING)
+
+
+def chip_descriptors(chips: np.ndarray | list[np.ndarray], device: torch.device | str = "cpu") -> np.ndarray:
+    """dlib's 128-d face descriptors (N,128) float64 of face chips (N,150,150,3) uint8 RGB, computed
+    by :class:`metrics.dlib_resnet.DlibResNet` with dlib's weights."""
+    if len(chips) == 0:
+        return np.zeros((0, 128))
+    net = _recognizer(str(torch.device(device)))
+    batch = torch.from_numpy(np.stack(chips)).permute(0, 3, 1, 2).to(device)
+    with torch.no_grad():
+        return net(batch).double().cpu().numpy()
 
 
 def face_descriptor(image: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray | None:
@@ -119,22 +180,11 @@ def face_descriptor(image: np.ndarray, landmarks: np.ndarray | None = None) -> n
 
     With ``landmarks`` given, the face chip is aligned on them instead of on a new detection.
     """
-    import dlib
-
-    _, predictor = _detector_and_predictor()
-    image = np.ascontiguousarray(image, dtype=np.uint8)
     if landmarks is None:
-        rect = _best_face(image)
-        if rect is None:
+        landmarks = detect_landmarks(image)
+        if landmarks is None:
             return None
-        shape = predictor(image, rect)
-    else:
-        points = dlib.points([dlib.point(int(round(x)), int(round(y))) for x, y in landmarks])
-        left, top = landmarks.min(0)
-        right, bottom = landmarks.max(0)
-        rect = dlib.rectangle(int(left), int(top), int(right), int(bottom))
-        shape = dlib.full_object_detection(rect, points)
-    return np.array(_recognizer().compute_face_descriptor(image, shape), dtype=np.float64)
+    return chip_descriptors([face_chip(image, landmarks)])[0]
 
 
 def interocular(landmarks: np.ndarray) -> float:

@@ -10,19 +10,28 @@ in order (:class:`Batch`) and returns, per batch, one value per frame for each o
 Temporal metrics keep what they need of the previous batch (a frame, a flow), so memory never
 grows with the length of the video. A frame for which a metric has no value (the first frame of
 a pair metric, a frame with no detected face) gets NaN, which summaries skip and count.
+
+What several metrics of one batch need (the method's flows, its landmarks) travels on the batch
+(:meth:`Batch.share`), computed by the first metric that asks; what depends on the ground truth
+alone goes through the batch's :class:`~metrics.truth.TruthStore`, computed once for every method.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from metrics.errors import CabenchError
+from metrics.truth import TruthStore, content_key
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -32,6 +41,10 @@ class Batch:
     pred, gt: float tensors (N,3,H,W) in [0,1] on the evaluation device, already prepared by the
     protocol (resolution, background). mask: (N,1,H,W) in [0,1] or None. annotations: optional
     per-frame ground-truth annotations (e.g. ``"landmarks"``: (N,68,2) in pixels).
+    truth: where values derived from the ground truth alone are computed once (and, with a folder,
+    kept); truth_salt: what prepared ``gt`` (the protocol id and version), part of every frame's
+    content key. executor: threads for per-frame work that releases the GIL (OpenCV, dlib), or
+    None to run it in the calling thread.
     """
 
     frame_ids: list[int]
@@ -39,9 +52,40 @@ class Batch:
     gt: torch.Tensor
     mask: torch.Tensor | None = None
     annotations: dict[str, Any] = field(default_factory=dict)
+    truth: TruthStore = field(default_factory=TruthStore)
+    truth_salt: str = ""
+    executor: Executor | None = field(default=None, repr=False)
+    shared: dict[Hashable, Any] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.frame_ids)
+
+    def share(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The value under ``key`` for this batch, computed by the first metric that asks for it."""
+        if key not in self.shared:
+            self.shared[key] = compute()
+        return self.shared[key]
+
+    def uint8(self, role: str) -> np.ndarray:
+        """``pred`` or ``gt`` as (N,H,W,3) uint8 RGB (values rounded), converted once per batch."""
+
+        def convert() -> np.ndarray:
+            frames = getattr(self, role).detach().float().clamp(0, 1)
+            array = (frames * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            return np.ascontiguousarray(array)
+
+        return self.share(("uint8", role), convert)
+
+    @property
+    def gt_keys(self) -> list[str]:
+        """The content key of every ground-truth frame (see :func:`metrics.truth.content_key`)."""
+        return self.share("gt_keys", lambda: [content_key(frame, self.truth_salt) for frame in self.gt])
+
+    def map(self, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """``[function(item) for item in items]``, on the batch's threads when it has them."""
+        if self.executor is None:
+            return [function(item) for item in items]
+        return list(self.executor.map(function, items))
 
 
 class Evaluator:

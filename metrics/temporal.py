@@ -2,7 +2,11 @@
 
 Convention: a pair metric's value for the pair (t-1, t) is written on frame t; the first frame of
 the video gets NaN. Each evaluator keeps only the last frame of the previous batch (and
-``motion_inheritance`` the first frame), so memory does not grow with the video. Flows come from
+``motion_inheritance`` the first frame), so memory does not grow with the video. The method's
+flows of a batch are computed once for every metric that needs them (shared on the batch), from
+one greyscale conversion per frame; the ground truth's flows, occlusion masks and LPIPS
+distances go through the batch's truth store (:mod:`metrics.truth`), computed once for every
+method evaluated against that ground truth. Flows come from
 :mod:`metrics.flow`; the backend is the option ``flow`` ("dis" by default, "farneback", "raft",
 "raft_small"), with ``flow_weights`` (a RAFT checkpoint path) and ``flow_updates`` (RAFT
 iterations). Masks are not used: these metrics compare whole frames.
@@ -36,19 +40,35 @@ iterations). Masks are not used: these metrics compare whole frames.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from metrics.batch_memo import MEMO
 from metrics.errors import InputError
-from metrics.flow import FlowConfig, estimate_flow, flow_magnitude, flow_unavailable
-from metrics.image import lpips, lpips_unavailable
+from metrics.flow import (
+    OPENCV_BACKENDS,
+    FlowConfig,
+    FlowInputs,
+    flow_inputs,
+    flow_magnitude,
+    flow_unavailable,
+    flows_between,
+    gray_uint8,
+    join_inputs,
+)
+from metrics.image import lpips, lpips_trunk_path, lpips_unavailable
 from metrics.registry import Batch, Evaluator, MetricSpec, register
+from metrics.truth import file_stamp
 
 FLOW_DEFAULTS = {"flow": "dis", "flow_weights": None, "flow_updates": 12}
+# the ground truth's flows' version, part of their truth keys (metrics.truth): bumped, with the
+# version of every metric reading flows, whenever a change alters the flows computed from the same frames
+FLOW_VERSION = 1
 
 
 def flow_config(options: dict[str, Any]) -> FlowConfig:
@@ -60,6 +80,9 @@ def flow_config(options: dict[str, Any]) -> FlowConfig:
 
 TOF_CROPS = ("tecogan", "none")
 WARP_VARIANTS = ("lai", "central")
+# versions (MetricSpec.version) of the metrics that store ground-truth values, also part of those values' keys
+WARP_ERROR_VERSION = 2
+TLP_VERSION = 1
 
 
 def tecogan_crop(height: int, width: int) -> tuple[slice, slice]:
@@ -203,88 +226,258 @@ def landmark_weights(landmarks: np.ndarray, height: int, width: int, sigma: floa
     return 1.0 + strength * torch.exp(-nearest / (2 * radius**2))
 
 
+# ---------------------------------------------------------------------------- ground-truth values
+
+
+def flow_truth_options(config: FlowConfig, device: torch.device) -> dict[str, Any]:
+    """What a ground-truth flow depends on besides its two frames (the key options of kind ``flow``)."""
+    if config.backend in OPENCV_BACKENDS:
+        import cv2
+
+        return {"backend": config.backend, "opencv": cv2.__version__, "version": FLOW_VERSION}
+    from metrics.flow import RAFT_BACKENDS
+    from metrics.weights import find_weight
+
+    weights = file_stamp(find_weight(RAFT_BACKENDS[config.backend], config.weights))
+    return {"backend": config.backend, "weights": weights, "updates": config.num_flow_updates,
+            "device": device.type, "torch": torch.__version__, "version": FLOW_VERSION}
+
+
+def truth_flows(batch: Batch, config: FlowConfig, device: torch.device, pairs: list[tuple[str, str]],
+                sources: Callable[[list[int]], FlowInputs], targets: Callable[[list[int]], FlowInputs]) -> torch.Tensor:
+    """Ground-truth flows (M,2,H,W) for ``pairs`` of frame keys (source, target), from the batch's
+    truth store; ``sources(indices)`` / ``targets(indices)`` give the flow inputs of the pairs it
+    must compute. Shared through the batch by every metric asking for the same pairs."""
+
+    def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
+        flows = flows_between(sources(indices), targets(indices), config, "cpu", batch.map)
+        return [{"flow": flow} for flow in flows.numpy()]
+
+    def stored() -> torch.Tensor:
+        values = batch.truth.get("flow", flow_truth_options(config, device), pairs, compute)
+        return torch.from_numpy(np.stack([v["flow"] for v in values])).to(device)
+
+    return batch.share(("truth flows", config, tuple(pairs)), stored)
+
+
 # ---------------------------------------------------------------------------- evaluators
 
 
+@dataclass
+class Previous:
+    """The last frame of the batch before: its id, prepared frames (1,3,H,W), ground-truth content
+    key and flow inputs, so that the pair straddling two batches is evaluated like any other."""
+
+    frame_id: int
+    pred: torch.Tensor
+    gt: torch.Tensor
+    gt_key: str
+    pred_inputs: FlowInputs | None = None
+    gt_inputs: FlowInputs | None = None
+
+
+@dataclass
+class Pairs:
+    """The adjacent pairs (t-1, t) of one batch whose frame t is at ``batch`` index ``first`` and after.
+
+    ``prev_pred`` / ``prev_gt`` (frames t-1) are made on first use, once for every pair metric.
+    """
+
+    batch: Batch
+    previous: Previous | None
+
+    @property
+    def pred(self) -> torch.Tensor:
+        return self.batch.pred[self.first:]
+
+    @property
+    def gt(self) -> torch.Tensor:
+        return self.batch.gt[self.first:]
+
+    @cached_property
+    def prev_pred(self) -> torch.Tensor:
+        return self._before("pred")
+
+    @cached_property
+    def prev_gt(self) -> torch.Tensor:
+        return self._before("gt")
+
+    def _before(self, role: str) -> torch.Tensor:
+        frames = getattr(self.batch, role)[:-1]
+        return frames if self.previous is None else torch.cat([getattr(self.previous, role), frames])
+
+    @property
+    def first(self) -> int:
+        return 0 if self.previous is not None else 1
+
+    @property
+    def gt_key_pairs(self) -> list[tuple[str, str]]:
+        """The content keys (frame t-1, frame t) of the ground truth's pairs."""
+        keys = self.batch.gt_keys
+        sources = ([self.previous.gt_key] if self.previous is not None else []) + keys[:-1]
+        return list(zip(sources, keys[self.first:]))
+
+
+def batch_flow_inputs(batch: Batch, role: str, config: FlowConfig) -> FlowInputs:
+    """The flow inputs of every frame of ``batch.pred`` or ``batch.gt``: one conversion per frame
+    (greyscale from the batch's uint8 frames, which the face metrics share)."""
+    if config.backend in OPENCV_BACKENDS:
+        return batch.share(("flow inputs", role, "gray"), lambda: gray_uint8(batch.uint8(role), batch.map))
+    return getattr(batch, role)
+
+
 class PairMetric(Evaluator):
-    """Streams adjacent pairs (t-1, t): keeps the last frames of the previous batch only."""
+    """Streams adjacent pairs (t-1, t): keeps the last frame of the previous batch only."""
 
     def __init__(self, device: torch.device, **options: Any):
         self.device = device
         self.options = options
-        self.prev_pred: torch.Tensor | None = None
-        self.prev_gt: torch.Tensor | None = None
+        self.config = flow_config(options)
+        self.previous: Previous | None = None
 
     def update(self, batch: Batch) -> dict[str, np.ndarray]:
         n = len(batch)
         out = {column: np.full(n, np.nan) for column in self.columns}
-        if self.prev_gt is not None and self.prev_gt.shape[1:] != batch.gt.shape[1:]:
+        previous = self.previous
+        if previous is not None and previous.gt.shape[1:] != batch.gt.shape[1:]:
             raise InputError(f"frame {batch.frame_ids[0]}: size {tuple(batch.gt.shape[-2:])} differs from the previous frames'")
-        if self.prev_pred is None:
-            prev_pred, prev_gt, first = batch.pred[:-1], batch.gt[:-1], 1
-        else:
-            prev_pred = torch.cat([self.prev_pred, batch.pred[:-1]])
-            prev_gt = torch.cat([self.prev_gt, batch.gt[:-1]])
-            first = 0
+        first = 0 if previous is not None else 1
         if n > first:
-            key = None if self.prev_gt is None else self.prev_gt.data_ptr()
+            # every pair metric of the batch streams the same frames, so they share one Pairs
+            pairs = batch.share(("pairs", None if previous is None else previous.frame_id), lambda: Pairs(batch, previous))
             with torch.no_grad():
-                values = self.pair_values(batch, key, prev_pred, batch.pred[first:], prev_gt, batch.gt[first:])
+                values = self.pair_values(pairs)
             for column, value in values.items():
                 out[column][first:] = value.detach().double().cpu().numpy()
-        self.prev_pred, self.prev_gt = batch.pred[-1:], batch.gt[-1:]
+        self.previous = Previous(batch.frame_ids[-1], batch.pred[-1:], batch.gt[-1:], batch.gt_keys[-1],
+                                 self._last_inputs(batch, "pred"), self._last_inputs(batch, "gt"))
         return out
 
-    def flow(self, batch: Batch, key: Any, role: str, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
-        """Flow src -> dst, shared through the batch memo with other metrics computing the same pair."""
-        config = flow_config(self.options)
-        return MEMO.get(batch, ("flow", role, key, config), lambda: estimate_flow(src, dst, config))
+    def _last_inputs(self, batch: Batch, role: str) -> FlowInputs | None:
+        """The last frame's flow inputs, when this batch computed them (else they are made when needed)."""
+        if self.config.backend not in OPENCV_BACKENDS:
+            return getattr(batch, role)[-1:]
+        inputs = batch.shared.get(("flow inputs", role, "gray"))
+        return None if inputs is None else inputs[-1:]
 
-    def pair_values(self, batch, key, prev_pred, pred, prev_gt, gt) -> dict[str, torch.Tensor]:
+    def _before(self, pairs: Pairs, role: str) -> FlowInputs:
+        previous = pairs.previous
+        stored = getattr(previous, f"{role}_inputs")
+        if stored is None:
+            stored = flow_inputs(getattr(previous, role), self.config)
+        return stored
+
+    def pred_flows(self, pairs: Pairs) -> torch.Tensor:
+        """The method's flows t-1 -> t, shared through the batch with the other pair metrics."""
+        batch = pairs.batch
+
+        def compute() -> torch.Tensor:
+            inputs = batch_flow_inputs(batch, "pred", self.config)
+            sources = inputs[:-1] if pairs.previous is None else join_inputs(self._before(pairs, "pred"), inputs[:-1])
+            return flows_between(sources, inputs[pairs.first:], self.config, self.device, batch.map)
+
+        previous_id = None if pairs.previous is None else pairs.previous.frame_id
+        return batch.share(("pred flows", self.config, previous_id), compute)
+
+    def gt_inputs(self, pairs: Pairs) -> tuple[Callable[[list[int]], FlowInputs], Callable[[list[int]], FlowInputs]]:
+        """Functions giving the flow inputs of the frames t-1 and t of the ground truth's pairs at
+        some indices (converted only when a flow must be computed)."""
+        batch = pairs.batch
+
+        def sources(indices: list[int]) -> FlowInputs:
+            inputs = batch_flow_inputs(batch, "gt", self.config)
+            before = inputs[:-1] if pairs.previous is None else join_inputs(self._before(pairs, "gt"), inputs[:-1])
+            return before[indices]
+
+        def targets(indices: list[int]) -> FlowInputs:
+            return batch_flow_inputs(batch, "gt", self.config)[pairs.first:][indices]
+
+        return sources, targets
+
+    def gt_flows(self, pairs: Pairs) -> torch.Tensor:
+        """The ground truth's flows t-1 -> t, computed once for every method."""
+        return truth_flows(pairs.batch, self.config, self.device, pairs.gt_key_pairs, *self.gt_inputs(pairs))
+
+    def pair_values(self, pairs: Pairs) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
 
 class FlowGap(PairMetric):
     columns = ("flow_gap", "flow_mag_pred", "flow_mag_gt")
 
-    def pair_values(self, batch, key, prev_pred, pred, prev_gt, gt):
-        mag_pred = flow_magnitude(self.flow(batch, key, "pred", prev_pred, pred)).flatten(1).mean(1)
-        mag_gt = flow_magnitude(self.flow(batch, key, "gt", prev_gt, gt)).flatten(1).mean(1)
+    def pair_values(self, pairs):
+        mag_pred = flow_magnitude(self.pred_flows(pairs)).flatten(1).mean(1)
+        mag_gt = flow_magnitude(self.gt_flows(pairs)).flatten(1).mean(1)
         return {"flow_gap": (mag_pred - mag_gt).abs(), "flow_mag_pred": mag_pred, "flow_mag_gt": mag_gt}
 
 
 class TOF(PairMetric):
     columns = ("tof",)
 
-    def pair_values(self, batch, key, prev_pred, pred, prev_gt, gt):
-        flow_pred = self.flow(batch, key, "pred", prev_pred, pred)
-        flow_gt = self.flow(batch, key, "gt", prev_gt, gt)
-        return {"tof": tof(flow_gt, flow_pred, self.options.get("crop", "tecogan"))}
+    def pair_values(self, pairs):
+        return {"tof": tof(self.gt_flows(pairs), self.pred_flows(pairs), self.options.get("crop", "tecogan"))}
 
 
 class TLP(PairMetric):
     columns = ("tlp",)
 
-    def pair_values(self, batch, key, prev_pred, pred, prev_gt, gt):
+    def pair_values(self, pairs):
         net, weights = self.options.get("net", "alex"), self.options.get("backbone_weights")
-        dist_gt = lpips(prev_gt, gt, net=net, backbone_weights=weights)
-        dist_pred = lpips(prev_pred, pred, net=net, backbone_weights=weights)
+        options = {"net": net, "weights": file_stamp(lpips_trunk_path(net, weights)), "device": self.device.type,
+                   "torch": torch.__version__, "version": TLP_VERSION}
+
+        def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
+            distances = lpips(pairs.prev_gt[indices], pairs.gt[indices], net=net, backbone_weights=weights)
+            return [{"lpips": np.asarray(d, dtype=np.float64)} for d in distances.double().cpu().numpy()]
+
+        stored = pairs.batch.truth.get("lpips_pair", options, pairs.gt_key_pairs, compute)
+        dist_gt = torch.tensor([float(v["lpips"]) for v in stored], dtype=torch.float64)
+        dist_pred = lpips(pairs.prev_pred, pairs.pred, net=net, backbone_weights=weights).double().cpu()
         return {"tlp": 100.0 * (dist_gt - dist_pred).abs()}
 
 
 class WarpError(PairMetric):
     columns = ("warp_error", "warp_error_gt")
 
-    def pair_values(self, batch, key, prev_pred, pred, prev_gt, gt):
-        forward = self.flow(batch, key, "gt", prev_gt, gt)
-        backward = self.flow(batch, key, "gt_backward", gt, prev_gt)
+    def pair_values(self, pairs):
+        forward = self.gt_flows(pairs)
         variant = self.options.get("variant", "lai")
-        visible = ~occlusion_mask(forward, backward, variant)
+        # the occlusion mask and warp_error_gt depend on the ground truth's flows, the variant and
+        # the kernels' version (the metric's)
+        options = {**flow_truth_options(self.config, self.device), "variant": variant, "version": WARP_ERROR_VERSION,
+                   "torch": torch.__version__}
+
+        def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
+            sources, targets = self.gt_inputs(pairs)
+            backward = flows_between(targets(indices), sources(indices), self.config, forward.device, pairs.batch.map)
+            visible = ~occlusion_mask(forward[indices], backward, variant)
+            prev_gt, gt = pairs.prev_gt[indices].float().contiguous(), pairs.gt[indices].float().contiguous()
+            error = masked_warp_error(prev_gt, gt, forward[indices], visible, variant)
+            return [{"visible": np.packbits(v.cpu().numpy()), "warp_error_gt": np.float64(e)}
+                    for v, e in zip(visible, error.double().cpu().numpy())]
+
+        stored = pairs.batch.truth.get("occlusion", options, pairs.gt_key_pairs, compute)
+        shape = (1, *forward.shape[-2:])
+        visible = torch.stack([torch.from_numpy(np.unpackbits(v["visible"], count=int(np.prod(shape))).reshape(shape))
+                               for v in stored]).to(device=forward.device, dtype=torch.bool)
+        # contiguous frames: the kernel's per-frame sums then read memory in order (the same sums)
+        prev_pred, pred = pairs.prev_pred.float().contiguous(), pairs.pred.float().contiguous()
         return {"warp_error": masked_warp_error(prev_pred, pred, forward, visible, variant),
-                "warp_error_gt": masked_warp_error(prev_gt, gt, forward, visible, variant)}
+                "warp_error_gt": torch.tensor([float(v["warp_error_gt"]) for v in stored], dtype=torch.float64)}
 
 
 MI_SCALES = (1, 2, 4)
+
+
+@dataclass
+class FirstFrame:
+    """The first frame of the video: prepared frames (1,3,H,W), ground-truth key and flow inputs."""
+
+    pred: torch.Tensor
+    gt: torch.Tensor
+    gt_key: str
+    pred_inputs: FlowInputs
+    gt_inputs: FlowInputs | None
 
 
 class MotionInheritance(Evaluator):
@@ -295,8 +488,8 @@ class MotionInheritance(Evaluator):
     def __init__(self, device: torch.device, **options: Any):
         self.device = device
         self.options = options
-        self.first_pred: torch.Tensor | None = None
-        self.first_gt: torch.Tensor | None = None
+        self.config = flow_config(options)
+        self.first: FirstFrame | None = None
         self.weights: torch.Tensor | None = None
         self.faceless_first_frame = False
 
@@ -304,29 +497,42 @@ class MotionInheritance(Evaluator):
         n = len(batch)
         out = {column: np.full(n, np.nan) for column in self.columns}
         start = 0
-        if self.first_gt is None:
-            self.first_pred, self.first_gt = batch.pred[:1].clone(), batch.gt[:1].clone()
+        if self.first is None:
+            pred_inputs = batch_flow_inputs(batch, "pred", self.config)[:1]
+            self.first = FirstFrame(batch.pred[:1].clone(), batch.gt[:1].clone(), batch.gt_keys[0],
+                                    pred_inputs, None)
             self.weights = self._landmark_weights(batch)
             start = 1
-        elif self.first_gt.shape[1:] != batch.gt.shape[1:]:
+        elif self.first.gt.shape[1:] != batch.gt.shape[1:]:
             raise InputError(f"frame {batch.frame_ids[0]}: size {tuple(batch.gt.shape[-2:])} differs from the first frame's")
         if n <= start:
             return out
-        pred, gt = batch.pred[start:], batch.gt[start:]
-        config = flow_config(self.options)
+        first = self.first
+        pred_inputs = batch_flow_inputs(batch, "pred", self.config)[start:]
+        pairs = [(first.gt_key, key) for key in batch.gt_keys[start:]]
+
+        def sources(indices: list[int]) -> FlowInputs:
+            if first.gt_inputs is None:
+                first.gt_inputs = flow_inputs(first.gt, self.config)
+            return _repeat(first.gt_inputs, len(indices))
+
+        def targets(indices: list[int]) -> FlowInputs:
+            return batch_flow_inputs(batch, "gt", self.config)[start:][indices]
+
         with torch.no_grad():
-            flow_pred = estimate_flow(self.first_pred.expand_as(pred), pred, config)
-            flow_gt = estimate_flow(self.first_gt.expand_as(gt), gt, config)
+            flow_pred = flows_between(_repeat(first.pred_inputs, len(pred_inputs)), pred_inputs, self.config,
+                                      self.device, batch.map)
+            flow_gt = truth_flows(batch, self.config, self.device, pairs, sources, targets)
+            full_scale = end_point_error(flow_pred, flow_gt)
             per_scale = []
             for s in MI_SCALES:
-                epe = end_point_error(flow_pred, flow_gt, 1.0 / s).flatten(1).mean(1)
-                out[f"mi_epe_{s}"][start:] = epe.double().cpu().numpy()
+                epe = full_scale if s == 1 else end_point_error(flow_pred, flow_gt, 1.0 / s)
+                out[f"mi_epe_{s}"][start:] = epe.flatten(1).mean(1).double().cpu().numpy()
                 per_scale.append(out[f"mi_epe_{s}"][start:])
             out["motion_inheritance"][start:] = np.mean(per_scale, axis=0)
             if self.weights is not None:
                 weights = self.weights.to(flow_pred.device)
-                epe = end_point_error(flow_pred, flow_gt)
-                out["mi_epe_lmk"][start:] = ((epe * weights).flatten(1).sum(1) / weights.sum()).double().cpu().numpy()
+                out["mi_epe_lmk"][start:] = ((full_scale * weights).flatten(1).sum(1) / weights.sum()).double().cpu().numpy()
         return out
 
     def _landmark_weights(self, batch: Batch) -> torch.Tensor | None:
@@ -334,17 +540,26 @@ class MotionInheritance(Evaluator):
         if landmarks is not None:
             landmarks = np.asarray(landmarks[0], dtype=np.float64)
         else:
-            from metrics.landmarks import detect_landmarks, dlib_unavailable, to_uint8_images
+            from metrics.face import gt_faces
+            from metrics.landmarks import dlib_unavailable
 
             if dlib_unavailable() is not None:
                 return None
-            landmarks = detect_landmarks(to_uint8_images(batch.gt[:1])[0])
+            face = gt_faces(batch)[0]
+            landmarks = None if face is None else face.landmarks
         if landmarks is None:
             self.faceless_first_frame = True
             return None
         height, width = batch.gt.shape[-2:]
         return landmark_weights(landmarks, height, width, float(self.options.get("lmk_sigma", 0.1)),
                                 float(self.options.get("lmk_strength", 4.0)))
+
+
+def _repeat(inputs: FlowInputs, count: int) -> FlowInputs:
+    """One frame's flow inputs repeated ``count`` times (for the flows from the first frame)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.expand(count, *inputs.shape[1:])
+    return np.repeat(inputs, count, axis=0)
 
 
 # ---------------------------------------------------------------------------- registry
@@ -375,7 +590,7 @@ _FLOW_METRICS = (
     ("tof", TOF, "px", "TecoGAN tOF: mean ||flow_gt - flow_pred||_2 between adjacent frames, TecoGAN's border crop",
      (), True, {"crop": TOF_CROPS}, 2),
     ("warp_error", WarpError, "", "Lai et al. 2018 warping error: ground-truth flow and occlusion, masked MSE in [0,1]",
-     ("warp_error_gt",), True, {"variant": WARP_VARIANTS}, 2),
+     ("warp_error_gt",), True, {"variant": WARP_VARIANTS}, WARP_ERROR_VERSION),
 )
 for _name, _cls, _unit, _description, _reference, _trace, _choices, _version in _FLOW_METRICS:
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
@@ -388,7 +603,7 @@ register(MetricSpec("tlp", higher_is_better=False, unit="",
                     factory=_tlp_factory, columns=TLP.columns,
                     needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth"),
                     defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, kind="temporal",
-                    value_range=_NON_NEGATIVE))
+                    value_range=_NON_NEGATIVE, version=TLP_VERSION))
 register(MetricSpec("motion_inheritance", higher_is_better=False, unit="px",
                     description="EPE of flows first frame -> frame t, method vs ground truth, mean over scales 1, 1/2, 1/4",
                     factory=_factory(MotionInheritance), columns=MotionInheritance.columns,

@@ -159,6 +159,27 @@ def test_curves_and_floors_have_no_direction():
     assert registry.get("psnr").scores("psnr") and not registry.get("flow_gap").scores("flow_mag_pred")
 
 
+def test_face_region_option(tmp_path, photos):
+    face = np.ascontiguousarray(photos["astronaut"][20:276, 92:348])
+    blocky = np.ascontiguousarray(cv2_pixelate(face, 16))
+    write_frames(tmp_path / "gt", face[None])
+    write_frames(tmp_path / "blocky", blocky[None])
+    values = {}
+    for region in ("gt", "detect"):
+        out = tmp_path / f"out-{region}"
+        assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"blocky={tmp_path / 'blocky'}", "--metrics", "lmd",
+                     "--face-region", region, "--out", str(out), "--quiet"]) == 0
+        values[region] = pd.read_csv(out / "per_frame.csv")["lmd"].iloc[0]
+    assert values["gt"] > 0.05 and np.isnan(values["detect"])  # the blocky face is not detected, but it is measured
+
+
+def cv2_pixelate(image: np.ndarray, block: int) -> np.ndarray:
+    import cv2
+
+    small = cv2.resize(image, (image.shape[1] // block, image.shape[0] // block), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
 def test_eval_and_run_write_the_same_result_table(folders, tmp_path, capsys):
     root, _, _ = folders
     assert main(["eval", "--gt", str(root / "gt"), "--pred", f"noisy={root / 'noisy'}", "--pred", f"same={root / 'same'}",

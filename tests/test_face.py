@@ -162,13 +162,17 @@ def test_deca_metrics_through_evaluate(face, deca_checkpoint, monkeypatch):
     monkeypatch.setenv("CABENCH_WEIGHTS", str(path.parent))
     assert registry.get("deca_pe").unavailable_reason() is None
     pred, gt = rotate(face, 12)[None], face[None]
-    result = evaluate(pred=pred, gt=gt, metrics=["deca_pe", "deca_ee"], progress=False).frames
-    encoder = deca_model(None, torch.device("cpu"))  # the model evaluate used, checked above
-    crops = [deca_crop(image, detect_landmarks(image)) for image in (pred[0], gt[0])]
-    codes = encoder.encode(torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2))
-    for column, code in (("deca_pe", "pose"), ("deca_ee", "exp")):
-        expected = torch.linalg.vector_norm(codes[code][0] - codes[code][1]).item()
-        assert expected > 0 and result[column].iloc[0] == pytest.approx(expected, rel=1e-4)
+    encoder = deca_model(None, torch.device("cpu"))  # the model evaluate uses, checked above
+    for face_region in ("gt", "detect"):
+        result = evaluate(pred=pred, gt=gt, metrics=["deca_pe", "deca_ee"], progress=False, face_region=face_region).frames
+        # by default both crops are DECA's box around the ground truth's landmarks (IMavatar crops by
+        # ground-truth keypoints); with face_region="detect" each frame is cropped by its own landmarks
+        pred_box = detect_landmarks(gt[0]) if face_region == "gt" else detect_landmarks(pred[0])
+        crops = [deca_crop(pred[0], pred_box), deca_crop(gt[0], detect_landmarks(gt[0]))]
+        codes = encoder.encode(torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2))
+        for column, code in (("deca_pe", "pose"), ("deca_ee", "exp")):
+            expected = torch.linalg.vector_norm(codes[code][0] - codes[code][1]).item()
+            assert expected > 0 and result[column].iloc[0] == pytest.approx(expected, rel=1e-4)
 
 
 def test_deca_without_checkpoint_is_reported(torch_home, face):
@@ -198,22 +202,32 @@ def test_landmark_metrics_through_evaluate(face):
 
     shifted = np.ascontiguousarray(data.astronaut()[20:276, 86:342])  # the face 6 px to the right
     cat = np.ascontiguousarray(cv2.resize(data.chelsea(), (256, 256)))
-    gt = np.stack([face, face, face, face])
-    pred = np.stack([face, rotate(face, 10), shifted, cat])
+    gt = np.stack([face, face, face, face, cat])
+    pred = np.stack([face, rotate(face, 10), shifted, cat, face])
     names = ["lmk_pose", "lmk_expr", "lmd", "mlmd", "csim"]
-    result = evaluate(pred=pred, gt=gt, metrics=names, progress=False, batch_size=3).frames
-    first, rotated, moved, faceless = (result.iloc[i] for i in range(4))
-    for name in ("lmk_pose", "lmk_expr", "lmd", "mlmd"):
-        assert first[name] == pytest.approx(0, abs=1e-9), name
-    assert first["csim"] == pytest.approx(1.0, abs=1e-9)
-    assert rotated["lmk_pose"] == pytest.approx(10, abs=1.5)
-    assert rotated["lmk_expr"] < 0.03  # a rotation leaves the expression after alignment
-    assert rotated["lmd"] > 0.1
     iod = np.linalg.norm(detect_landmarks(face)[45] - detect_landmarks(face)[36])
-    assert moved["lmd"] == pytest.approx(6 / iod, abs=0.02) and moved["lmk_expr"] < 0.03
-    assert moved["csim"] > 0.95 and rotated["csim"] > 0.9
-    for name in names:
-        assert np.isnan(faceless[name]), name  # no face: NaN, counted, not fatal
+    for face_region in ("gt", "detect"):
+        result = evaluate(pred=pred, gt=gt, metrics=names, progress=False, batch_size=3, face_region=face_region).frames
+        first, rotated, moved, faceless, no_truth = (result.iloc[i] for i in range(5))
+        for name in ("lmk_pose", "lmk_expr", "lmd", "mlmd"):
+            assert first[name] == pytest.approx(0, abs=1e-9), name
+        assert first["csim"] == pytest.approx(1.0, abs=1e-9)
+        assert rotated["lmk_pose"] == pytest.approx(10, abs=1.5)
+        assert rotated["lmk_expr"] < 0.03  # a rotation leaves the expression after alignment
+        assert rotated["lmd"] > 0.1
+        assert moved["lmd"] == pytest.approx(6 / iod, abs=0.02) and moved["lmk_expr"] < 0.03
+        assert moved["csim"] > 0.95 and rotated["csim"] > 0.9
+        for name in names:
+            assert np.isnan(no_truth[name]), name  # the ground truth has no face: NaN, counted, not fatal
+        if face_region == "detect":
+            for name in names:
+                assert np.isnan(faceless[name]), name  # no face found in the method's frame: NaN
+        else:
+            # located from the ground truth's face box, a frame without the face gets values, and
+            # scores worse than the kept (rotated) face on every metric
+            assert faceless["lmk_pose"] > 3 * rotated["lmk_pose"] and faceless["lmd"] > rotated["lmd"]
+            assert faceless["lmk_expr"] > rotated["lmk_expr"] and faceless["mlmd"] > rotated["mlmd"]
+            assert faceless["csim"] < rotated["csim"] - 0.1
 
 
 def test_similarity_alignment_matches_scipy_procrustes():
@@ -240,3 +254,116 @@ def test_dlib_models_are_found_in_their_package_and_listed():
     for key in ("dlib_landmarks68", "dlib_face_recognition"):
         assert rows[key]["found"].endswith(rows[key]["file"]) and "face_recognition_models" in rows[key]["found"]
     assert registry.get("csim").unavailable_reason() is None
+
+
+def test_descriptor_network_in_torch_equals_dlibs_own(face, photos, tmp_path):
+    import dlib
+
+    from metrics.dlib_resnet import DlibResNet, read_dlib_resnet
+    from metrics.landmarks import chip_descriptors, face_chip, model_path
+
+    recognizer = dlib.face_recognition_model_v1(str(model_path("dlib_face_recognition")))
+    _, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model_path("dlib_landmarks68")))
+    images = [face, rotate(face, 15), cv2.GaussianBlur(face, (0, 0), 2.0), photos["astronaut"]]
+    chips, expected = [], []
+    for image in images:
+        landmarks = detect_landmarks(image)
+        chip = face_chip(image, landmarks)
+        shape = predictor(image, dlib.rectangle(*(int(v) for v in (*landmarks.min(0), *landmarks.max(0)))))
+        assert np.array_equal(chip, dlib.get_face_chip(image, dlib.full_object_detection(
+            shape.rect, [dlib.point(int(round(x)), int(round(y))) for x, y in landmarks]), 150, 0.25))
+        chips.append(chip)
+        expected.append(np.array(recognizer.compute_face_descriptor(chip)))  # dlib's network on the same chip
+    expected = np.stack(expected)
+    descriptors = chip_descriptors(chips)
+    assert np.abs(expected).max() > 0.2
+    np.testing.assert_allclose(descriptors, expected, rtol=0, atol=2e-6)
+
+    path = model_path("dlib_face_recognition")
+    truncated = tmp_path / "truncated.dat"
+    truncated.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(InputError, match="truncated.dat.*ends early"):
+        read_dlib_resnet(truncated)
+    with pytest.raises(InputError, match="shape_predictor.*not dlib's face-recognition ResNet"):
+        DlibResNet.from_file(model_path("dlib_landmarks68"))
+
+
+# ---------------------------------------------------------------------------- face region
+
+
+def pixelate(image: np.ndarray, block: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    small = cv2.resize(image, (width // block, height // block), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+
+
+def noised(image: np.ndarray, std: float) -> np.ndarray:
+    return np.clip(image + np.random.default_rng(0).normal(0, std, image.shape), 0, 255).astype(np.uint8)
+
+
+DAMAGES = {  # light, medium, heavy
+    "blur": (lambda image, sigma: cv2.GaussianBlur(image, (0, 0), sigma), (1, 4, 8)),
+    "pixelate": (pixelate, (4, 8, 16)),
+    "jpeg": (jpeg, (50, 8, 2)),
+    "noise": (noised, (10, 30, 100)),
+}
+FACE_METRICS = ["lmk_pose", "lmk_expr", "lmd", "mlmd", "csim"]
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory, face) -> np.ndarray:
+    """Real faces at 256x256: six frames of a synthetic talking head and two crops of the astronaut."""
+    from skimage import data
+
+    from benchmark.datasets import open_dataset
+    from benchmark.datasets.synthetic import write_sequence
+
+    root = tmp_path_factory.mktemp("faces")
+    write_sequence(root, frames=6, size=256, seed=3, name="talk", progress=False)
+    sequence = next(iter(open_dataset(root, kind="synthetic")))
+    wide = cv2.resize(data.astronaut()[0:320, 60:380], (256, 256), interpolation=cv2.INTER_AREA)
+    return np.concatenate([sequence.frames.read(sequence.frames.frame_ids).rgb, face[None], wide[None]])
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_faces_get_values_that_grow_with_the_damage(faces, damage):
+    function, levels = DAMAGES[damage]
+    means = {}
+    for level in levels:
+        pred = np.stack([function(image, level) for image in faces])
+        result = evaluate(pred=pred, gt=faces, metrics=FACE_METRICS, progress=False).frames
+        assert np.isfinite(result[FACE_METRICS].to_numpy()).all(), (damage, level)  # every frame has a value
+        means[level] = result[FACE_METRICS].mean()
+        if level == levels[-1]:
+            # detected on the method's frame instead, the heavily damaged faces are mostly not found,
+            # and the mean would cover only the frames that were: the selection the default avoids
+            detected = evaluate(pred=pred, gt=faces, metrics=["lmd"], progress=False, face_region="detect").frames
+            assert detected["lmd"].notna().sum() <= len(faces) // 2
+    for lighter, heavier in zip(levels, levels[1:]):
+        for name in ("lmk_pose", "lmk_expr", "lmd", "mlmd"):
+            assert means[heavier][name] > means[lighter][name], (damage, name, lighter, heavier)
+        assert means[heavier]["csim"] < means[lighter]["csim"], (damage, lighter, heavier)
+
+
+def test_threads_find_the_faces_one_thread_finds(faces):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from metrics.landmarks import detect_face, landmarks_in_box
+
+    # a dlib detector keeps the image it scans in itself: shared by two threads, it returned the
+    # box of the other thread's frame on 1-2 of 16 frames
+    frames = [np.ascontiguousarray(np.roll(image, shift, axis=(0, 1))) for shift in ((0, 0), (9, 5), (-7, 11))
+              for image in faces]
+    serial = [detect_face(image) for image in frames]
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(3):
+            for one, other in zip(serial, pool.map(detect_face, frames)):
+                assert one[0] == other[0] and np.array_equal(one[1], other[1])
+            placed = pool.map(lambda item: landmarks_in_box(*item), [(f, s[0]) for f, s in zip(frames, serial)])
+            for one, other in zip(serial, placed):
+                assert np.array_equal(one[1], other)

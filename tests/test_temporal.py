@@ -187,5 +187,8 @@ def test_evaluators_keep_one_frame_whatever_the_video_length(gt_video):
         for evaluator in evaluators.values():
             evaluator.update(batch)
     for name in ("flow_gap", "tof", "warp_error"):
-        assert evaluators[name].prev_gt.shape[0] == 1 and evaluators[name].prev_pred.shape[0] == 1
-    assert evaluators["motion_inheritance"].first_gt.shape[0] == 1
+        previous = evaluators[name].previous
+        assert previous.gt.shape[0] == 1 and previous.pred.shape[0] == 1 and previous.frame_id == FRAMES - 1
+        assert previous.pred_inputs.shape[0] == 1
+    first = evaluators["motion_inheritance"].first
+    assert first.gt.shape[0] == 1 and first.pred.shape[0] == 1

@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--warp-variant", dest="variant", default=None, choices=("lai", "central"),
                         help="warp_error as Lai et al.'s script (default) or with central-difference motion boundaries")
     parser.add_argument("--deca-weights", default=None, help="path of deca_model.tar for deca_pe, deca_ee (default: looked up as cabench weights lists)")
+    parser.add_argument("--face-region", default=None, choices=("gt", "detect"),
+                        help="face metrics: locate the method's face from the ground truth's face region (gt, the "
+                             "default) or detect it in the method's frame (detect: frames without a detected face drop out)")
     parser.add_argument("--lpips-net", default=None, choices=("alex", "vgg"), help="LPIPS trunk (default: alex)")
     parser.add_argument("--lpips-weights", default=None, help="path of the LPIPS trunk's torchvision state dict (default: looked up as cabench weights lists)")
     parser.add_argument("--out", default="runs/eval",
@@ -76,7 +79,7 @@ def metric_options(args: argparse.Namespace) -> dict:
         options["net"] = args.lpips_net
     if args.lpips_weights:
         options["backbone_weights"] = args.lpips_weights
-    for name in ("flow", "flow_weights", "flow_updates", "crop", "variant", "deca_weights"):
+    for name in ("flow", "flow_weights", "flow_updates", "crop", "variant", "deca_weights", "face_region"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value

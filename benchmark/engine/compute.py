@@ -11,7 +11,9 @@ For each part of a pair (:class:`PairPlan`), a rerun:
 The method is rendered (or its stored frames opened) only when some part of the pair needs
 computing, once for all the run's protocols; its measured time per frame is stored as the pair's
 runtime part. Rows reach the store batch by batch (``evaluate``'s ``on_rows``), so an interruption
-loses at most the batch in flight.
+loses at most the batch in flight. What the metrics derive from the ground truth alone (flows, faces,
+descriptors, ...) is kept in the run's truth cache, ``<out>/cache/<dataset>/<sequence>/``, keyed by
+content (``metrics.truth``), so the methods of a sequence, and later runs, compute it once.
 """
 
 from __future__ import annotations
@@ -127,10 +129,11 @@ class Runner:
             mask = SubsetFrames(sequence.mask, ids) if uses_mask(self.config, sequence) else None
             landmarks = landmarks_of(sequence, gt.frame_ids)
             options = {key: value for name in names for key, value in self.options[name].items()}
+            truth_cache = self.folder.truth_cache(plan.stored.dataset, plan.stored.sequence)
             result = evaluate(pred=SubsetFrames(pred, ids), gt=gt, metrics=names, protocol=protocol, mask=mask, device=device,
                               batch_size=self.config.batch_size, align=self.config.align or None,
                               progress=self.progress, annotations=None if landmarks is None else {"landmarks": landmarks},
-                              on_rows=store, **options)
+                              on_rows=store, truth_cache=truth_cache, **options)
             missing = result.missing
         for name, part in mine.items():
             if name in missing:
