@@ -20,7 +20,7 @@ import sys
 import warnings
 
 from metrics.device import check_device
-from metrics.errors import CabenchError, Terminated
+from metrics.errors import CabenchError, CabenchWarning, Terminated
 
 COMMAND_MODULES: tuple[str, ...] = (
     "benchmark.commands.eval",
@@ -49,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """cabench's own warnings as one line each; others (shown with --debug) as Python prints them."""
+    if issubclass(category, CabenchWarning):
+        print(f"cabench: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -59,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         if not debug:  # library warnings (torchvision, FFmpeg through OpenCV) would print before cabench's own line
             warnings.simplefilter("ignore")
+        warnings.filterwarnings("always", category=CabenchWarning)
+        warnings.showwarning = _show_warning
         try:
             if getattr(args, "device", None) is not None:
                 check_device(args.device)

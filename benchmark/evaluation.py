@@ -9,6 +9,7 @@ missing instead of as numbers, the protocol and the alignment policy used.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import nullcontext
@@ -20,10 +21,10 @@ import pandas as pd
 import torch
 
 from benchmark.align import align as align_sources
-from benchmark.io import FrameSource, open_frames, open_masks
+from benchmark.io import Frames, FrameSource, open_frames, open_masks
 from metrics import registry
 from metrics.device import resolve_device
-from metrics.errors import CabenchError, InputError
+from metrics.errors import CabenchError, CabenchWarning, InputError
 from metrics.protocols import get_protocol
 from metrics.truth import TruthStore
 
@@ -163,9 +164,11 @@ def evaluate(
     workers = torch.get_num_threads()
     with ThreadPoolExecutor(1) as reader, (ThreadPoolExecutor(workers) if workers > 1 else nullcontext()) as pool:
         try:
-            for pred_frames, gt_frames in read_ahead(pair.batches(batch_size), reader):
+            for index, (pred_frames, gt_frames) in enumerate(read_ahead(pair.batches(batch_size), reader)):
                 ids = gt_frames.ids
                 _check_frames(pred_frames.rgb, pred_source.name, ids)
+                if index == 0:
+                    _warn_video_without_alpha(pred_source, pred_frames, gt_frames, gt_source.name)
                 mask_array = mask_source.read(ids).alpha if mask_source is not None else None
                 landmarks = None if landmark_rows is None else landmark_rows[_positions(gt_source, ids)]
                 prepared_gt = protocol_obj.prepare_gt(gt_frames, mask_array, landmarks, torch_device)
@@ -188,6 +191,15 @@ def evaluate(
             bar.close()
     frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=["frame", "protocol", *columns])
     return Evaluation(frame, missing, protocol_obj.id, sorted(pair.policy))
+
+
+def _warn_video_without_alpha(source: FrameSource, pred: Frames, gt: Frames, gt_name: str) -> None:
+    """A video has no alpha: against a ground truth with a matte its background is compared as
+    rendered with the ground truth's composited background, which is rarely what was meant."""
+    if source.is_video and pred.alpha is None and gt.alpha is not None:
+        warnings.warn(f"{source.name}: a video has no alpha, but the ground truth {gt_name} has a matte; its "
+                      "background is compared as rendered against the ground truth composited on its background "
+                      "colour (render on that colour, or give RGBA frames)", CabenchWarning, stacklevel=3)
 
 
 def read_ahead(batches: Iterator[T], reader: Executor) -> Iterator[T]:

@@ -45,6 +45,7 @@ class FrameSource:
     frame_ids: list[int]
     size: tuple[int, int]
     fps: float | None = None
+    is_video: bool = False  # a video file: it cannot carry alpha
 
     def read(self, ids: Sequence[int]) -> Frames:
         raise NotImplementedError
@@ -305,6 +306,7 @@ class VideoFile(FrameSource):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.name = str(self.path)
+        self.is_video = True
         if not self.path.is_file():
             raise InputError(f"{self.path}: file not found")
         with native_messages_as_warnings(self.name):

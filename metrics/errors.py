@@ -31,5 +31,10 @@ class WeightsUnusableError(WeightsMissingError, InputError):
         super().__init__(f"{path}: {reason}")
 
 
+class CabenchWarning(UserWarning):
+    """Something the user should know about the input that does not stop the work (the command line
+    prints it as one ``cabench: warning:`` line; library warnings stay hidden without ``--debug``)."""
+
+
 class Terminated(BaseException):
     """The process was asked to stop (SIGTERM); like KeyboardInterrupt, not an error of the input."""

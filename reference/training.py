@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from metrics.errors import CabenchError
+from metrics.errors import CabenchError, CabenchWarning
 from reference.ablations import ALIASES, FCSD_PARTS, fcsd_inputs, trained_variant, variant_folder
 from reference.attention import is_condition_parameter
 from reference.config import ModelConfig, build_components, get_config
@@ -343,6 +344,10 @@ def train(options: TrainOptions, data: SequenceData, output: str | Path, emotion
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
     fresh = not (output / "model_index.json").is_file()
+    if fresh and config.name == "tiny" and options.stage != "vae" and accelerator.is_main_process:
+        warnings.warn(f"{output} has no trained VAE: the tiny config has no pretrained autoencoder, so {options.stage} "
+                      f"trains on a random one; run `cabench train vae --output {output}` first", CabenchWarning,
+                      stacklevel=2)
     pipe = load_for_stage(options, target, output, config).to(accelerator.device)
     check_resolution(pipe, data, options.stage == "vae" or fresh, output)
     if options.stage == "distill-lcm":

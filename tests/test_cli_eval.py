@@ -251,3 +251,28 @@ def test_temporal_variants_are_options_of_eval(folders):
                      "--tof-crop", crop, "--warp-variant", "central", "--out", str(out), "--quiet"]) == 0
         means[crop] = pd.read_csv(out / "per_frame.csv")["tof"].iloc[1:].mean()
     assert means["tecogan"] != pytest.approx(means["none"], rel=1e-3)  # TecoGAN's border crop is applied
+
+
+def test_a_video_without_alpha_against_a_matted_ground_truth_is_one_warning_line(folders, tmp_path, capsys):
+    import cv2
+
+    _, gt, _ = folders
+    rgba = np.concatenate([gt, np.full(gt.shape[:3] + (1,), 255, np.uint8)], axis=-1)
+    rgba[:, :8, :, 3] = 0  # a matte: the top rows are background
+    write_frames(tmp_path / "gt_rgba", rgba)
+    video = tmp_path / "pred.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (gt.shape[2], gt.shape[1]))
+    for frame in gt:
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    writer.release()
+    common = ["--metrics", "psnr", "--quiet", "--no-plots"]
+    assert main(["eval", "--gt", str(tmp_path / "gt_rgba"), "--pred", f"video={video}", *common,
+                 "--out", str(tmp_path / "o1")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("cabench: warning:")]
+    assert len(warnings) == 1 and "pred.avi" in warnings[0] and "no alpha" in warnings[0] and "gt_rgba" in warnings[0]
+    # the same video against a ground truth without a matte, or RGBA frames against the matted one: no warning
+    assert main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"video={video}", *common,
+                 "--out", str(tmp_path / "o2")]) == 0
+    assert main(["eval", "--gt", str(tmp_path / "gt_rgba"), "--pred", f"frames={tmp_path / 'gt_rgba'}", *common,
+                 "--out", str(tmp_path / "o3")]) == 0
+    assert "cabench: warning:" not in capsys.readouterr().err

@@ -313,3 +313,16 @@ def test_cli_train_bad_inputs(tmp_path, capsys):
     assert main(["train", "stage3", "--gradient-accumulation-steps", "0", "--data", str(seq),
                  "--output", str(tmp_path / "o")]) == 2
     assert "--gradient-accumulation-steps must be at least 1" in capsys.readouterr().err
+
+
+def test_stage2_in_a_folder_without_a_trained_vae_says_so(tmp_path, capsys):
+    from benchmark.cli import main
+
+    seq = make_sequence(tmp_path / "seq", frames=3)
+    common = ["--data", str(seq), "--steps", "1", "--size", "32", "--quiet"]
+    assert main(["train", "stage2", *common, "--output", str(tmp_path / "bare")]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("cabench: warning:")]
+    assert len(warning) == 1 and "no trained VAE" in warning[0] and "cabench train vae" in warning[0]
+    assert main(["train", "vae", *common, "--output", str(tmp_path / "made")]) == 0
+    assert main(["train", "stage2", *common, "--output", str(tmp_path / "made")]) == 0
+    assert "cabench: warning:" not in capsys.readouterr().err

@@ -91,6 +91,7 @@ class SubsetFrames(FrameSource):
         self.frame_ids = [i for i in source.frame_ids if i in keep]
         self.size = source.size
         self.fps = source.fps
+        self.is_video = source.is_video
 
     def read(self, ids: Ids[int]) -> Frames:
         self._check_ids(ids)
