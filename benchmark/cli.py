@@ -50,11 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """cabench's own warnings as one line each; others (shown with --debug) as Python prints them."""
-    if issubclass(category, CabenchWarning):
-        print(f"cabench: warning: {message}", file=sys.stderr)
-    else:
-        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr, end="")
+    """cabench's own warnings as one line each (without --debug, the only warnings not ignored)."""
+    print(f"cabench: warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         if not debug:  # library warnings (torchvision, FFmpeg through OpenCV) would print before cabench's own line
             warnings.simplefilter("ignore")
-        warnings.filterwarnings("always", category=CabenchWarning)
-        warnings.showwarning = _show_warning
+            warnings.filterwarnings("always", category=CabenchWarning)  # cabench's own: one line each
+            warnings.showwarning = _show_warning
         try:
             if getattr(args, "device", None) is not None:
                 check_device(args.device)
