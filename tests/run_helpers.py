@@ -39,3 +39,11 @@ def config(videos: dict, out: Path, **changes) -> RunConfig:
     run = RunConfig(datasets=(DatasetConfig("synthetic", str(root / "gt" / "seq"), kind="frames"),), methods=methods,
                     metrics=("l2", "psnr", "ssim"), out=str(out), batch_size=4, split="all")
     return dataclasses.replace(run, **changes)
+
+
+def sigint_as_keyboard_interrupt() -> None:
+    """In the child: SIGINT back to its default before Python starts, which then makes it KeyboardInterrupt
+    (a child of a shell's background job inherits SIGINT ignored, and Python leaves an ignored SIGINT alone)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -23,6 +23,7 @@ from baselines.sadtalker import map_frames
 from benchmark.datasets import open_dataset
 from benchmark.datasets.synthetic import write_sequence
 from metrics.errors import CabenchError, InputError
+from tests.run_helpers import sigint_as_keyboard_interrupt
 
 FAILURES = textwrap.dedent("""
     import os, sys, time
@@ -357,7 +358,8 @@ def test_an_interrupted_cabench_ends_the_program_group(tmp_path, signum):
     code = ("from baselines.external import run_program\n"
             f"run_program(['sh', '-c', {WRAPPER!r}, {str(pidfile)!r}], what='wrapper', timeout=60)\n")
     cabench = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=sigint_as_keyboard_interrupt)
     try:
         pids = _pids(pidfile, 3)
         cabench.send_signal(getattr(signal, signum))

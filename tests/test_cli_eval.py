@@ -14,6 +14,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from benchmark.cli import main
 from benchmark.io import write_frames
+from tests.run_helpers import sigint_as_keyboard_interrupt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -224,7 +225,8 @@ def test_eval_stopped_by_a_signal_keeps_its_rows_and_says_so_in_one_line(tmp_pat
     command = [sys.executable, "-m", "benchmark.cli", "eval", "--gt", str(tmp_path / "gt"), "--pred",
                f"a={tmp_path / 'pred'}", "--metrics", "psnr,ssim,tof", "--batch-size", "2", "--out", str(out), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                               preexec_fn=sigint_as_keyboard_interrupt)
     log = out / "parts" / "gt" / "gt" / "a" / "canonical" / "tof.log"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None and (not log.exists() or log.read_text().count("#commit") < 2):

@@ -47,21 +47,25 @@ def test_each_ablation_row_changes_the_frames(sequence):
 
 
 def test_time_per_frame_excludes_loading_and_warm_up(sequence, monkeypatch):
-    """Loading made 3 s slow: two identical rows (and one whose outputs() is called without load()) still
-    report only their rendering time, far below 3 s spread over the frames."""
+    """Loading made 1000 s slow: two identical rows (and one whose outputs() is called without load()) still
+    report only their rendering time, far below 1000 s spread over the frames."""
     import time
 
     from reference import render
     from reference.pipeline import ConsistentAvatarPipeline
 
-    delay = 3.0
+    # Loading "takes" 1000 s on a clock the test advances (no sleeping, and no bound a busy machine can
+    # break): a time per frame that included a load would be at least 1000 / frames.
+    delay = 1000.0
     original = ConsistentAvatarPipeline.from_pretrained.__func__
+    real_clock, advanced = time.perf_counter, [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: real_clock() + advanced[0])
 
     loads = []
 
     def slow_from_pretrained(cls, *args, **kwargs):
         loads.append(args)
-        time.sleep(delay)
+        advanced[0] += delay
         return original(cls, *args, **kwargs)
 
     monkeypatch.setattr(ConsistentAvatarPipeline, "from_pretrained", classmethod(slow_from_pretrained))
