@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +99,13 @@ SANITY_HATCHES = ("//", "\\\\", "xx", "..", "++", "--", "oo")
 SANITY_MARKERS = ("x", "+", "^", "s", "d", "v", "*")
 
 
+def distinct_colors(names: Iterable[str]) -> dict[str, tuple]:
+    """A colour per distinct name, in the order given: matplotlib's tab10 (tab20 beyond 10 names)."""
+    names = list(dict.fromkeys(str(n) for n in names))
+    palette = _pyplot().get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {name: palette(i % palette.N) for i, name in enumerate(names)}
+
+
 def method_colors(methods: Sequence[str], roles: Mapping[str, str] | None = None) -> dict[str, tuple]:
     """One colour per method, from the run's method list in table order (so every plot of a run
     agrees): methods from tab10 (tab20 beyond 10); sanity checks in greys (told apart by hatch and
@@ -107,9 +114,8 @@ def method_colors(methods: Sequence[str], roles: Mapping[str, str] | None = None
     names = _ordered_methods(methods, roles)
     competitors = [n for n in names if not is_sanity(n, roles)]
     checks = [n for n in names if is_sanity(n, roles)]
-    palette = plt.get_cmap("tab10" if len(competitors) <= 10 else "tab20")
     greys = plt.get_cmap("Greys")
-    colors = {name: palette(i % palette.N) for i, name in enumerate(competitors)}
+    colors = distinct_colors(competitors)
     colors.update({name: greys(0.35 + 0.45 * i / max(1, len(checks) - 1)) for i, name in enumerate(checks)})
     return colors
 
@@ -480,7 +486,7 @@ def timing_plot(frame: pd.DataFrame, out: Path) -> list[Path]:
     curves = timing_curves(frame)
     schedulers = list(dict.fromkeys(s for s, _ in curves))
     stages = list(dict.fromkeys(stage for _, stage in curves))
-    colors = method_colors(stages)
+    colors = distinct_colors(stages)
     fig, axes = plt.subplots(1, len(schedulers), figsize=(5.2 * len(schedulers), 3.8), squeeze=False)
     for ax, scheduler in zip(axes[0], schedulers):
         for stage in stages:
@@ -510,7 +516,7 @@ def quality_steps_plot(frame: pd.DataFrame, quality: pd.DataFrame, column: str, 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     other = ax.twinx()
-    colors = method_colors(list(dict.fromkeys(frame["scheduler"])))
+    colors = distinct_colors(frame["scheduler"])
     for scheduler, rows in frame.groupby("scheduler", sort=False):
         median = rows.groupby("steps")["total_ms"].median()
         ax.plot(median.index, median.to_numpy(), marker="o", color=colors[str(scheduler)],
