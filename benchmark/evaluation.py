@@ -168,7 +168,7 @@ def evaluate(
                 ids = gt_frames.ids
                 _check_frames(pred_frames.rgb, pred_source.name, ids)
                 if index == 0:
-                    _warn_video_without_alpha(pred_source, pred_frames, gt_frames, gt_source.name)
+                    _warn_video_without_alpha(pred_source, gt_frames, gt_source.name)
                 mask_array = mask_source.read(ids).alpha if mask_source is not None else None
                 landmarks = None if landmark_rows is None else landmark_rows[_positions(gt_source, ids)]
                 prepared_gt = protocol_obj.prepare_gt(gt_frames, mask_array, landmarks, torch_device)
@@ -193,10 +193,10 @@ def evaluate(
     return Evaluation(frame, missing, protocol_obj.id, sorted(pair.policy))
 
 
-def _warn_video_without_alpha(source: FrameSource, pred: Frames, gt: Frames, gt_name: str) -> None:
+def _warn_video_without_alpha(source: FrameSource, gt: Frames, gt_name: str) -> None:
     """A video has no alpha: against a ground truth with a matte its background is compared as
     rendered with the ground truth's composited background, which is rarely what was meant."""
-    if source.is_video and pred.alpha is None and gt.alpha is not None:
+    if source.is_video and gt.alpha is not None:
         warnings.warn(f"{source.name}: a video has no alpha, but the ground truth {gt_name} has a matte; its "
                       "background is compared as rendered against the ground truth composited on its background "
                       "colour (render on that colour, or give RGBA frames)", CabenchWarning, stacklevel=3)
