@@ -50,14 +50,23 @@ def boundary_scalings(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return c_skip.view(-1, 1, 1, 1), c_out.view(-1, 1, 1, 1)
 
 
-def add_lcm_lora(unet, rank: int) -> None:
-    """A fresh LoRA adapter (B = 0, so the student starts as the teacher) on ``unet``."""
+def add_lcm_lora(unet, rank: int, seed: int) -> None:
+    """A fresh LoRA adapter (B = 0, so the student starts as the teacher) on ``unet``.
+
+    A is drawn by peft's own init (Kaiming-uniform) from ``seed`` on a forked generator: the draw
+    depends on the seed alone, not on what the process drew before (a new process starts its global
+    generator from a random seed, so an unseeded init made every distillation differ), and the
+    caller's generator state is left as it was.
+    """
     from peft import LoraConfig
 
     if rank < 1:
         raise CabenchError(f"--lora-rank must be at least 1, got {rank}")
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(LORA_TARGETS),
-                                init_lora_weights=True), adapter_name=ADAPTER)
+    device = next(unet.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(LORA_TARGETS),
+                                    init_lora_weights=True), adapter_name=ADAPTER)
 
 
 def has_lcm_lora(unet) -> bool:

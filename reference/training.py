@@ -353,7 +353,7 @@ def train(options: TrainOptions, data: SequenceData, output: str | Path, emotion
     if options.stage == "distill-lcm":
         from reference.lcm import ConsistencyDistillation, add_lcm_lora
 
-        add_lcm_lora(getattr(pipe, target.lora_unet), options.lora_rank or config.lcm_lora_rank)
+        add_lcm_lora(getattr(pipe, target.lora_unet), options.lora_rank or config.lcm_lora_rank, options.seed)
         model = ConsistencyDistillation(pipe, options.component)
     else:
         model = StageModel(pipe, options.stage, config.train_unet_base)

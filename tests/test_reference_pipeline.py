@@ -184,7 +184,7 @@ def test_a_folders_lcm_loras_load_and_only_lcm_sampling_uses_them(tmp_path):
     distilled = fresh_pipeline()
     for name in LORA_FOLDERS:
         unet = getattr(distilled, name)
-        add_lcm_lora(unet, rank=2)
+        add_lcm_lora(unet, rank=2, seed=0)
         with torch.no_grad():
             for key, parameter in unet.named_parameters():
                 if "lora_B" in key:
@@ -212,6 +212,26 @@ def test_a_folders_lcm_loras_load_and_only_lcm_sampling_uses_them(tmp_path):
     assert not torch.allclose(lcm.images, frames(without, "lcm").images)
     assert torch.equal(frames(loaded, "ddim").images, frames(without, "ddim").images)
     assert torch.equal(frames(loaded, "lcm", ablation="wo_lcm").images, frames(without, "ddim").images)
+
+
+def test_the_lcm_lora_init_depends_on_its_seed_alone():
+    """A new process starts torch's global generator from a random seed: the adapter's A matrices
+    come from the seed given, whatever was drawn before, and the caller's generator is left as it was."""
+    from reference.lcm import add_lcm_lora
+
+    def lora_a(seed, global_seed):
+        unet = fresh_pipeline().unet
+        torch.manual_seed(global_seed)
+        add_lcm_lora(unet, rank=2, seed=seed)
+        after = torch.rand(1)
+        torch.manual_seed(global_seed)
+        assert torch.equal(after, torch.rand(1))  # the global generator was not advanced
+        return {k: v.detach().clone() for k, v in unet.named_parameters() if "lora_A" in k}
+
+    first, second, other = lora_a(7, 1), lora_a(7, 2), lora_a(8, 1)
+    assert first and all(torch.equal(v, second[k]) for k, v in first.items())
+    assert all(v.abs().sum() > 0 for v in first.values())
+    assert not any(torch.equal(v, other[k]) for k, v in first.items())
 
 
 @pytest.mark.parametrize("scheduler,steps", [("lcm", 1), ("lcm", 4), ("ddim", 3), ("ddpm", 2), ("euler_a", 2)])

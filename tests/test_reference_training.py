@@ -198,7 +198,7 @@ def test_lcm_distillation_trains_a_lora_that_lcm_sampling_uses(small, tmp_path):
     x, t, ctx = torch.randn(1, 4, 8, 8), torch.tensor([499]), pipe.text_context(1)
     tokens = {"condition_tokens": torch.randn(1, 4, 32)}
     before = pipe.unet(x, t, ctx, cross_attention_kwargs=tokens).sample
-    add_lcm_lora(pipe.unet, rank=4)
+    add_lcm_lora(pipe.unet, rank=4, seed=0)
     model = ConsistencyDistillation(pipe, "fcsd")
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
