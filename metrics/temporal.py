@@ -133,17 +133,20 @@ def resample(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     top = y0.long().clamp(0, height - 1)
     bottom = (y0.long() + 1).clamp(0, height - 1)
     flat = images.float().reshape(n, channels, height * width)
-
-    def at(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        index = (rows * width + cols).reshape(n, 1, height * width).expand(n, channels, -1)
-        return flat.gather(2, index).reshape(n, channels, height, width).double()
-
-    terms = (((1.0 - alpha) * (1.0 - beta), top, left), (alpha * (1.0 - beta), top, right),
-             ((1.0 - alpha) * beta, bottom, left), (alpha * beta, bottom, right))
-    value = torch.zeros(n, channels, height, width, dtype=torch.float32, device=images.device)
-    for weight, rows, cols in terms:
-        value = (value.double() + weight[:, None] * at(rows, cols)).float()
-    return value
+    out = torch.empty(n, channels, height * width, dtype=torch.float32, device=images.device)
+    # One frame at a time, with its four neighbours picked by index_select: the double temporaries
+    # stay a frame's size (cache-sized) instead of the batch's, same arithmetic in the same order.
+    for i in range(n):
+        a, b = alpha[i].reshape(-1), beta[i].reshape(-1)
+        terms = (((1.0 - a) * (1.0 - b), top[i], left[i]), (a * (1.0 - b), top[i], right[i]),
+                 ((1.0 - a) * b, bottom[i], left[i]), (a * b, bottom[i], right[i]))
+        value = None
+        for weight, rows, cols in terms:
+            total = flat[i].index_select(1, (rows * width + cols).reshape(-1)).double().mul_(weight)
+            total.add_(0.0 if value is None else value)  # 0.0 + term, as the kernel (turns -0.0 into 0.0)
+            value = total.float()
+        out[i] = value
+    return out.reshape(n, channels, height, width)
 
 
 def motion_boundary(flow: torch.Tensor, differences: str = "forward") -> torch.Tensor:

@@ -141,3 +141,29 @@ def test_resample_is_bilinear_with_replicated_borders():
     reference = torch.nn.functional.grid_sample(images.double(), grid, padding_mode="border", align_corners=True)
     assert (resample(images, flow).double() - reference).abs().max() < 1e-5
     assert torch.equal(resample(images, torch.zeros_like(flow)), images)
+
+
+def test_resample_rounds_as_the_kernel_to_the_last_bit():
+    """Against FlowNet2's ``Resample2d`` arithmetic written out in numpy: float32 positions, double
+    weights, the float32 sum rounded after each of the four terms in the kernel's order (top-left,
+    top-right, bottom-left, bottom-right), indices clamped to the frame; bit-equal, with signed
+    values and zero flow in part of the frame."""
+    rng = np.random.default_rng(5)
+    images = rng.uniform(-255, 255, size=(3, 2, 17, 23)).astype(np.float32)
+    flow = (rng.standard_normal((3, 2, 17, 23)) * 6).astype(np.float32)
+    flow[0, :, :4] = 0
+    x = np.arange(23, dtype=np.float32)[None, None, :] + flow[:, 0]
+    y = np.arange(17, dtype=np.float32)[None, :, None] + flow[:, 1]
+    x0, y0 = np.floor(x), np.floor(y)
+    alpha, beta = (x - x0).astype(np.float64), (y - y0).astype(np.float64)
+    left, right = np.clip(x0, 0, 22).astype(int), np.clip(x0 + 1, 0, 22).astype(int)
+    top, bottom = np.clip(y0, 0, 16).astype(int), np.clip(y0 + 1, 0, 16).astype(int)
+    frame = np.arange(3)[:, None, None]
+    expected = np.zeros_like(images)
+    for weight, rows, cols in (((1 - alpha) * (1 - beta), top, left), (alpha * (1 - beta), top, right),
+                               ((1 - alpha) * beta, bottom, left), (alpha * beta, bottom, right)):
+        for channel in range(2):
+            neighbour = images[frame, channel, rows, cols].astype(np.float64)
+            expected[:, channel] = (expected[:, channel].astype(np.float64) + weight * neighbour).astype(np.float32)
+    found = resample(torch.from_numpy(images), torch.from_numpy(flow)).numpy()
+    assert np.array_equal(found.view(np.int32), expected.view(np.int32))
