@@ -192,6 +192,10 @@ def _opencv_can_filter(frames: torch.Tensor) -> bool:
             and frames.shape[1] <= 4 and not frames.requires_grad)
 
 
+STRIP_ROWS = 32
+"""Valid rows per OpenCV SSIM strip: its dozen float64 maps of a 512-wide RGB strip fit in L2 cache."""
+
+
 def _ssim_opencv(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None, kernel: np.ndarray, radius: int,
                  data_range: float, k1: float, k2: float) -> torch.Tensor:
     """:func:`ssim` on the CPU: the same statistics, filtered by OpenCV's separable filter.
@@ -210,9 +214,10 @@ def _ssim_opencv(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None
     inner = (slice(radius, -radius), slice(radius, -radius))
     kernel = np.asarray(kernel, dtype=np.float64)
 
-    def one(index: int) -> float:
-        x = np.ascontiguousarray(pred[index].detach().permute(1, 2, 0).numpy(), dtype=np.float64)
-        y = np.ascontiguousarray(gt[index].detach().permute(1, 2, 0).numpy(), dtype=np.float64)
+    def strip_sum(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Sum over one strip's valid rows of the SSIM map, per channel: input rows with ``radius``
+        rows of context above and below, so cropping the filtered strip leaves exactly the rows a
+        whole-frame filter would give there."""
 
         def blur(image: np.ndarray) -> np.ndarray:
             return cv2.sepFilter2D(image, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT)[inner]
@@ -227,15 +232,28 @@ def _ssim_opencv(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None
         luminance_denominator = cv2.addWeighted(cv2.multiply(mu_x, mu_x), 1.0, cv2.multiply(mu_y, mu_y), 1.0, c1)
         contrast_denominator = cv2.addWeighted(m_sq, 1.0, luminance_denominator, -1.0, c1 + c2)
         ssim_map = cv2.divide(numerator, cv2.multiply(luminance_denominator, contrast_denominator))
-        if ssim_map.ndim == 2:
-            ssim_map = ssim_map[..., None]
-        if mask is None:
-            return float(ssim_map.mean(dtype=np.float64))
-        weights = mask[index, 0].detach().double().numpy()[inner]
-        total = weights.sum() * ssim_map.shape[-1]
-        if total <= 0:
+        return ssim_map if ssim_map.ndim == 3 else ssim_map[..., None]
+
+    def one(index: int) -> float:
+        x = np.ascontiguousarray(pred[index].detach().permute(1, 2, 0).numpy(), dtype=np.float64)
+        y = np.ascontiguousarray(gt[index].detach().permute(1, 2, 0).numpy(), dtype=np.float64)
+        weights = None if mask is None else mask[index, 0].detach().double().numpy()
+        height, total = x.shape[0], 0.0
+        # strips of STRIP_ROWS valid rows keep every intermediate map in cache (a whole 512x512x3
+        # float64 map is 6 MB); the sums are the same numbers up to float64 summation order
+        for top in range(radius, height - radius, STRIP_ROWS):
+            bottom = min(top + STRIP_ROWS, height - radius)
+            ssim_map = strip_sum(x[top - radius : bottom + radius], y[top - radius : bottom + radius])
+            if weights is None:
+                total += float(ssim_map.sum(dtype=np.float64))
+            else:
+                total += float((ssim_map * weights[top:bottom, radius:-radius, None]).sum(dtype=np.float64))
+        if weights is None:
+            return total / ((height - 2 * radius) * (x.shape[1] - 2 * radius) * (x.shape[2] if x.ndim == 3 else 1))
+        count = weights[inner].sum() * (x.shape[2] if x.ndim == 3 else 1)
+        if count <= 0:
             raise InputError("mask is empty for at least one frame")
-        return float((ssim_map * weights[..., None]).sum(dtype=np.float64) / total)
+        return total / count
 
     workers = min(torch.get_num_threads(), len(pred))
     if workers > 1:
