@@ -121,28 +121,26 @@ def resample(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     result is the kernel's to the last bit. Returns float32 (N,C,H,W).
     """
     n, channels, height, width = images.shape
-    ys = torch.arange(height, dtype=torch.float32, device=images.device).view(1, height, 1)
-    xs = torch.arange(width, dtype=torch.float32, device=images.device).view(1, 1, width)
+    ys = torch.arange(height, dtype=torch.float32, device=images.device).view(height, 1)
+    xs = torch.arange(width, dtype=torch.float32, device=images.device).view(1, width)
     flow = flow.float()
-    x = xs + flow[:, 0]
-    y = ys + flow[:, 1]
-    x0, y0 = torch.floor(x), torch.floor(y)
-    alpha, beta = (x - x0).double(), (y - y0).double()
-    left = x0.long().clamp(0, width - 1)
-    right = (x0.long() + 1).clamp(0, width - 1)
-    top = y0.long().clamp(0, height - 1)
-    bottom = (y0.long() + 1).clamp(0, height - 1)
     flat = images.float().reshape(n, channels, height * width)
     out = torch.empty(n, channels, height * width, dtype=torch.float32, device=images.device)
-    # One frame at a time, with its four neighbours picked by index_select: the double temporaries
-    # stay a frame's size (cache-sized) instead of the batch's, same arithmetic in the same order.
+    # One frame at a time, positions and weights included, with the four neighbours picked by
+    # index_select: every temporary stays a frame's size (cache-sized) instead of the batch's,
+    # same arithmetic in the same order.
     for i in range(n):
-        a, b = alpha[i].reshape(-1), beta[i].reshape(-1)
-        terms = (((1.0 - a) * (1.0 - b), top[i], left[i]), (a * (1.0 - b), top[i], right[i]),
-                 ((1.0 - a) * b, bottom[i], left[i]), (a * b, bottom[i], right[i]))
+        x, y = xs + flow[i, 0], ys + flow[i, 1]
+        x0, y0 = torch.floor(x), torch.floor(y)
+        a, b = (x - x0).double().reshape(-1), (y - y0).double().reshape(-1)
+        column, row = x0.long().reshape(-1), y0.long().reshape(-1)
+        left, right = column.clamp(0, width - 1), (column + 1).clamp_(0, width - 1)
+        top, bottom = row.clamp(0, height - 1).mul_(width), (row + 1).clamp_(0, height - 1).mul_(width)
+        terms = (((1.0 - a) * (1.0 - b), top, left), (a * (1.0 - b), top, right),
+                 ((1.0 - a) * b, bottom, left), (a * b, bottom, right))
         value = None
         for weight, rows, cols in terms:
-            total = flat[i].index_select(1, (rows * width + cols).reshape(-1)).double().mul_(weight)
+            total = flat[i].index_select(1, rows + cols).double().mul_(weight)
             total.add_(0.0 if value is None else value)  # 0.0 + term, as the kernel (turns -0.0 into 0.0)
             value = total.float()
         out[i] = value
