@@ -235,8 +235,9 @@ def _ssim_opencv(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None
         return cv2.divide(numerator, cv2.multiply(luminance_denominator, contrast_denominator))
 
     def one(index: int) -> float:
-        frame_x = pred[index].detach().numpy().astype(np.float64)  # (C, H, W): each channel contiguous
-        frame_y = gt[index].detach().numpy().astype(np.float64)
+        # (C, H, W) in C order, each channel a contiguous plane, from either memory layout
+        frame_x = np.ascontiguousarray(pred[index].detach().numpy(), dtype=np.float64)
+        frame_y = np.ascontiguousarray(gt[index].detach().numpy(), dtype=np.float64)
         weights = None if mask is None else mask[index, 0].detach().double().numpy()
         channels, height, width = frame_x.shape
         total = 0.0
