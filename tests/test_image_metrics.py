@@ -158,3 +158,19 @@ def test_bad_inputs_name_the_argument():
         metrics.ssim(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
     with pytest.raises(InputError, match="MS-SSIM needs"):
         metrics.ms_ssim(a, a)
+
+
+def test_ssim_over_several_strips_in_either_memory_layout_matches_scikit_image(photos):
+    """The CPU path filters each channel in strips of ``STRIP_ROWS`` rows: a frame several strips
+    tall, given in NCHW or channels-last memory, scores as scikit-image's whole-frame filter."""
+    from metrics.image import STRIP_ROWS
+
+    rng = np.random.default_rng(3)
+    gt = photos["astronaut"][: 3 * STRIP_ROWS + 17, :150].astype(np.float64) / 255
+    pred = _noise(gt, rng)
+    reference = structural_similarity(gt, pred, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                      data_range=1, channel_axis=-1)
+    values = [metrics.ssim(_t(pred).contiguous(memory_format=layout), _t(gt).contiguous(memory_format=layout)).item()
+              for layout in (torch.contiguous_format, torch.channels_last)]
+    assert values[0] == values[1]
+    assert abs(values[0] - reference) <= 1e-6
