@@ -74,7 +74,7 @@ def bench_config(data: Path, out: Path) -> RunConfig:
     methods = [MethodConfig(f"degraded: {d}", adapter="degraded", settings={"degradation": d}) for d in DEGRADATIONS]
     methods += [MethodConfig(name, frames=f"{{root}}/{folder}") for name, folder in STORED.items()]
     return RunConfig(datasets=(DatasetConfig("synthetic", str(data), kind="synthetic"),), methods=tuple(methods),
-                     metrics=OFFLINE, out=str(out), protocol="canonical", device="cpu", batch_size=16, split="all")
+                     metrics=OFFLINE, out=str(out), protocol="canonical", device="cpu", split="all")
 
 
 def run(config: RunConfig):

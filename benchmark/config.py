@@ -7,7 +7,7 @@ A config file looks like::
     protocol = "canonical"      # evaluation protocol id recorded beside every number; a list of
                                 # ids or "all" evaluates the same outputs under each of them
     device = "cpu"              # "cpu", "cuda", "cuda:N" or "auto" (the accelerate process's device)
-    batch_size = 16
+    batch_size = 8
     split = "test"              # frames of each sequence to evaluate: a split name or "all"
     metrics = ["l2", "psnr", "ssim", "lpips"]
     align = []                  # [] (mismatch is an error), ["intersect"], ["resize"]
@@ -65,6 +65,7 @@ from pydantic import (
     model_validator,
 )
 
+from benchmark.io import BATCH_SIZE
 from benchmark.results.bootstrap import BootstrapSettings
 from benchmark.schema import key_path, violations
 from metrics.device import check_device
@@ -101,7 +102,7 @@ class RunConfig:
     out: str = "runs/run"
     protocol: str | tuple[str, ...] = "canonical"  # an id, "all", or several ids
     device: str = "cpu"
-    batch_size: int = 16
+    batch_size: int = BATCH_SIZE
     split: str = "test"
     align: tuple[str, ...] = ()
     mask: bool = False

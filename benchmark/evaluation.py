@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from benchmark.align import align as align_sources
-from benchmark.io import Frames, FrameSource, open_frames, open_masks
+from benchmark.io import BATCH_SIZE, Frames, FrameSource, open_frames, open_masks
 from metrics import registry
 from metrics.device import resolve_device
 from metrics.errors import CabenchError, CabenchWarning, InputError
@@ -87,7 +87,7 @@ def evaluate(
     protocol: str = "canonical",
     mask: str | np.ndarray | FrameSource | None = None,
     device: str = "cpu",
-    batch_size: int = 16,
+    batch_size: int = BATCH_SIZE,
     align: str | Iterable[str] | None = None,
     progress: bool = True,
     annotations: dict[str, np.ndarray] | None = None,

@@ -70,8 +70,8 @@ class Batch:
         """``pred`` or ``gt`` as (N,H,W,3) uint8 RGB (values rounded), converted once per batch."""
 
         def convert() -> np.ndarray:
-            frames = getattr(self, role).detach().float().clamp(0, 1)
-            array = (frames * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            frames = getattr(self, role).detach().float().clamp(0, 1)  # a new tensor: the rest works in place
+            array = frames.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             return np.ascontiguousarray(array)
 
         return self.share(("uint8", role), convert)

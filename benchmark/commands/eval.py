@@ -15,6 +15,8 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from benchmark.io import BATCH_SIZE
+
     parser = subparsers.add_parser(
         "eval",
         help="evaluate methods' frames against a ground truth",
@@ -31,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="evaluation protocol: canonical, imavatar, pointavatar, insta, nerface or nha (the README's "
                              "protocol table defines them), a comma list of them, or all (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=16, help="frames per batch (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="frames per batch (default: %(default)s)")
     parser.add_argument("--align", default=None, help="alignment policy: intersect, resize, or intersect,resize (default: none; frame counts and sizes "
                              "must match)")
     parser.add_argument("--landmarks", help=".npy of the ground truth's 68 landmarks (T,68,2) in pixels (imavatar protocol; default: none)")
