@@ -148,7 +148,7 @@ def gray_uint8(rgb: np.ndarray, map_: Mapper = None) -> np.ndarray:
 
     if len(rgb) == 0:
         return np.zeros((0, *rgb.shape[1:3]), dtype=np.uint8)
-    return np.stack((map_ or _serial)(gray, rgb))
+    return np.stack((map_ or serial_map)(gray, rgb))
 
 
 def opencv_flow(src: torch.Tensor, dst: torch.Tensor, method: str = "dis", map_: Mapper = None) -> torch.Tensor:
@@ -169,11 +169,12 @@ def opencv_gray_flow(src: np.ndarray, dst: np.ndarray, method: str = "dis", map_
             return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(first, second, None)
         return cv2.calcOpticalFlowFarneback(first, second, None, 0.5, 3, 15, 3, 5, 1.2, 0)
 
-    flows = (map_ or _serial)(one, list(zip(src, dst)))
+    flows = (map_ or serial_map)(one, list(zip(src, dst)))
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous()
 
 
-def _serial(function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+def serial_map(function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """The :data:`Mapper` that runs in the calling thread."""
     return [function(item) for item in items]
 
 

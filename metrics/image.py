@@ -9,6 +9,7 @@ pass float64 tensors for float64).
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -248,32 +249,55 @@ def _ssim_opencv(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None
     kernel = np.asarray(kernel, dtype=dtype)
     inner_columns = slice(radius, -radius)
 
-    def blur(image: np.ndarray) -> np.ndarray:
-        return cv2.sepFilter2D(image, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT)[radius:-radius, inner_columns]
+    workspaces = threading.local()  # each thread's strip buffers, reused for every strip it filters
 
-    def strip_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def workspace(rows: int, columns: tuple[int, ...]) -> dict[str, np.ndarray]:
+        """Buffers for strips of up to ``rows`` input rows (``columns``: the rest of the shape), so that no
+        strip allocates: fresh arrays of this size are mapped and faulted in anew whenever the allocator
+        has returned the last ones to the system (measured: 8% of the SSIM time at two threads)."""
+        key = (rows, columns)
+        if getattr(workspaces, "key", None) != key:
+            cropped = (rows - 2 * radius, columns[0] - 2 * radius, *columns[1:])
+            workspaces.key = key
+            workspaces.buffers = {**{name: np.empty((rows, *columns), dtype) for name in ("t", "d", "tt", "dd")},
+                                  **{name: np.empty((rows, *columns), dtype) for name in ("f_t", "f_d", "f_tt", "f_dd")},
+                                  **{name: np.empty(cropped, dtype) for name in "abcegh"}}
+        return workspaces.buffers
+
+    def blur(image: np.ndarray, out: np.ndarray) -> np.ndarray:
+        cv2.sepFilter2D(image, -1, kernel, kernel, dst=out, borderType=cv2.BORDER_REFLECT)
+        return out[radius:-radius, inner_columns]
+
+    def strip_map(x: np.ndarray, y: np.ndarray, buffers: dict[str, np.ndarray]) -> np.ndarray:
         """The SSIM map of one strip: input rows with ``radius`` rows of context above and below, so
-        cropping the filtered strip leaves exactly the rows a whole-frame filter gives.
+        cropping the filtered strip leaves exactly the rows a whole-frame filter gives. The map is a
+        view into ``buffers`` (valid until the next strip).
 
         In terms of t = x + y - 2 shift and d = x - y (see :func:`_ssim_opencv` for why):
         SSIM = (T^2 - D^2 + 2 c1) (var_t - var_d + 2 c2) / ((T^2 + D^2 + 2 c1) (var_t + var_d + 2 c2)),
         T = mu_t + 2 shift and D = mu_d the window means, var_t and var_d the window variances;
         each factor one fused OpenCV pass (addWeighted: a * alpha + b * beta + gamma)."""
+        rows = len(x)
+        b = {name: buffer[:rows] if name in ("t", "d", "tt", "dd", "f_t", "f_d", "f_tt", "f_dd")
+             else buffer[: rows - 2 * radius] for name, buffer in buffers.items()}
         shift = _ssim_shift(x, y, data_range)
-        total = cv2.addWeighted(x, 1.0, y, 1.0, -2.0 * shift)
-        difference = cv2.subtract(x, y)
-        mu_t, mu_d = blur(total), blur(difference)
-        m_tt, m_dd = blur(cv2.multiply(total, total)), blur(cv2.multiply(difference, difference))
-        mu_t_sq, mu_d_sq = cv2.multiply(mu_t, mu_t), cv2.multiply(mu_d, mu_d)
-        var_t, var_d = cv2.subtract(m_tt, mu_t_sq), cv2.subtract(m_dd, mu_d_sq)
+        total = cv2.addWeighted(x, 1.0, y, 1.0, -2.0 * shift, dst=b["t"])
+        difference = cv2.subtract(x, y, dst=b["d"])
+        mu_t, mu_d = blur(total, b["f_t"]), blur(difference, b["f_d"])
+        m_tt = blur(cv2.multiply(total, total, dst=b["tt"]), b["f_tt"])
+        m_dd = blur(cv2.multiply(difference, difference, dst=b["dd"]), b["f_dd"])
+        mu_t_sq, mu_d_sq = cv2.multiply(mu_t, mu_t, dst=b["a"]), cv2.multiply(mu_d, mu_d, dst=b["b"])
+        var_t, var_d = cv2.subtract(m_tt, mu_t_sq, dst=b["c"]), cv2.subtract(m_dd, mu_d_sq, dst=b["e"])
         if shift:
-            mean_t = np.add(mu_t, dtype(2.0 * shift))
-            mu_t_sq = cv2.multiply(mean_t, mean_t)
-        numerator = cv2.multiply(cv2.addWeighted(mu_t_sq, 1.0, mu_d_sq, -1.0, 2.0 * c1),
-                                 cv2.addWeighted(var_t, 1.0, var_d, -1.0, 2.0 * c2))
-        denominator = cv2.multiply(cv2.addWeighted(mu_t_sq, 1.0, mu_d_sq, 1.0, 2.0 * c1),
-                                   cv2.addWeighted(var_t, 1.0, var_d, 1.0, 2.0 * c2))
-        return cv2.divide(numerator, denominator)
+            mean_t = np.add(mu_t, dtype(2.0 * shift), out=b["a"])
+            mu_t_sq = cv2.multiply(mean_t, mean_t, dst=b["a"])
+        luminance_numerator = cv2.addWeighted(mu_t_sq, 1.0, mu_d_sq, -1.0, 2.0 * c1, dst=b["g"])
+        luminance_denominator = cv2.addWeighted(mu_t_sq, 1.0, mu_d_sq, 1.0, 2.0 * c1, dst=b["h"])
+        contrast_numerator = cv2.addWeighted(var_t, 1.0, var_d, -1.0, 2.0 * c2, dst=b["a"])
+        contrast_denominator = cv2.addWeighted(var_t, 1.0, var_d, 1.0, 2.0 * c2, dst=b["b"])
+        numerator = cv2.multiply(luminance_numerator, contrast_numerator, dst=b["g"])
+        denominator = cv2.multiply(luminance_denominator, contrast_denominator, dst=b["h"])
+        return cv2.divide(numerator, denominator, dst=b["g"])
 
     def images(index: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """pred's and gt's frame ``index`` as one (H, W, C) image each when pred's frame is in
@@ -295,11 +319,12 @@ def _ssim_opencv(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None
         weights = None if mask is None else np.ascontiguousarray(mask[index, 0].detach().numpy(), dtype=dtype)
         row_bytes = width * frame_x.itemsize * (channels if interleaved else 1)
         strip_rows = max(1, STRIP_BYTES // row_bytes)
+        buffers = workspace(min(strip_rows, height - 2 * radius) + 2 * radius, pairs[0][0].shape[1:])
         total = 0.0
         for x, y in pairs:
             for top in range(radius, height - radius, strip_rows):
                 bottom = min(top + strip_rows, height - radius)
-                ssim_map = strip_map(x[top - radius : bottom + radius], y[top - radius : bottom + radius])
+                ssim_map = strip_map(x[top - radius : bottom + radius], y[top - radius : bottom + radius], buffers)
                 if weights is not None:
                     strip_weights = weights[top:bottom, inner_columns]
                     ssim_map = ssim_map * (strip_weights[..., None] if interleaved else strip_weights)

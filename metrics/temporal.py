@@ -54,12 +54,14 @@ from metrics.flow import (
     OPENCV_BACKENDS,
     FlowConfig,
     FlowInputs,
+    Mapper,
     flow_inputs,
     flow_magnitude,
     flow_unavailable,
     flows_between,
     gray_uint8,
     join_inputs,
+    serial_map,
 )
 from metrics.image import lpips, lpips_trunk_path, lpips_unavailable
 from metrics.registry import Batch, Evaluator, MetricSpec, register
@@ -111,25 +113,25 @@ def tof(flow_gt: torch.Tensor, flow_pred: torch.Tensor, crop: str = "tecogan") -
     return flow_magnitude(flow_gt - flow_pred).flatten(1).mean(1)
 
 
-def resample(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+def resample(images: torch.Tensor, flow: torch.Tensor, map_: Mapper = None) -> torch.Tensor:
     """Backward warp as FlowNet2's ``Resample2d`` (the layer Lai et al. warp with):
     out[y, x] = bilinear images at (x + u, y + v), in pixel coordinates, the four neighbour indices
     clamped to the frame (so borders are replicated).
 
     The position and its fractional part are float32, the weights and products double, and the
     sum is rounded to float32 after each of the four terms, in the kernel's order, so that the
-    result is the kernel's to the last bit. Returns float32 (N,C,H,W).
+    result is the kernel's to the last bit. Returns float32 (N,C,H,W). Frames are warped one at a
+    time (every temporary a frame's size, cache-sized, instead of the batch's), by ``map_`` when
+    given (torch releases the GIL, so a thread pool warps frames side by side).
     """
     n, channels, height, width = images.shape
     ys = torch.arange(height, dtype=torch.float32, device=images.device).view(height, 1)
     xs = torch.arange(width, dtype=torch.float32, device=images.device).view(1, width)
     flow = flow.float()
     flat = images.float().reshape(n, channels, height * width)
-    out = torch.empty(n, channels, height * width, dtype=torch.float32, device=images.device)
-    # One frame at a time, positions and weights included, with the four neighbours picked by
-    # index_select: every temporary stays a frame's size (cache-sized) instead of the batch's,
-    # same arithmetic in the same order.
-    for i in range(n):
+
+    def one(i: int) -> torch.Tensor:
+        # the four neighbours picked by index_select; same arithmetic in the same order as the kernel
         x, y = xs + flow[i, 0], ys + flow[i, 1]
         x0, y0 = torch.floor(x), torch.floor(y)
         a, b = (x - x0).double().reshape(-1), (y - y0).double().reshape(-1)
@@ -143,8 +145,12 @@ def resample(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
             total = flat[i].index_select(1, rows + cols).double().mul_(weight)
             total.add_(0.0 if value is None else value)  # 0.0 + term, as the kernel (turns -0.0 into 0.0)
             value = total.float()
-        out[i] = value
-    return out.reshape(n, channels, height, width)
+        return value
+
+    if n == 0:
+        return torch.empty(0, channels, height, width, dtype=torch.float32, device=images.device)
+    frames = (map_ or serial_map)(one, range(n))
+    return torch.stack(list(frames)).reshape(n, channels, height, width)
 
 
 def motion_boundary(flow: torch.Tensor, differences: str = "forward") -> torch.Tensor:
@@ -166,7 +172,7 @@ def motion_boundary(flow: torch.Tensor, differences: str = "forward") -> torch.T
     return gradient > 0.01 * (flow[:, 0] ** 2 + flow[:, 1] ** 2) + 0.002
 
 
-def occlusion_mask(forward: torch.Tensor, backward: torch.Tensor, variant: str = "lai") -> torch.Tensor:
+def occlusion_mask(forward: torch.Tensor, backward: torch.Tensor, variant: str = "lai", map_: Mapper = None) -> torch.Tensor:
     """Occluded pixels (N,1,H,W) of frame t, from flows t->t+1 (``forward``) and t+1->t.
 
     Forward-backward check: |fw + bw(x+fw)|^2 > 0.01 (|fw|^2 + |bw(x+fw)|^2) + 0.5 (float32, as
@@ -176,7 +182,7 @@ def occlusion_mask(forward: torch.Tensor, backward: torch.Tensor, variant: str =
     if variant not in WARP_VARIANTS:
         raise InputError(f"warp_error: variant must be one of {', '.join(WARP_VARIANTS)}, got {variant!r}")
     forward, backward = forward.float(), backward.float()
-    backward_at_target = resample(backward, forward)
+    backward_at_target = resample(backward, forward, map_)
     total = forward + backward_at_target
     squared = lambda f: f[:, 0] ** 2 + f[:, 1] ** 2  # noqa: E731
     inconsistent = squared(total) > 0.01 * (squared(backward_at_target) + squared(forward)) + 0.5
@@ -185,19 +191,20 @@ def occlusion_mask(forward: torch.Tensor, backward: torch.Tensor, variant: str =
 
 
 def warp_error(frame_t: torch.Tensor, frame_next: torch.Tensor, forward: torch.Tensor, backward: torch.Tensor,
-               variant: str = "lai") -> torch.Tensor:
+               variant: str = "lai", map_: Mapper = None) -> torch.Tensor:
     """Per pair (N,): masked MSE between frame t and frame t+1 warped onto t by ``forward``."""
-    return masked_warp_error(frame_t, frame_next, forward, ~occlusion_mask(forward, backward, variant), variant)
+    visible = ~occlusion_mask(forward, backward, variant, map_)
+    return masked_warp_error(frame_t, frame_next, forward, visible, variant, map_)
 
 
 def masked_warp_error(frame_t: torch.Tensor, frame_next: torch.Tensor, forward: torch.Tensor, visible: torch.Tensor,
-                      variant: str = "lai") -> torch.Tensor:
+                      variant: str = "lai", map_: Mapper = None) -> torch.Tensor:
     """:func:`warp_error` with the visible-pixel mask (N,1,H,W) given: sum over visible pixels and
     channels of the squared difference, divided by their count. A pair with no visible pixel
     scores 0 with ``variant="lai"`` (the script divides the zero masked sum by the pixel count)
     and the MSE over all pixels with ``"central"``."""
     visible = visible.to(torch.float32)
-    squared = (resample(frame_next, forward) - frame_t.float()) ** 2
+    squared = (resample(frame_next, forward, map_) - frame_t.float()) ** 2
     weight = visible.expand_as(squared)
     count = weight.flatten(1).sum(1)
     masked = (squared * weight).flatten(1).sum(1) / count.clamp_min(1)
@@ -451,9 +458,9 @@ class WarpError(PairMetric):
         def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
             sources, targets = self.gt_inputs(pairs)
             backward = flows_between(targets(indices), sources(indices), self.config, forward.device, pairs.batch.map)
-            visible = ~occlusion_mask(forward[indices], backward, variant)
+            visible = ~occlusion_mask(forward[indices], backward, variant, pairs.batch.map)
             prev_gt, gt = pairs.prev_gt[indices].float().contiguous(), pairs.gt[indices].float().contiguous()
-            error = masked_warp_error(prev_gt, gt, forward[indices], visible, variant)
+            error = masked_warp_error(prev_gt, gt, forward[indices], visible, variant, pairs.batch.map)
             return [{"visible": np.packbits(v.cpu().numpy()), "warp_error_gt": np.float64(e)}
                     for v, e in zip(visible, error.double().cpu().numpy())]
 
@@ -463,7 +470,7 @@ class WarpError(PairMetric):
                                for v in stored]).to(device=forward.device, dtype=torch.bool)
         # contiguous frames: the kernel's per-frame sums then read memory in order (the same sums)
         prev_pred, pred = pairs.prev_pred.float().contiguous(), pairs.pred.float().contiguous()
-        return {"warp_error": masked_warp_error(prev_pred, pred, forward, visible, variant),
+        return {"warp_error": masked_warp_error(prev_pred, pred, forward, visible, variant, pairs.batch.map),
                 "warp_error_gt": torch.tensor([float(v["warp_error_gt"]) for v in stored], dtype=torch.float64)}
 
 
