@@ -202,6 +202,12 @@ frame, channels-last / planar: 128 KiB 9.2 / 7.9, 256 KiB 8.0 / 7.2, 512 KiB 7.5
 8.5 / 7.7, 4 MiB 23.5 / 7.4)."""
 
 
+STRIP_BUFFERS = ("t", "d", "tt", "dd", "f_t", "f_d", "f_tt", "f_dd")
+"""The OpenCV SSIM kernel's buffers of a strip's input rows: t, d, their squares, and the four filtered."""
+MAP_BUFFERS = ("t_sq", "d_sq", "var_t", "var_d", "numerator", "denominator")
+"""Its buffers of the strip's valid rows (``t_sq`` and ``d_sq`` are reused for the contrast factors)."""
+
+
 def _ssim_shift(x: np.ndarray, y: np.ndarray, data_range: float) -> float:
     """The constant subtracted from x + y (twice) before float32 filtering of a strip: the midrange of
     the strip's values (contiguous arrays of any shape), rounded to a multiple of data_range / 256.
@@ -259,9 +265,8 @@ def _ssim_opencv(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None
         if getattr(workspaces, "key", None) != key:
             cropped = (rows - 2 * radius, columns[0] - 2 * radius, *columns[1:])
             workspaces.key = key
-            workspaces.buffers = {**{name: np.empty((rows, *columns), dtype) for name in ("t", "d", "tt", "dd")},
-                                  **{name: np.empty((rows, *columns), dtype) for name in ("f_t", "f_d", "f_tt", "f_dd")},
-                                  **{name: np.empty(cropped, dtype) for name in "abcegh"}}
+            workspaces.buffers = {**{name: np.empty((rows, *columns), dtype) for name in STRIP_BUFFERS},
+                                  **{name: np.empty(cropped, dtype) for name in MAP_BUFFERS}}
         return workspaces.buffers
 
     def blur(image: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -278,26 +283,24 @@ def _ssim_opencv(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None
         T = mu_t + 2 shift and D = mu_d the window means, var_t and var_d the window variances;
         each factor one fused OpenCV pass (addWeighted: a * alpha + b * beta + gamma)."""
         rows = len(x)
-        b = {name: buffer[:rows] if name in ("t", "d", "tt", "dd", "f_t", "f_d", "f_tt", "f_dd")
-             else buffer[: rows - 2 * radius] for name, buffer in buffers.items()}
+        b = {name: buffer[: rows if name in STRIP_BUFFERS else rows - 2 * radius] for name, buffer in buffers.items()}
         shift = _ssim_shift(x, y, data_range)
         total = cv2.addWeighted(x, 1.0, y, 1.0, -2.0 * shift, dst=b["t"])
         difference = cv2.subtract(x, y, dst=b["d"])
         mu_t, mu_d = blur(total, b["f_t"]), blur(difference, b["f_d"])
         m_tt = blur(cv2.multiply(total, total, dst=b["tt"]), b["f_tt"])
         m_dd = blur(cv2.multiply(difference, difference, dst=b["dd"]), b["f_dd"])
-        mu_t_sq, mu_d_sq = cv2.multiply(mu_t, mu_t, dst=b["a"]), cv2.multiply(mu_d, mu_d, dst=b["b"])
-        var_t, var_d = cv2.subtract(m_tt, mu_t_sq, dst=b["c"]), cv2.subtract(m_dd, mu_d_sq, dst=b["e"])
-        if shift:
-            mean_t = np.add(mu_t, dtype(2.0 * shift), out=b["a"])
-            mu_t_sq = cv2.multiply(mean_t, mean_t, dst=b["a"])
-        luminance_numerator = cv2.addWeighted(mu_t_sq, 1.0, mu_d_sq, -1.0, 2.0 * c1, dst=b["g"])
-        luminance_denominator = cv2.addWeighted(mu_t_sq, 1.0, mu_d_sq, 1.0, 2.0 * c1, dst=b["h"])
-        contrast_numerator = cv2.addWeighted(var_t, 1.0, var_d, -1.0, 2.0 * c2, dst=b["a"])
-        contrast_denominator = cv2.addWeighted(var_t, 1.0, var_d, 1.0, 2.0 * c2, dst=b["b"])
-        numerator = cv2.multiply(luminance_numerator, contrast_numerator, dst=b["g"])
-        denominator = cv2.multiply(luminance_denominator, contrast_denominator, dst=b["h"])
-        return cv2.divide(numerator, denominator, dst=b["g"])
+        mu_t_sq, mu_d_sq = cv2.multiply(mu_t, mu_t, dst=b["t_sq"]), cv2.multiply(mu_d, mu_d, dst=b["d_sq"])
+        var_t, var_d = cv2.subtract(m_tt, mu_t_sq, dst=b["var_t"]), cv2.subtract(m_dd, mu_d_sq, dst=b["var_d"])
+        mean_t = np.add(mu_t, dtype(2.0 * shift), out=b["t_sq"])  # T, the mean of x + y
+        mean_t_sq = cv2.multiply(mean_t, mean_t, dst=b["t_sq"])
+        numerator = cv2.addWeighted(mean_t_sq, 1.0, mu_d_sq, -1.0, 2.0 * c1, dst=b["numerator"])
+        denominator = cv2.addWeighted(mean_t_sq, 1.0, mu_d_sq, 1.0, 2.0 * c1, dst=b["denominator"])
+        contrast_numerator = cv2.addWeighted(var_t, 1.0, var_d, -1.0, 2.0 * c2, dst=b["t_sq"])
+        contrast_denominator = cv2.addWeighted(var_t, 1.0, var_d, 1.0, 2.0 * c2, dst=b["d_sq"])
+        cv2.multiply(numerator, contrast_numerator, dst=numerator)
+        cv2.multiply(denominator, contrast_denominator, dst=denominator)
+        return cv2.divide(numerator, denominator, dst=numerator)
 
     def images(index: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """pred's and gt's frame ``index`` as one (H, W, C) image each when pred's frame is in

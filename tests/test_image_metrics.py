@@ -211,9 +211,10 @@ def _hard_pairs(photos):
 
 @pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
 def test_float32_ssim_keeps_float64_precision_where_moments_cancel(photos, layout):
-    """float32 frames are filtered in float32 after a common shift (see ``metrics.image._ssim_opencv``):
-    within 3e-7 of scikit-image's float64 SSIM of the same values (unshifted float32 filtering misses
-    by over 1e-6 on the real photo), masked or not, interleaved (channels-last) or planar."""
+    """float32 frames are filtered in float32 through the frames' sum and difference (see
+    ``metrics.image._ssim_opencv``): within 3e-7 of scikit-image's float64 SSIM of the same values (the
+    textbook moments filtered in float32 miss by over 1e-6 on the real photo), masked or not,
+    interleaved (channels-last) or planar."""
     def frame(x):
         return _t(x).contiguous(memory_format=layout)
 
