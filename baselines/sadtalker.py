@@ -8,7 +8,9 @@ SadTalker (``OpenTalker/SadTalker``) is run, from its repository, as::
 and writes ``OUT/<YYYY_MM_DD_HH.MM.SS>.mp4`` at 25 fps with ``int(audio_seconds * 25)`` frames.
 The ground truth's split is written as ``--ref_pose`` video (at the ground truth's fps) so the
 head pose follows it; the source image is the first training frame unless ``source_image`` is
-set; ``audio`` (required to run) is the driving audio of the sequence. A fresh ``result_dir``
+set; ``audio`` is the driving audio file; without it, the sequence's own audio (its video's audio
+stream or its ``.wav``, :meth:`Sequence.audio`) is cut to the evaluated frames' span and written as
+a 16-bit ``.wav`` in the work folder, so the generated speech lines up with the ground truth's frames. A fresh ``result_dir``
 per run makes the newest mp4 unambiguous.
 
 Frame-rate mapping: split frame ``k`` (time ``k / fps_gt``) takes video frame
@@ -72,8 +74,6 @@ class SadTalker(Adapter):
             raise CabenchError(f"adapter 'sadtalker': frame_count {frame_count!r}; choose from {', '.join(FRAME_COUNT_POLICIES)}")
         if video is None and repo is None:
             raise CabenchError("adapter 'sadtalker': set video (a stored mp4) or repo (to run inference.py)")
-        if repo is not None and audio is None:
-            raise CabenchError("adapter 'sadtalker': running inference.py needs audio (the driving audio file)")
         self.video, self.repo, self.python, self.audio = video, repo, python, audio
         self.source_image, self.size, self.preprocess, self.still = source_image, int(size), preprocess, bool(still)
         self.checkpoint_dir, self.cpu, self.result_dir, self.timeout = checkpoint_dir, bool(cpu), result_dir, float(timeout)
@@ -107,11 +107,17 @@ class SadTalker(Adapter):
         repo = Path(self.repo)
         if not (repo / "inference.py").is_file():
             raise CabenchError(f"{repo / 'inference.py'}: SadTalker's inference script not found")
-        audio = fill_path(self.audio, sequence, "audio")
-        if not audio.is_file():
-            raise CabenchError(f"{audio}: SadTalker driving audio not found")
+        if self.audio is not None:
+            audio = fill_path(self.audio, sequence, "audio")
+            if not audio.is_file():
+                raise CabenchError(f"{audio}: SadTalker driving audio not found")
+        elif sequence.audio_file is None:
+            raise CabenchError(f"adapter 'sadtalker': running inference.py needs audio: {sequence.name} has none "
+                               "(set audio, or give the sequence an audio track)")
         chosen = fill_path(self.result_dir, sequence, "result_dir") if self.result_dir else None
         with work_folder(chosen, "cabench-sadtalker-") as work:  # a temporary one is removed if this fails
+            if self.audio is None:
+                audio = self._sequence_audio(sequence, ids, work)
             if self.source_image:
                 source = fill_path(self.source_image, sequence, "source_image")
                 if not source.is_file():
@@ -135,12 +141,23 @@ class SadTalker(Adapter):
                 raise CabenchError(f"{results}: SadTalker finished but wrote no mp4")
         return videos[-1]
 
+    @staticmethod
+    def _sequence_audio(sequence: Sequence, ids: list[int], work: Path) -> Path:
+        """The sequence's audio over frames ``ids[0] .. ids[-1]`` as ``work/driving_audio.wav``."""
+        from benchmark.datasets.audio import write_wav
+
+        track = sequence.audio()
+        positions = {frame: i for i, frame in enumerate(sequence.frame_ids)}
+        start, stop = positions[ids[0]], positions[ids[-1]] + 1
+        return write_wav(work / "driving_audio.wav", track.for_frames(start, stop), track.rate)
+
     def fingerprint(self, sequence: Sequence) -> str:
         """A stored video: its file's stamp. Running inference.py: the script, its checkpoints, the
         driving audio, the source image and the ground truth (its pose reference), without running."""
         if self.repo is None:
             return tree_stamp(fill_path(self.video, sequence, "video"))
-        files = [Path(self.repo) / "inference.py", self.checkpoint_dir, fill_path(self.audio, sequence, "audio"),
+        audio = fill_path(self.audio, sequence, "audio") if self.audio is not None else sequence.audio_file
+        files = [Path(self.repo) / "inference.py", self.checkpoint_dir, audio,
                  fill_path(self.source_image, sequence, "source_image") if self.source_image else None]
         return self.input_stamp(sequence, files=files)
 

@@ -80,6 +80,8 @@ class DatasetConfig:
     sequences: tuple[str, ...] | None = None
     mask: str | None = None       # kind "frames": a folder of masks
     landmarks: str | None = None  # kind "frames": a .npy (T, 68, 2)
+    audio: str | None = None      # a sequence's audio file; "{sequence}" in it is each sequence's name
+    audio_offset: float = 0.0     # seconds of the audio's first sample after frame 0
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,8 @@ class DatasetTable(_Table):
     sequences: Annotated[list[str], Field(min_length=1)] | None = None
     mask: str | None = None       # kind "frames": a folder of masks
     landmarks: str | None = None  # kind "frames": a .npy (T, 68, 2)
+    audio: str | None = None      # a sequence's audio file; "{sequence}" in it is each sequence's name
+    audio_offset: float = 0.0     # seconds of the audio's first sample after frame 0
 
 
 class MethodTable(_Table):
@@ -325,7 +329,8 @@ def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: st
 
     datasets = tuple(DatasetConfig(name=d.name or Path(d.path).name, path=str(base / d.path), kind=d.kind,
                                    sequences=tuple(d.sequences) if d.sequences else None,
-                                   mask=resolved(d.mask), landmarks=resolved(d.landmarks)) for d in document.datasets)
+                                   mask=resolved(d.mask), landmarks=resolved(d.landmarks), audio=resolved(d.audio),
+                                   audio_offset=d.audio_offset) for d in document.datasets)
     methods = []
     for method in document.methods:
         frames = method.frames
@@ -388,7 +393,7 @@ def to_toml(config: RunConfig) -> str:
             lines.append(f"kind = {_toml_value(dataset.kind)}")
         if dataset.sequences:
             lines.append(f"sequences = {_toml_value(dataset.sequences)}")
-        for key in ("mask", "landmarks"):
+        for key in ("mask", "landmarks", "audio", "audio_offset"):
             if getattr(dataset, key):
                 lines.append(f"{key} = {_toml_value(getattr(dataset, key))}")
     for method in config.methods:
@@ -410,7 +415,8 @@ def absolute_paths(config: RunConfig) -> RunConfig:
     def absolute(path: str | None) -> str | None:
         return path if path is None or path.startswith("{root}") else str(Path(path).resolve())
 
-    datasets = tuple(replace(d, path=absolute(d.path), mask=absolute(d.mask), landmarks=absolute(d.landmarks))
+    datasets = tuple(replace(d, path=absolute(d.path), mask=absolute(d.mask), landmarks=absolute(d.landmarks),
+                             audio=absolute(d.audio))
                      for d in config.datasets)
     methods = tuple(replace(m, frames=absolute(m.frames),
                             settings=resolve_path_settings(m.adapter, m.settings, Path.cwd()) if m.adapter else m.settings)

@@ -23,6 +23,7 @@ import torch
 from benchmark.align import align as align_sources
 from benchmark.io import BATCH_SIZE, Frames, FrameSource, open_frames, open_masks
 from metrics import registry
+from metrics.audio import Audio
 from metrics.device import resolve_device
 from metrics.errors import CabenchError, CabenchWarning, InputError
 from metrics.protocols import get_protocol
@@ -93,6 +94,7 @@ def evaluate(
     annotations: dict[str, np.ndarray] | None = None,
     on_rows: Callable[[pd.DataFrame], None] | None = None,
     truth_cache: str | os.PathLike | TruthStore | None = None,
+    audio: Audio | None = None,
     **options: Any,
 ) -> Evaluation:
     """Evaluate ``pred`` against ``gt`` frame by frame.
@@ -116,6 +118,10 @@ def evaluate(
             truth reuses it (see :mod:`metrics.truth`); or a :class:`~metrics.truth.TruthStore`
             (e.g. ``TruthStore(folder, exclude={"flow"})`` to keep dense flows out of it). None:
             computed in this call only.
+        audio: the ground truth's audio aligned to its first evaluated frame (lip-sync metrics;
+            those metrics are missing without it). Metrics whose values need the whole sequence
+            (an evaluator with ``finish(audio, shared)``) give them after the last batch, as one
+            more chunk of rows for every frame.
         options: metric options (e.g. ``net="vgg"`` for LPIPS), given to the metrics that take them.
 
     Per-frame work that releases the GIL (OpenCV flows, dlib) runs on ``torch.get_num_threads()``
@@ -132,6 +138,8 @@ def evaluate(
     runnable = []
     for name in names:
         reason = protocol_obj.unsupported.get(name) or registry.get(name).unavailable_reason(per_metric_options[name])
+        if not reason and "audio" in registry.get(name).needs and audio is None:
+            reason = "the ground truth has no audio (a video's audio stream, a .wav beside the frames, or audio = in the config)"
         if reason:
             missing[name] = reason
         else:
@@ -190,7 +198,26 @@ def evaluate(
         finally:
             bar.close()
     frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=["frame", "protocol", *columns])
+    frame = _finish_sequence(evaluators, frame, audio, protocol_obj.id, on_rows)
     return Evaluation(frame, missing, protocol_obj.id, sorted(pair.policy))
+
+
+def _finish_sequence(evaluators: dict[str, registry.Evaluator], frame: pd.DataFrame, audio: Audio | None,
+                     protocol: str, on_rows: Callable[[pd.DataFrame], None] | None) -> pd.DataFrame:
+    """The values of the sequence-level evaluators (those with ``finish``), for every frame, added to
+    ``frame`` and passed to ``on_rows`` as one chunk."""
+    finishing = [e for e in evaluators.values() if hasattr(e, "finish")]
+    if not finishing:
+        return frame
+    shared: dict = {}
+    values = {column: v for evaluator in finishing for column, v in evaluator.finish(audio, shared).items()}
+    chunk = pd.DataFrame({"frame": frame["frame"].to_numpy(), "protocol": protocol,
+                          **{column: np.asarray(v, dtype=np.float64) for column, v in values.items()}})
+    if on_rows is not None and len(chunk):
+        on_rows(chunk)
+    for column, v in values.items():
+        frame[column] = np.asarray(v, dtype=np.float64)
+    return frame
 
 
 def _warn_video_without_alpha(source: FrameSource, gt: Frames, gt_name: str) -> None:

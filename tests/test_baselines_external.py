@@ -284,13 +284,32 @@ def test_sadtalker_failures(seq, tmp_path, monkeypatch, mode, match):
         _sadtalker(seq, tmp_path).outputs(seq)
 
 
+def test_sadtalker_takes_the_sequence_audio(tmp_path):
+    """Without an audio setting, SadTalker is driven by the sequence's own track, cut to the test
+    split's span: its length decides how many frames SadTalker writes (int(seconds * 25))."""
+    from scipy.io import wavfile
+
+    write_sequence(tmp_path / "data", frames=16, size=64, seed=2, progress=False, audio=True)
+    seq = open_dataset(tmp_path / "data" / "astronaut").sequences[0]
+    adapter = _sadtalker(seq, tmp_path, audio=None, gt_fps=None)
+    out = adapter.outputs(seq).frames
+    assert out.frame_ids == seq.splits["test"]
+    rate, driving = wavfile.read(tmp_path / "work" / "driving_audio.wav")
+    full = seq.audio()
+    first = seq.frame_ids.index(seq.splits["test"][0])
+    per_frame = rate // 25
+    assert len(driving) == len(seq.splits["test"]) * per_frame
+    np.testing.assert_array_equal(driving, full.samples[first * per_frame:(first + len(seq.splits["test"])) * per_frame])
+
+
 def test_sadtalker_needs_a_frame_rate_and_audio(seq, tmp_path):
     from dataclasses import replace
 
     with pytest.raises(CabenchError, match="records no frame rate; set gt_fps"):
         baselines.create_adapter("sadtalker", video="x.mp4").outputs(replace(seq, fps=None))
-    with pytest.raises(CabenchError, match="needs audio"):
-        baselines.create_adapter("sadtalker", repo=str(tmp_path))
+    (tmp_path / "inference.py").write_text("")
+    with pytest.raises(CabenchError, match="needs audio: .* has none"):
+        baselines.create_adapter("sadtalker", repo=str(tmp_path)).outputs(replace(seq, audio_file=None))
 
 
 def test_map_frames_closed_forms():

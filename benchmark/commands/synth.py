@@ -20,6 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--name", default="astronaut", help="sequence name (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a sequence cabench synth wrote before (an unfinished one is always replaced)")
+    parser.add_argument("--audio", action="store_true",
+                        help="also write audio.wav: 16 kHz speech whose loudness follows the mouth opening")
+    parser.add_argument("--audio-shift", type=int, default=0, metavar="FRAMES",
+                        help="with --audio, also write audio_shifted.wav delayed by FRAMES frames (default: none)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -28,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.datasets.synthetic import write_sequence
 
     root = write_sequence(args.out, frames=args.frames, size=args.size, seed=args.seed, fps=args.fps,
-                          name=args.name, progress=not args.quiet, overwrite=args.overwrite)
+                          name=args.name, progress=not args.quiet, overwrite=args.overwrite,
+                          audio=args.audio, audio_shift=args.audio_shift)
     print(f"wrote {args.frames} frames to {root}")
     return 0

@@ -11,6 +11,8 @@ video's stem. In a run config it is a dataset of ``kind = "frames"``::
     path = "gt/"                 # or gt.mp4
     mask = "masks/"              # optional; used with [run] mask = true
     landmarks = "landmarks.npy"  # optional
+    audio = "speech.wav"         # optional; default: the video's audio stream, or gt/audio.wav / gt.wav
+    audio_offset = 0.0           # optional: seconds of the audio's first sample after frame 0
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.datasets.audio import audio_file_of
 from benchmark.datasets.base import LANDMARKS, Sequence
 from benchmark.io import open_frames, open_masks
 from metrics.errors import InputError
@@ -31,7 +34,7 @@ def sequence_name(path: str | Path) -> str:
 
 
 def read_frames_sequence(path: str | Path, mask: str | Path | None = None, landmarks: str | Path | None = None,
-                         name: str | None = None) -> Sequence:
+                         name: str | None = None, audio: str | Path | None = None, audio_offset: float = 0.0) -> Sequence:
     """The ad-hoc sequence at ``path`` (see the module docstring); errors name the file."""
     frames = open_frames(str(path))
     masks = open_masks(str(mask)) if mask is not None else None
@@ -51,4 +54,5 @@ def read_frames_sequence(path: str | Path, mask: str | Path | None = None, landm
         annotations[LANDMARKS] = np.asarray(values, dtype=np.float64)
     root = Path(path)
     return Sequence(name=name or sequence_name(path), frames=frames, mask=masks, annotations=annotations,
-                    fps=frames.fps, root=root if root.is_dir() else root.parent, kind="frames")
+                    fps=frames.fps, root=root if root.is_dir() else root.parent, kind="frames",
+                    audio_file=audio_file_of(root, audio), audio_offset=float(audio_offset))

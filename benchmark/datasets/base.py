@@ -5,6 +5,9 @@ on white, the matte kept as alpha), an optional mask source, per-frame annotatio
 aligned to ``frames.frame_ids`` (row ``i`` belongs to frame ``frame_ids[i]``), an fps when the
 layout records one, and splits (``{"train": [ids], "test": [ids], ...}``). Readers keep the frame
 ids the layout uses (INSTA: 0-based from the file names; IMavatar: 1-based), never list positions.
+A sequence may carry audio: ``audio_file`` (a video with an audio stream, or a ``.wav``) and
+``audio_offset`` (seconds of its first sample after frame 0), read and checked on demand by
+:meth:`Sequence.audio` (:mod:`benchmark.datasets.audio`), so runs that need no audio never decode it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.io import FrameSource, frame_id_of
+from metrics.audio import Audio
 from metrics.errors import InputError
 
 # Annotation names shared by all readers (each reader fills those its layout has).
@@ -40,6 +44,21 @@ class Sequence:
     root: Path | None = None
     kind: str = "frames"
     extras: dict[str, Any] = field(default_factory=dict)
+    audio_file: Path | None = None
+    audio_offset: float = 0.0
+
+    def audio(self) -> Audio | None:
+        """The sequence's audio aligned to its frames (None when it has none); a file that cannot
+        serve (unreadable, no samples, wrong rate or length) is an InputError naming it."""
+        from benchmark.datasets.audio import check_length, read_audio
+
+        if self.audio_file is None:
+            return None
+        if not self.fps:
+            raise InputError(f"{self.audio_file}: {self.name} records no frame rate, so its audio cannot be aligned")
+        audio = read_audio(self.audio_file, self.fps, self.audio_offset)
+        check_length(audio, len(self.frame_ids))
+        return audio
 
     @property
     def frame_ids(self) -> list[int]:

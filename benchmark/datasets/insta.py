@@ -12,7 +12,8 @@ files; without them INSTA's rule applies: test = the last 350 frames, val = the 
 the rest. Per-frame ``pose`` (6), ``expression`` and ``landmarks`` (68x2 pixels) entries, which
 the synthetic generator writes (with ``head_euler_deg``: yaw, pitch, roll in degrees), become
 annotations when every frame has them. A top-level
-``fps`` is used when present (INSTA itself records none).
+``fps`` is used when present (INSTA itself records none). An ``audio.wav`` in the actor folder
+(``cabench synth --audio`` writes one) is the sequence's audio.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.datasets.audio import beside_frames
 from benchmark.datasets.base import (
     EXPRESSION,
     LANDMARKS,
@@ -122,6 +124,7 @@ def read_insta(root: Path, name: str | None = None) -> Sequence:
         root=root,
         kind="synthetic" if synthetic else "insta",
         extras=extras,
+        audio_file=beside_frames(root),
     )
 
 

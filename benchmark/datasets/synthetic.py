@@ -18,7 +18,11 @@ Each sequence ``<out>/<name>/`` holds (frame ids 0-based, ``{id:05d}``):
   entry also holding ``pose`` (6: global + jaw axis-angle, FLAME convention), ``expression``
   (100), ``landmarks`` (68x2 pixels) and ``head_euler_deg`` (yaw, pitch, roll);
 - ``.cabench-synth``: the header of ``transforms.json``, written first, marking the folder as
-  cabench's while it is built (see :func:`write_sequence`).
+  cabench's while it is built (see :func:`write_sequence`);
+- with ``audio``: ``audio.wav``, 16 kHz mono speech whose loudness follows the mouth opening
+  (:mod:`benchmark.datasets.synthetic_audio`), the sequence's audio; with ``audio_shift`` also
+  ``audio_shifted.wav``, the same track delayed by that many frames. The header then records
+  ``audio`` (file, rate, shift). Audio changes no frame and no other file.
 
 Test split of a short sequence: INSTA tests on its last 350 frames; here test = the last
 ``min(350, max(1, N // 4))`` frames, val = the last ``min(20, len(test))`` (inside test, as
@@ -45,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.datasets.insta import SYNTHETIC_GENERATOR
+from benchmark.datasets.synthetic_audio import AUDIO_NAME, AUDIO_RATE, SHIFTED_NAME, speech_track
 from benchmark.datasets.synthetic_face import (
     CAMERA_DISTANCE_MM,
     EXPRESSION_NAMES,
@@ -185,11 +190,13 @@ def generate(frames: int = 120, size: int = 256, seed: int = 0, fps: float = 25.
 MARKER = ".cabench-synth"  # written first into a sequence being built: the folder is cabench's, complete or not
 # what a sequence folder holds: a folder with these names only is an unfinished sequence
 SEQUENCE_ENTRIES = {"images", "seg_mask", "depth", "normal", "stage1", "flame", "experiments", "transforms.json",
-                    "transforms_train.json", "transforms_test.json", "transforms_val.json", MARKER}
+                    "transforms_train.json", "transforms_test.json", "transforms_val.json", MARKER,
+                    AUDIO_NAME, SHIFTED_NAME}
 
 
 def write_sequence(out: Path, frames: int = 120, size: int = 256, seed: int = 0, fps: float = 25.0,
-                   name: str = "astronaut", progress: bool = True, overwrite: bool = False) -> Path:
+                   name: str = "astronaut", progress: bool = True, overwrite: bool = False,
+                   audio: bool = False, audio_shift: int = 0) -> Path:
     """Write one sequence under ``out/name`` (see the module docstring); returns its folder.
 
     Every argument, and whether ``out/name`` may be written, is checked before anything is created.
@@ -204,6 +211,10 @@ def write_sequence(out: Path, frames: int = 120, size: int = 256, seed: int = 0,
     from tqdm import tqdm
 
     check_arguments(frames, size, seed, fps, name)
+    if audio_shift and not audio:
+        raise CabenchError("--audio-shift needs --audio")
+    if abs(audio_shift) >= frames:
+        raise CabenchError(f"--audio-shift {audio_shift}: must be shorter than the {frames} frames")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CabenchError(f"{out}: --out exists and is not a folder")
@@ -213,10 +224,13 @@ def write_sequence(out: Path, frames: int = 120, size: int = 256, seed: int = 0,
     _remove_abandoned(out, name)
     building = Path(tempfile.mkdtemp(prefix=f".{name}.partial-{os.getpid()}-", dir=out))
     try:
-        _write_json(building / MARKER, _header(size, fps, seed, frames))
+        header = _header(size, fps, seed, frames, audio_shift if audio else None)
+        _write_json(building / MARKER, header)
         items = tqdm(generate(frames, size, seed, fps), total=frames, desc=f"synth {name}", disable=not progress,
                      unit="frame")
-        _write_frames(building, items, frames, size, fps, seed)
+        _write_frames(building, items, frames, size, fps, seed, header)
+        if audio:
+            _write_audio(building, frames, fps, seed, audio_shift)
         if replace:
             trash = Path(tempfile.mkdtemp(prefix=f".{name}.replaced-{os.getpid()}-", dir=out))
             root.rename(trash / name)
@@ -230,7 +244,18 @@ def write_sequence(out: Path, frames: int = 120, size: int = 256, seed: int = 0,
     return root
 
 
-def _write_frames(root: Path, items: Iterator[SyntheticFrame], frames: int, size: int, fps: float, seed: int) -> None:
+def _write_audio(root: Path, frames: int, fps: float, seed: int, shift: int) -> None:
+    """``audio.wav`` (and ``audio_shifted.wav`` when ``shift``) from the motion's mouth opening."""
+    from benchmark.datasets.audio import write_wav
+
+    jaw = np.array([p.jaw_open for p in motion(frames, fps, seed)])
+    write_wav(root / AUDIO_NAME, speech_track(jaw, fps, seed), AUDIO_RATE)
+    if shift:
+        write_wav(root / SHIFTED_NAME, speech_track(jaw, fps, seed, shift_frames=shift), AUDIO_RATE)
+
+
+def _write_frames(root: Path, items: Iterator[SyntheticFrame], frames: int, size: int, fps: float, seed: int,
+                  header: dict) -> None:
     """Write the frames and their annotations into ``root`` (the layout of the module docstring)."""
     import cv2
 
@@ -254,7 +279,6 @@ def _write_frames(root: Path, items: Iterator[SyntheticFrame], frames: int, size
         expression[: len(EXPRESSION_NAMES)] = item.params.expression()
         (folders["flame/exp"] / f"{stem}.txt").write_text(" ".join(f"{v:.6f}" for v in expression) + "\n")
         entries.append(_frame_entry(stem, item, expression))
-    header = _header(size, fps, seed, frames)
     for split, ids in splits.items():
         _write_json(root / f"transforms_{split}.json", {**header, "frames": [entries[i] for i in ids]})
     _write_json(root / "transforms.json", {**header, "frames": entries})  # last: its presence means complete
@@ -346,7 +370,7 @@ def _camera_to_world(rotation: np.ndarray) -> np.ndarray:
     return np.linalg.inv(w2c)
 
 
-def _header(size: int, fps: float, seed: int, frames: int) -> dict:
+def _header(size: int, fps: float, seed: int, frames: int, audio_shift: int | None = None) -> dict:
     # Orthographic rendering, written as a long-focal-length pinhole that covers the frame.
     half_width_m = HEAD_HALF_WIDTH_MM / 1000.0 * size / (2 * face_model(size).axes[0])
     focal = CAMERA_DISTANCE_MM / 1000.0 * (size / 2) / half_width_m
@@ -359,6 +383,10 @@ def _header(size: int, fps: float, seed: int, frames: int) -> dict:
         "source_image": "skimage.data.astronaut()",
         "expression_names": list(EXPRESSION_NAMES),
         "split_rule": f"test = last min({MAX_TEST_FRAMES}, max(1, N // 4)) frames, val = last min({MAX_VAL_FRAMES}, len(test))",
+        # only with audio, so that the files of a sequence without audio stay byte for byte as they were
+        **({} if audio_shift is None else
+           {"audio": {"file": AUDIO_NAME, "rate": AUDIO_RATE, "shifted_file": SHIFTED_NAME if audio_shift else None,
+                      "shift_frames": audio_shift}}),
     }
 
 

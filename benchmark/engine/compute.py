@@ -26,7 +26,7 @@ import pandas as pd
 
 from benchmark.config import RunConfig
 from benchmark.engine.parts import PairPlan
-from benchmark.engine.plan import SubsetFrames, landmarks_of, uses_mask
+from benchmark.engine.plan import SubsetFrames, landmarks_of, sequence_audio, uses_mask
 from benchmark.engine.samples import write_samples
 from benchmark.io import FrameSource
 from benchmark.results.files import atomic_write_text
@@ -130,10 +130,11 @@ class Runner:
             landmarks = landmarks_of(sequence, gt.frame_ids)
             options = {key: value for name in names for key, value in self.options[name].items()}
             truth_cache = self.folder.truth_cache(plan.stored.dataset, plan.stored.sequence)
+            audio = sequence_audio(sequence, gt.frame_ids) if any("audio" in registry.get(n).needs for n in names) else None
             result = evaluate(pred=SubsetFrames(pred, ids), gt=gt, metrics=names, protocol=protocol, mask=mask, device=device,
                               batch_size=self.config.batch_size, align=self.config.align or None,
                               progress=self.progress, annotations=None if landmarks is None else {"landmarks": landmarks},
-                              on_rows=store, truth_cache=truth_cache, **options)
+                              on_rows=store, truth_cache=truth_cache, audio=audio, **options)
             missing = result.missing
         for name, part in mine.items():
             if name in missing:

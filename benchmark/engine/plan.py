@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence as Ids
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from benchmark.config import DatasetConfig, MethodConfig, RunConfig
 from benchmark.datasets.base import Sequence
 from benchmark.io import Frames, FrameSource
-from benchmark.stamps import text_stamp
+from benchmark.stamps import file_stamp, text_stamp
 from metrics.errors import CabenchError, InputError
 
 
@@ -53,12 +54,17 @@ def open_datasets(config: RunConfig) -> list[tuple[DatasetConfig, list[Sequence]
     opened = []
     for dataset in config.datasets:
         if dataset.kind == "frames":
-            sequences = [read_frames_sequence(dataset.path, dataset.mask, dataset.landmarks)]
+            sequences = [read_frames_sequence(dataset.path, dataset.mask, dataset.landmarks,
+                                              audio=dataset.audio, audio_offset=dataset.audio_offset)]
             if dataset.sequences and sequences[0].name not in dataset.sequences:
                 raise InputError(f"{dataset.path}: no sequence {dataset.sequences[0]!r} (has {sequences[0].name})")
         else:
             found = open_dataset(dataset.path, kind=dataset.kind)
             sequences = [found.sequence(name) for name in dataset.sequences] if dataset.sequences else list(found)
+            if dataset.audio:  # the config names each sequence's audio file
+                for sequence in sequences:
+                    sequence.audio_file = Path(dataset.audio.format(sequence=sequence.name))
+                    sequence.audio_offset = dataset.audio_offset
         if not sequences:
             raise InputError(f"{dataset.path}: dataset {dataset.name!r} has no sequences")
         opened.append((dataset, sequences))
@@ -113,6 +119,19 @@ def landmarks_of(sequence: Sequence, ids: list[int]) -> np.ndarray | None:
     return np.asarray(annotations["landmarks"])[[index[i] for i in ids]]
 
 
+def sequence_audio(sequence: Sequence, ids: list[int]):
+    """The sequence's audio over frames ``ids`` (contiguous), aligned to the first of them; None when it
+    has none, or when ``ids`` are not contiguous (lip sync is scored on a continuous stretch only)."""
+    audio = sequence.audio() if getattr(sequence, "audio_file", None) is not None else None
+    if audio is None or not ids:
+        return None
+    positions = {frame: i for i, frame in enumerate(sequence.frames.frame_ids)}
+    start, stop = positions[ids[0]], positions[ids[-1]] + 1
+    if stop - start != len(ids):
+        return None
+    return type(audio)(audio.for_frames(start, stop), audio.rate, audio.fps, 0.0, audio.source)
+
+
 def uses_mask(config: RunConfig, sequence: Sequence) -> bool:
     return bool(config.mask) and getattr(sequence, "mask", None) is not None
 
@@ -123,6 +142,11 @@ def truth_stamp(config: RunConfig, sequence: Sequence, ids: list[int]) -> str:
     from benchmark.stamps import array_stamp
 
     landmarks = landmarks_of(sequence, ids)
-    return text_stamp(sequence.frames.content_key(ids),
-                      sequence.mask.content_key(ids) if uses_mask(config, sequence) else "no mask",
-                      "no landmarks" if landmarks is None else array_stamp(landmarks))
+    parts = [sequence.frames.content_key(ids),
+             sequence.mask.content_key(ids) if uses_mask(config, sequence) else "no mask",
+             "no landmarks" if landmarks is None else array_stamp(landmarks)]
+    audio_file = getattr(sequence, "audio_file", None)
+    if audio_file is not None:  # only sequences with audio: the stamps of the others stay as they were
+        found = file_stamp(audio_file) if Path(audio_file).is_file() else "absent"
+        parts.append(text_stamp("audio", found, getattr(sequence, "audio_offset", 0.0)))
+    return text_stamp(*parts)
