@@ -267,6 +267,6 @@ for _name, _better, _unit, _description, _range in (
      (-float(VSHIFT * 4), float(VSHIFT * 4))),
 ):
     register(MetricSpec(_name, higher_is_better=_better, unit=_unit, description=_description, factory=_factory(_name),
-                        needs=_NEEDS, defaults=dict(LSE_DEFAULTS), check=lipsync_unavailable, kind="temporal",
+                        needs=_NEEDS, defaults=dict(LSE_DEFAULTS), check=lipsync_unavailable, kind="sequence",
                         value_range=_range, version=LSE_VERSION,
                         reference_columns=("av_offset",) if _name == "av_offset" else ()))

@@ -116,7 +116,9 @@ class MetricSpec:
     ``value_range``, the closed interval every finite value lies in (checked by the contract
     tests); ``kind``: ``frame``, ``temporal`` (streams over frame pairs: NaN on the first frame),
     ``face`` (NaN where no face is found; summaries state the share of frames it is defined on)
-    or ``runtime`` (measured while a method renders, not computed from frames: ``time_s``).
+    ``runtime`` (measured while a method renders, not computed from frames: ``time_s``) or ``sequence``
+    (its values need the whole sequence, given after the last batch by the evaluator's
+    ``finish(audio, shared)``; a stored part is recomputed from the first frame, like a temporal one).
     """
 
     name: str
@@ -128,7 +130,7 @@ class MetricSpec:
     needs: tuple[str, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)
     check: Callable[[dict[str, Any]], str | None] | None = None
-    kind: str = "frame"  # "frame", "temporal", "face" or "runtime"
+    kind: str = "frame"  # "frame", "temporal", "face", "runtime" or "sequence"
     reference_columns: tuple[str, ...] = ()
     paper_format: str = ".4g"
     trace: bool = False

@@ -70,7 +70,7 @@ class Runner:
                     part.mark_missing(reason)
             elif part.complete and not self.force:
                 self.reused += int(part.state.get("frames", 0))
-            elif self.force or registry.get(name).kind == "temporal" or part.rows().empty:
+            elif self.force or registry.get(name).kind in ("temporal", "sequence") or part.rows().empty:
                 full.setdefault(protocol, []).append(name)
             else:
                 rest.setdefault(protocol, []).append(name)

@@ -137,7 +137,7 @@ def reference(work: Path, syncnet: Path, wav2lip: Path) -> dict:
                 def __init__(self, path, *args):
                     self.path = path
 
-                def write(self, image):
+                def write(self, image, video=video):
                     video.append(image.copy())
 
                 def release(self):
@@ -146,7 +146,7 @@ def reference(work: Path, syncnet: Path, wav2lip: Path) -> dict:
             fake_cv2 = types.SimpleNamespace(**{k: getattr(cv2, k) for k in dir(cv2) if not k.startswith("__")})
             fake_cv2.VideoWriter = Writer
 
-            def cut_audio(command, shell=True, stdout=None):
+            def cut_audio(command, shell=True, stdout=None, audio_bytes=audio_bytes):
                 target = command.split()[-1]
                 if target.endswith(".wav"):
                     Path(target).write_bytes(audio_bytes)
@@ -161,7 +161,7 @@ def reference(work: Path, syncnet: Path, wav2lip: Path) -> dict:
         else:
             video = list(frames)
 
-        def extract(command, shell=True, stdout=None):
+        def extract(command, shell=True, stdout=None, video=video, audio_bytes=audio_bytes):
             target = command.split()[-1]
             if "-f image2" in command:
                 for i, image in enumerate(video):
