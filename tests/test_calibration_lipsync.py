@@ -6,30 +6,23 @@ sequence; the offset exactly.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
-from collections import defaultdict
 from functools import cache
 
 import numpy as np
 import pytest
 import torch
+from calibration_tables import manifest, rows_by_case
 from lipsync_recipe import CASES, frames_rgb, make_case, syncnet_weights, tensor_digest
 
 from benchmark import evaluate
-from tests.calibration_recipe import TABLE
 
-MANIFEST = json.loads((TABLE / "lipsync.json").read_text())
+MANIFEST = manifest("lipsync")
 TOLERANCE = 1e-4
 
 
 def table() -> dict[str, list[dict]]:
-    rows = defaultdict(list)
-    with open(TABLE / MANIFEST["table"], newline="") as handle:
-        for row in csv.DictReader(handle):
-            rows[row["case"]].append(row)
-    return dict(rows)
+    return rows_by_case(MANIFEST)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 astronaut, her face in view): one value per frame for each of its columns, NaN only where its kind allows
 (a temporal metric's first frame), values inside its ``value_range``, identical inputs scoring at least
 as well as damaged ones (strictly, for its headline column), and the same numbers twice. LPIPS, tLP and
-DECA run on weights the tests create (random AlexNet trunk, random DECA encoder)."""
+DECA and ArcFace run on weights the tests create (random AlexNet trunk, random DECA encoder, random ArcFace ONNX)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,9 @@ def weights(tmp_path_factory):
     (root / "hub" / "checkpoints").mkdir(parents=True)
     torch.manual_seed(0)
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), root / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth")
+    from tests.arcface_recipe import arcface_onnx
+
+    arcface_onnx(root / "hub" / "checkpoints" / "w600k_r50.onnx")  # a random ArcFace for csim_arcface
     deca = root / "deca_model.tar"
     torch.save({"E_flame": deca_state(), "E_detail": {}, "D_detail": {}}, deca)
     with pytest.MonkeyPatch.context() as patch:

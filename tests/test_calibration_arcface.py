@@ -1,0 +1,60 @@
+"""csim_arcface against the numbers insightface's own ArcFaceONNX (norm_crop + get_feat + compute_sim) gave on the
+recipe's frames and keypoints with the same random ArcFace ONNX (``tests/calibration/arcface.csv``, made by
+``tests/calibration/run_insightface.py`` outside the project). Tolerance 1e-5 per frame."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from arcface_recipe import CASES, arcface_onnx, case_frames, onnx_digest
+from calibration_tables import manifest, rows_by_case
+
+from benchmark import evaluate
+
+MANIFEST = manifest("arcface")
+TOLERANCE = 1e-5
+
+
+def table() -> dict[str, list[float]]:
+    return {case: [float(r["csim_arcface"]) for r in rows] for case, rows in rows_by_case(MANIFEST).items()}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path = arcface_onnx(tmp_path_factory.mktemp("arcface") / "w600k_r50.onnx")
+    if onnx_digest(path) != MANIFEST["model"]["initializer_sha256"]:
+        pytest.fail("the recipe's random ArcFace model is not the one the table was made with: re-make "
+                    "tests/calibration/arcface.csv with run_insightface.py")
+    return path
+
+
+def test_the_table_names_its_script_and_cases():
+    entry = MANIFEST["scripts"]["insightface"]
+    assert entry["package"].startswith("insightface==") and entry["paths"] and entry["how"]
+    assert set(table()) == set(CASES) and MANIFEST["shims"]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_csim_arcface_equals_insightface(name, model):
+    gt, pred = case_frames(name)
+    if hashlib.sha256(gt.tobytes() + pred.tobytes()).hexdigest() != MANIFEST["cases"][name]["frames_sha256"]:
+        pytest.fail(f"calibration input {name!r} is not the one the table was made from")
+    result = evaluate(pred=pred, gt=gt, metrics="csim_arcface", arcface_weights=str(model),
+                      face_region=CASES[name].face_region, progress=False)
+    assert not result.missing
+    np.testing.assert_allclose(result.frames["csim_arcface"], table()[name], rtol=0, atol=TOLERANCE)
+
+
+def test_missing_model_names_the_download_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("CABENCH_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    gt, pred = case_frames("astronaut-gt")
+    result = evaluate(pred=pred, gt=gt, metrics="csim_arcface", progress=False)
+    assert "w600k_r50.onnx" in result.missing["csim_arcface"]
+    assert "cabench weights --download arcface-w600k-r50" in result.missing["csim_arcface"]
+    (tmp_path / "w600k_r50.onnx").write_bytes(b"not a model")
+    result = evaluate(pred=pred, gt=gt, metrics="csim_arcface", progress=False)
+    assert "w600k_r50.onnx: unusable as ArcFace" in result.missing["csim_arcface"]
+    assert "not an ONNX model" in result.missing["csim_arcface"]
