@@ -108,3 +108,38 @@ def onnx_digest(path: Path) -> str:
         digest.update(tensor.name.encode())
         digest.update(np.ascontiguousarray(numpy_helper.to_array(tensor), dtype=np.float32).tobytes())
     return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------- AKD (FAN landmarks)
+AKD_FRAMES = 2  # FAN is slow on a CPU: two frames of each case
+AKD_CASES = ("astronaut-gt", "astronaut-late")
+
+
+def fan_weights(path: Path) -> Path:
+    """A random ``2DFAN-4.pth.tar``: FAN(4) initialised after ``torch.manual_seed(SEED)`` (face_alignment's
+    ``models.FAN`` and :class:`metrics.fan.FAN` create their layers in the same order), its state dict saved."""
+    import torch
+
+    from metrics.fan import FAN
+
+    torch.manual_seed(SEED)
+    torch.save(FAN(4).state_dict(), path)
+    return path
+
+
+def state_digest(state: dict) -> str:
+    """SHA-256 over a state dict's names and float32 tensor bytes (the BatchNorm counters left out)."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        if key.endswith("num_batches_tracked"):
+            continue
+        digest.update(key.encode())
+        digest.update(state[key].detach().float().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def akd_boxes(gt: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """dlib's box of the ground truth's face in each frame: what akd (face_region="gt") gives FAN for both frames."""
+    from metrics.landmarks import detect_face
+
+    return [tuple(int(v) for v in detect_face(frame)[0]) for frame in gt]

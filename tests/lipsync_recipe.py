@@ -13,7 +13,6 @@ its regenerated weights against it.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,13 +51,9 @@ def syncnet_weights(path: Path) -> Path:
 
 def tensor_digest(state: dict) -> str:
     """SHA-256 over the state dict's names and float32 tensor bytes (file-format independent)."""
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        if key.endswith("num_batches_tracked"):
-            continue
-        digest.update(key.encode())
-        digest.update(state[key].detach().float().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    from arcface_recipe import state_digest
+
+    return state_digest(state)
 
 
 def make_case(case: LipCase, work: Path):

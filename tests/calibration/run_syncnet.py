@@ -194,15 +194,11 @@ def reference(work: Path, syncnet: Path, wav2lip: Path) -> dict:
 
 
 def _digest(state) -> str:
-    import hashlib
+    """The recipe's tensor digest (tests/arcface_recipe.py needs only numpy and hashlib, so it imports here)."""
+    sys.path.insert(0, str(HERE.parent))
+    from arcface_recipe import state_digest
 
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        if key.endswith("num_batches_tracked"):
-            continue
-        digest.update(key.encode())
-        digest.update(state[key].detach().float().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    return state_digest(state)
 
 
 def main() -> None:
