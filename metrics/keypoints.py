@@ -26,6 +26,7 @@ import torch
 
 from metrics.errors import WeightsMissingError
 from metrics.face import FACE_DEFAULTS, FACE_REGIONS, _dlib_options, gt_faces
+from metrics.fan import FAN_WEIGHTS, fan_landmarks, load_fan
 from metrics.registry import Batch, Evaluator, MetricSpec, register
 from metrics.truth import file_stamp
 from metrics.weights import usable_weight
@@ -35,8 +36,6 @@ AKD_VERSION = 1
 
 @lru_cache(maxsize=2)
 def _fan(path: str, device_type: str):
-    from metrics.fan import load_fan
-
     return load_fan(path, device_type)
 
 
@@ -57,10 +56,9 @@ class KeypointDistance(Evaluator):
         self.device, self.weights, self.face_region = device, fan_weights, face_region
 
     def update(self, batch: Batch) -> dict[str, np.ndarray]:
-        from metrics.fan import fan_landmarks
         from metrics.landmarks import detect_face
 
-        path = usable_weight("fan-2dfan4", self.weights)
+        path = usable_weight(FAN_WEIGHTS.key, self.weights)
         model = _fan(str(path), self.device.type)
         boxes = [None if face is None else face.box for face in gt_faces(batch)]
         found = [i for i, box in enumerate(boxes) if box is not None]
@@ -89,7 +87,7 @@ def akd_unavailable(options: dict) -> str | None:
     from metrics.landmarks import dlib_unavailable
 
     try:
-        usable_weight("fan-2dfan4", options.get("fan_weights"))
+        usable_weight(FAN_WEIGHTS.key, options.get("fan_weights"))
     except WeightsMissingError as error:
         return f"{error}; cabench weights --download fan-2dfan4"
     return dlib_unavailable(options)
