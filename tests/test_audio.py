@@ -129,3 +129,12 @@ def test_synth_audio_follows_the_mouth_and_changes_no_frame(tmp_path):
     late = np.sqrt(np.mean(shifted.reshape(30, -1).astype(float) ** 2, axis=1))
     assert np.corrcoef(late[5:], jaw[:-5])[0, 1] > 0.9
     assert np.corrcoef(late[5:], jaw[5:])[0, 1] < np.corrcoef(late[5:], jaw[:-5])[0, 1]
+
+
+@pytest.mark.parametrize("flags, match", [(["--audio-shift", "2"], "--audio-shift needs --audio"),
+                                          (["--audio", "--audio-shift", "9"], "--audio-shift 9: must be shorter")])
+def test_synth_audio_arguments_are_checked(tmp_path, flags, match):
+    done = subprocess.run([sys.executable, "-m", "benchmark", "synth", "--out", str(tmp_path), "--frames", "9",
+                           "--size", "64", "--quiet", *flags], capture_output=True, text=True)
+    assert done.returncode == 2 and match in done.stderr and done.stderr.strip().count("\n") == 0
+    assert not any(tmp_path.iterdir())  # checked before anything is written
