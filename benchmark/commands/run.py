@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "`accelerate launch --multi_gpu --num_processes N -m benchmark.cli run CONFIG` (GPUs) or "
                     "`torchrun --nproc_per_node N -m benchmark.cli run CONFIG` (CPU processes).",
     )
-    parser.add_argument("config", help="TOML run config: tables [run] (out, protocol, device, batch_size, split, metrics, align, mask, options, bootstrap), [[datasets]] (path, name, kind, sequences, mask, landmarks) and [[methods]] (name, adapter + settings, or frames); the README's section \"Your own runs\" documents each key")
+    parser.add_argument("config", help="TOML run config: tables [run] (out, protocol, device, batch_size, split, metrics, align, mask, options, bootstrap), [[datasets]] (path, name, kind, sequences, mask, landmarks, audio, audio_offset) and [[methods]] (name, adapter + settings, or frames); the README's section \"Your own runs\" documents each key")
     parser.add_argument("--out", default=None, help="output folder (default: [run] out of the config)")
     parser.add_argument("--force", action="store_true", help="recompute everything, ignoring stored results")
     parser.add_argument("--shard", default=None, metavar="I/N",
