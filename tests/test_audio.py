@@ -138,3 +138,16 @@ def test_synth_audio_arguments_are_checked(tmp_path, flags, match):
                            "--size", "64", "--quiet", *flags], capture_output=True, text=True)
     assert done.returncode == 2 and match in done.stderr and done.stderr.strip().count("\n") == 0
     assert not any(tmp_path.iterdir())  # checked before anything is written
+
+
+def test_aac_audio_of_an_mp4_is_aligned_to_its_first_frame(tmp_path):
+    """AAC's encoder delay (priming samples) is removed by the decoder: the track starts at frame 0."""
+    rng = np.random.default_rng(0)
+    samples = (rng.standard_normal(RATE) * 3000).astype(np.int16)
+    path = write_talking_video(tmp_path / "talk.mp4", np.zeros((25, 32, 32, 3), np.uint8), 25, samples)
+    decoded = read_frames_sequence(path).audio().samples.astype(np.float64)
+    reference = samples.astype(np.float64)
+    lags = range(-1500, 1500)
+    score = [np.dot(decoded[k:k + 8000], reference[:8000]) if k >= 0 else np.dot(decoded[:8000], reference[-k:8000 - k])
+             for k in lags]
+    assert lags[int(np.argmax(score))] == 0
