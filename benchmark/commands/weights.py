@@ -22,11 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "missing), download files with --download (verified against the manifest's SHA-256 before they "
                     "become visible), re-hash them with --verify. Nothing else in cabench downloads.")
     parser.add_argument("--download", nargs="+", metavar="NAME", default=[],
-                        help="fetch these manifest entries (e.g. lpips-alex) into $CABENCH_WEIGHTS or the torch hub cache")
+                        help="fetch these manifest entries (e.g. lpips-alex) into $CABENCH_WEIGHTS or the torch hub cache (default: none)")
     parser.add_argument("--all", action="store_true",
                         help="fetch every downloadable entry (licence-gated ones only with --accept-licence)")
     parser.add_argument("--accept-licence", "--accept-license", dest="accept", nargs="+", metavar="NAME", default=[],
-                        help="accept the licence of these entries (needed to download e.g. syncnet-v2, arcface-buffalo-l)")
+                        help="accept the licence of these entries (needed to download e.g. syncnet-v2, arcface-buffalo-l; default: none)")
     parser.add_argument("--verify", action="store_true",
                         help="re-hash every file that is there (not the cached hash); exit 1 if one is not the published file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
