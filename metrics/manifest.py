@@ -134,6 +134,8 @@ def _validate(entry: ManifestEntry) -> None:
         problems.append("no metrics named")
     if not entry.download and not entry.steps:
         problems.append("download = false needs steps")
+    elif not entry.downloadable and not entry.steps:
+        problems.append("no pinned SHA-256 or source to download from, and no steps")
     if problems:
         raise CabenchError(f"weights manifest entry {entry.name!r}: {'; '.join(problems)}")
 

@@ -289,3 +289,16 @@ def test_verify_rehashes_and_reports_a_mismatch(use_manifest, torch_home, capsys
     out = capsys.readouterr().out
     assert "mismatch   lpips-alex" in out and f"(manifest: {SHA})" in out
     assert weights.resolve("lpips-alex").status == "mismatch"  # still usable, never as the published file
+
+
+@pytest.mark.slow  # the demo trains nothing but renders every ablation: about a minute of CPU
+def test_download_then_demo_gives_lpips_numbers(server, use_manifest, tmp_path, torch_home, capsys):
+    """The issue's "done when": a fresh cache, `cabench weights --download lpips-alex`, then `cabench demo`."""
+    use_manifest(_entry(urls=(f"{server}/good.pth",)))
+    assert main(["weights", "--download", "lpips-alex", "--quiet"]) == 0
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--frames", "12", "--size", "96", "--sequences", "1",
+                 "--quiet"]) == 0
+    per_frame = pd.read_csv(tmp_path / "demo" / "per_frame.csv")
+    assert np.isfinite(per_frame["lpips"]).all() and len(per_frame)
+    metadata = json.loads((tmp_path / "demo" / "metadata.json").read_text())
+    assert metadata["weights"]["lpips"][0]["sha256"] == SHA and metadata["weights"]["lpips"][0]["verified"]
