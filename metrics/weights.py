@@ -271,6 +271,7 @@ class ResolvedWeight:
     sha256: str | None = None
     expected_sha256: str | None = None
     reason: str | None = None
+    revision: str | None = None  # a hub entry's pinned commit (its files are addressed by it, not hashed here)
 
     @property
     def usable(self) -> bool:
@@ -283,8 +284,9 @@ class ResolvedWeight:
     def record(self) -> dict[str, Any]:
         """What the outputs record beside a number this file produced (metadata.json, the report, the
         stored part's fingerprint): the weight's name, the file's name, its SHA-256, whether verified."""
-        return {"name": self.name, "file": self.path.name if self.path else None, "sha256": self.sha256,
-                "verified": self.verified}
+        record = {"name": self.name, "file": self.path.name if self.path else None, "sha256": self.sha256,
+                  "verified": self.verified}
+        return {**record, "revision": self.revision} if self.revision else record
 
 
 def resolve(name: str, explicit_path: str | os.PathLike | None = None) -> ResolvedWeight:
@@ -292,9 +294,20 @@ def resolve(name: str, explicit_path: str | os.PathLike | None = None) -> Resolv
     check is registered) and compare its SHA-256 with the manifest's. Never raises for a missing or
     unusable file: the result says so (``reason`` names the file and the fetch command).
     ``explicit_path`` (a user's ``--lpips-weights FILE``) overrides the search; a file there whose
-    hash differs from the manifest's is ``unverified``.
+    hash differs from the manifest's is ``unverified``. A hub entry (``"sd15"``) is ``found`` when its
+    pinned commit is in the Hugging Face cache (``path``: the snapshot folder; ``revision``: the commit).
+
+    Raises:
+        CabenchError: ``name`` is neither in the manifest nor registered (the message lists the names).
     """
-    weight = get_weight(name)
+    name = ALIASES.get(name, name)
+    if has_entry(name) and manifest_entry(name).kind == "hub":
+        return _resolve_hub(manifest_entry(name))
+    try:
+        weight = get_weight(name)
+    except KeyError:
+        manifest_entry(name)  # raises the one-line error that lists the known names
+        raise
     entry = weight.entry
     try:
         path = usable_weight(name, explicit_path)
@@ -315,6 +328,16 @@ def resolve(name: str, explicit_path: str | os.PathLike | None = None) -> Resolv
     else:
         status = "unverified"
     return ResolvedWeight(weight.key, status, path, sha, expected)
+
+
+def _resolve_hub(entry: ManifestEntry) -> ResolvedWeight:
+    from metrics.download import hub_snapshot  # metrics.download imports this module
+
+    snapshot = hub_snapshot(entry)
+    if snapshot is None:
+        return ResolvedWeight(entry.name, "missing", reason=f"{entry.repo}@{entry.revision} is not in the Hugging Face "
+                                                            f"cache; {entry.how_to_get()}", revision=entry.revision)
+    return ResolvedWeight(entry.name, "found", snapshot, revision=entry.revision)
 
 
 def weight_records(weights: Mapping[str, str | os.PathLike | None]) -> list[dict[str, Any]]:

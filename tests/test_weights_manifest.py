@@ -83,3 +83,28 @@ def test_an_explicit_file_with_another_hash_is_unverified(tmp_path, torch_home):
     assert found.record() == {"name": "deca", "file": "my_deca.tar", "sha256": found.sha256, "verified": False}
     missing = resolve("deca")
     assert missing.status == "missing" and "deca_model.tar" in missing.reason and "flame.is.tue.mpg.de" in missing.reason
+
+
+def test_a_hub_entry_is_fetched_at_its_pinned_commit_into_the_hub_cache(torch_home, monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from metrics import download
+
+    calls = []
+
+    def snapshot_download(repo_id, revision=None, allow_patterns=None):
+        calls.append((repo_id, revision, allow_patterns))
+        return str(tmp_path / "snapshot")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    entry = manifest_entry("clip-vit-large")
+    assert download.download("clip-vit-large", progress=False) == tmp_path / "snapshot"
+    assert calls == [(entry.repo, entry.revision, list(entry.allow))] and re.fullmatch(r"[0-9a-f]{40}", entry.revision)
+    monkeypatch.setattr(download, "hub_snapshot", lambda e: None)
+    missing = resolve("clip-vit-large")
+    assert missing.status == "missing" and "cabench weights --download clip-vit-large" in missing.reason
+    monkeypatch.setattr(download, "hub_snapshot", lambda e: tmp_path / "snapshot")
+    found = resolve("clip-vit-large")
+    assert found.verified and found.record()["revision"] == entry.revision
+    with pytest.raises(CabenchError, match="no weight named 'nothing'.*lpips-alex"):
+        resolve("nothing")
