@@ -58,21 +58,21 @@ def download(name: str, accepted: Collection[str] = (), folder: str | os.PathLik
              progress: bool = True) -> Path:
     """Fetch manifest entry ``name`` (verified, atomic) and return its path: the file in ``folder``
     (default: ``$CABENCH_WEIGHTS``, else the torch hub cache), or a hub entry's snapshot folder.
-    A file already there with the manifest's hash is not fetched again.
+    A file already there with the manifest's hash is not fetched again (and needs no network).
 
     Raises:
         WeightsDownloadError: not allowed now (see :func:`check_allowed`), or every source failed
             (one line naming each URL and why; nothing is left under the final name).
     """
     entry = manifest_entry(name)
+    folder = Path(folder) if folder is not None else download_dir()
+    final = folder / entry.file
+    if entry.kind == "file" and entry.sha256 and final.is_file() and verify_file(final, entry) is None:
+        return final  # already there (no socket, no gate)
     check_allowed(entry, accepted)
     if entry.kind == "hub":
         return _download_hub(entry, progress)
-    folder = Path(folder) if folder is not None else download_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / entry.file
-    if final.is_file() and verify_file(final, entry) is None:
-        return final
     _remove_stale(folder, entry.file)
     failures = []
     if entry.archive is not None:
@@ -90,7 +90,8 @@ def download(name: str, accepted: Collection[str] = (), folder: str | os.PathLik
                                f"written to {final}")
 
 
-def verify_file(path: str | os.PathLike, entry: ManifestEntry, size: int | None = None, sha256: str | None = None) -> str | None:
+def verify_file(path: str | os.PathLike, entry: ManifestEntry, size: int | None = None,
+                sha256: str | None = None) -> str | None:
     """Why the file at ``path`` is not ``entry``'s published file (its size, then its SHA-256), or None.
     ``size`` / ``sha256`` override the entry's (an archive's)."""
     size = entry.size if size is None and sha256 is None else size

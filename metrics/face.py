@@ -440,12 +440,14 @@ FACE_DEFAULTS = {"face_region": "gt"}
 register(MetricSpec("deca_pe", higher_is_better=False, unit="",
                     description="L2 distance of DECA's 6-d pose code (global + jaw axis-angle), generated vs ground truth",
                     factory=_factory(DecaDistance, "deca_pe"), needs=_DECA,
-                    defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, weights=_deca_weights, kind="face",
+                    defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, weights=_deca_weights,
+                    kind="face",
                     paper_format=".4g", trace=True, value_range=(0.0, math.inf), version=FACE_VERSION))
 register(MetricSpec("deca_ee", higher_is_better=False, unit="",
                     description="L2 distance of DECA's 50-d expression code, generated vs ground truth",
                     factory=_factory(DecaExpression, "deca_ee"), needs=_DECA,
-                    defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, weights=_deca_weights, kind="face",
+                    defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, weights=_deca_weights,
+                    kind="face",
                     paper_format=".5g", trace=True, value_range=(0.0, math.inf), version=FACE_VERSION))
 _LANDMARK_METRICS = (
     ("lmk_pose", LandmarkPose, "deg", "geodesic angle between head rotations from dlib landmarks (solvePnP, generic face)",
@@ -460,11 +462,12 @@ _LANDMARK_METRICS = (
 for _name, _cls, _unit, _description, _trace, _range in _LANDMARK_METRICS:
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
                         factory=_factory(_cls, _name), needs=_DLIB, defaults=dict(FACE_DEFAULTS), check=_dlib_check,
-                        weights=lambda options: {DLIB_LANDMARKS.key: None}, kind="face", trace=_trace, value_range=_range, version=FACE_VERSION))
+                        weights=lambda options: {DLIB_LANDMARKS.key: None}, kind="face", trace=_trace, value_range=_range,
+                        version=FACE_VERSION))
 register(MetricSpec("csim", higher_is_better=True, unit="",
                     description="cosine similarity of dlib face-recognition descriptors, generated vs ground truth",
                     factory=_factory(Identity, "csim"),
                     needs=(*_DLIB, "weights:dlib_face_recognition_resnet_model_v1.dat"),
                     defaults=dict(FACE_DEFAULTS), check=_identity_check, kind="face",
-                    weights=lambda options: {DLIB_LANDMARKS.key: None, DLIB_FACE_RECOGNITION.key: None}, trace=True, value_range=(-1.0, 1.0),
-                    version=FACE_VERSION))
+                    weights=lambda options: {DLIB_LANDMARKS.key: None, DLIB_FACE_RECOGNITION.key: None}, trace=True,
+                    value_range=(-1.0, 1.0), version=FACE_VERSION))

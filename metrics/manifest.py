@@ -87,7 +87,7 @@ class ManifestEntry:
     def how_to_get(self) -> str:
         """One phrase: the command that fetches the file, or the steps where no download is allowed."""
         if self.downloadable:
-            return f"run `{self.fetch_command}`"
+            return f"run `{self.fetch_command}` (or put the file in $CABENCH_WEIGHTS or the torch hub cache)"
         if self.steps:
             return self.steps
         return "no download is available: put the file in $CABENCH_WEIGHTS or the torch hub cache"

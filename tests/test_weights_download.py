@@ -233,13 +233,20 @@ def no_socket(monkeypatch):
 
 
 @pytest.mark.parametrize("variable", ["CABENCH_OFFLINE", "HF_HUB_OFFLINE"])
-def test_offline_mode_touches_no_socket(use_manifest, no_socket, monkeypatch, capsys, variable):
+def test_offline_mode_touches_no_socket(use_manifest, no_socket, monkeypatch, capsys, torch_home, variable):
     use_manifest(_entry(urls=("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",)))
     monkeypatch.setenv(variable, "1")
     assert main(["weights", "--download", "lpips-alex", "--quiet"]) == 2
     assert "offline mode" in capsys.readouterr().err
     assert main(["weights", "--download", "sd15", "--accept-licence", "sd15"]) == 2
-    assert main(["weights", "--all"]) == 2 and main(["weights"]) == 0
+    capsys.readouterr()
+    assert main(["weights", "--all"]) == 2 and len(capsys.readouterr().err.splitlines()) == 1
+    assert main(["weights"]) == 0
+    with pytest.raises(WeightsDownloadError, match="offline mode"):
+        download("lpips-alex", progress=False)
+    present = torch_home / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    present.write_bytes(GOOD)
+    assert download("lpips-alex", progress=False) == present  # already there: no network needed
     assert no_socket == []
 
 

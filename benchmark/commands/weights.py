@@ -96,7 +96,11 @@ def _list(verify: bool) -> int:
 
 def _download(args: argparse.Namespace, manifest) -> int:
     from metrics.download import WeightsDownloadError, download
+    from metrics.weights import offline
 
+    if offline():
+        raise WeightsDownloadError("offline mode (CABENCH_OFFLINE or HF_HUB_OFFLINE is set): nothing is downloaded; "
+                                   "unset it to download")
     if args.all:
         names = [e.name for e in manifest() if e.downloadable and (not e.acceptance or e.name in args.accept)]
         skipped = [e.name for e in manifest() if e.downloadable and e.acceptance and e.name not in args.accept]

@@ -2,9 +2,10 @@
 
 For each protocol of the run and each metric: the part's identity
 (:func:`benchmark.results.fingerprint.part_identity`: versions, options, protocol, the evaluated
-frames, the ground truth's and the method's content stamps, the SHA-256 of the weight files it loads) or, where the metric cannot run under
-that protocol or without its weights, the reason. A method an adapter renders also has a runtime
-part (``time_s``), under the method's identity. Planning renders nothing.
+frames, the ground truth's and the method's content stamps, the SHA-256 of the weight files it loads)
+or, where the metric cannot run under that protocol or without its weights, the reason. A method an
+adapter renders also has a runtime part (``time_s``), under the method's identity. Planning renders
+nothing.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def weight_files(metrics: list[str], options: dict[str, dict[str, Any]],
     whether that is the manifest's (:func:`metrics.weights.weight_records`); hashed once per run."""
     from metrics.weights import weight_records
 
-    return {name: weight_records(registry.get(name).weight_files(options[name])) for name in metrics if not reasons[name]}
+    return {name: weight_records(registry.get(name).weight_files(options[name]))
+            for name in metrics if not reasons[name]}
 
 
 def plan_pair(config: RunConfig, pair: Pair, metrics: list[str], options: dict[str, dict[str, Any]],
