@@ -46,6 +46,8 @@ from torch import nn
 
 from metrics.errors import InputError, WeightsMissingError, WeightsUnusableError
 from metrics.landmarks import (
+    DLIB_FACE_RECOGNITION,
+    DLIB_LANDMARKS,
     MOUTH,
     chip_descriptors,
     detect_face,
@@ -59,17 +61,9 @@ from metrics.landmarks import (
 )
 from metrics.registry import Batch, Evaluator, MetricSpec, register
 from metrics.truth import file_stamp
-from metrics.weights import WeightFile, checked_state, register_weight, usable_weight
+from metrics.weights import checked_state, from_manifest, usable_weight
 
-DECA_WEIGHTS = register_weight(
-    WeightFile(
-        key="deca",
-        filename="deca_model.tar",
-        used_by="DECA coarse encoder (deca_pe, deca_ee)",
-        source="DECA fetch_data.sh (yfeng95/DECA; needs FLAME registration at flame.is.tue.mpg.de)",
-        check=lambda path: deca_state(path),
-    )
-)
+DECA_WEIGHTS = from_manifest("deca", check=lambda path: deca_state(path))
 
 # ---------------------------------------------------------------------------- DECA
 
@@ -159,7 +153,7 @@ _DECA_CACHE: dict[tuple, DecaEncoder] = {}
 
 
 def deca_model(weights: str | None, device: torch.device) -> DecaEncoder:
-    path = usable_weight("deca", weights)
+    path = usable_weight(DECA_WEIGHTS.key, weights)
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size, str(device))
     if key not in _DECA_CACHE:
@@ -168,12 +162,17 @@ def deca_model(weights: str | None, device: torch.device) -> DecaEncoder:
     return _DECA_CACHE[key]
 
 
+def _deca_weights(options: dict) -> dict[str, str | None]:
+    """DECA's checkpoint and the landmarks that crop its input."""
+    return {DECA_WEIGHTS.key: options.get("deca_weights"), DLIB_LANDMARKS.key: None}
+
+
 def deca_unavailable(options: dict) -> str | None:
     reason = dlib_unavailable()
     if reason:
         return reason
     try:
-        usable_weight("deca", options.get("deca_weights"))
+        usable_weight(DECA_WEIGHTS.key, options.get("deca_weights"))
     except WeightsMissingError as error:
         return str(error)
     return None
@@ -255,9 +254,9 @@ def _dlib_options(identity: bool = False) -> dict[str, Any]:
     metrics' version."""
     import dlib
 
-    options = {"dlib": dlib.__version__, "predictor": file_stamp(model_path("dlib_landmarks68")), "version": FACE_VERSION}
+    options = {"dlib": dlib.__version__, "predictor": file_stamp(model_path("dlib-landmarks68")), "version": FACE_VERSION}
     if identity:
-        options["recognizer"] = file_stamp(model_path("dlib_face_recognition"))
+        options["recognizer"] = file_stamp(model_path("dlib-face-recognition"))
     return options
 
 
@@ -384,7 +383,7 @@ class DecaDistance(FaceMetric):
             return model(torch.from_numpy(crops).permute(0, 3, 1, 2).to(self.device)).float().cpu()
 
         def gt_codes() -> torch.Tensor:
-            options = {"weights": file_stamp(usable_weight("deca", weights)), "device": self.device.type,
+            options = {"weights": file_stamp(usable_weight(DECA_WEIGHTS.key, weights)), "device": self.device.type,
                        "torch": torch.__version__, "version": FACE_VERSION}
 
             def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
@@ -441,12 +440,14 @@ FACE_DEFAULTS = {"face_region": "gt"}
 register(MetricSpec("deca_pe", higher_is_better=False, unit="",
                     description="L2 distance of DECA's 6-d pose code (global + jaw axis-angle), generated vs ground truth",
                     factory=_factory(DecaDistance, "deca_pe"), needs=_DECA,
-                    defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, kind="face",
+                    defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, weights=_deca_weights,
+                    kind="face",
                     paper_format=".4g", trace=True, value_range=(0.0, math.inf), version=FACE_VERSION))
 register(MetricSpec("deca_ee", higher_is_better=False, unit="",
                     description="L2 distance of DECA's 50-d expression code, generated vs ground truth",
                     factory=_factory(DecaExpression, "deca_ee"), needs=_DECA,
-                    defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, kind="face",
+                    defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, weights=_deca_weights,
+                    kind="face",
                     paper_format=".5g", trace=True, value_range=(0.0, math.inf), version=FACE_VERSION))
 _LANDMARK_METRICS = (
     ("lmk_pose", LandmarkPose, "deg", "geodesic angle between head rotations from dlib landmarks (solvePnP, generic face)",
@@ -461,10 +462,12 @@ _LANDMARK_METRICS = (
 for _name, _cls, _unit, _description, _trace, _range in _LANDMARK_METRICS:
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
                         factory=_factory(_cls, _name), needs=_DLIB, defaults=dict(FACE_DEFAULTS), check=_dlib_check,
-                        kind="face", trace=_trace, value_range=_range, version=FACE_VERSION))
+                        weights=lambda options: {DLIB_LANDMARKS.key: None}, kind="face", trace=_trace, value_range=_range,
+                        version=FACE_VERSION))
 register(MetricSpec("csim", higher_is_better=True, unit="",
                     description="cosine similarity of dlib face-recognition descriptors, generated vs ground truth",
                     factory=_factory(Identity, "csim"),
                     needs=(*_DLIB, "weights:dlib_face_recognition_resnet_model_v1.dat"),
-                    defaults=dict(FACE_DEFAULTS), check=_identity_check, kind="face", trace=True, value_range=(-1.0, 1.0),
-                    version=FACE_VERSION))
+                    defaults=dict(FACE_DEFAULTS), check=_identity_check, kind="face",
+                    weights=lambda options: {DLIB_LANDMARKS.key: None, DLIB_FACE_RECOGNITION.key: None}, trace=True,
+                    value_range=(-1.0, 1.0), version=FACE_VERSION))

@@ -30,32 +30,14 @@ import torch
 import torch.nn.functional as F
 
 from metrics.errors import InputError, WeightsMissingError
-from metrics.weights import WeightFile, checked_state, register_weight, usable_weight
+from metrics.weights import checked_state, from_manifest, usable_weight
 
-RAFT_LARGE = register_weight(
-    WeightFile(
-        key="raft_large",
-        filename="raft_large_C_T_SKHT_V2-ff5fadd5.pth",
-        used_by="optical flow backend 'raft' (torchvision raft_large)",
-        source="torchvision Raft_Large_Weights (download.pytorch.org/models), or princeton-vl/RAFT models.zip",
-        alternatives=("raft_large_C_T_SKHT_V1-0b8c9e55.pth", "raft_large_C_T_V2-1bb1363a.pth",
-                      "raft_large_C_T_V1-22a6c225.pth", "raft-sintel.pth", "raft-things.pth"),
-        check=lambda path: raft_state(path, "raft_large"),
-    )
-)
-RAFT_SMALL = register_weight(
-    WeightFile(
-        key="raft_small",
-        filename="raft_small_C_T_V2-01064c6d.pth",
-        used_by="optical flow backend 'raft_small' (torchvision raft_small)",
-        source="torchvision Raft_Small_Weights (download.pytorch.org/models), or princeton-vl/RAFT raft-small.pth",
-        alternatives=("raft_small_C_T_V1-ad48884c.pth", "raft-small.pth"),
-        check=lambda path: raft_state(path, "raft_small"),
-    )
-)
+RAFT_LARGE = from_manifest("raft-large", check=lambda path: raft_state(path, "raft_large"))
+RAFT_SMALL = from_manifest("raft-small", check=lambda path: raft_state(path, "raft_small"))
 
 OPENCV_BACKENDS = ("dis", "farneback")
-RAFT_BACKENDS = {"raft": "raft_large", "raft_small": "raft_small"}
+RAFT_BACKENDS = {"raft": RAFT_LARGE.key, "raft_small": RAFT_SMALL.key}  # backend -> manifest name
+RAFT_VARIANTS = {"raft": "raft_large", "raft_small": "raft_small"}  # backend -> torchvision builder
 BACKENDS = (*OPENCV_BACKENDS, *RAFT_BACKENDS)
 
 
@@ -86,6 +68,12 @@ def flow_unavailable(options: dict) -> str | None:
         except WeightsMissingError as error:
             return str(error)
     return None
+
+
+def flow_weights(options: dict) -> dict[str, str | None]:
+    """The weight file of the flow backend in ``options``: {manifest name: explicit path or None} ({} for OpenCV)."""
+    backend = options.get("flow", "dis")
+    return {RAFT_BACKENDS[backend]: options.get("flow_weights")} if backend in RAFT_BACKENDS else {}
 
 
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], list[Any]] | None
@@ -193,7 +181,7 @@ def raft_model(backend: str, weights: str | Path | None, device: str) -> torch.n
     """The RAFT model of ``backend`` with weights found and checked by :func:`usable_weight` (cached per file)."""
     path = usable_weight(RAFT_BACKENDS[backend], weights)
     stat = path.stat()
-    return _cached_raft(RAFT_BACKENDS[backend], str(path), device, stat.st_mtime_ns, stat.st_size)
+    return _cached_raft(RAFT_VARIANTS[backend], str(path), device, stat.st_mtime_ns, stat.st_size)
 
 
 @lru_cache(maxsize=2)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from metrics.image import lpips_unavailable
+from metrics.image import lpips_unavailable, lpips_weights
 from metrics.protocols import Protocol, get_protocol
 from metrics.registry import Batch, Evaluator, MetricSpec, register
 
@@ -53,4 +53,4 @@ register(MetricSpec("ssim", higher_is_better=True, unit="", description="structu
 register(MetricSpec("lpips", higher_is_better=False, unit="", description="LPIPS v0.1 (lpips package), AlexNet trunk by default",
                     factory=_factory("lpips"), needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth (or vgg16 for net='vgg')"),
                     defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, paper_format=".3f",
-                    trace=True, value_range=(0.0, math.inf)))
+                    weights=lpips_weights, trace=True, value_range=(0.0, math.inf)))

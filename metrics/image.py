@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from metrics.errors import InputError, WeightsMissingError
-from metrics.weights import WeightFile, checked_state, register_weight, usable_weight
+from metrics.weights import checked_state, from_manifest, usable_weight
 
 # ---------------------------------------------------------------------------- input checks
 
@@ -401,7 +401,7 @@ def ms_ssim(pred: torch.Tensor, gt: torch.Tensor, data_range: float = 1.0, sigma
 
 # ---------------------------------------------------------------------------- LPIPS
 
-_TRUNK_MODELS = {"alex": "alexnet", "vgg": "vgg16"}  # LPIPS net -> torchvision builder (and weight key)
+_TRUNK_MODELS = {"alex": "alexnet", "vgg": "vgg16"}  # LPIPS net -> torchvision builder
 
 
 def lpips_trunk_state(path: str | Path, net: str = "alex") -> dict[str, torch.Tensor]:
@@ -421,24 +421,15 @@ def lpips_trunk_state(path: str | Path, net: str = "alex") -> dict[str, torch.Te
     return checked_state(path, trunk, f"torchvision {model} (its features)", allow_extra=True)
 
 
-ALEXNET = register_weight(
-    WeightFile(
-        key="alexnet",
-        filename="alexnet-owt-7be5be79.pth",
-        used_by="LPIPS (net='alex') trunk",
-        source="torchvision AlexNet_Weights.IMAGENET1K_V1 (download.pytorch.org/models)",
-        check=lambda path: lpips_trunk_state(path, "alex"),
-    )
-)
-VGG16 = register_weight(
-    WeightFile(
-        key="vgg16",
-        filename="vgg16-397923af.pth",
-        used_by="LPIPS (net='vgg') trunk",
-        source="torchvision VGG16_Weights.IMAGENET1K_V1 (download.pytorch.org/models)",
-        check=lambda path: lpips_trunk_state(path, "vgg"),
-    )
-)
+ALEXNET = from_manifest("lpips-alex", check=lambda path: lpips_trunk_state(path, "alex"))
+VGG16 = from_manifest("lpips-vgg", check=lambda path: lpips_trunk_state(path, "vgg"))
+LPIPS_WEIGHTS = {"alex": ALEXNET.key, "vgg": VGG16.key}  # LPIPS net -> manifest name
+
+
+def lpips_weights(options: dict) -> dict[str, str | None]:
+    """The weight file LPIPS (and tLP) use with ``options``: {manifest name: explicit path or None}."""
+    net = options.get("net", "alex")
+    return {LPIPS_WEIGHTS[net]: options.get("backbone_weights")} if net in LPIPS_WEIGHTS else {}
 
 
 def lpips_trunk_path(net: str = "alex", backbone_weights: str | Path | None = None) -> Path:
@@ -446,7 +437,7 @@ def lpips_trunk_path(net: str = "alex", backbone_weights: str | Path | None = No
     checked to load and fit (:func:`metrics.weights.usable_weight`)."""
     if net not in _TRUNK_MODELS:
         raise InputError(f"lpips net must be one of {', '.join(_TRUNK_MODELS)}, got {net!r}")
-    return usable_weight(_TRUNK_MODELS[net], backbone_weights)
+    return usable_weight(LPIPS_WEIGHTS[net], backbone_weights)
 
 
 def lpips_unavailable(options: dict) -> str | None:

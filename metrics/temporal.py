@@ -58,12 +58,13 @@ from metrics.flow import (
     flow_inputs,
     flow_magnitude,
     flow_unavailable,
+    flow_weights,
     flows_between,
     gray_uint8,
     join_inputs,
     serial_map,
 )
-from metrics.image import lpips, lpips_trunk_path, lpips_unavailable
+from metrics.image import lpips, lpips_trunk_path, lpips_unavailable, lpips_weights
 from metrics.registry import Batch, Evaluator, MetricSpec, register
 from metrics.truth import file_stamp
 
@@ -604,17 +605,19 @@ for _name, _cls, _unit, _description, _reference, _trace, _choices, _version in 
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
                         factory=_factory(_cls, _choices), columns=_cls.columns, needs=_FLOW_NEED,
                         defaults={**FLOW_DEFAULTS, **{option: allowed[0] for option, allowed in _choices.items()}},
-                        check=flow_unavailable, kind="temporal", reference_columns=_reference, trace=_trace,
+                        check=flow_unavailable, weights=flow_weights, kind="temporal", reference_columns=_reference, trace=_trace,
                         value_range=_NON_NEGATIVE, version=_version))
 register(MetricSpec("tlp", higher_is_better=False, unit="",
                     description="TecoGAN tLP: 100 |LPIPS(gt_t-1, gt_t) - LPIPS(pred_t-1, pred_t)|",
                     factory=_tlp_factory, columns=TLP.columns,
                     needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth"),
-                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, kind="temporal",
+                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, weights=lpips_weights,
+                    kind="temporal",
                     value_range=_NON_NEGATIVE, version=TLP_VERSION))
 register(MetricSpec("motion_inheritance", higher_is_better=False, unit="px",
                     description="EPE of flows first frame -> frame t, method vs ground truth, mean over scales 1, 1/2, 1/4",
                     factory=_factory(MotionInheritance), columns=MotionInheritance.columns,
                     needs=(*_FLOW_NEED, "dlib 68 landmarks for mi_epe_lmk"),
                     defaults={**FLOW_DEFAULTS, "lmk_sigma": 0.1, "lmk_strength": 4.0},
-                    check=flow_unavailable, kind="temporal", value_range=_NON_NEGATIVE))
+                    check=flow_unavailable, weights=lambda o: {**flow_weights(o), "dlib-landmarks68": None},
+                    kind="temporal", value_range=_NON_NEGATIVE))

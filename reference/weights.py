@@ -1,17 +1,10 @@
-"""Weight files the reference pipeline can use (listed by `cabench weights`)."""
+"""Weight files the reference pipeline can use (listed by `cabench weights`; manifest entries)."""
 
 from __future__ import annotations
 
-from metrics.weights import WeightFile, find_weight, register_weight
+from metrics.weights import find_weight, from_manifest
 
-RESNET18 = register_weight(
-    WeightFile(
-        key="resnet18_imagenet",
-        filename="resnet18-f37072fd.pth",
-        used_by="reference pipeline: global image encoder E (sd15 config)",
-        source="torchvision ResNet18_Weights.IMAGENET1K_V1 (put the file in $CABENCH_WEIGHTS or the torch hub cache)",
-    )
-)
+RESNET18 = from_manifest("resnet18-imagenet")
 
 
 def load_resnet18_imagenet(path=None) -> dict:

@@ -4,7 +4,8 @@ It holds what a reader needs to judge the numbers, in this order:
 - the run: when, with which cabench (version, git commit), on what host (CPU, GPUs, device, torch
   threads), the mask and alignment policies in sentences (a masked evaluation, or one on 3 of 48
   frames, says so), the protocols with their full definitions and the datasets (sequences, split,
-  frames, resolution), from the run's ``metadata.json``;
+  frames, resolution) and the weight files each metric loaded (name, SHA-256, verified), from the
+  run's ``metadata.json``;
 - Table 1, Table 2 and the other metrics' table in the paper's layout (each value with the
   half-width of its block-bootstrap interval, the best bold and a dagger on the values not
   significantly worse), sanity checks apart (the run's ``methods.csv``), and per sequence when a
@@ -116,6 +117,23 @@ def _datasets_section(metadata: Mapping[str, Any]) -> str:
             rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
     rows.append("</tbody></table>")
     return "<h3>Datasets</h3>" + "".join(rows)
+
+
+def _weights_section(metadata: Mapping[str, Any]) -> str:
+    """Per metric, the weight files its numbers came from: file name, SHA-256, whether it is the manifest's."""
+    used = metadata.get("weights") or {}
+    if not used:
+        return ""
+    head = ["metric", "weight", "file", "SHA-256", "verified"]
+    rows = ["<table class='facts' id='weights'><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
+            + "</tr></thead><tbody>"]
+    for metric, records in used.items():
+        for record in records:
+            verified = "yes (the manifest's file)" if record.get("verified") else "no: unverified (not the manifest's SHA-256)"
+            cells = [metric, record.get("name"), record.get("file"), record.get("sha256"), verified]
+            rows.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
+    rows.append("</tbody></table>")
+    return "<h3>Weight files</h3>" + "".join(rows)
 
 
 def _protocols_section(metadata: Mapping[str, Any], protocols: Mapping[str, str]) -> str:
@@ -257,7 +275,8 @@ def render_report(run: str | Path, config_text: str = "", protocols: dict[str, s
     shown_missing = missing if not missing.empty else None
     body = [f"<h1>{escape(title)}</h1>", f"<p>Run folder: <code>{escape(str(run))}</code></p>",
             "<h2>The run</h2>", _run_section(metadata, notes), _datasets_section(metadata),
-            "<h3>Protocol</h3>", _protocols_section(metadata, protocols), "<h2>Tables</h2>"]
+            "<h3>Protocol</h3>", _protocols_section(metadata, protocols), _weights_section(metadata),
+            "<h2>Tables</h2>"]
     specs = [spec for spec in (tables.TABLE1, tables.TABLE2, tables.extra_table(summary)) if spec]
     uncertainty = tables.Uncertainty("pm", marks, bootstrap)
     body += [tables.html(spec, summary, shown_missing, roles=roles, uncertainty=uncertainty, notes=notes)

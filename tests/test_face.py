@@ -251,7 +251,7 @@ def test_dlib_models_are_found_in_their_package_and_listed():
     from metrics.weights import weight_status
 
     rows = {row["key"]: row for row in weight_status()}
-    for key in ("dlib_landmarks68", "dlib_face_recognition"):
+    for key in ("dlib-landmarks68", "dlib-face-recognition"):
         assert rows[key]["found"].endswith(rows[key]["file"]) and "face_recognition_models" in rows[key]["found"]
     assert registry.get("csim").unavailable_reason() is None
 

@@ -153,11 +153,19 @@ def frames(tmp_path, photos):
     return tmp_path
 
 
-def test_eval_with_a_truncated_trunk_in_cabench_weights_keeps_every_other_metric(frames, torch_home, monkeypatch, capsys):
+@pytest.mark.parametrize("how", ["truncated", "text"])
+def test_eval_with_an_unusable_trunk_in_cabench_weights_keeps_every_other_metric(frames, torch_home, monkeypatch, capsys,
+                                                                                 how):
     folder = frames / "weights"
     folder.mkdir()
-    bad = _bad_file("alexnet", "truncated", folder).rename(folder / "alexnet-owt-7be5be79.pth")
+    bad = folder / "alexnet-owt-7be5be79.pth"
+    if how == "text":  # torch's weights-only unpickler raised KeyError: 101 on this, through weights and eval
+        bad.write_text("hello this is text\n")
+    else:
+        _bad_file("alexnet", "truncated", folder).rename(bad)
     monkeypatch.setenv("CABENCH_WEIGHTS", str(folder))
+    assert main(["weights"]) == 0
+    assert f"found but unusable: {bad}: " in capsys.readouterr().out
     args = ["eval", "--gt", str(frames / "gt"), "--pred", f"a={frames / 'pred'}", "--metrics", "l2,psnr,lpips",
             "--out", str(frames / "out"), "--quiet"]
     assert main(args) == 0

@@ -11,6 +11,9 @@ Recorded when a run is published (after the merge), so it describes the outputs 
 - a dataset summary: per dataset its kind, path and split; per sequence its frame count, the
   frames in the split, resolution and frame rate;
 - each protocol's full definition (its docstring: what it reproduces and how it computes);
+- per metric, the weight files it loaded: manifest name, file name, SHA-256 and whether that is
+  the manifest's published file (``verified``; another hash is marked unverified, never passed off
+  as the published file);
 - the policies: whether metrics were restricted to masks (and on which sequences a mask existed),
   the alignment policies, and per (dataset, sequence, method) the frames evaluated of the frames in
   the split with what the adapter did to line its frames up; a run that evaluated 3 of 48 frames
@@ -164,6 +167,18 @@ def evaluated_frames(plans: list[PairPlan], per_frame: pd.DataFrame, folder_of) 
     return records
 
 
+def weights_used(plans: list[PairPlan]) -> dict[str, list[dict[str, Any]]]:
+    """{metric: the weight files it loaded} (:func:`benchmark.engine.parts.weight_files`: name, file,
+    SHA-256, verified) for the metrics that ran somewhere in the run and load weight files."""
+    ran = {metric for plan in plans for key in plan.identities if key not in plan.unavailable for metric in key[1:]}
+    used: dict[str, list[dict[str, Any]]] = {}
+    for plan in plans:
+        for metric, records in plan.weights.items():
+            if metric in ran and records:
+                used.setdefault(metric, records)
+    return used
+
+
 def run_metadata(config: RunConfig, plans: list[PairPlan], per_frame: pd.DataFrame, protocols: list[str],
                  device: str, folder_of) -> dict[str, Any]:
     """The run metadata (see the module docstring); ``folder_of(stored pair)`` gives its part folder."""
@@ -174,6 +189,7 @@ def run_metadata(config: RunConfig, plans: list[PairPlan], per_frame: pd.DataFra
         "libraries": library_versions(),
         "datasets": dataset_summary(config, plans),
         "protocols": [protocol_definition(p) for p in protocols],
+        "weights": weights_used(plans),
         "policies": {"mask": bool(config.mask), "align": sorted(config.align), "split": config.split},
         "evaluated": evaluated_frames(plans, per_frame, folder_of),
         "time_s": "wall time of rendering per frame, measured by the adapter after load() (models loaded), "

@@ -2,9 +2,10 @@
 
 For each protocol of the run and each metric: the part's identity
 (:func:`benchmark.results.fingerprint.part_identity`: versions, options, protocol, the evaluated
-frames, the ground truth's and the method's content stamps) or, where the metric cannot run under
-that protocol or without its weights, the reason. A method an adapter renders also has a runtime
-part (``time_s``), under the method's identity. Planning renders nothing.
+frames, the ground truth's and the method's content stamps, the SHA-256 of the weight files it loads)
+or, where the metric cannot run under that protocol or without its weights, the reason. A method an
+adapter renders also has a runtime part (``time_s``), under the method's identity. Planning renders
+nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class PairPlan:
     identities: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     unavailable: dict[tuple[str, str], str] = field(default_factory=dict)
     runtime_identity: dict[str, Any] | None = None
+    weights: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # metric -> weight files it loads
 
 
 def unavailable_reasons(metrics: list[str], options: dict[str, dict[str, Any]]) -> dict[str, str | None]:
@@ -40,17 +42,29 @@ def unavailable_reasons(metrics: list[str], options: dict[str, dict[str, Any]]) 
     return {name: registry.get(name).unavailable_reason(options[name]) for name in metrics}
 
 
+def weight_files(metrics: list[str], options: dict[str, dict[str, Any]],
+                 reasons: dict[str, str | None]) -> dict[str, list[dict[str, Any]]]:
+    """Per metric that can run, the weight files it loads with its options: name, file name, SHA-256 and
+    whether that is the manifest's (:func:`metrics.weights.weight_records`); hashed once per run."""
+    from metrics.weights import weight_records
+
+    return {name: weight_records(registry.get(name).weight_files(options[name]))
+            for name in metrics if not reasons[name]}
+
+
 def plan_pair(config: RunConfig, pair: Pair, metrics: list[str], options: dict[str, dict[str, Any]],
-              protocols: list[str], truth: str, reasons: dict[str, str | None]) -> PairPlan:
+              protocols: list[str], truth: str, reasons: dict[str, str | None],
+              weights: dict[str, list[dict[str, Any]]] | None = None) -> PairPlan:
     """The parts of ``pair``. ``truth``: the sequence's content stamp (:func:`plan.truth_stamp`);
-    ``reasons``: :func:`unavailable_reasons`."""
+    ``reasons``: :func:`unavailable_reasons`; ``weights``: :func:`weight_files` (part of each part's
+    identity, so that another weight file recomputes)."""
     ids = evaluated_ids(pair.sequence, config.split)
     method = MethodSource(pair.method, pair.dataset.name, pair.sequence, config.split)
     method_identity = method.identity(ids)
     evaluation = {"split": config.split, "frames": text_stamp(ids), "count": len(ids), "align": sorted(config.align),
                   "mask": uses_mask(config, pair.sequence)}
     stored = StoredPair(pair.dataset.name, pair.sequence.name, pair.method.name)
-    pair_plan = PairPlan(pair, method, ids, stored)
+    pair_plan = PairPlan(pair, method, ids, stored, weights=dict(weights or {}))
     for protocol_id in protocols:
         protocol = get_protocol(protocol_id)
         for name in metrics:
@@ -58,7 +72,8 @@ def plan_pair(config: RunConfig, pair: Pair, metrics: list[str], options: dict[s
             merged_options = {**spec.defaults, **options[name]}
             identity = fingerprint.part_identity(
                 metric=name, metric_version=spec.version, options=merged_options, protocol=protocol.id,
-                protocol_version=protocol.version, evaluation=evaluation, truth=truth, method=method_identity)
+                protocol_version=protocol.version, evaluation=evaluation, truth=truth, method=method_identity,
+                weights=(weights or {}).get(name))
             key = (protocol.id, name)
             pair_plan.identities[key] = identity
             stored.parts[key] = fingerprint.fingerprint(identity)
@@ -76,11 +91,12 @@ def plan_run(config: RunConfig, metrics: list[str], options: dict[str, dict[str,
     """The plans of every pair of the run, in sequence-major order; each sequence's ground truth is
     stamped once."""
     reasons = unavailable_reasons(metrics, options)
+    weights = weight_files(metrics, options, reasons)
     truths: dict[tuple[str, str], str] = {}
     plans = []
     for pair in plan(config):
         key = (pair.dataset.name, pair.sequence.name)
         if key not in truths:
             truths[key] = truth_stamp(config, pair.sequence, evaluated_ids(pair.sequence, config.split))
-        plans.append(plan_pair(config, pair, metrics, options, protocols, truths[key], reasons))
+        plans.append(plan_pair(config, pair, metrics, options, protocols, truths[key], reasons, weights))
     return plans

@@ -10,6 +10,8 @@ A part's identity (stored beside it, in its ``.json``, so a recomputation can be
 - ``evaluation``: the split's frame ids, the alignment policies, whether masks are used;
 - ``truth``: the content stamp of the ground truth's frames read (and of its masks and landmarks
   when used);
+- ``weights`` (metrics that load weight files only): each file's manifest name, file name and
+  SHA-256 (:func:`metrics.weights.weight_records`), so that swapping a weight file recomputes;
 - ``method``: the method's settings (its adapter and settings, or its frames' path) and the
   content stamp of its frames, or, for an adapter that renders, of what rendering reads
   (``Adapter.fingerprint``), taken without rendering.
@@ -43,11 +45,16 @@ def fingerprint(identity: dict[str, Any]) -> str:
 
 
 def part_identity(*, metric: str, metric_version: int, options: dict[str, Any], protocol: str, protocol_version: int,
-                  evaluation: dict[str, Any], truth: str, method: dict[str, Any]) -> dict[str, Any]:
-    """What a metric part's numbers depend on (see the module docstring)."""
-    return {"cabench": cabench_version(), "metric": metric, "metric_version": metric_version, "options": options,
-            "protocol": protocol, "protocol_version": protocol_version, "evaluation": evaluation, "truth": truth,
-            "method": method}
+                  evaluation: dict[str, Any], truth: str, method: dict[str, Any],
+                  weights: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What a metric part's numbers depend on (see the module docstring). ``weights`` enters the identity
+    only when the metric loads weight files, so the parts of the other metrics keep their fingerprints."""
+    identity = {"cabench": cabench_version(), "metric": metric, "metric_version": metric_version, "options": options,
+                "protocol": protocol, "protocol_version": protocol_version, "evaluation": evaluation, "truth": truth,
+                "method": method}
+    if weights:
+        identity["weights"] = [{k: w[k] for k in ("name", "file", "sha256")} for w in weights]
+    return identity
 
 
 def runtime_identity(method: dict[str, Any], frames: list[int]) -> dict[str, Any]:
