@@ -35,8 +35,9 @@ import torch
 
 from metrics.errors import WeightsMissingError, WeightsUnusableError
 from metrics.face import FACE_DEFAULTS, FACE_VERSION, FaceMetric, _dlib_options
+from metrics.landmarks import DLIB_LANDMARKS
 from metrics.registry import MetricSpec, register
-from metrics.weights import WeightFile, register_weight, usable_weight
+from metrics.weights import from_manifest, usable_weight
 
 ARCFACE_SIZE = 112
 # insightface's face_align.arcface_dst: where the five keypoints land in a 112x112 crop
@@ -66,16 +67,7 @@ def _graph_io(path: str) -> tuple[list[list[Any]], list[str]]:
     return inputs, [o.name for o in model.graph.output]
 
 
-ARCFACE_WEIGHTS = register_weight(
-    WeightFile(
-        key="arcface-w600k-r50",
-        filename="w600k_r50.onnx",
-        used_by="ArcFace IResNet-50 (csim_arcface)",
-        source="insightface buffalo_l.zip (github.com/deepinsight/insightface/releases/tag/v0.7; non-commercial "
-               "research use only)",
-        check=_check_onnx,
-    )
-)
+ARCFACE_WEIGHTS = from_manifest("arcface-buffalo-l", check=_check_onnx)
 
 
 def five_points(landmarks: np.ndarray) -> np.ndarray:
@@ -160,7 +152,7 @@ class ArcFaceIdentity(FaceMetric):
     """Cosine similarity of ArcFace embeddings of the insightface-aligned crops (see the module docstring)."""
 
     def compare(self, batch, found, pred_lmk, gt_lmk):
-        path = usable_weight("arcface-w600k-r50", self.options.get("arcface_weights"))
+        path = usable_weight(ARCFACE_WEIGHTS.key, self.options.get("arcface_weights"))
         model = arcface_model(str(path), self.device.type)
 
         def embed(images: np.ndarray, landmarks, frames: list[int]) -> np.ndarray:
@@ -185,9 +177,9 @@ def arcface_unavailable(options: dict) -> str | None:
         if importlib.util.find_spec(package) is None:
             return f"the `{package}` package is not installed"
     try:
-        usable_weight("arcface-w600k-r50", options.get("arcface_weights"))
+        usable_weight(ARCFACE_WEIGHTS.key, options.get("arcface_weights"))
     except WeightsMissingError as error:
-        return f"{error}; cabench weights --download arcface-w600k-r50"
+        return str(error)
     return dlib_unavailable(options)
 
 
@@ -202,4 +194,5 @@ register(MetricSpec("csim_arcface", higher_is_better=True, unit="",
                     factory=_factory,
                     needs=("package:dlib", "package:onnxruntime", "weights:w600k_r50.onnx"),
                     defaults={"arcface_weights": None, **FACE_DEFAULTS}, check=arcface_unavailable, kind="face",
+                    weights=lambda options: {ARCFACE_WEIGHTS.key: options.get("arcface_weights"), DLIB_LANDMARKS.key: None},
                     trace=True, value_range=(-1.0, 1.0), version=FACE_VERSION * 100 + ARCFACE_VERSION))

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrics.weights import WeightFile, checked_state, register_weight
+from metrics.weights import checked_state, from_manifest
 
 REFERENCE_SCALE = 195.0
 CROP = 256
@@ -124,17 +124,7 @@ def fan_state(path: str | Path) -> dict[str, torch.Tensor]:
     return checked_state(path, FAN, "FAN (face_alignment's 2DFAN-4)")
 
 
-FAN_WEIGHTS = register_weight(
-    WeightFile(
-        key="fan-2dfan4",
-        filename="2DFAN-4.pth.tar",
-        alternatives=("2DFAN4-11f355bf06.pth.tar",),
-        used_by="FAN 68-point face alignment (akd)",
-        source="face_alignment (1adrianb/face-alignment): www.adrianbulat.com/downloads/python-fan/2DFAN-4.pth.tar "
-               "(BSD-3-Clause code; the weights' training data are research-only)",
-        check=lambda path: fan_state(path),
-    )
-)
+FAN_WEIGHTS = from_manifest("fan-2dfan4", check=lambda path: fan_state(path))
 
 
 def load_fan(path: str | Path, device: torch.device | str = "cpu") -> FAN:

@@ -27,6 +27,7 @@ import torch
 from metrics.errors import WeightsMissingError
 from metrics.face import FACE_DEFAULTS, FACE_REGIONS, _dlib_options, gt_faces
 from metrics.fan import FAN_WEIGHTS, fan_landmarks, load_fan
+from metrics.landmarks import DLIB_LANDMARKS
 from metrics.registry import Batch, Evaluator, MetricSpec, register
 from metrics.truth import file_stamp
 from metrics.weights import usable_weight
@@ -89,7 +90,7 @@ def akd_unavailable(options: dict) -> str | None:
     try:
         usable_weight(FAN_WEIGHTS.key, options.get("fan_weights"))
     except WeightsMissingError as error:
-        return f"{error}; cabench weights --download fan-2dfan4"
+        return str(error)
     return dlib_unavailable(options)
 
 
@@ -102,4 +103,5 @@ register(MetricSpec("akd", higher_is_better=False, unit="px",
                                 "truth (FOMM's pose-evaluation)",
                     factory=_factory, needs=("package:dlib", "weights:2DFAN-4.pth.tar"),
                     defaults={"fan_weights": None, **FACE_DEFAULTS}, check=akd_unavailable, kind="face", trace=True,
+                    weights=lambda options: {FAN_WEIGHTS.key: options.get("fan_weights"), DLIB_LANDMARKS.key: None},
                     value_range=(0.0, math.inf), version=AKD_VERSION))

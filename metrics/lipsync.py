@@ -58,6 +58,7 @@ from metrics.syncnet import (
     AUDIO_RATE,
     CROP,
     FPS,
+    SYNCNET_WEIGHTS,
     VSHIFT,
     WINDOW,
     SyncScores,
@@ -234,20 +235,29 @@ class LipSync(Evaluator):
 
             def crops(i: int) -> np.ndarray:
                 return syncnet_crop(np.ascontiguousarray(self.spill.read(i)[:, :, ::-1]), *centres[i])
-        model = load_syncnet(usable_weight("syncnet-v2", self.weights), self.device)
+        model = load_syncnet(usable_weight(SYNCNET_WEIGHTS.key, self.weights), self.device)
         return score_crops(model, crops, count, audio, self.vshift)
 
 
 def lipsync_unavailable(options: dict) -> str | None:
     try:
-        usable_weight("syncnet-v2", options.get("syncnet_weights"))
+        usable_weight(SYNCNET_WEIGHTS.key, options.get("syncnet_weights"))
     except WeightsMissingError as error:
-        return f"{error}; cabench weights --download syncnet-v2"
+        return str(error)
     if options.get("lse_crop", "syncnet") == "syncnet":
         from metrics.landmarks import dlib_unavailable
 
         return dlib_unavailable(options)
     return None
+
+
+def _weight_files(options: dict) -> dict:
+    from metrics.landmarks import DLIB_LANDMARKS
+
+    files = {SYNCNET_WEIGHTS.key: options.get("syncnet_weights")}
+    if options.get("lse_crop", "syncnet") == "syncnet":
+        files[DLIB_LANDMARKS.key] = None
+    return files
 
 
 def _factory(name: str):
@@ -268,5 +278,5 @@ for _name, _better, _unit, _description, _range in (
 ):
     register(MetricSpec(_name, higher_is_better=_better, unit=_unit, description=_description, factory=_factory(_name),
                         needs=_NEEDS, defaults=dict(LSE_DEFAULTS), check=lipsync_unavailable, kind="sequence",
-                        value_range=_range, version=LSE_VERSION,
+                        value_range=_range, version=LSE_VERSION, weights=_weight_files,
                         reference_columns=("av_offset",) if _name == "av_offset" else ()))

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from metrics.weights import WeightFile, checked_state, register_weight
+from metrics.weights import checked_state, from_manifest
 
 AUDIO_RATE = 16000
 FPS = 25.0
@@ -99,16 +99,7 @@ def syncnet_state(path: str | Path) -> dict[str, torch.Tensor]:
     return checked_state(path, SyncNet, "SyncNet (syncnet_python's S)", convert=_fill_batch_counters)
 
 
-SYNCNET_WEIGHTS = register_weight(
-    WeightFile(
-        key="syncnet-v2",
-        filename="syncnet_v2.model",
-        used_by="SyncNet (lse_c, lse_d, av_offset)",
-        source="joonson/syncnet_python download_model.sh (www.robots.ox.ac.uk/~vgg/software/lipsync/data/"
-               "syncnet_v2.model; research use only)",
-        check=lambda path: syncnet_state(path),
-    )
-)
+SYNCNET_WEIGHTS = from_manifest("syncnet-v2", check=lambda path: syncnet_state(path))
 
 
 def load_syncnet(path: str | Path, device: torch.device | str = "cpu") -> SyncNet:

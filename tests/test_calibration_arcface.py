@@ -53,7 +53,7 @@ def test_missing_model_names_the_download_command(tmp_path, monkeypatch):
     gt, pred = case_frames("astronaut-gt")
     result = evaluate(pred=pred, gt=gt, metrics="csim_arcface", progress=False)
     assert "w600k_r50.onnx" in result.missing["csim_arcface"]
-    assert "cabench weights --download arcface-w600k-r50" in result.missing["csim_arcface"]
+    assert "cabench weights --download arcface-buffalo-l" in result.missing["csim_arcface"]
     (tmp_path / "w600k_r50.onnx").write_bytes(b"not a model")
     result = evaluate(pred=pred, gt=gt, metrics="csim_arcface", progress=False)
     assert "w600k_r50.onnx: unusable as ArcFace" in result.missing["csim_arcface"]
