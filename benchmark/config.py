@@ -179,7 +179,7 @@ def _dataset_kinds() -> Iterable[str]:
 
 
 def _adapter(name: str) -> None:
-    from baselines.base import adapter_class
+    from baselines.catalogue import adapter_class
 
     adapter_class(name)
 
@@ -288,7 +288,7 @@ def config_violations(data: dict[str, Any]) -> tuple[ConfigFile | None, list[tup
 
 def _settings_violations(method: Any, where: str) -> list[tuple[str, str]]:
     """What is wrong with the settings of one ``[[methods]]`` entry that names a known adapter."""
-    from baselines.base import create_adapter, list_adapters, setting_violations
+    from baselines.catalogue import create_adapter, list_adapters, setting_violations
 
     if not isinstance(method, dict):
         return []
@@ -313,7 +313,7 @@ def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: st
         CabenchError: one line per violation, each naming ``source``, the key path
             (``methods[2].settings.strength``, indices from 0) and what was expected.
     """
-    from baselines.base import resolve_path_settings
+    from baselines.catalogue import resolve_path_settings
 
     base = Path(base).resolve()
     document, wrong = config_violations(data)
@@ -405,7 +405,7 @@ def absolute_paths(config: RunConfig) -> RunConfig:
     absolute already). Templates that start at ``{root}`` are kept."""
     from dataclasses import replace
 
-    from baselines.base import resolve_path_settings
+    from baselines.catalogue import resolve_path_settings
 
     def absolute(path: str | None) -> str | None:
         return path if path is None or path.startswith("{root}") else str(Path(path).resolve())

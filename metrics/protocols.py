@@ -28,6 +28,7 @@ import torch
 from metrics import image
 from metrics.errors import CabenchError, InputError
 from metrics.frames import Frames
+from metrics.lazy import Registry
 
 FRAME_METRICS = ("l1", "l2", "psnr", "ssim", "lpips")
 
@@ -361,17 +362,13 @@ class NhaProtocol(Protocol):
         return super().frame_metric(name, pred, gt, mask, **options)
 
 
-PROTOCOLS: dict[str, Protocol] = {
-    p.id: p
-    for p in (Protocol(), IMavatarProtocol(), PointAvatarProtocol(), InstaProtocol(), NerfaceProtocol(), NhaProtocol())
-}
+PROTOCOLS: Registry[Protocol] = Registry("protocol")
+for _protocol in (Protocol(), IMavatarProtocol(), PointAvatarProtocol(), InstaProtocol(), NerfaceProtocol(), NhaProtocol()):
+    PROTOCOLS.register(_protocol.id, _protocol)
 
 
 def get_protocol(name: str | Protocol) -> Protocol:
-    """The protocol called ``name``; an unknown name is an error listing the known ones."""
+    """The protocol called ``name``; an unknown name is an error naming the closest and listing the known ones."""
     if isinstance(name, Protocol):
         return name
-    try:
-        return PROTOCOLS[name]
-    except KeyError:
-        raise CabenchError(f"unknown protocol {name!r}; known protocols: {', '.join(PROTOCOLS)}") from None
+    return PROTOCOLS.get(name)

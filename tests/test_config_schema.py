@@ -71,7 +71,7 @@ def test_the_valid_config_loads(tmp_path):
     ("mask = false", 'align = ["stretch"]', "run.align[0]: expected one of 'intersect' or 'resize', got \"stretch\""),
     ('path = "data"', 'path = "data"\nkind = "insat"', "datasets[0].kind: unknown dataset kind 'insat'; choose from insta"),
     ('path = "data"', 'path = "data"\ncolour = 1', "datasets[0].colour: unknown key (known: kind, landmarks, mask, name, path, sequences)"),
-    ('adapter = "degraded"', 'adapter = "degradedd"', "methods[1].adapter: adapter 'degradedd' is not known"),
+    ('adapter = "degraded"', 'adapter = "degradedd"', "methods[1].adapter: unknown adapter 'degradedd' (did you mean 'degraded'?)"),
     ("strength = 0.05", "strenght = 0.05", "methods[1].settings.strenght: unknown setting (known: degradation, name, "),
     ("strength = 0.05", "seed = true", "methods[1].settings.seed: expected an integer, got true"),
     ('degradation = "flicker"', 'degradation = "flick"',

@@ -84,7 +84,7 @@ def test_a_protocols_new_version_recomputes_its_parts_only(videos, tmp_path, mon
     run = config(videos, tmp_path / "run", protocol=("canonical", "insta"))
     _run(run)
     insta = protocols.PROTOCOLS["insta"]
-    monkeypatch.setitem(protocols.PROTOCOLS, "insta", dataclasses.replace(insta, version=insta.version + 1))
+    monkeypatch.setitem(protocols.PROTOCOLS._objects, "insta", dataclasses.replace(insta, version=insta.version + 1))
     computed = _run(run).computed_parts
     assert computed and all("/insta/" in part for part in computed)
 

@@ -206,6 +206,7 @@ def test_time_s_is_the_adapters_time_after_load(videos, tmp_path, monkeypatch):
     """The engine loads an adapter (load()) before it asks for frames, so time_s is rendering alone:
     an adapter that reports 0.125 s per frame once loaded (and 99 s if asked before) gives 0.125 s."""
     from baselines import base
+    from baselines.catalogue import ADAPTERS
     from benchmark.config import MethodConfig
     from benchmark.io import ArrayFrames
 
@@ -226,7 +227,8 @@ def test_time_s_is_the_adapters_time_after_load(videos, tmp_path, monkeypatch):
         def fingerprint(self, sequence):
             return "loaded-v1"
 
-    monkeypatch.setitem(base._REGISTRY, Loaded.key, Loaded)
+    monkeypatch.setitem(ADAPTERS._targets, Loaded.key, None)  # registered for this test only
+    monkeypatch.setitem(ADAPTERS._objects, Loaded.key, Loaded)
     run = dataclasses.replace(config(videos, tmp_path / "run"), methods=(MethodConfig("Loaded", adapter="test_loaded"),))
     table = _run(run).per_frame
     assert calls == ["load", "outputs"] and (table["time_s"] == 0.125).all()

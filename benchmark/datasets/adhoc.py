@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.datasets.base import LANDMARKS, Sequence
+from benchmark.datasets.base import LANDMARKS, DatasetReader, Sequence
 from benchmark.io import open_frames, open_masks
 from metrics.errors import InputError
 
@@ -52,3 +52,6 @@ def read_frames_sequence(path: str | Path, mask: str | Path | None = None, landm
     root = Path(path)
     return Sequence(name=name or sequence_name(path), frames=frames, mask=masks, annotations=annotations,
                     fps=frames.fps, root=root if root.is_dir() else root.parent, kind="frames")
+
+
+READER = DatasetReader("frames", None, lambda path: [read_frames_sequence(path)])

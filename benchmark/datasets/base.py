@@ -10,7 +10,7 @@ ids the layout uses (INSTA: 0-based from the file names; IMavatar: 1-based), nev
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,22 @@ class Sequence:
             return values
         index = {frame: i for i, frame in enumerate(self.frame_ids)}
         return values[[index[i] for i in ids]]
+
+
+@dataclass(frozen=True)
+class DatasetReader:
+    """How a dataset kind is recognised and read.
+
+    layout: the folder layout the reader reads; two kinds share one where a layout serves two
+        sources (``synthetic``: INSTA's layout written by ``cabench synth``; ``pointavatar``: IMavatar's).
+    matches: whether a folder is one sequence (or video folder) of this layout; None for a kind that
+        is never detected, only named (``frames``: one sequence given directly).
+    read: the sequences of a folder that matches.
+    """
+
+    layout: str
+    matches: Callable[[Path], bool] | None
+    read: Callable[[Path], list[Sequence]]
 
 
 @dataclass

@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from baselines.base import Adapter, MethodOutput, adapter_class
+from baselines.base import Adapter, MethodOutput
+from baselines.catalogue import adapter_class
 from benchmark.config import MethodConfig, RunConfig
 from benchmark.datasets.base import Sequence
 from benchmark.io import FrameSource, open_frames
