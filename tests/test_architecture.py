@@ -123,6 +123,14 @@ def test_reports_import_only_the_results_layer_the_registry_and_themselves():
     assert _offending("reports", allowed) == {}
 
 
+def test_only_the_commands_import_the_reports():
+    """The engine hands plain values to a publisher the command gives it; nothing else in ``benchmark``
+    reaches up into ``reports``."""
+    offending = {module: names for module, names in _offending("benchmark", lambda n: not n.startswith("reports")).items()
+                 if not module.startswith("benchmark/commands/")}
+    assert offending == {}
+
+
 def test_the_results_layer_imports_neither_the_engine_nor_the_reports():
     def allowed(name: str) -> bool:
         return name.startswith(("benchmark.results", "benchmark.stamps", "metrics.errors")) or name == "benchmark"

@@ -14,6 +14,7 @@ from benchmark import runner
 from benchmark.cli import main
 from benchmark.config import DatasetConfig, MethodConfig, RunConfig
 from benchmark.io import write_frames
+from reports.publish import publish
 from tests.run_helpers import config, write_videos
 
 PARTS = {f"synthetic/seq/{method}/canonical/{metric}" for method in ("noisy", "blurred") for metric in ("l2", "psnr", "ssim")}
@@ -25,7 +26,7 @@ def videos(tmp_path) -> dict:
 
 
 def _run(run_config, **kwargs) -> runner.RunReport:
-    return runner.run_config(run_config, progress=False, plots=False, report=False, log=lambda m: None, **kwargs)
+    return runner.run_config(run_config, progress=False, plots=False, report=False, log=lambda m: None, publish=publish, **kwargs)
 
 
 def test_overwriting_a_methods_frames_recomputes_that_method_only(videos, tmp_path):

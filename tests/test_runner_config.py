@@ -8,6 +8,7 @@ from benchmark.cli import main
 from benchmark.commands.run import parse_shard
 from benchmark.config import load_config, parse_config, to_toml
 from metrics.errors import CabenchError
+from reports.publish import publish
 
 CONFIG = """
 [run]
@@ -100,7 +101,7 @@ def test_metric_options_are_checked_against_the_metrics_before_any_work(tmp_path
     config = parse_config({"run": {"metrics": ["l2"], "options": {"net": "vgg"}, "out": "out"}, "datasets": [{"path": "d"}],
                            "methods": [{"name": "a", "frames": "f"}]}, base=tmp_path)
     with pytest.raises(CabenchError, match="net"):
-        run_config(config)
+        run_config(config, publish=publish)
     assert not (tmp_path / "out").exists()
 
 
