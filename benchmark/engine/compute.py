@@ -128,7 +128,7 @@ class Runner:
             gt = SubsetFrames(sequence.frames, ids)
             mask = SubsetFrames(sequence.mask, ids) if uses_mask(self.config, sequence) else None
             landmarks = landmarks_of(sequence, gt.frame_ids)
-            options = {key: value for name in names for key, value in self.options[name].items()}
+            options = {name: self.options[name] for name in names}  # per metric, as split at load
             truth_cache = self.folder.truth_cache(plan.stored.dataset, plan.stored.sequence)
             result = evaluate(pred=SubsetFrames(pred, ids), gt=gt, metrics=names, protocol=protocol, mask=mask, device=device,
                               batch_size=self.config.batch_size, align=self.config.align or None,
