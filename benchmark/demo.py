@@ -133,6 +133,7 @@ def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int
              progress: bool = True, log: Callable[[str], None] = print, publish: Publisher | None = None):
     """Make the data, run every offline method and metric on it, write the report (through ``publish``,
     see :func:`benchmark.runner.run_config`); returns the RunReport."""
+    from benchmark.engine.methods import ADAPTER_RULES
     from benchmark.runner import claim_folder, run_config
     from metrics.errors import CabenchError
 
@@ -147,7 +148,7 @@ def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int
         config = demo_config(out, data, device=device)
         if not config.methods:
             raise CabenchError("demo: no method can run offline in this installation (no baselines adapters found)")
-        atomic_write_text(out / "demo.toml", to_toml(config))
+        atomic_write_text(out / "demo.toml", to_toml(config, ADAPTER_RULES))
         log(f"methods: {', '.join(m.name for m in config.methods)}")
         log(f"metrics: {', '.join(config.metrics)}")
         return run_config(config, force=force, progress=progress, shard=(0, 1), log=log, publish=publish)

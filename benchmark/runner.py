@@ -21,6 +21,7 @@ from benchmark.config import RunConfig, absolute_paths
 from benchmark.engine.compute import Runner
 from benchmark.engine.launch import launch
 from benchmark.engine.metadata import run_metadata
+from benchmark.engine.methods import ADAPTER_RULES
 from benchmark.engine.outputs import Publisher, write_outputs
 from benchmark.engine.parts import plan_run
 from benchmark.engine.plan import protocols_of
@@ -52,6 +53,16 @@ def _selection(config: RunConfig) -> tuple[list[str], dict, list[str]]:
     return metrics, split_options(metrics, config.options), protocols_of(config)
 
 
+def load_config(path: str | Path) -> RunConfig:
+    """Read a TOML run config as ``cabench run`` does: the schema and the adapters' settings checked in
+    one pass (every violation one line naming the file and key path), the adapters' relative path
+    settings resolved against the config's folder (:func:`benchmark.config.load_config` with the
+    engine's :data:`~benchmark.engine.methods.ADAPTER_RULES`)."""
+    from benchmark.config import load_config as load
+
+    return load(path, ADAPTER_RULES)
+
+
 def claim_folder(out: str | Path) -> RunFolder:
     """Check ``out`` and make it a run folder (for callers that write into it before the run)."""
     folder = RunFolder(out)
@@ -73,7 +84,7 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
     shard from ``accelerate launch`` when it started this process, else runs everything.
     Returns None on a process that does not merge.
     """
-    config = absolute_paths(config)
+    config = absolute_paths(config, ADAPTER_RULES)
     resolve_device(config.device, "[run] device")  # before any work: a device that is not there stops the run
     metrics, options, protocols = _selection(config)
     folder = RunFolder(config.out)
@@ -108,7 +119,7 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
 def merge_run(config: RunConfig, plots: bool = True, report: bool = True,
               publish: Publisher | None = None) -> RunReport:
     """Merge the stored parts of ``config`` (every shard's) and write the outputs."""
-    config = absolute_paths(config)
+    config = absolute_paths(config, ADAPTER_RULES)
     metrics, options, protocols = _selection(config)
     folder = RunFolder(config.out)
     folder.check()

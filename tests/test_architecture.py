@@ -131,6 +131,11 @@ def test_only_the_commands_import_the_reports():
     assert offending == {}
 
 
+def test_the_config_imports_no_adapter():
+    """The config is a schema: what it checks of adapters is given to it (benchmark.engine.methods.ADAPTER_RULES)."""
+    assert {n for n in _imports("benchmark")["benchmark/config.py"] if n.startswith("baselines")} == set()
+
+
 def test_the_results_layer_imports_neither_the_engine_nor_the_reports():
     def allowed(name: str) -> bool:
         return name.startswith(("benchmark.results", "benchmark.stamps", "metrics.errors")) or name == "benchmark"

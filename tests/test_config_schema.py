@@ -7,6 +7,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.config import load_config
+from benchmark.engine.methods import ADAPTER_RULES
 from metrics.errors import CabenchError
 
 VALID = """
@@ -82,7 +83,7 @@ def test_the_valid_config_loads(tmp_path):
 def test_each_violation_names_the_file_the_key_path_and_what_was_expected(tmp_path, old, new, expected):
     path = _write(tmp_path, old, new)
     with pytest.raises(CabenchError) as error:
-        load_config(path)
+        load_config(path, ADAPTER_RULES)
     lines = str(error.value).splitlines()
     assert all(line.startswith(f"{path}: ") for line in lines)
     assert any(line.startswith(f"{path}: {expected}") for line in lines), lines

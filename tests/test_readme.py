@@ -217,11 +217,13 @@ def test_the_link_checker_notices_drift():
 
 def test_the_run_config_passes_the_schema(page, blocks, tmp_path):
     from benchmark.config import parse_config
+    from benchmark.engine.methods import ADAPTER_RULES
 
     configs = [b for b in blocks if b.language == "toml" and b.skip_reason is None]
     assert configs or page != README
     for block in configs:
-        config = parse_config(tomllib.loads(block.text), base=tmp_path, source=f"{_name(page)}:{block.line}")
+        config = parse_config(tomllib.loads(block.text), base=tmp_path, source=f"{_name(page)}:{block.line}",
+                              adapters=ADAPTER_RULES)
         assert config.datasets and config.methods
 
 

@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from benchmark.config import load_config
-    from benchmark.runner import merge_run, run_config
+    from benchmark.runner import load_config, merge_run, run_config
     from reports.publish import publish
 
     config = load_config(args.config)
