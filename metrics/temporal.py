@@ -64,17 +64,20 @@ from metrics.flow import (
     serial_map,
 )
 from metrics.image import lpips, lpips_trunk_path, lpips_unavailable
-from metrics.registry import Batch, Evaluator, MetricSpec, register
+from metrics.registry import Batch, Evaluator, MetricSpec, keyword_defaults, register
 from metrics.truth import file_stamp
 
-FLOW_DEFAULTS = {"flow": "dis", "flow_weights": None, "flow_updates": 12}
 # the ground truth's flows' version, part of their truth keys (metrics.truth): bumped, with the
 # version of every metric reading flows, whenever a change alters the flows computed from the same frames
 FLOW_VERSION = 1
 
 
-def flow_config(options: dict[str, Any]) -> FlowConfig:
-    return FlowConfig(options.get("flow", "dis"), options.get("flow_weights"), int(options.get("flow_updates", 12)))
+def flow_config(flow: str = "dis", flow_weights: str | None = None, flow_updates: int = 12) -> FlowConfig:
+    """The flow options of a flow metric (backend, RAFT weights, RAFT updates); their only defaults."""
+    return FlowConfig(flow, flow_weights, int(flow_updates))
+
+
+FLOW_DEFAULTS = keyword_defaults(flow_config)
 
 
 # ---------------------------------------------------------------------------- functional kernels
@@ -337,10 +340,9 @@ def batch_flow_inputs(batch: Batch, role: str, config: FlowConfig) -> FlowInputs
 class PairMetric(Evaluator):
     """Streams adjacent pairs (t-1, t): keeps the last frame of the previous batch only."""
 
-    def __init__(self, device: torch.device, **options: Any):
+    def __init__(self, device: torch.device, **flow: Any):
         self.device = device
-        self.options = options
-        self.config = flow_config(options)
+        self.config = flow_config(**flow)
         self.previous: Previous | None = None
 
     def update(self, batch: Batch) -> dict[str, np.ndarray]:
@@ -422,15 +424,23 @@ class FlowGap(PairMetric):
 class TOF(PairMetric):
     columns = ("tof",)
 
+    def __init__(self, device: torch.device, *, crop: str = "tecogan", **flow: Any):
+        super().__init__(device, **flow)
+        self.crop = crop
+
     def pair_values(self, pairs):
-        return {"tof": tof(self.gt_flows(pairs), self.pred_flows(pairs), self.options.get("crop", "tecogan"))}
+        return {"tof": tof(self.gt_flows(pairs), self.pred_flows(pairs), self.crop)}
 
 
 class TLP(PairMetric):
     columns = ("tlp",)
 
+    def __init__(self, device: torch.device, *, net: str = "alex", backbone_weights: str | None = None):
+        super().__init__(device)
+        self.net, self.backbone_weights = net, backbone_weights
+
     def pair_values(self, pairs):
-        net, weights = self.options.get("net", "alex"), self.options.get("backbone_weights")
+        net, weights = self.net, self.backbone_weights
         options = {"net": net, "weights": file_stamp(lpips_trunk_path(net, weights)), "device": self.device.type,
                    "torch": torch.__version__, "version": TLP_VERSION}
 
@@ -447,9 +457,13 @@ class TLP(PairMetric):
 class WarpError(PairMetric):
     columns = ("warp_error", "warp_error_gt")
 
+    def __init__(self, device: torch.device, *, variant: str = "lai", **flow: Any):
+        super().__init__(device, **flow)
+        self.variant = variant
+
     def pair_values(self, pairs):
         forward = self.gt_flows(pairs)
-        variant = self.options.get("variant", "lai")
+        variant = self.variant
         # the occlusion mask and warp_error_gt depend on the ground truth's flows, the variant and
         # the kernels' version (the metric's)
         options = {**flow_truth_options(self.config, self.device), "variant": variant, "version": WARP_ERROR_VERSION,
@@ -493,10 +507,10 @@ class MotionInheritance(Evaluator):
 
     columns = ("motion_inheritance", *(f"mi_epe_{s}" for s in MI_SCALES), "mi_epe_lmk")
 
-    def __init__(self, device: torch.device, **options: Any):
+    def __init__(self, device: torch.device, *, lmk_sigma: float = 0.1, lmk_strength: float = 4.0, **flow: Any):
         self.device = device
-        self.options = options
-        self.config = flow_config(options)
+        self.lmk_sigma, self.lmk_strength = float(lmk_sigma), float(lmk_strength)
+        self.config = flow_config(**flow)
         self.first: FirstFrame | None = None
         self.weights: torch.Tensor | None = None
         self.faceless_first_frame = False
@@ -559,8 +573,7 @@ class MotionInheritance(Evaluator):
             self.faceless_first_frame = True
             return None
         height, width = batch.gt.shape[-2:]
-        return landmark_weights(landmarks, height, width, float(self.options.get("lmk_sigma", 0.1)),
-                                float(self.options.get("lmk_strength", 4.0)))
+        return landmark_weights(landmarks, height, width, self.lmk_sigma, self.lmk_strength)
 
 
 def _repeat(inputs: FlowInputs, count: int) -> FlowInputs:
@@ -575,23 +588,19 @@ def _repeat(inputs: FlowInputs, count: int) -> FlowInputs:
 
 def _factory(cls, choices: dict[str, tuple[str, ...]] | None = None):
     def factory(device: torch.device, protocol: Any = None, **options: Any) -> Evaluator:
-        flow_config(options)  # validates the backend name early
         for option, allowed in (choices or {}).items():
             if option in options and options[option] not in allowed:
                 raise InputError(f"{cls.columns[0]}: {option} must be one of {', '.join(allowed)}, got {options[option]!r}")
-        return cls(device, **options)
+        return cls(device, **options)  # the flow options are checked as the evaluator is built
 
     return factory
-
-
-def _tlp_factory(device: torch.device, protocol: Any = None, **options: Any) -> Evaluator:
-    return TLP(device, **options)
 
 
 _FLOW_NEED = ("flow:dis (OpenCV) by default; raft needs raft_large weights",)
 
 _NON_NEGATIVE = (0.0, math.inf)
-# name, evaluator, unit, description, reference columns, trace, options beyond the flow's (default first), version
+# name, evaluator, unit, description, reference columns, trace, allowed values of its options (its
+# constructor's default among them), version
 _FLOW_METRICS = (
     ("flow_gap", FlowGap, "px", "|mean flow magnitude of the method - of the ground truth| between adjacent frames",
      ("flow_mag_pred", "flow_mag_gt"), False, {}, 1),
@@ -603,18 +612,18 @@ _FLOW_METRICS = (
 for _name, _cls, _unit, _description, _reference, _trace, _choices, _version in _FLOW_METRICS:
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
                         factory=_factory(_cls, _choices), columns=_cls.columns, needs=_FLOW_NEED,
-                        defaults={**FLOW_DEFAULTS, **{option: allowed[0] for option, allowed in _choices.items()}},
+                        defaults=keyword_defaults(_cls, flow_config),
                         check=flow_unavailable, kind="temporal", reference_columns=_reference, trace=_trace,
                         value_range=_NON_NEGATIVE, version=_version))
 register(MetricSpec("tlp", higher_is_better=False, unit="",
                     description="TecoGAN tLP: 100 |LPIPS(gt_t-1, gt_t) - LPIPS(pred_t-1, pred_t)|",
-                    factory=_tlp_factory, columns=TLP.columns,
+                    factory=_factory(TLP), columns=TLP.columns,
                     needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth"),
-                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, kind="temporal",
+                    defaults=keyword_defaults(TLP), check=lpips_unavailable, kind="temporal",
                     value_range=_NON_NEGATIVE, version=TLP_VERSION))
 register(MetricSpec("motion_inheritance", higher_is_better=False, unit="px",
                     description="EPE of flows first frame -> frame t, method vs ground truth, mean over scales 1, 1/2, 1/4",
                     factory=_factory(MotionInheritance), columns=MotionInheritance.columns,
                     needs=(*_FLOW_NEED, "dlib 68 landmarks for mi_epe_lmk"),
-                    defaults={**FLOW_DEFAULTS, "lmk_sigma": 0.1, "lmk_strength": 4.0},
+                    defaults=keyword_defaults(MotionInheritance, flow_config),
                     check=flow_unavailable, kind="temporal", value_range=_NON_NEGATIVE))
