@@ -71,7 +71,7 @@ def setting_violations(adapter_name: str, settings: dict[str, Any]) -> list[tupl
     is not an integer). Values are checked by the adapter itself when it is built."""
     from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-    from benchmark.schema import violations
+    from benchmark.config_errors import violations
 
     parameters = adapter_parameters(adapter_class(adapter_name))
     found: list[tuple[str, str]] = []

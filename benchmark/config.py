@@ -70,9 +70,9 @@ from pydantic import (
     model_validator,
 )
 
+from benchmark.config_errors import key_path, violations
 from benchmark.io import BATCH_SIZE
 from benchmark.results.bootstrap import BootstrapSettings
-from benchmark.schema import key_path, violations
 from metrics.device import check_device
 from metrics.errors import CabenchError
 

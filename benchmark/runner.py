@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.config import RunConfig, absolute_paths
-from benchmark.engine.compute import Runner
+from benchmark.engine.compute import PartComputer
 from benchmark.engine.launch import launch
 from benchmark.engine.metadata import run_metadata
 from benchmark.engine.methods import ADAPTER_RULES
@@ -95,7 +95,7 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
         folder.prepare()
         if lock.exclusive:
             folder.clean_temporaries()
-        runner = Runner(config, folder, metrics, options, force=force, progress=progress, log=log)
+        runner = PartComputer(config, folder, metrics, options, force=force, progress=progress, log=log)
         index, count = share.shard
         try:
             runner.run(plans[index::count], share.device)

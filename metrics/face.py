@@ -58,7 +58,7 @@ from metrics.landmarks import (
     similarity_align,
 )
 from metrics.registry import Batch, Evaluator, MetricSpec, keyword_defaults, register
-from metrics.truth import file_stamp
+from metrics.truth import weight_stamp
 from metrics.weights import WeightFile, checked_state, register_weight, usable_weight
 
 DECA_WEIGHTS = register_weight(
@@ -255,9 +255,9 @@ def _dlib_options(identity: bool = False) -> dict[str, Any]:
     metrics' version."""
     import dlib
 
-    options = {"dlib": dlib.__version__, "predictor": file_stamp(model_path("dlib_landmarks68")), "version": FACE_VERSION}
+    options = {"dlib": dlib.__version__, "predictor": weight_stamp(model_path("dlib_landmarks68")), "version": FACE_VERSION}
     if identity:
-        options["recognizer"] = file_stamp(model_path("dlib_face_recognition"))
+        options["recognizer"] = weight_stamp(model_path("dlib_face_recognition"))
     return options
 
 
@@ -387,7 +387,7 @@ class DecaDistance(FaceMetric):
             return model(torch.from_numpy(crops).permute(0, 3, 1, 2).to(self.device)).float().cpu()
 
         def gt_codes() -> torch.Tensor:
-            options = {"weights": file_stamp(usable_weight("deca", weights)), "device": self.device.type,
+            options = {"weights": weight_stamp(usable_weight("deca", weights)), "device": self.device.type,
                        "torch": torch.__version__, "version": FACE_VERSION}
 
             def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:

@@ -65,7 +65,7 @@ from metrics.flow import (
 )
 from metrics.image import lpips, lpips_trunk_path, lpips_unavailable
 from metrics.registry import Batch, Evaluator, MetricSpec, keyword_defaults, register
-from metrics.truth import file_stamp
+from metrics.truth import weight_stamp
 
 # the ground truth's flows' version, part of their truth keys (metrics.truth): bumped, with the
 # version of every metric reading flows, whenever a change alters the flows computed from the same frames
@@ -249,7 +249,7 @@ def flow_truth_options(config: FlowConfig, device: torch.device) -> dict[str, An
     from metrics.flow import RAFT_BACKENDS
     from metrics.weights import find_weight
 
-    weights = file_stamp(find_weight(RAFT_BACKENDS[config.backend], config.weights))
+    weights = weight_stamp(find_weight(RAFT_BACKENDS[config.backend], config.weights))
     return {"backend": config.backend, "weights": weights, "updates": config.num_flow_updates,
             "device": device.type, "torch": torch.__version__, "version": FLOW_VERSION}
 
@@ -441,7 +441,7 @@ class TLP(PairMetric):
 
     def pair_values(self, pairs):
         net, weights = self.net, self.backbone_weights
-        options = {"net": net, "weights": file_stamp(lpips_trunk_path(net, weights)), "device": self.device.type,
+        options = {"net": net, "weights": weight_stamp(lpips_trunk_path(net, weights)), "device": self.device.type,
                    "torch": torch.__version__, "version": TLP_VERSION}
 
         def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:

@@ -36,7 +36,7 @@ from benchmark.results.store import Part
 from metrics import registry
 
 
-class Runner:
+class PartComputer:
     """Computes the parts of a run's pairs that are not stored (see the module docstring)."""
 
     def __init__(self, config: RunConfig, folder: RunFolder, metrics: list[str], options: dict[str, dict[str, Any]],
