@@ -197,9 +197,7 @@ STRIP_BYTES = 1 << 19
 """Bytes of one map of an OpenCV SSIM strip; a strip's rows are this over a row's bytes (256 rows of a
 512-wide float32 plane, 85 of a 512-wide interleaved RGB float32 image). Smaller strips keep the maps
 of a strip in cache but repeat the window's context rows and the per-call overhead of a dozen OpenCV
-calls more often; larger ones spill (measured on 512x512 float32 RGB frames, one thread, ms of CPU per
-frame, channels-last / planar: 128 KiB 9.2 / 7.9, 256 KiB 8.0 / 7.2, 512 KiB 7.5 / 7.0, 1 MiB
-8.5 / 7.7, 4 MiB 23.5 / 7.4)."""
+calls more often; larger ones spill (the measurements: docs/performance.md, "SSIM strip size")."""
 
 
 STRIP_BUFFERS = ("t", "d", "tt", "dd", "f_t", "f_d", "f_tt", "f_dd")
