@@ -1,4 +1,4 @@
-"""The adapter interface and its registry.
+"""The adapter interface: :class:`Adapter`, :class:`MethodOutput` and :func:`fill_path`.
 
 An adapter has a ``name`` (the row it fills in a results table, the paper's row name by default)
 and ``outputs(sequence)``, which returns a :class:`MethodOutput`: a :class:`FrameSource` whose
@@ -15,14 +15,12 @@ shown apart and never marked best). The engine records every method's role in th
 ``methods.csv``; stored frames named in a config are methods.
 
 Settings come from a TOML table, so every setting is a keyword of the adapter's ``__init__``;
-:func:`create_adapter` rejects unknown settings by name. Path settings may hold the placeholders
+:func:`baselines.catalogue.create_adapter` rejects unknown settings by name. Path settings may hold the placeholders
 ``{sequence}`` (the sequence name) and ``{root}`` (the sequence's folder).
 """
 
 from __future__ import annotations
 
-import inspect
-import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +32,6 @@ from benchmark.datasets.base import Sequence
 from benchmark.io import FrameSource
 from benchmark.stamps import array_stamp, text_stamp, tree_stamp
 from metrics.errors import CabenchError
-
-_REGISTRY: dict[str, type[Adapter]] = {}
 
 
 @dataclass
@@ -107,98 +103,6 @@ class Adapter:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, split={self.split!r})"
-
-
-def register_adapter(cls: type[Adapter]) -> type[Adapter]:
-    """Class decorator: make ``cls`` available as ``create_adapter(cls.key, ...)``."""
-    if not cls.key:
-        raise ValueError(f"{cls.__name__} has no key")
-    _REGISTRY[cls.key] = cls
-    return cls
-
-
-def _load_all() -> None:
-    import baselines.consistentavatar  # noqa: F401
-    import baselines.degradations  # noqa: F401
-    import baselines.diffusionrig  # noqa: F401
-    import baselines.folders  # noqa: F401
-    import baselines.insta  # noqa: F401
-    import baselines.sadtalker  # noqa: F401
-
-
-def list_adapters() -> list[str]:
-    """Every registered adapter key, sorted."""
-    _load_all()
-    return sorted(_REGISTRY)
-
-
-def adapter_class(key: str) -> type[Adapter]:
-    _load_all()
-    if key not in _REGISTRY:
-        raise CabenchError(f"adapter {key!r} is not known; choose from {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[key]
-
-
-def adapter_parameters(cls: type[Adapter]) -> dict[str, tuple[inspect.Parameter, Any]]:
-    """Every setting of adapter ``cls``: its ``__init__`` parameter (of the class or a base) and its
-    type annotation (``Any`` where there is none)."""
-    parameters: dict[str, tuple[inspect.Parameter, Any]] = {}
-    for klass in cls.__mro__:
-        if klass is object or "__init__" not in vars(klass):
-            continue
-        hints = typing.get_type_hints(klass.__init__)
-        for pname, p in inspect.signature(klass.__init__).parameters.items():
-            if pname != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-                parameters.setdefault(pname, (p, hints.get(pname, Any)))
-    return parameters
-
-
-def setting_violations(adapter_name: str, settings: dict[str, Any]) -> list[tuple[str, str]]:
-    """(setting's key path, what is wrong) for every setting that is unknown, missing or of the wrong
-    type for the annotation of the adapter's ``__init__`` (strict: ``"lots"`` is not a float, ``true``
-    is not an integer). Values are checked by the adapter itself when it is built."""
-    from pydantic import ConfigDict, TypeAdapter, ValidationError
-
-    from benchmark.schema import violations
-
-    parameters = adapter_parameters(adapter_class(adapter_name))
-    found: list[tuple[str, str]] = []
-    for key, value in settings.items():
-        if key not in parameters:
-            found.append((key, f"unknown setting (known: {', '.join(sorted(parameters))})"))
-            continue
-        try:
-            TypeAdapter(parameters[key][1], config=ConfigDict(strict=True)).validate_python(value)
-        except ValidationError as error:
-            found += violations(error.errors(), (key,))
-    found += [(name, "required, not given") for name, (p, _) in parameters.items()
-              if p.default is inspect.Parameter.empty and name not in settings]
-    return found
-
-
-def create_adapter(adapter_name: str, **settings: Any) -> Adapter:
-    """Build adapter ``adapter_name`` from its settings; unknown, missing or mistyped settings are errors."""
-    cls = adapter_class(adapter_name)
-    wrong = setting_violations(adapter_name, settings)
-    if wrong:
-        raise CabenchError(f"adapter {adapter_name!r}: " + "; ".join(f"setting {path}: {why}" for path, why in wrong))
-    return cls(**settings)
-
-
-def resolve_path_settings(adapter_name: str, settings: dict[str, Any], base: str | Path) -> dict[str, Any]:
-    """``settings`` with the adapter's relative path settings made absolute against ``base`` (the
-    config file's folder), so that a config runs the same from any working directory and saves as
-    absolute paths. Templates that start at ``{root}`` (the sequence's folder) are kept."""
-    cls = adapter_class(adapter_name)
-    resolved = dict(settings)
-    for key in cls.path_settings:
-        value = resolved.get(key)
-        if not isinstance(value, str) or not value or value.startswith("{root}") or Path(value).is_absolute():
-            continue
-        candidate = Path(base).resolve() / value
-        if key not in cls.hub_settings or candidate.exists():
-            resolved[key] = str(candidate)
-    return resolved
 
 
 def fill_path(template: str | Path, sequence: Sequence, setting: str) -> Path:

@@ -26,12 +26,11 @@ switch on the full model instead, a diagnosis whose row name says so.
 
 from __future__ import annotations
 
-import importlib
 import time
 
 import numpy as np
 
-from baselines.base import Adapter, MethodOutput, register_adapter
+from baselines.base import Adapter, MethodOutput
 from baselines.folders import FolderAdapter
 from baselines.insta import INSTA
 from benchmark.datasets.base import Sequence
@@ -57,7 +56,6 @@ def row_name(ablation: str | None, ablation_mode: str = "trained") -> str:
     return ABLATION_ROWS[ablation] + (ZERO_INPUT_SUFFIX if ablation_mode == "zero-input" and ablation else "")
 
 
-@register_adapter
 class ConsistentAvatar(Adapter):
     key, row = "consistentavatar", "ConsistentAvatar"
     path_settings = ("checkpoint", "outputs", "stage1_rgb", "stage1_normal")
@@ -92,8 +90,8 @@ class ConsistentAvatar(Adapter):
 
     def _reference(self):
         try:
-            reference = importlib.import_module("reference")
-            return reference.load_pipeline, reference.render_sequence, reference.warm_up
+            from reference import load_pipeline, render_sequence, warm_up  # imported only to render
+            return load_pipeline, render_sequence, warm_up
         except (ImportError, AttributeError):
             raise CabenchError("adapter 'consistentavatar': the reference pipeline (reference.render_sequence) is not "
                                "available in this installation; set outputs to read stored renders") from None

@@ -22,7 +22,7 @@ from collections.abc import Sequence as Ids
 
 import numpy as np
 
-from baselines.base import Adapter, MethodOutput, register_adapter
+from baselines.base import Adapter, MethodOutput
 from benchmark.datasets.base import Sequence
 from benchmark.io import Frames, FrameSource
 from metrics.errors import CabenchError
@@ -102,7 +102,6 @@ class DegradedFrames(FrameSource):
         return Frames(list(ids), np.stack(rgbs), np.stack(alphas))
 
 
-@register_adapter
 class Degraded(Adapter):
     """The ground truth with one synthetic degradation (``degradation``: see the module docstring)."""
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from baselines.base import Adapter, MethodOutput, fill_path, register_adapter
+from baselines.base import Adapter, MethodOutput, fill_path
 from baselines.external import run_program, work_folder
 from baselines.outputs import check_resize_policy, match_size, numbered_files
 from benchmark.datasets.base import Sequence
@@ -35,7 +35,6 @@ from metrics.errors import CabenchError
 MODES = ("pose", "exp", "light", "latent", "exp_pose")
 
 
-@register_adapter
 class DiffusionRig(Adapter):
     key, row = "diffusionrig", "DiffusionRig"
     path_settings = ("outputs", "repo", "model_path", "meanshape", "source", "work_dir")

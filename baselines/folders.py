@@ -16,7 +16,7 @@ Every frame of the split must be present; extra files that match the pattern are
 
 from __future__ import annotations
 
-from baselines.base import Adapter, MethodOutput, fill_path, register_adapter
+from baselines.base import Adapter, MethodOutput, fill_path
 from baselines.outputs import numbered_files
 from benchmark.datasets.base import Sequence
 from benchmark.datasets.frames import FileFrames, RemappedFrames
@@ -47,37 +47,28 @@ class FolderAdapter(Adapter):
         return MethodOutput(source, alignment)
 
 
-@register_adapter
 class NHA(FolderAdapter):
     key, row = "nha", "NHA"
 
 
-@register_adapter
 class NeRFace(FolderAdapter):
     key, row = "nerface", "NeRFace"
 
 
-@register_adapter
 class IMAvatar(FolderAdapter):
     key, row = "imavatar", "IMAvatar"
     default_pattern = "{id}.png"
 
 
-@register_adapter
 class PointAvatar(FolderAdapter):
     key, row = "pointavatar", "PointAvatar"
     default_pattern = "{id}.png"
 
 
-@register_adapter
 class AvatarMAV(FolderAdapter):
     key, row = "avatarmav", "MAAvatar"
 
 
-register_adapter(FolderAdapter)
-
-
-@register_adapter
 class MAAvatar(AvatarMAV):
     """The same adapter under the name the paper's Table 1 uses."""
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from baselines.base import Adapter, MethodOutput, fill_path, register_adapter
+from baselines.base import Adapter, MethodOutput, fill_path
 from baselines.external import run_program
 from baselines.outputs import numbered_files
 from benchmark.datasets.base import Sequence
@@ -33,7 +33,6 @@ from metrics.errors import CabenchError
 OVERLAY = Path("debug") / "overlay"
 
 
-@register_adapter
 class INSTA(Adapter):
     key, row = "insta", "INSTA"
     path_settings = ("path", "rgb_path", "normal_path")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from baselines.base import Adapter, MethodOutput, fill_path, register_adapter
+from baselines.base import Adapter, MethodOutput, fill_path
 from baselines.external import run_program, work_folder
 from baselines.outputs import check_resize_policy, match_size
 from benchmark.datasets.base import Sequence
@@ -58,7 +58,6 @@ def map_frames(count_gt: int, fps_gt: float, count_video: int, fps_video: float,
     return wanted
 
 
-@register_adapter
 class SadTalker(Adapter):
     key, row = "sadtalker", "SadTalker"
     path_settings = ("video", "repo", "audio", "source_image", "checkpoint_dir", "result_dir")

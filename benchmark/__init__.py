@@ -1,4 +1,4 @@
-"""Datasets, frame I/O, evaluation runs, the CLI and the timing suites.
+"""Datasets, frame I/O, evaluation runs and the CLI (the timing suites are in tests/bench/).
 
 ``benchmark.evaluate(pred=..., gt=..., ...)`` is the evaluation entry point (see :mod:`benchmark.evaluation`).
 It is imported on first use, so that ``cabench --help`` and one-line errors do not load torch.

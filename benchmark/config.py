@@ -38,6 +38,11 @@ video; optional ``mask`` and ``landmarks``): what ``cabench eval`` runs (benchma
 Relative paths (``out``, dataset paths, ``frames``, and the adapters' path settings) are resolved
 against the config file's folder when it is read, and :func:`to_toml` writes them absolute, so a
 config, and the ``config.toml`` a run saves, run the same from any working directory.
+
+This module imports no adapter: what a config needs to know of adapters (their names, the types and
+values of their settings, which settings are paths) is given by the caller as :class:`AdapterRules`
+(the engine's, :data:`benchmark.engine.methods.ADAPTER_RULES`, which ``cabench run`` passes), and
+checked with the schema in one pass, so that every violation is reported at once.
 Everything a number depends on (the contents of the frames, the method settings, the protocol,
 the metric options and versions) goes into the fingerprint of each stored result
 (:mod:`benchmark.results.fingerprint`), so a rerun reuses a result only when it would compute the
@@ -65,9 +70,9 @@ from pydantic import (
     model_validator,
 )
 
+from benchmark.config_errors import key_path, violations
 from benchmark.io import BATCH_SIZE
 from benchmark.results.bootstrap import BootstrapSettings
-from benchmark.schema import key_path, violations
 from metrics.device import check_device
 from metrics.errors import CabenchError
 
@@ -180,10 +185,19 @@ def _dataset_kinds() -> Iterable[str]:
     return KINDS
 
 
-def _adapter(name: str) -> None:
-    from baselines.base import adapter_class
+@dataclass(frozen=True)
+class AdapterRules:
+    """What a config checks of its adapter methods, given by the engine (this module imports no adapter).
 
-    adapter_class(name)
+    violations(method, where): (key path, what is wrong) for one ``[[methods]]`` entry as read from
+        TOML: an unknown adapter, unknown, missing or mistyped settings, values the adapter refuses;
+        ``where`` is the entry's key path (``methods[1]``).
+    resolve(adapter, settings, base): ``settings`` with the adapter's relative path settings made
+        absolute against ``base``.
+    """
+
+    violations: Callable[[Any, str], list[tuple[str, str]]]
+    resolve: Callable[[str, dict[str, Any], Path], dict[str, Any]]
 
 
 class _Table(BaseModel):
@@ -222,7 +236,7 @@ class MethodTable(_Table):
     """One ``[[methods]]`` entry: an adapter with its settings, or stored frames."""
 
     name: str
-    adapter: Annotated[str, _checked_by(_adapter)] | None = None
+    adapter: str | None = None  # its name and settings: AdapterRules
     frames: str | None = None
     settings: dict[str, Any] = {}
 
@@ -266,11 +280,10 @@ def _known_keys(loc: tuple) -> list[str]:
     return sorted(model.model_fields)
 
 
-def config_violations(data: dict[str, Any]) -> tuple[ConfigFile | None, list[tuple[str, str]]]:
-    """The validated config (None when it is not valid) and every (key path, what is wrong).
-
-    Adapter settings are checked against the annotations of the adapter's ``__init__`` and then by
-    building the adapter, which checks their values (a mode, a policy) before any work.
+def config_violations(data: dict[str, Any], adapters: AdapterRules | None = None
+                      ) -> tuple[ConfigFile | None, list[tuple[str, str]]]:
+    """The validated config (None when it is not valid) and every (key path, what is wrong), the
+    adapter methods' by ``adapters`` (see :class:`AdapterRules`; None: adapters are not checked here).
     """
     found: list[tuple[str, str]] = []
     document = None
@@ -285,42 +298,24 @@ def config_violations(data: dict[str, Any]) -> tuple[ConfigFile | None, list[tup
                 why = f"no [[{item['loc'][0]}]] given"
             found.append((path, why))
     methods = data.get("methods") if isinstance(data, dict) else None
-    for i, method in enumerate(methods if isinstance(methods, list) else []):
-        found += _settings_violations(method, key_path(("methods", i, "settings")))
+    if adapters is not None:
+        for i, method in enumerate(methods if isinstance(methods, list) else []):
+            found += adapters.violations(method, key_path(("methods", i)))
     return (None if found else document), found
 
 
-def _settings_violations(method: Any, where: str) -> list[tuple[str, str]]:
-    """What is wrong with the settings of one ``[[methods]]`` entry that names a known adapter."""
-    from baselines.base import create_adapter, list_adapters, setting_violations
-
-    if not isinstance(method, dict):
-        return []
-    adapter, settings = method.get("adapter"), method.get("settings", {})
-    if not isinstance(adapter, str) or adapter not in list_adapters() or not isinstance(settings, dict):
-        return []  # the schema reports these
-    wrong = [(f"{where}.{path}", why) for path, why in setting_violations(adapter, settings)]
-    if not wrong:
-        try:
-            create_adapter(adapter, **{"name": str(method.get("name", "")), **settings})
-        except CabenchError as error:
-            wrong.append((where, str(error)))
-    return wrong
-
-
-def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: str = "config") -> RunConfig:
+def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: str = "config",
+                 adapters: AdapterRules | None = None) -> RunConfig:
     """A :class:`RunConfig` from parsed TOML, validated against the schema above before any work;
-    relative paths (``out``, dataset paths, ``frames``, the adapters' path settings) are resolved
-    against ``base``.
+    relative paths (``out``, dataset paths, ``frames``, and with ``adapters`` the adapters' path
+    settings) are resolved against ``base``.
 
     Raises:
         CabenchError: one line per violation, each naming ``source``, the key path
             (``methods[2].settings.strength``, indices from 0) and what was expected.
     """
-    from baselines.base import resolve_path_settings
-
     base = Path(base).resolve()
-    document, wrong = config_violations(data)
+    document, wrong = config_violations(data, adapters)
     if wrong:
         raise CabenchError("\n".join(f"{source}: {path or 'the top level'}: {why}" for path, why in wrong))
 
@@ -336,7 +331,8 @@ def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: st
         frames = method.frames
         if frames is not None and not Path(frames).is_absolute() and not frames.startswith("{root}"):
             frames = str(base / frames)
-        settings = resolve_path_settings(method.adapter, method.settings, base) if method.adapter else dict(method.settings)
+        settings = (adapters.resolve(method.adapter, method.settings, base) if method.adapter and adapters
+                    else dict(method.settings))
         methods.append(MethodConfig(name=method.name, adapter=method.adapter, frames=frames, settings=settings))
     run = document.run
     values = {key: tuple(value) if isinstance(value, list) else value for key, value in run.model_dump().items()}
@@ -346,8 +342,10 @@ def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: st
     return RunConfig(datasets=datasets, methods=tuple(methods), **values)
 
 
-def load_config(path: str | os.PathLike) -> RunConfig:
-    """Read a TOML run config (errors name the file)."""
+def load_config(path: str | os.PathLike, adapters: AdapterRules | None = None) -> RunConfig:
+    """Read a TOML run config (errors name the file); ``adapters``: see :func:`parse_config` (without
+    them adapter settings are neither checked nor resolved here; :func:`benchmark.runner.load_config`
+    reads a config with the engine's)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -357,7 +355,7 @@ def load_config(path: str | os.PathLike) -> RunConfig:
         raise CabenchError(f"{path}: cannot read ({error})") from None
     except tomllib.TOMLDecodeError as error:
         raise CabenchError(f"{path}: not valid TOML ({error})") from None
-    return parse_config(data, base=path.parent, source=str(path))
+    return parse_config(data, base=path.parent, source=str(path), adapters=adapters)
 
 
 def _toml_value(value: Any) -> str:
@@ -376,11 +374,11 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))
 
 
-def to_toml(config: RunConfig) -> str:
+def to_toml(config: RunConfig, adapters: AdapterRules | None = None) -> str:
     """The config as TOML that :func:`load_config` reads back to an equal config, from any folder: the
     paths of a loaded config are absolute already (relative ones are resolved here against the
-    working directory, as the run that uses them would)."""
-    config = absolute_paths(config)
+    working directory, as the run that uses them would; the adapters' path settings with ``adapters``)."""
+    config = absolute_paths(config, adapters)
     lines = ["[run]"]
     for key in ("out", "protocol", "device", "batch_size", "split", "metrics", "align", "mask"):
         lines.append(f"{key} = {_toml_value(getattr(config, key))}")
@@ -404,13 +402,11 @@ def to_toml(config: RunConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def absolute_paths(config: RunConfig) -> RunConfig:
-    """``config`` with every path absolute: ``out``, datasets, ``frames`` and the adapters' path
-    settings; relative ones are taken against the working directory (a loaded config's are
-    absolute already). Templates that start at ``{root}`` are kept."""
+def absolute_paths(config: RunConfig, adapters: AdapterRules | None = None) -> RunConfig:
+    """``config`` with every path absolute: ``out``, datasets, ``frames`` and, with ``adapters``, the
+    adapters' path settings; relative ones are taken against the working directory (a loaded config's
+    are absolute already). Templates that start at ``{root}`` are kept."""
     from dataclasses import replace
-
-    from baselines.base import resolve_path_settings
 
     def absolute(path: str | None) -> str | None:
         return path if path is None or path.startswith("{root}") else str(Path(path).resolve())
@@ -419,6 +415,7 @@ def absolute_paths(config: RunConfig) -> RunConfig:
                              audio=absolute(d.audio))
                      for d in config.datasets)
     methods = tuple(replace(m, frames=absolute(m.frames),
-                            settings=resolve_path_settings(m.adapter, m.settings, Path.cwd()) if m.adapter else m.settings)
+                            settings=adapters.resolve(m.adapter, m.settings, Path.cwd()) if m.adapter and adapters
+                            else m.settings)
                     for m in config.methods)
     return replace(config, out=absolute(config.out), datasets=datasets, methods=methods)

@@ -25,9 +25,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmark.config import DatasetConfig, MethodConfig, RunConfig, to_toml
 from benchmark.results.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from benchmark.engine.outputs import Publisher
 
 DEMO_SEQUENCES = 2
 DEMO_FRAMES = 64     # test split = the last quarter: 16 frames per sequence
@@ -126,8 +130,10 @@ def _one_thread_unless_set() -> Iterator[None]:
 
 def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int = DEMO_SIZE,
              sequences: int = DEMO_SEQUENCES, seed: int = 0, device: str = "cpu", force: bool = False,
-             progress: bool = True, log: Callable[[str], None] = print):
-    """Make the data, run every offline method and metric on it, write the report; returns the RunReport."""
+             progress: bool = True, log: Callable[[str], None] = print, publish: Publisher | None = None):
+    """Make the data, run every offline method and metric on it, write the report (through ``publish``,
+    see :func:`benchmark.runner.run_config`); returns the RunReport."""
+    from benchmark.engine.methods import ADAPTER_RULES
     from benchmark.runner import claim_folder, run_config
     from metrics.errors import CabenchError
 
@@ -142,7 +148,7 @@ def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int
         config = demo_config(out, data, device=device)
         if not config.methods:
             raise CabenchError("demo: no method can run offline in this installation (no baselines adapters found)")
-        atomic_write_text(out / "demo.toml", to_toml(config))
+        atomic_write_text(out / "demo.toml", to_toml(config, ADAPTER_RULES))
         log(f"methods: {', '.join(m.name for m in config.methods)}")
         log(f"metrics: {', '.join(config.metrics)}")
-        return run_config(config, force=force, progress=progress, shard=(0, 1), log=log)
+        return run_config(config, force=force, progress=progress, shard=(0, 1), log=log, publish=publish)

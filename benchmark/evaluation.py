@@ -61,17 +61,38 @@ def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
 
 
 def split_options(names: Sequence[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Give each metric the options its defaults name; an option no selected metric knows is an error."""
+    """Each selected metric's options, split once.
+
+    A table under a metric's name (``[run.options.lpips]``, or ``lpips={"net": "vgg"}``) is that
+    metric's alone; a plain key (the ``[run.options]`` shorthand, or ``net="vgg"``) goes to every selected
+    metric whose defaults name it; a metric's own table wins over the shorthand. An option that no
+    selected metric takes, a table of a metric not selected, or a key the metric does not take is an error.
+    """
+    known = set(registry.list_metrics())
+    tables = {key: value for key, value in options.items() if key in known}
+    shorthand = {key: value for key, value in options.items() if key not in known}
     per_metric: dict[str, dict[str, Any]] = {name: {} for name in names}
     used = set()
     for name in names:
-        for key, value in options.items():
+        for key, value in shorthand.items():
             if key in registry.get(name).defaults:
                 per_metric[name][key] = value
                 used.add(key)
-    unknown = sorted(set(options) - used)
+    unknown = sorted(set(shorthand) - used)
     if unknown:
         raise CabenchError(f"option {', '.join(unknown)} is not used by any of the metrics {', '.join(names)}")
+    for metric, table in tables.items():
+        if not isinstance(table, dict):
+            raise CabenchError(f"options of {metric}: expected a table of its options ([run.options.{metric}]), "
+                               f"got {table!r}")
+        if metric not in per_metric:
+            raise CabenchError(f"options of {metric}: {metric} is not one of the metrics {', '.join(names)}")
+        takes = registry.get(metric).defaults
+        wrong = sorted(set(table) - set(takes))
+        if wrong:
+            raise CabenchError(f"options of {metric}: {', '.join(wrong)} is not an option of {metric} "
+                               f"(its options: {', '.join(sorted(takes)) or 'none'})")
+        per_metric[metric].update(table)
     return per_metric
 
 
@@ -122,7 +143,9 @@ def evaluate(
             those metrics are missing without it). Metrics whose values need the whole sequence
             (an evaluator with ``finish(audio, shared)``) give them after the last batch, as one
             more chunk of rows for every frame.
-        options: metric options (e.g. ``net="vgg"`` for LPIPS), given to the metrics that take them.
+        options: metric options (e.g. ``net="vgg"`` for LPIPS), given to the metrics that take them,
+            or per metric as a table under its name (``lpips={"net": "vgg"}, tlp={"net": "alex"}``);
+            see :func:`split_options`.
 
     Per-frame work that releases the GIL (OpenCV flows, dlib) runs on ``torch.get_num_threads()``
     threads, and the next batch is read while the current one is evaluated.

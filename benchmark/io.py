@@ -43,9 +43,8 @@ BATCH_SIZE = 8
 rounding of batched torch reductions (every metric is per frame or carries its state across batches;
 measured at most 2e-9, tested). 8, not 16: glibc serves each allocation over
 32 MB with fresh pages from the kernel, faulted in on first touch, and at 512x512 a float32 batch of 16
-RGB frames is 50 MB, so every temporary of the frame-sized arithmetic paid for its pages again
-(measured at one thread: converting and scaling such a batch cost 3.3 ms per frame at 16 frames, 1.6 at
-8; the full offline suite of ``benchmark/bench_run.py`` took 158 s against 190 s)."""
+RGB frames is 50 MB, so every temporary of the frame-sized arithmetic paid for its pages again (the
+measurements: docs/performance.md, "Evaluation batch size")."""
 
 
 class FrameSource:

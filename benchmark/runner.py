@@ -3,7 +3,8 @@
 :func:`run_config` is the one path: check and lock the output folder before any work, plan the
 pairs (dataset, sequence, method; sequence-major) and their parts' fingerprints, compute what is
 not stored (this process's share when launched as several), merge the parts into the result
-table and write the tables, plots and report. The modules of :mod:`benchmark.engine` do each
+table and write the result files; the tables, plots and report are written by the ``publish``
+function the caller gives (the commands give :func:`reports.publish.publish`). The modules of :mod:`benchmark.engine` do each
 step; results are stored and read through :mod:`benchmark.results`. An interruption (Ctrl-C,
 SIGTERM) keeps every batch stored so far; running the same command again resumes.
 """
@@ -17,12 +18,13 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.config import RunConfig, absolute_paths
-from benchmark.engine.compute import Runner
+from benchmark.engine.compute import PartComputer
 from benchmark.engine.launch import launch
 from benchmark.engine.metadata import run_metadata
+from benchmark.engine.methods import ADAPTER_RULES
+from benchmark.engine.outputs import Publisher, write_outputs
 from benchmark.engine.parts import plan_run
 from benchmark.engine.plan import protocols_of
-from benchmark.engine.publish import write_outputs
 from benchmark.engine.signals import terminate_as_exception
 from benchmark.results.folder import RunFolder
 from benchmark.results.merge import merge
@@ -51,6 +53,16 @@ def _selection(config: RunConfig) -> tuple[list[str], dict, list[str]]:
     return metrics, split_options(metrics, config.options), protocols_of(config)
 
 
+def load_config(path: str | Path) -> RunConfig:
+    """Read a TOML run config as ``cabench run`` does: the schema and the adapters' settings checked in
+    one pass (every violation one line naming the file and key path), the adapters' relative path
+    settings resolved against the config's folder (:func:`benchmark.config.load_config` with the
+    engine's :data:`~benchmark.engine.methods.ADAPTER_RULES`)."""
+    from benchmark.config import load_config as load
+
+    return load(path, ADAPTER_RULES)
+
+
 def claim_folder(out: str | Path) -> RunFolder:
     """Check ``out`` and make it a run folder (for callers that write into it before the run)."""
     folder = RunFolder(out)
@@ -61,14 +73,18 @@ def claim_folder(out: str | Path) -> RunFolder:
 
 
 def run_config(config: RunConfig, force: bool = False, progress: bool = True, shard: tuple[int, int] | None = None,
-               plots: bool = True, report: bool = True, log: Callable[[str], None] = print) -> RunReport | None:
+               plots: bool = True, report: bool = True, log: Callable[[str], None] = print,
+               publish: Publisher | None = None) -> RunReport | None:
     """Run ``config``: compute what is not stored, then (on the merging process) merge and write the outputs.
+
+    publish: writes the tables, plots (``plots``) and report (``report``) from the run's values, in
+    the locked folder (:func:`reports.publish.publish`); None writes the result files only.
 
     shard: (index, count) to run only pairs index, index+count, ... and not merge; None takes the
     shard from ``accelerate launch`` when it started this process, else runs everything.
     Returns None on a process that does not merge.
     """
-    config = absolute_paths(config)
+    config = absolute_paths(config, ADAPTER_RULES)
     resolve_device(config.device, "[run] device")  # before any work: a device that is not there stops the run
     metrics, options, protocols = _selection(config)
     folder = RunFolder(config.out)
@@ -79,7 +95,7 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
         folder.prepare()
         if lock.exclusive:
             folder.clean_temporaries()
-        runner = Runner(config, folder, metrics, options, force=force, progress=progress, log=log)
+        runner = PartComputer(config, folder, metrics, options, force=force, progress=progress, log=log)
         index, count = share.shard
         try:
             runner.run(plans[index::count], share.device)
@@ -94,30 +110,32 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
         if total:
             log(f"reused {runner.reused} stored (frame, metric) results and computed {runner.computed} "
                 f"({100.0 * runner.reused / total:.0f}% reused)")
-        result = _publish(folder, config, plans, protocols, plots, report, share.device)
+        result = _publish(folder, config, plans, protocols, plots, report, share.device, publish)
     result.computed_frames, result.reused_frames = runner.computed, runner.reused
     result.computed_parts = runner.computed_parts
     return result
 
 
-def merge_run(config: RunConfig, plots: bool = True, report: bool = True) -> RunReport:
+def merge_run(config: RunConfig, plots: bool = True, report: bool = True,
+              publish: Publisher | None = None) -> RunReport:
     """Merge the stored parts of ``config`` (every shard's) and write the outputs."""
-    config = absolute_paths(config)
+    config = absolute_paths(config, ADAPTER_RULES)
     metrics, options, protocols = _selection(config)
     folder = RunFolder(config.out)
     folder.check()
     plans = plan_run(config, metrics, options, protocols)
     with folder.lock(), terminate_as_exception():
         folder.prepare()
-        return _publish(folder, config, plans, protocols, plots, report, launch(config.device, (0, 1)).device)
+        return _publish(folder, config, plans, protocols, plots, report, launch(config.device, (0, 1)).device,
+                        publish)
 
 
 def _publish(folder: RunFolder, config: RunConfig, plans, protocols: list[str], plots: bool, report: bool,
-             device: str) -> RunReport:
+             device: str, publish: Publisher | None) -> RunReport:
     per_frame, missing = merge(folder, [plan.stored for plan in plans])
     summary = summarize(per_frame, bootstrap=config.bootstrap)
     metadata = run_metadata(config, plans, per_frame, protocols, device,
                             lambda stored: folder.pair_folder(stored.dataset, stored.sequence, stored.method))
     files = write_outputs(folder, config, per_frame, missing, protocols, plots=plots, report=report,
-                          summary=summary, metadata=metadata)
+                          summary=summary, metadata=metadata, publish=publish)
     return RunReport(folder.path, per_frame, summary, missing, files=files, metadata=metadata)

@@ -206,14 +206,3 @@ def _download_hub(entry: ManifestEntry, progress: bool) -> Path:
     except Exception as error:  # noqa: BLE001 - the Hub's errors (HTTP, offline, gated repository) are one line each
         raise WeightsDownloadError(f"{entry.name}: {entry.repo}@{entry.revision}: {_reason(error)}") from None
     return Path(path)
-
-
-def hub_snapshot(entry: ManifestEntry) -> Path | None:
-    """The cached snapshot folder of a hub entry at its pinned revision (None when not cached); touches
-    no socket."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    found = try_to_load_from_cache(entry.repo, entry.marker or "config.json", revision=entry.revision)
-    return Path(found).parent if isinstance(found, str) else None

@@ -59,8 +59,8 @@ from metrics.landmarks import (
     model_path,
     similarity_align,
 )
-from metrics.registry import Batch, Evaluator, MetricSpec, register
-from metrics.truth import file_stamp
+from metrics.registry import Batch, Evaluator, MetricSpec, keyword_defaults, register
+from metrics.truth import weight_stamp
 from metrics.weights import checked_state, from_manifest, usable_weight
 
 DECA_WEIGHTS = from_manifest("deca", check=lambda path: deca_state(path))
@@ -254,9 +254,9 @@ def _dlib_options(identity: bool = False) -> dict[str, Any]:
     metrics' version."""
     import dlib
 
-    options = {"dlib": dlib.__version__, "predictor": file_stamp(model_path("dlib-landmarks68")), "version": FACE_VERSION}
+    options = {"dlib": dlib.__version__, "predictor": weight_stamp(model_path("dlib-landmarks68")), "version": FACE_VERSION}
     if identity:
-        options["recognizer"] = file_stamp(model_path("dlib-face-recognition"))
+        options["recognizer"] = weight_stamp(model_path("dlib-face-recognition"))
     return options
 
 
@@ -298,12 +298,11 @@ def pred_landmarks(batch: Batch, face_region: str) -> list[np.ndarray | None]:
 class FaceMetric(Evaluator):
     """A per-frame comparison of the faces of the generated and ground-truth frames."""
 
-    def __init__(self, name: str, device: torch.device, **options: Any):
+    def __init__(self, name: str, device: torch.device, *, face_region: str = "gt"):
         self.columns = (name,)
         self.name = name
         self.device = device
-        self.options = options
-        self.face_region = options.get("face_region", "gt")
+        self.face_region = face_region
         if self.face_region not in FACE_REGIONS:
             raise InputError(f"{name}: face_region must be one of {', '.join(FACE_REGIONS)}, got {self.face_region!r}")
         self.frames_without_face = 0
@@ -373,8 +372,12 @@ class DecaDistance(FaceMetric):
 
     code = "pose"
 
+    def __init__(self, name: str, device: torch.device, *, deca_weights: str | None = None, **face: Any):
+        super().__init__(name, device, **face)
+        self.deca_weights = deca_weights
+
     def compare(self, batch, found, pred_lmk, gt_lmk):
-        weights = self.options.get("deca_weights")
+        weights = self.deca_weights
         crop_lmk = gt_lmk if self.face_region == "gt" else pred_lmk
 
         def encode(images: np.ndarray, landmarks, frames: list[int]) -> torch.Tensor:
@@ -383,7 +386,7 @@ class DecaDistance(FaceMetric):
             return model(torch.from_numpy(crops).permute(0, 3, 1, 2).to(self.device)).float().cpu()
 
         def gt_codes() -> torch.Tensor:
-            options = {"weights": file_stamp(usable_weight(DECA_WEIGHTS.key, weights)), "device": self.device.type,
+            options = {"weights": weight_stamp(usable_weight(DECA_WEIGHTS.key, weights)), "device": self.device.type,
                        "torch": torch.__version__, "version": FACE_VERSION}
 
             def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
@@ -434,19 +437,19 @@ _DLIB = ("package:dlib", "weights:shape_predictor_68_face_landmarks.dat")
 _DECA = (*_DLIB, "weights:deca_model.tar (E_flame)")
 # version 2: the method's face is located from the ground truth's face region by default
 FACE_VERSION = 2
-FACE_DEFAULTS = {"face_region": "gt"}
+FACE_DEFAULTS = keyword_defaults(FaceMetric)
 
 # Paper formats: the precision of the paper's Table 2 (PE 4 significant digits, EE 5).
 register(MetricSpec("deca_pe", higher_is_better=False, unit="",
                     description="L2 distance of DECA's 6-d pose code (global + jaw axis-angle), generated vs ground truth",
                     factory=_factory(DecaDistance, "deca_pe"), needs=_DECA,
-                    defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, weights=_deca_weights,
+                    defaults=keyword_defaults(DecaDistance, FaceMetric), check=deca_unavailable, weights=_deca_weights,
                     kind="face",
                     paper_format=".4g", trace=True, value_range=(0.0, math.inf), version=FACE_VERSION))
 register(MetricSpec("deca_ee", higher_is_better=False, unit="",
                     description="L2 distance of DECA's 50-d expression code, generated vs ground truth",
                     factory=_factory(DecaExpression, "deca_ee"), needs=_DECA,
-                    defaults={"deca_weights": None, **FACE_DEFAULTS}, check=deca_unavailable, weights=_deca_weights,
+                    defaults=keyword_defaults(DecaExpression, FaceMetric), check=deca_unavailable, weights=_deca_weights,
                     kind="face",
                     paper_format=".5g", trace=True, value_range=(0.0, math.inf), version=FACE_VERSION))
 _LANDMARK_METRICS = (

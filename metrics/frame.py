@@ -15,17 +15,17 @@ import torch
 
 from metrics.image import lpips_unavailable, lpips_weights
 from metrics.protocols import Protocol, get_protocol
-from metrics.registry import Batch, Evaluator, MetricSpec, register
+from metrics.registry import Batch, Evaluator, MetricSpec, keyword_defaults, register
 
 
 class ProtocolFrameMetric(Evaluator):
     """Computes one per-frame image metric with the protocol's formula."""
 
-    def __init__(self, name: str, protocol: Protocol | str | None, options: dict[str, Any]):
+    def __init__(self, name: str, protocol: Protocol | str | None, **options: Any):
         self.name = name
         self.columns = (name,)
         self.protocol = get_protocol(protocol or "canonical")
-        self.options = options
+        self.options = options  # the kernel's keyword arguments (see LPIPS below)
 
     def update(self, batch: Batch) -> dict[str, np.ndarray]:
         with torch.no_grad():
@@ -33,9 +33,17 @@ class ProtocolFrameMetric(Evaluator):
         return {self.name: values.detach().double().cpu().numpy()}
 
 
-def _factory(name: str):
+class LPIPSFrameMetric(ProtocolFrameMetric):
+    """LPIPS with its options: the trunk (``alex`` or ``vgg``) and its weight file (None: looked up)."""
+
+    def __init__(self, name: str, protocol: Protocol | str | None, *, net: str = "alex",
+                 backbone_weights: str | None = None):
+        super().__init__(name, protocol, net=net, backbone_weights=backbone_weights)
+
+
+def _factory(name: str, cls: type[ProtocolFrameMetric] = ProtocolFrameMetric):
     def factory(device: torch.device, protocol: Protocol | str | None = None, **options: Any) -> Evaluator:
-        return ProtocolFrameMetric(name, protocol, options)
+        return cls(name, protocol, **options)
 
     return factory
 
@@ -51,6 +59,7 @@ register(MetricSpec("ssim", higher_is_better=True, unit="", description="structu
                     factory=_factory("ssim"), paper_format=".2f", trace=True, value_range=(-1.0, 1.0),
                     version=2))  # 2: float32 frames filtered in float32 through the frames' sum and difference (<= 6e-8)
 register(MetricSpec("lpips", higher_is_better=False, unit="", description="LPIPS v0.1 (lpips package), AlexNet trunk by default",
-                    factory=_factory("lpips"), needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth (or vgg16 for net='vgg')"),
-                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, paper_format=".3f",
+                    factory=_factory("lpips", LPIPSFrameMetric),
+                    needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth (or vgg16 for net='vgg')"),
+                    defaults=keyword_defaults(LPIPSFrameMetric), check=lpips_unavailable, paper_format=".3f",
                     weights=lpips_weights, trace=True, value_range=(0.0, math.inf)))

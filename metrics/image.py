@@ -197,9 +197,7 @@ STRIP_BYTES = 1 << 19
 """Bytes of one map of an OpenCV SSIM strip; a strip's rows are this over a row's bytes (256 rows of a
 512-wide float32 plane, 85 of a 512-wide interleaved RGB float32 image). Smaller strips keep the maps
 of a strip in cache but repeat the window's context rows and the per-call overhead of a dozen OpenCV
-calls more often; larger ones spill (measured on 512x512 float32 RGB frames, one thread, ms of CPU per
-frame, channels-last / planar: 128 KiB 9.2 / 7.9, 256 KiB 8.0 / 7.2, 512 KiB 7.5 / 7.0, 1 MiB
-8.5 / 7.7, 4 MiB 23.5 / 7.4)."""
+calls more often; larger ones spill (the measurements: docs/performance.md, "SSIM strip size")."""
 
 
 STRIP_BUFFERS = ("t", "d", "tt", "dd", "f_t", "f_d", "f_tt", "f_dd")
@@ -452,14 +450,17 @@ def lpips_unavailable(options: dict) -> str | None:
     return None
 
 
-def _lpips_model(net: str, trunk_path: str, device: str) -> torch.nn.Module:
-    """The cached LPIPS model for this trunk file (its modification time and size are part of the key)."""
+def _lpips_model(net: str, trunk_path: str, device: str, spatial: bool = False) -> torch.nn.Module:
+    """The cached LPIPS model for this trunk file (its modification time and size are part of the key);
+    ``spatial``: the model that gives the per-pixel distance map (its own object: a cached model is
+    never reconfigured, so threads sharing one see the same model throughout)."""
     stat = Path(trunk_path).stat()
-    return _build_lpips_model(net, trunk_path, device, stat.st_mtime_ns, stat.st_size)
+    return _build_lpips_model(net, trunk_path, device, stat.st_mtime_ns, stat.st_size, spatial)
 
 
-@lru_cache(maxsize=4)
-def _build_lpips_model(net: str, trunk_path: str, device: str, mtime_ns: int, size: int) -> torch.nn.Module:
+@lru_cache(maxsize=8)
+def _build_lpips_model(net: str, trunk_path: str, device: str, mtime_ns: int, size: int,
+                       spatial: bool = False) -> torch.nn.Module:
     """Build the `lpips` package's model (v0.1 linear heads from the package) with our trunk weights.
 
     The trunk is loaded from a torchvision-format state dict (:func:`lpips_trunk_state`):
@@ -467,7 +468,7 @@ def _build_lpips_model(net: str, trunk_path: str, device: str, mtime_ns: int, si
     """
     import lpips as lpips_package
 
-    model = lpips_package.LPIPS(net=net, version="0.1", pnet_rand=True, verbose=False)
+    model = lpips_package.LPIPS(net=net, version="0.1", pnet_rand=True, spatial=spatial, verbose=False)
     trunk = lpips_trunk_state(trunk_path, net)
     model.net.load_state_dict({name: trunk["features." + name.split(".", 1)[1]] for name in model.net.state_dict()},
                               strict=True)
@@ -491,7 +492,7 @@ def lpips(
     map is averaged over the mask. Runs on the device of ``pred`` in batches of ``batch_size``.
     """
     check_pair(pred, gt, mask)
-    model = _lpips_model(net, str(lpips_trunk_path(net, backbone_weights)), str(pred.device))
+    model = _lpips_model(net, str(lpips_trunk_path(net, backbone_weights)), str(pred.device), spatial=mask is not None)
     values = []
     with torch.no_grad():
         for start in range(0, pred.shape[0], batch_size):
@@ -499,12 +500,8 @@ def lpips(
             g = gt[start : start + batch_size].float()
             if mask is None:
                 values.append(model(p, g, normalize=normalize).flatten())
-            else:
-                model.spatial = True  # the package's per-pixel distance map, upsampled to H x W
-                try:
-                    distance_map = model(p, g, normalize=normalize)
-                finally:
-                    model.spatial = False
+            else:  # the package's per-pixel distance map, upsampled to H x W, averaged over the mask
+                distance_map = model(p, g, normalize=normalize)
                 values.append(_masked_mean(distance_map, mask[start : start + batch_size].float()))
     return torch.cat(values).to(pred.dtype)
 

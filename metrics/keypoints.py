@@ -29,7 +29,7 @@ from metrics.face import FACE_DEFAULTS, FACE_REGIONS, _dlib_options, gt_faces
 from metrics.fan import FAN_WEIGHTS, fan_landmarks, load_fan
 from metrics.landmarks import DLIB_LANDMARKS
 from metrics.registry import Batch, Evaluator, MetricSpec, register
-from metrics.truth import file_stamp
+from metrics.truth import weight_stamp
 from metrics.weights import usable_weight
 
 AKD_VERSION = 1
@@ -68,7 +68,7 @@ class KeypointDistance(Evaluator):
             images = batch.uint8("gt")
             return [{"landmarks": fan_landmarks(model, images[found[j]], boxes[found[j]])} for j in indices]
 
-        options = {**_dlib_options(), "fan": file_stamp(path), "version": AKD_VERSION}
+        options = {**_dlib_options(), "fan": weight_stamp(path), "version": AKD_VERSION}
         stored = batch.truth.get("fan", options, [(batch.gt_keys[i],) for i in found], compute)
         gt_points = {i: v["landmarks"] for i, v in zip(found, stored)}
         pred_images = batch.uint8("pred")

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -166,3 +167,14 @@ def manifest_entry(name: str) -> ManifestEntry:
 
 def has_entry(name: str) -> bool:
     return any(entry.name == name for entry in manifest())
+
+
+def hub_snapshot(entry: ManifestEntry) -> Path | None:
+    """The cached snapshot folder of a hub entry at its pinned revision (None when not cached); touches
+    no socket."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(entry.repo, entry.marker or "config.json", revision=entry.revision)
+    return Path(found).parent if isinstance(found, str) else None

@@ -14,12 +14,14 @@ A protocol does two things:
   sequence and shared by every method), ``prepare_pred`` prepares a method's frames to match it.
   ``prepare`` runs both. Temporal and face metrics see the same prepared frames.
 - ``frame_metric`` computes ``l1``, ``l2``, ``psnr``, ``ssim`` or ``lpips`` per frame with the
-  original's formula. A metric the original does not compute is listed in ``unsupported``, with the
+  original's formula: ``kernels()`` maps each metric name to its kernel, and a protocol that reproduces
+  a script replaces the kernels whose formula differs. A metric the original does not compute is listed in ``unsupported``, with the
   reason, and is reported as missing rather than computed some other way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,8 +30,11 @@ import torch
 from metrics import image
 from metrics.errors import CabenchError, InputError
 from metrics.frames import Frames
+from metrics.lazy import Registry
 
 FRAME_METRICS = ("l1", "l2", "psnr", "ssim", "lpips")
+# kernel(pred, gt, mask, **options) -> one value per frame (see Protocol.kernels)
+Kernel = Callable[..., torch.Tensor]
 
 
 @dataclass
@@ -158,21 +163,25 @@ class Protocol:
         if mask is not None and not self.accepts_mask:
             raise CabenchError(f"protocol {self.id!r} evaluates the full frame as the original script does; drop --mask")
 
+    def kernels(self) -> dict[str, Kernel]:
+        """Each frame metric's kernel under this protocol: ``kernel(pred, gt, mask, **options)``, one
+        value per frame. A protocol that reproduces a script replaces the kernels whose formula differs."""
+        return {
+            "l1": lambda pred, gt, mask: image.l1(pred, gt, mask),
+            "l2": lambda pred, gt, mask: image.l2(pred, gt, mask),
+            "psnr": lambda pred, gt, mask: image.psnr(pred, gt, mask),
+            "ssim": lambda pred, gt, mask: image.ssim(pred, gt, mask),
+            "lpips": lambda pred, gt, mask, **options: image.lpips(pred, gt, mask=mask, **options),
+        }
+
     def frame_metric(self, name: str, pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None,
                      **options) -> torch.Tensor:
         if name in self.unsupported:
             raise CabenchError(f"protocol {self.id!r} has no {name}: {self.unsupported[name]}")
-        if name == "l1":
-            return image.l1(pred, gt, mask)
-        if name == "l2":
-            return image.l2(pred, gt, mask)
-        if name == "psnr":
-            return image.psnr(pred, gt, mask)
-        if name == "ssim":
-            return image.ssim(pred, gt, mask)
-        if name == "lpips":
-            return image.lpips(pred, gt, mask=mask, **options)
-        raise CabenchError(f"{name!r} is not a frame metric of protocol {self.id!r}")
+        kernel = self.kernels().get(name)
+        if kernel is None:
+            raise CabenchError(f"{name!r} is not a frame metric of protocol {self.id!r}")
+        return kernel(pred, gt, mask, **options)
 
 
 @dataclass(frozen=True)
@@ -230,16 +239,13 @@ class IMavatarProtocol(Protocol):
     def prepare_pred(self, pred, truth, device="cpu") -> torch.Tensor:
         return _float_tensor(_load_as_script(_stored(pred), self.resolution), torch.device(device))
 
-    def frame_metric(self, name, pred, gt, mask, **options):
-        if name in ("l1", "l2"):
-            return image.l1(pred, gt, mask) if name == "l1" else image.l2(pred, gt, mask)
-        if name == "psnr":
-            return image.psnr_with_epsilon(image.l2(pred, gt, mask))
-        if name == "ssim":
-            return image.ssim(pred * mask, gt * mask)
-        if name == "lpips":
-            return image.lpips(pred * mask, gt * mask, normalize=True, **options)
-        return super().frame_metric(name, pred, gt, mask, **options)
+    def kernels(self) -> dict[str, Kernel]:
+        return {
+            **super().kernels(),
+            "psnr": lambda pred, gt, mask: image.psnr_with_epsilon(image.l2(pred, gt, mask)),
+            "ssim": lambda pred, gt, mask: image.ssim(pred * mask, gt * mask),
+            "lpips": lambda pred, gt, mask, **options: image.lpips(pred * mask, gt * mask, normalize=True, **options),
+        }
 
 
 @dataclass(frozen=True)
@@ -280,10 +286,8 @@ class PointAvatarProtocol(Protocol):
         opened = np.stack([cv2.dilate(cv2.erode(f, kernel, iterations=1), kernel, iterations=1) for f in _stored(pred)])
         return _float_tensor(_load_as_script(opened, self.resolution), torch.device(device))
 
-    def frame_metric(self, name, pred, gt, mask, **options):
-        if name == "psnr":
-            return image.psnr_with_epsilon(image.l2(pred, gt))
-        return super().frame_metric(name, pred, gt, mask, **options)
+    def kernels(self) -> dict[str, Kernel]:
+        return {**super().kernels(), "psnr": lambda pred, gt, mask: image.psnr_with_epsilon(image.l2(pred, gt))}
 
 
 @dataclass(frozen=True)
@@ -325,12 +329,12 @@ class NerfaceProtocol(Protocol):
     def prepare_pred(self, pred, truth, device="cpu") -> torch.Tensor:
         return _to_tensor(_rgb(pred), torch.device(device))
 
-    def frame_metric(self, name, pred, gt, mask, **options):
-        if name == "ssim":
-            return image.ssim_uniform(pred, gt, win_size=7, data_range=2.0)
-        if name == "lpips":
-            return image.lpips(pred, gt, normalize=False, **options)
-        return super().frame_metric(name, pred, gt, mask, **options)
+    def kernels(self) -> dict[str, Kernel]:
+        return {
+            **super().kernels(),
+            "ssim": lambda pred, gt, mask: image.ssim_uniform(pred, gt, win_size=7, data_range=2.0),
+            "lpips": lambda pred, gt, mask, **options: image.lpips(pred, gt, normalize=False, **options),
+        }
 
 
 @dataclass(frozen=True)
@@ -349,29 +353,23 @@ class NhaProtocol(Protocol):
     version: int = 2
     accepts_mask: bool = False
 
-    def frame_metric(self, name, pred, gt, mask, **options):
-        if name == "l1":
-            return image.l1(2 * pred - 1, 2 * gt - 1)
-        if name == "l2":
-            return image.l2(2 * pred - 1, 2 * gt - 1)
-        if name == "psnr":
-            return 20.0 * torch.log10(2.0 / torch.sqrt(image.l2(2 * pred - 1, 2 * gt - 1)))
-        if name == "ssim":
-            return image.ms_ssim(pred, gt, data_range=1.0)
-        return super().frame_metric(name, pred, gt, mask, **options)
+    def kernels(self) -> dict[str, Kernel]:
+        return {
+            **super().kernels(),
+            "l1": lambda pred, gt, mask: image.l1(2 * pred - 1, 2 * gt - 1),
+            "l2": lambda pred, gt, mask: image.l2(2 * pred - 1, 2 * gt - 1),
+            "psnr": lambda pred, gt, mask: 20.0 * torch.log10(2.0 / torch.sqrt(image.l2(2 * pred - 1, 2 * gt - 1))),
+            "ssim": lambda pred, gt, mask: image.ms_ssim(pred, gt, data_range=1.0),
+        }
 
 
-PROTOCOLS: dict[str, Protocol] = {
-    p.id: p
-    for p in (Protocol(), IMavatarProtocol(), PointAvatarProtocol(), InstaProtocol(), NerfaceProtocol(), NhaProtocol())
-}
+PROTOCOLS: Registry[Protocol] = Registry("protocol")
+for _protocol in (Protocol(), IMavatarProtocol(), PointAvatarProtocol(), InstaProtocol(), NerfaceProtocol(), NhaProtocol()):
+    PROTOCOLS.register(_protocol.id, _protocol)
 
 
 def get_protocol(name: str | Protocol) -> Protocol:
-    """The protocol called ``name``; an unknown name is an error listing the known ones."""
+    """The protocol called ``name``; an unknown name is an error naming the closest and listing the known ones."""
     if isinstance(name, Protocol):
         return name
-    try:
-        return PROTOCOLS[name]
-    except KeyError:
-        raise CabenchError(f"unknown protocol {name!r}; known protocols: {', '.join(PROTOCOLS)}") from None
+    return PROTOCOLS.get(name)

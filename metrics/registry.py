@@ -18,6 +18,7 @@ alone goes through the batch's :class:`~metrics.truth.TruthStore`, computed once
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Executor
@@ -172,6 +173,22 @@ class MetricSpec:
             return None
         merged = {**self.defaults, **(options or {})}
         return self.check(merged)
+
+
+def keyword_defaults(*callables: Callable[..., Any]) -> dict[str, Any]:
+    """The options the ``callables`` take, with their defaults: every parameter with a default but the
+    evaluation's own (``self``, ``device``, ``protocol``, ``name``). An evaluator's keyword constructor is
+    where a metric's option defaults are written, once; ``MetricSpec.defaults`` is read from it
+    (``defaults=keyword_defaults(TOF, flow_config)``: TOF's own options and those it passes on)."""
+    found: dict[str, Any] = {}
+    for function in callables:
+        for name, parameter in inspect.signature(function).parameters.items():
+            if name in ("self", "device", "protocol", "name") or parameter.default is inspect.Parameter.empty:
+                continue
+            if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+                continue
+            found.setdefault(name, parameter.default)
+    return found
 
 
 _REGISTRY: dict[str, MetricSpec] = {}

@@ -35,6 +35,9 @@ iterations). Masks are not used: these metrics compare whole frames.
   the ground truth; end-point error at scales 1, 1/2 and 1/4 (the flow fields area-averaged and
   expressed in pixels of that scale), and a landmark-weighted EPE that weights pixels near the 68
   landmarks of the ground truth's first frame. The headline is the mean of the three scales.
+
+This module holds the streaming evaluators and their registry entries; their functional kernels (tOF,
+resampling, occlusion, warping error, end-point error) are in :mod:`metrics.temporal_kernels`.
 """
 
 from __future__ import annotations
@@ -47,14 +50,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from metrics.errors import InputError
 from metrics.flow import (
     OPENCV_BACKENDS,
     FlowConfig,
     FlowInputs,
-    Mapper,
     flow_inputs,
     flow_magnitude,
     flow_unavailable,
@@ -62,177 +63,36 @@ from metrics.flow import (
     flows_between,
     gray_uint8,
     join_inputs,
-    serial_map,
 )
 from metrics.image import lpips, lpips_trunk_path, lpips_unavailable, lpips_weights
-from metrics.registry import Batch, Evaluator, MetricSpec, register
-from metrics.truth import file_stamp
+from metrics.registry import Batch, Evaluator, MetricSpec, keyword_defaults, register
+from metrics.temporal_kernels import (
+    TOF_CROPS,
+    WARP_VARIANTS,
+    end_point_error,
+    landmark_weights,
+    masked_warp_error,
+    occlusion_mask,
+    tof,
+)
+from metrics.truth import weight_stamp
 
-FLOW_DEFAULTS = {"flow": "dis", "flow_weights": None, "flow_updates": 12}
 # the ground truth's flows' version, part of their truth keys (metrics.truth): bumped, with the
 # version of every metric reading flows, whenever a change alters the flows computed from the same frames
 FLOW_VERSION = 1
 
 
-def flow_config(options: dict[str, Any]) -> FlowConfig:
-    return FlowConfig(options.get("flow", "dis"), options.get("flow_weights"), int(options.get("flow_updates", 12)))
+def flow_config(flow: str = "dis", flow_weights: str | None = None, flow_updates: int = 12) -> FlowConfig:
+    """The flow options of a flow metric (backend, RAFT weights, RAFT updates); their only defaults."""
+    return FlowConfig(flow, flow_weights, int(flow_updates))
 
 
-# ---------------------------------------------------------------------------- functional kernels
+FLOW_DEFAULTS = keyword_defaults(flow_config)
 
 
-TOF_CROPS = ("tecogan", "none")
-WARP_VARIANTS = ("lai", "central")
 # versions (MetricSpec.version) of the metrics that store ground-truth values, also part of those values' keys
 WARP_ERROR_VERSION = 2
 TLP_VERSION = 1
-
-
-def tecogan_crop(height: int, width: int) -> tuple[slice, slice]:
-    """TecoGAN's ``crop_8x8``: the largest multiple of 32 on each side that leaves at least 8 px
-    on both ends, centred (144 -> rows 8..136, 300 -> rows 22..278)."""
-    sides = []
-    for size in (height, width):
-        kept = (size // 32) * 32
-        while kept > size - 16:
-            kept -= 32
-        if kept <= 0:
-            raise InputError(f"tof with TecoGAN's crop needs frames of at least 48x48 pixels, got {width}x{height}; "
-                             "use crop='none'")
-        start = (size - kept) // 2
-        sides.append(slice(start, start + kept))
-    return sides[0], sides[1]
-
-
-def tof(flow_gt: torch.Tensor, flow_pred: torch.Tensor, crop: str = "tecogan") -> torch.Tensor:
-    """Per pair (N,): mean over pixels of ||flow_gt - flow_pred||_2, over ``crop`` of both flows."""
-    if crop not in TOF_CROPS:
-        raise InputError(f"tof: crop must be one of {', '.join(TOF_CROPS)}, got {crop!r}")
-    if crop == "tecogan":
-        rows, cols = tecogan_crop(*flow_gt.shape[-2:])
-        flow_gt, flow_pred = flow_gt[..., rows, cols], flow_pred[..., rows, cols]
-    return flow_magnitude(flow_gt - flow_pred).flatten(1).mean(1)
-
-
-def resample(images: torch.Tensor, flow: torch.Tensor, map_: Mapper = None) -> torch.Tensor:
-    """Backward warp as FlowNet2's ``Resample2d`` (the layer Lai et al. warp with):
-    out[y, x] = bilinear images at (x + u, y + v), in pixel coordinates, the four neighbour indices
-    clamped to the frame (so borders are replicated).
-
-    The position and its fractional part are float32, the weights and products double, and the
-    sum is rounded to float32 after each of the four terms, in the kernel's order, so that the
-    result is the kernel's to the last bit. Returns float32 (N,C,H,W). Frames are warped one at a
-    time (every temporary a frame's size, cache-sized, instead of the batch's), by ``map_`` when
-    given (torch releases the GIL, so a thread pool warps frames side by side).
-    """
-    n, channels, height, width = images.shape
-    ys = torch.arange(height, dtype=torch.float32, device=images.device).view(height, 1)
-    xs = torch.arange(width, dtype=torch.float32, device=images.device).view(1, width)
-    flow = flow.float()
-    flat = images.float().reshape(n, channels, height * width)
-
-    def one(i: int) -> torch.Tensor:
-        # the four neighbours picked by index_select; same arithmetic in the same order as the kernel
-        x, y = xs + flow[i, 0], ys + flow[i, 1]
-        x0, y0 = torch.floor(x), torch.floor(y)
-        a, b = (x - x0).double().reshape(-1), (y - y0).double().reshape(-1)
-        column, row = x0.long().reshape(-1), y0.long().reshape(-1)
-        left, right = column.clamp(0, width - 1), (column + 1).clamp_(0, width - 1)
-        top, bottom = row.clamp(0, height - 1).mul_(width), (row + 1).clamp_(0, height - 1).mul_(width)
-        terms = (((1.0 - a) * (1.0 - b), top, left), (a * (1.0 - b), top, right),
-                 ((1.0 - a) * b, bottom, left), (a * b, bottom, right))
-        value = None
-        for weight, rows, cols in terms:
-            total = flat[i].index_select(1, rows + cols).double().mul_(weight)
-            total.add_(0.0 if value is None else value)  # 0.0 + term, as the kernel (turns -0.0 into 0.0)
-            value = total.float()
-        return value
-
-    if n == 0:
-        return torch.empty(0, channels, height, width, dtype=torch.float32, device=images.device)
-    frames = (map_ or serial_map)(one, range(n))
-    return torch.stack(list(frames)).reshape(n, channels, height, width)
-
-
-def motion_boundary(flow: torch.Tensor, differences: str = "forward") -> torch.Tensor:
-    """Motion-boundary pixels (N,H,W) of ``flow``: |grad u|^2 + |grad v|^2 > 0.01 |flow|^2 + 0.002.
-
-    ``forward``: Lai et al.'s ``compute_flow_gradients``, differences with the next column / row
-    in float32 (0 in the last column / row), their squares summed in float64; ``central``:
-    ``torch.gradient`` (central inside, one-sided at the borders).
-    """
-    flow = flow.float()
-    if differences == "forward":
-        du = torch.zeros_like(flow, dtype=torch.float64)
-        dv = torch.zeros_like(flow, dtype=torch.float64)
-        du[..., :, :-1] = flow[..., :, :-1] - flow[..., :, 1:]
-        dv[..., :-1, :] = flow[..., :-1, :] - flow[..., 1:, :]
-    else:
-        dv, du = torch.gradient(flow, dim=(2, 3))
-    gradient = (du**2 + dv**2).sum(1)
-    return gradient > 0.01 * (flow[:, 0] ** 2 + flow[:, 1] ** 2) + 0.002
-
-
-def occlusion_mask(forward: torch.Tensor, backward: torch.Tensor, variant: str = "lai", map_: Mapper = None) -> torch.Tensor:
-    """Occluded pixels (N,1,H,W) of frame t, from flows t->t+1 (``forward``) and t+1->t.
-
-    Forward-backward check: |fw + bw(x+fw)|^2 > 0.01 (|fw|^2 + |bw(x+fw)|^2) + 0.5 (float32, as
-    Lai et al.'s ``detect_occlusion``), or a motion boundary of the forward flow (Ruder et al.
-    2016 thresholds; forward differences for ``variant="lai"``, central for ``"central"``).
-    """
-    if variant not in WARP_VARIANTS:
-        raise InputError(f"warp_error: variant must be one of {', '.join(WARP_VARIANTS)}, got {variant!r}")
-    forward, backward = forward.float(), backward.float()
-    backward_at_target = resample(backward, forward, map_)
-    total = forward + backward_at_target
-    squared = lambda f: f[:, 0] ** 2 + f[:, 1] ** 2  # noqa: E731
-    inconsistent = squared(total) > 0.01 * (squared(backward_at_target) + squared(forward)) + 0.5
-    boundary = motion_boundary(forward, "forward" if variant == "lai" else "central")
-    return (inconsistent | boundary)[:, None]
-
-
-def warp_error(frame_t: torch.Tensor, frame_next: torch.Tensor, forward: torch.Tensor, backward: torch.Tensor,
-               variant: str = "lai", map_: Mapper = None) -> torch.Tensor:
-    """Per pair (N,): masked MSE between frame t and frame t+1 warped onto t by ``forward``."""
-    visible = ~occlusion_mask(forward, backward, variant, map_)
-    return masked_warp_error(frame_t, frame_next, forward, visible, variant, map_)
-
-
-def masked_warp_error(frame_t: torch.Tensor, frame_next: torch.Tensor, forward: torch.Tensor, visible: torch.Tensor,
-                      variant: str = "lai", map_: Mapper = None) -> torch.Tensor:
-    """:func:`warp_error` with the visible-pixel mask (N,1,H,W) given: sum over visible pixels and
-    channels of the squared difference, divided by their count. A pair with no visible pixel
-    scores 0 with ``variant="lai"`` (the script divides the zero masked sum by the pixel count)
-    and the MSE over all pixels with ``"central"``."""
-    visible = visible.to(torch.float32)
-    squared = (resample(frame_next, forward, map_) - frame_t.float()) ** 2
-    weight = visible.expand_as(squared)
-    count = weight.flatten(1).sum(1)
-    masked = (squared * weight).flatten(1).sum(1) / count.clamp_min(1)
-    fallback = torch.zeros_like(masked) if variant == "lai" else squared.flatten(1).mean(1)
-    return torch.where(count > 0, masked, fallback)
-
-
-def end_point_error(flow_a: torch.Tensor, flow_b: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Per-pixel EPE map (N,H',W') at ``scale``: both flows area-averaged to that size, times scale."""
-    if scale != 1.0:
-        size = (max(1, round(flow_a.shape[-2] * scale)), max(1, round(flow_a.shape[-1] * scale)))
-        flow_a = F.adaptive_avg_pool2d(flow_a, size) * scale
-        flow_b = F.adaptive_avg_pool2d(flow_b, size) * scale
-    return flow_magnitude(flow_a - flow_b)
-
-
-def landmark_weights(landmarks: np.ndarray, height: int, width: int, sigma: float, strength: float) -> torch.Tensor:
-    """Weight map (H,W): 1 + strength * max_k exp(-|x - l_k|^2 / (2 s^2)), s = sigma * inter-ocular."""
-    from metrics.landmarks import interocular
-
-    radius = max(sigma * interocular(landmarks), 1.0)
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij")
-    points = torch.as_tensor(landmarks, dtype=torch.float32)
-    nearest = torch.full((height, width), float("inf"))
-    for x, y in points:
-        nearest = torch.minimum(nearest, (xs - x) ** 2 + (ys - y) ** 2)
-    return 1.0 + strength * torch.exp(-nearest / (2 * radius**2))
 
 
 # ---------------------------------------------------------------------------- ground-truth values
@@ -247,7 +107,7 @@ def flow_truth_options(config: FlowConfig, device: torch.device) -> dict[str, An
     from metrics.flow import RAFT_BACKENDS
     from metrics.weights import find_weight
 
-    weights = file_stamp(find_weight(RAFT_BACKENDS[config.backend], config.weights))
+    weights = weight_stamp(find_weight(RAFT_BACKENDS[config.backend], config.weights))
     return {"backend": config.backend, "weights": weights, "updates": config.num_flow_updates,
             "device": device.type, "torch": torch.__version__, "version": FLOW_VERSION}
 
@@ -338,10 +198,9 @@ def batch_flow_inputs(batch: Batch, role: str, config: FlowConfig) -> FlowInputs
 class PairMetric(Evaluator):
     """Streams adjacent pairs (t-1, t): keeps the last frame of the previous batch only."""
 
-    def __init__(self, device: torch.device, **options: Any):
+    def __init__(self, device: torch.device, **flow: Any):
         self.device = device
-        self.options = options
-        self.config = flow_config(options)
+        self.config = flow_config(**flow)
         self.previous: Previous | None = None
 
     def update(self, batch: Batch) -> dict[str, np.ndarray]:
@@ -423,16 +282,24 @@ class FlowGap(PairMetric):
 class TOF(PairMetric):
     columns = ("tof",)
 
+    def __init__(self, device: torch.device, *, crop: str = "tecogan", **flow: Any):
+        super().__init__(device, **flow)
+        self.crop = crop
+
     def pair_values(self, pairs):
-        return {"tof": tof(self.gt_flows(pairs), self.pred_flows(pairs), self.options.get("crop", "tecogan"))}
+        return {"tof": tof(self.gt_flows(pairs), self.pred_flows(pairs), self.crop)}
 
 
 class TLP(PairMetric):
     columns = ("tlp",)
 
+    def __init__(self, device: torch.device, *, net: str = "alex", backbone_weights: str | None = None):
+        super().__init__(device)
+        self.net, self.backbone_weights = net, backbone_weights
+
     def pair_values(self, pairs):
-        net, weights = self.options.get("net", "alex"), self.options.get("backbone_weights")
-        options = {"net": net, "weights": file_stamp(lpips_trunk_path(net, weights)), "device": self.device.type,
+        net, weights = self.net, self.backbone_weights
+        options = {"net": net, "weights": weight_stamp(lpips_trunk_path(net, weights)), "device": self.device.type,
                    "torch": torch.__version__, "version": TLP_VERSION}
 
         def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
@@ -448,9 +315,13 @@ class TLP(PairMetric):
 class WarpError(PairMetric):
     columns = ("warp_error", "warp_error_gt")
 
+    def __init__(self, device: torch.device, *, variant: str = "lai", **flow: Any):
+        super().__init__(device, **flow)
+        self.variant = variant
+
     def pair_values(self, pairs):
         forward = self.gt_flows(pairs)
-        variant = self.options.get("variant", "lai")
+        variant = self.variant
         # the occlusion mask and warp_error_gt depend on the ground truth's flows, the variant and
         # the kernels' version (the metric's)
         options = {**flow_truth_options(self.config, self.device), "variant": variant, "version": WARP_ERROR_VERSION,
@@ -494,10 +365,10 @@ class MotionInheritance(Evaluator):
 
     columns = ("motion_inheritance", *(f"mi_epe_{s}" for s in MI_SCALES), "mi_epe_lmk")
 
-    def __init__(self, device: torch.device, **options: Any):
+    def __init__(self, device: torch.device, *, lmk_sigma: float = 0.1, lmk_strength: float = 4.0, **flow: Any):
         self.device = device
-        self.options = options
-        self.config = flow_config(options)
+        self.lmk_sigma, self.lmk_strength = float(lmk_sigma), float(lmk_strength)
+        self.config = flow_config(**flow)
         self.first: FirstFrame | None = None
         self.weights: torch.Tensor | None = None
         self.faceless_first_frame = False
@@ -560,8 +431,7 @@ class MotionInheritance(Evaluator):
             self.faceless_first_frame = True
             return None
         height, width = batch.gt.shape[-2:]
-        return landmark_weights(landmarks, height, width, float(self.options.get("lmk_sigma", 0.1)),
-                                float(self.options.get("lmk_strength", 4.0)))
+        return landmark_weights(landmarks, height, width, self.lmk_sigma, self.lmk_strength)
 
 
 def _repeat(inputs: FlowInputs, count: int) -> FlowInputs:
@@ -576,23 +446,19 @@ def _repeat(inputs: FlowInputs, count: int) -> FlowInputs:
 
 def _factory(cls, choices: dict[str, tuple[str, ...]] | None = None):
     def factory(device: torch.device, protocol: Any = None, **options: Any) -> Evaluator:
-        flow_config(options)  # validates the backend name early
         for option, allowed in (choices or {}).items():
             if option in options and options[option] not in allowed:
                 raise InputError(f"{cls.columns[0]}: {option} must be one of {', '.join(allowed)}, got {options[option]!r}")
-        return cls(device, **options)
+        return cls(device, **options)  # the flow options are checked as the evaluator is built
 
     return factory
-
-
-def _tlp_factory(device: torch.device, protocol: Any = None, **options: Any) -> Evaluator:
-    return TLP(device, **options)
 
 
 _FLOW_NEED = ("flow:dis (OpenCV) by default; raft needs raft_large weights",)
 
 _NON_NEGATIVE = (0.0, math.inf)
-# name, evaluator, unit, description, reference columns, trace, options beyond the flow's (default first), version
+# name, evaluator, unit, description, reference columns, trace, allowed values of its options (its
+# constructor's default among them), version
 _FLOW_METRICS = (
     ("flow_gap", FlowGap, "px", "|mean flow magnitude of the method - of the ground truth| between adjacent frames",
      ("flow_mag_pred", "flow_mag_gt"), False, {}, 1),
@@ -604,20 +470,19 @@ _FLOW_METRICS = (
 for _name, _cls, _unit, _description, _reference, _trace, _choices, _version in _FLOW_METRICS:
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
                         factory=_factory(_cls, _choices), columns=_cls.columns, needs=_FLOW_NEED,
-                        defaults={**FLOW_DEFAULTS, **{option: allowed[0] for option, allowed in _choices.items()}},
+                        defaults=keyword_defaults(_cls, flow_config),
                         check=flow_unavailable, weights=flow_weights, kind="temporal", reference_columns=_reference, trace=_trace,
                         value_range=_NON_NEGATIVE, version=_version))
 register(MetricSpec("tlp", higher_is_better=False, unit="",
                     description="TecoGAN tLP: 100 |LPIPS(gt_t-1, gt_t) - LPIPS(pred_t-1, pred_t)|",
-                    factory=_tlp_factory, columns=TLP.columns,
+                    factory=_factory(TLP), columns=TLP.columns,
                     needs=("package:lpips", "weights:alexnet-owt-7be5be79.pth"),
-                    defaults={"net": "alex", "backbone_weights": None}, check=lpips_unavailable, weights=lpips_weights,
-                    kind="temporal",
+                    defaults=keyword_defaults(TLP), check=lpips_unavailable, weights=lpips_weights, kind="temporal",
                     value_range=_NON_NEGATIVE, version=TLP_VERSION))
 register(MetricSpec("motion_inheritance", higher_is_better=False, unit="px",
                     description="EPE of flows first frame -> frame t, method vs ground truth, mean over scales 1, 1/2, 1/4",
                     factory=_factory(MotionInheritance), columns=MotionInheritance.columns,
                     needs=(*_FLOW_NEED, "dlib 68 landmarks for mi_epe_lmk"),
-                    defaults={**FLOW_DEFAULTS, "lmk_sigma": 0.1, "lmk_strength": 4.0},
+                    defaults=keyword_defaults(MotionInheritance, flow_config),
                     check=flow_unavailable, weights=lambda o: {**flow_weights(o), "dlib-landmarks68": None},
                     kind="temporal", value_range=_NON_NEGATIVE))

@@ -57,8 +57,9 @@ def content_key(frame: torch.Tensor, salt: str = "") -> str:
     return digest.hexdigest()
 
 
-def file_stamp(path: str | os.PathLike) -> str:
-    """A weight file as it enters a key: resolved path, size and modification time."""
+def weight_stamp(path: str | os.PathLike) -> str:
+    """A weight file as it enters a key: resolved path, size and modification time (a weight file's
+    identity in the ground-truth cache; a frame file's content stamp is :func:`benchmark.stamps.file_stamp`)."""
     path = Path(path).resolve()
     stat = path.stat()
     return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"

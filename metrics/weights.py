@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from metrics.errors import WeightsMissingError, WeightsUnusableError
-from metrics.manifest import ManifestEntry, has_entry, manifest, manifest_entry
+from metrics.manifest import ManifestEntry, has_entry, hub_snapshot, manifest, manifest_entry
 
 
 @dataclass(frozen=True)
@@ -331,8 +331,6 @@ def resolve(name: str, explicit_path: str | os.PathLike | None = None) -> Resolv
 
 
 def _resolve_hub(entry: ManifestEntry) -> ResolvedWeight:
-    from metrics.download import hub_snapshot  # metrics.download imports this module
-
     snapshot = hub_snapshot(entry)
     if snapshot is None:
         return ResolvedWeight(entry.name, "missing", reason=f"{entry.repo}@{entry.revision} is not in the Hugging Face "

@@ -27,7 +27,7 @@ def test_registry_lists_and_validates():
     assert set(baselines.list_adapters()) >= {
         "insta", "diffusionrig", "sadtalker", "nha", "nerface", "imavatar", "pointavatar", "avatarmav",
         "maavatar", "consistentavatar", "degraded", "folder"}
-    with pytest.raises(CabenchError, match="not known.*insta"):
+    with pytest.raises(CabenchError, match="unknown adapter 'instaa' \\(did you mean 'insta'\\?\\)"):
         baselines.create_adapter("instaa")
     with pytest.raises(CabenchError, match="setting colour: unknown setting"):
         baselines.create_adapter("nha", path="x", colour="red")

@@ -22,7 +22,7 @@ from calibration_recipe import CASES, TABLE, analytic_flows, make_inputs, save_a
 from benchmark import evaluate
 from metrics.errors import InputError
 from metrics.protocols import get_protocol
-from metrics.temporal import masked_warp_error, occlusion_mask, resample, tecogan_crop
+from metrics.temporal_kernels import masked_warp_error, occlusion_mask, resample, tecogan_crop
 
 MANIFEST = json.loads((TABLE / "manifest.json").read_text())
 TOLERANCE = {"psnr": 1e-4, "ssim": 1e-5, "lpips": 1e-5, "l1": 1e-5, "l2": 1e-5}

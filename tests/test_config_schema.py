@@ -7,6 +7,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.config import load_config
+from benchmark.engine.methods import ADAPTER_RULES
 from metrics.errors import CabenchError
 
 VALID = """
@@ -71,7 +72,7 @@ def test_the_valid_config_loads(tmp_path):
     ("mask = false", 'align = ["stretch"]', "run.align[0]: expected one of 'intersect' or 'resize', got \"stretch\""),
     ('path = "data"', 'path = "data"\nkind = "insat"', "datasets[0].kind: unknown dataset kind 'insat'; choose from insta"),
     ('path = "data"', 'path = "data"\ncolour = 1', "datasets[0].colour: unknown key (known: audio, audio_offset, kind, landmarks, mask, name, path, sequences)"),
-    ('adapter = "degraded"', 'adapter = "degradedd"', "methods[1].adapter: adapter 'degradedd' is not known"),
+    ('adapter = "degraded"', 'adapter = "degradedd"', "methods[1].adapter: unknown adapter 'degradedd' (did you mean 'degraded'?)"),
     ("strength = 0.05", "strenght = 0.05", "methods[1].settings.strenght: unknown setting (known: degradation, name, "),
     ("strength = 0.05", "seed = true", "methods[1].settings.seed: expected an integer, got true"),
     ('degradation = "flicker"', 'degradation = "flick"',
@@ -82,7 +83,7 @@ def test_the_valid_config_loads(tmp_path):
 def test_each_violation_names_the_file_the_key_path_and_what_was_expected(tmp_path, old, new, expected):
     path = _write(tmp_path, old, new)
     with pytest.raises(CabenchError) as error:
-        load_config(path)
+        load_config(path, ADAPTER_RULES)
     lines = str(error.value).splitlines()
     assert all(line.startswith(f"{path}: ") for line in lines)
     assert any(line.startswith(f"{path}: {expected}") for line in lines), lines

@@ -14,6 +14,7 @@ from benchmark import runner
 from benchmark.cli import main
 from benchmark.config import DatasetConfig, MethodConfig, RunConfig
 from benchmark.io import write_frames
+from reports.publish import publish
 from tests.run_helpers import config, write_videos
 
 PARTS = {f"synthetic/seq/{method}/canonical/{metric}" for method in ("noisy", "blurred") for metric in ("l2", "psnr", "ssim")}
@@ -25,7 +26,7 @@ def videos(tmp_path) -> dict:
 
 
 def _run(run_config, **kwargs) -> runner.RunReport:
-    return runner.run_config(run_config, progress=False, plots=False, report=False, log=lambda m: None, **kwargs)
+    return runner.run_config(run_config, progress=False, plots=False, report=False, log=lambda m: None, publish=publish, **kwargs)
 
 
 def test_overwriting_a_methods_frames_recomputes_that_method_only(videos, tmp_path):
@@ -84,7 +85,7 @@ def test_a_protocols_new_version_recomputes_its_parts_only(videos, tmp_path, mon
     run = config(videos, tmp_path / "run", protocol=("canonical", "insta"))
     _run(run)
     insta = protocols.PROTOCOLS["insta"]
-    monkeypatch.setitem(protocols.PROTOCOLS, "insta", dataclasses.replace(insta, version=insta.version + 1))
+    monkeypatch.setitem(protocols.PROTOCOLS._objects, "insta", dataclasses.replace(insta, version=insta.version + 1))
     computed = _run(run).computed_parts
     assert computed and all("/insta/" in part for part in computed)
 

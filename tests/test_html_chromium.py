@@ -41,11 +41,12 @@ def _chromium(*args: str) -> subprocess.CompletedProcess:
 
 def test_report_renders_its_tables_and_images_in_chromium(tmp_path, photos):
     from benchmark.config import DatasetConfig, MethodConfig, RunConfig
-    from benchmark.engine.publish import write_outputs
+    from benchmark.engine.outputs import write_outputs
     from benchmark.engine.samples import write_samples
     from benchmark.io import ArrayFrames
     from benchmark.results.folder import RunFolder
     from benchmark.results.schema import missing_table
+    from reports.publish import publish
     from tests.test_reports_plots import _per_frame
 
     per_frame = _per_frame()
@@ -55,7 +56,7 @@ def test_report_renders_its_tables_and_images_in_chromium(tmp_path, photos):
     frames = ArrayFrames(np.stack([cv2.resize(photos["astronaut"], (64, 64))] * 4))
     method = folder.pair_folder("synthetic", "s0", "w/o LCM")
     write_samples(frames, frames, list(range(4)), method / "samples.png", method.parent / "gt_samples.png")
-    write_outputs(folder, config, per_frame, missing_table([]), ["canonical"])
+    write_outputs(folder, config, per_frame, missing_table([]), ["canonical"], publish=publish)
     report = tmp_path / "report.html"
     probed = tmp_path / "probed.html"
     probed.write_text(report.read_text().replace("</body>", PROBE + "</body>"))

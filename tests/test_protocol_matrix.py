@@ -19,6 +19,7 @@ from benchmark.cli import main
 from benchmark.results.rankings import protocol_rankings, ranking_agreement
 from benchmark.results.schema import read_methods
 from reports import matrix
+from reports.publish import publish
 
 PROTOCOLS = ("canonical", "imavatar", "pointavatar")
 
@@ -81,7 +82,7 @@ def runs(tmp_path_factory) -> dict:
 
     def run(**changes):
         return runner.run_config(dataclasses.replace(config, **changes), progress=False, plots=False,
-                                 report=changes.get("protocol") != "imavatar", log=lambda m: None)
+                                 report=changes.get("protocol") != "imavatar", log=lambda m: None, publish=publish)
 
     return {"all": run(), **{p: run(protocol=p, out=str(root / p)) for p in PROTOCOLS}}
 

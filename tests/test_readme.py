@@ -1,7 +1,10 @@
-"""The README cannot drift from the code: every Python block runs (on small synthetic inputs made
-here), the TOML run config passes the config schema, and every ``cabench ...`` command (in shell
-blocks and in inline code) names an existing subcommand, existing flags and, where the parser or
-the metric registry knows them, existing values.
+"""The README and the pages of ``docs/`` cannot drift from the code: in each page, every Python block
+runs (on small synthetic inputs made here; the blocks of one page share a namespace, in order), every
+TOML run config passes the config schema, every ``cabench ...`` command (in shell blocks and in inline
+code) names an existing subcommand, existing flags and, where the parser or the metric registry knows
+them, existing values, and every relative link names an existing file (and heading).
+
+Every ``docs/*.md`` is checked, including pages added later.
 
 A block that cannot run here is opted out by the line just before its fence,
 ``<!-- readme-test: skip REASON -->`` (an HTML comment, invisible when rendered); the reason is
@@ -24,7 +27,9 @@ import tomllib
 
 from benchmark.cli import build_parser
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 SKIP = re.compile(r"<!--\s*readme-test:\s*skip\b(.*?)-->")
 SEPARATORS = {"&&", "||", ";", "|"}
 
@@ -37,7 +42,7 @@ class Block:
     skip_reason: str | None
 
 
-def readme_blocks(text: str) -> list[Block]:
+def readme_blocks(text: str, name: str = "README.md") -> list[Block]:
     """The fenced code blocks of ``text``, with the opt-out marker of the line before each fence."""
     lines = text.splitlines()
     blocks, start, language = [], None, ""
@@ -51,7 +56,7 @@ def readme_blocks(text: str) -> list[Block]:
         blocks.append(Block(language, "\n".join(lines[start + 1:number]), start + 1,
                             marker.group(1).strip() if marker else None))
         start = None
-    assert start is None, f"README.md:{start + 1}: a code block is never closed"
+    assert start is None, f"{name}:{start + 1}: a code block is never closed"
     return blocks
 
 
@@ -130,62 +135,95 @@ def command_problems(words: list[str], parser: argparse.ArgumentParser) -> list[
     return problems
 
 
-# ---------------------------------------------------------------------------- the README itself
+# ---------------------------------------------------------------------------- the README and docs/*.md
+
+
+def _name(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+@pytest.fixture(scope="module", params=PAGES, ids=_name)
+def page(request) -> Path:
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def text() -> str:
-    return README.read_text(encoding="utf-8")
+def text(page) -> str:
+    return page.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
-def blocks(text) -> list[Block]:
-    return readme_blocks(text)
+def blocks(page, text) -> list[Block]:
+    return readme_blocks(text, _name(page))
 
 
-def test_every_opt_out_gives_its_reason(text, blocks):
+def test_the_docs_are_found():
+    assert len(PAGES) > 1 and all(p.suffix == ".md" for p in PAGES)
+    assert len(README.read_text(encoding="utf-8").splitlines()) <= 250  # the README is a guide; the rest is in docs/
+
+
+def test_every_opt_out_gives_its_reason(page, text, blocks):
     for number, line in enumerate(text.splitlines(), 1):
         marker = SKIP.search(line)
         if marker:
-            assert marker.group(1).strip(), f"README.md:{number}: a readme-test skip marker needs its reason"
-    assert any(b.language == "python" for b in blocks) and any(b.language == "bash" for b in blocks)
+            assert marker.group(1).strip(), f"{_name(page)}:{number}: a readme-test skip marker needs its reason"
+    if page == README:
+        assert any(b.language == "python" for b in blocks) and any(b.language == "bash" for b in blocks)
 
 
-def test_every_cabench_command_names_existing_subcommands_flags_and_values(text, blocks):
+def test_every_cabench_command_names_existing_subcommands_flags_and_values(page, text, blocks):
     parser = build_parser()
-    commands = [(f"inline `{' '.join(c)}`", c) for c in inline_commands(text)]
+    commands = [(f"{_name(page)}: inline `{' '.join(c)}`", c) for c in inline_commands(text)]
     for block in blocks:
         if block.language in ("bash", "sh", "console", "") and block.skip_reason is None:
-            commands += [(f"README.md:{block.line}", c) for c in shell_commands(block.text)]
+            commands += [(f"{_name(page)}:{block.line}", c) for c in shell_commands(block.text)]
     cabench = [(where, words) for where, words in commands if words[0] == "cabench"]
-    assert len(cabench) >= 10  # the README documents the CLI: its commands are found and checked
+    if page == README:
+        assert len(cabench) >= 10  # the README documents the CLI: its commands are found and checked
     problems = [f"{where}: {' '.join(words)}: {problem}" for where, words in cabench
                 for problem in command_problems(words, parser)]
     assert not problems, "\n".join(problems)
 
 
-def test_the_checker_notices_drift():
-    """The checks above can fail: a renamed flag, subcommand, choice or metric is reported."""
-    parser = build_parser()
-    assert command_problems(["cabench", "tables", "--run", "R", "--ci", "bounds", "--per-sequence"], parser) == []
-    assert command_problems(["cabench", "tables", "--run", "R", "--cis"], parser) == ["tables: no option --cis"]
-    assert command_problems(["cabench", "table"], parser)[0].startswith("no subcommand 'table'")
-    assert command_problems(["cabench", "tables", "--ci", "sd"], parser)[0].startswith("--ci sd: not one of")
-    assert command_problems(["cabench", "train", "vae|stage9", "--data", "D"], parser)[0].startswith("train stage9")
-    assert command_problems(["cabench", "eval", "--metrics", "l2,psnrr"], parser) == ["--metrics: no metric 'psnrr'"]
-    assert shell_commands("cabench eval --gt G \\\n    --pred a=P  # note\npip install x && cabench demo") == [
-        ["cabench", "eval", "--gt", "G", "--pred", "a=P"], ["pip", "install", "x"], ["cabench", "demo"]]
-    found = readme_blocks("a\n<!-- readme-test: skip needs a GPU -->\n```bash\ncabench x\n```\n")
-    assert found == [Block("bash", "cabench x", 3, "needs a GPU")]
+def github_anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation but ``-`` and ``_`` dropped, spaces to ``-``."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-def test_the_run_config_passes_the_schema(blocks, tmp_path):
+def _anchors(text: str) -> set[str]:
+    body = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    return {github_anchor(h) for h in re.findall(r"^#+ (.+)$", body, flags=re.M)}
+
+
+def test_every_relative_link_names_an_existing_file_and_heading(page, text):
+    problems = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue  # an absolute URL
+        file, _, anchor = target.partition("#")
+        path = (page.parent / file).resolve() if file else page
+        if not path.exists():
+            problems.append(f"{_name(page)}: link {target}: no file {file}")
+        elif anchor and path.suffix == ".md" and anchor not in _anchors(path.read_text(encoding="utf-8")):
+            problems.append(f"{_name(page)}: link {target}: no heading #{anchor} in {_name(path)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_link_checker_notices_drift():
+    assert github_anchor("Weights: `cabench weights`") == "weights-cabench-weights"
+    assert github_anchor("Image metrics (L2, PSNR, SSIM)") == "image-metrics-l2-psnr-ssim"
+    assert _anchors("# A b\n```\n# not a heading\n```\n## C: `d`\n") == {"a-b", "c-d"}
+
+
+def test_the_run_config_passes_the_schema(page, blocks, tmp_path):
     from benchmark.config import parse_config
+    from benchmark.engine.methods import ADAPTER_RULES
 
     configs = [b for b in blocks if b.language == "toml" and b.skip_reason is None]
-    assert configs
+    assert configs or page != README
     for block in configs:
-        config = parse_config(tomllib.loads(block.text), base=tmp_path, source=f"README.md:{block.line}")
+        config = parse_config(tomllib.loads(block.text), base=tmp_path, source=f"{_name(page)}:{block.line}",
+                              adapters=ADAPTER_RULES)
         assert config.datasets and config.methods
 
 
@@ -213,20 +251,20 @@ def _summary() -> pd.DataFrame:
     return summarize(per_frame, bootstrap=BootstrapSettings(resamples=50))
 
 
-def test_every_python_block_runs(blocks, tmp_path, monkeypatch):
+def test_every_python_block_runs(page, blocks, tmp_path, monkeypatch):
     from reports.pytest_plugin import QualityRegression
 
     python = [b for b in blocks if b.language == "python"]
-    assert python
+    assert python or page != README
     _synthetic_inputs(tmp_path)
     monkeypatch.chdir(tmp_path)
     tested: set[str] = set()
-    namespace = {"__name__": "readme", "run_my_evaluation": _summary}  # shared: the README reads top to bottom
+    namespace = {"__name__": "readme", "run_my_evaluation": _summary}  # shared: a page reads top to bottom
     for block in python:
         if block.skip_reason is not None:
             continue
         namespace.pop("result", None)
-        exec(compile(block.text, f"README.md:{block.line}", "exec"), namespace)
+        exec(compile(block.text, f"{_name(page)}:{block.line}", "exec"), namespace)
         for name, function in list(namespace.items()):  # a block that defines tests: run them, record then compare
             if name.startswith("test_") and callable(function) and name not in tested:
                 tested.add(name)

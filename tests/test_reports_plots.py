@@ -111,10 +111,11 @@ def test_run_plots_draw_temporal_curves_bars_and_traces(tmp_path):
 
 def test_html_report_is_self_contained_with_tables_plots_samples_protocol_and_versions(tmp_path, photos):
     from benchmark.config import DatasetConfig, MethodConfig, RunConfig
-    from benchmark.engine.publish import write_outputs
+    from benchmark.engine.outputs import write_outputs
     from benchmark.engine.samples import write_samples
     from benchmark.io import ArrayFrames
     from benchmark.results.folder import RunFolder
+    from reports.publish import publish
 
     per_frame = _per_frame()
     missing = pd.DataFrame({"dataset": ["synthetic"], "sequence": ["s0"], "method": ["w/o LCM"], "protocol": ["canonical"],
@@ -125,7 +126,7 @@ def test_html_report_is_self_contained_with_tables_plots_samples_protocol_and_ve
     frames = ArrayFrames(np.stack([cv2.resize(photos["astronaut"], (64, 64))] * 6))
     method = folder.pair_folder("synthetic", "s0", "w/o LCM")
     write_samples(frames, frames, list(range(6)), method / "samples.png", method.parent / "gt_samples.png")
-    write_outputs(folder, config, per_frame, missing, ["canonical"])
+    write_outputs(folder, config, per_frame, missing, ["canonical"], publish=publish)
     html = (tmp_path / "report.html").read_text()
     assert "<table class='results' id='table1'>" in html and "id='table2'" in html and "id='summary'" in html
     assert "LPIPS: missing (alexnet-owt-7be5be79.pth not found)" in html

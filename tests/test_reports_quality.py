@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from reports.publish import publish
 from reports.pytest_plugin import QualityRegression, compare, quality_values
 
 pytest_plugins = ["pytester"]
@@ -35,7 +36,7 @@ def _run_summary(data, tmp_path, blur: float):
                        methods=(MethodConfig("blurred", adapter="degraded",
                                              settings={"degradation": "oversmooth", "strength": blur}),),
                        metrics=metrics, out=str(tmp_path / "run"), split="all", batch_size=8)
-    report = runner.run_config(config, progress=False, plots=False, report=False, log=lambda m: None)
+    report = runner.run_config(config, progress=False, plots=False, report=False, log=lambda m: None, publish=publish)
     return report.summary
 
 

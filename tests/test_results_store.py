@@ -11,6 +11,7 @@ import pytest
 
 from benchmark import runner
 from benchmark.results.store import Part
+from reports.publish import publish
 from tests.run_helpers import config, write_videos
 
 
@@ -90,6 +91,6 @@ def test_a_run_writes_bytes_linear_in_frames(tmp_path, monkeypatch):
         videos = write_videos(tmp_path / f"videos{frames}", frames=frames, size=32)
         run = config(videos, tmp_path / f"run{frames}", batch_size=2)
         written[frames] = _written_during(lambda run=run: runner.run_config(run, progress=False, plots=False,
-                                                                               report=False, log=lambda m: None))
+                                                                               report=False, log=lambda m: None, publish=publish))
     # Linear: 32 more frames cost twice what 16 more did; a store rewritten after every batch: four times.
     assert (written[64] - written[32]) / (written[32] - written[16]) < 2.4

@@ -23,6 +23,7 @@ from benchmark.cli import main
 from benchmark.config import DatasetConfig, MethodConfig, to_toml
 from benchmark.results.names import safe_name
 from metrics.errors import CabenchError
+from reports.publish import publish
 from tests.run_helpers import config, write_videos
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,11 +76,11 @@ def test_shards_of_one_run_work_side_by_side_and_a_second_copy_of_a_shard_is_ref
     run = config(videos, tmp_path / "run")
     holder = _holder(tmp_path / "run", "0,2")
     try:
-        assert runner.run_config(run, progress=False, plots=False, report=False, log=lambda m: None, shard=(1, 2)) is None
+        assert runner.run_config(run, progress=False, plots=False, report=False, log=lambda m: None, shard=(1, 2), publish=publish) is None
         with pytest.raises(CabenchError, match=rf"shard 0/2: pid {holder.pid}"):
-            runner.run_config(run, progress=False, log=lambda m: None, shard=(0, 2))
+            runner.run_config(run, progress=False, log=lambda m: None, shard=(0, 2), publish=publish)
         with pytest.raises(CabenchError, match="another cabench run is using this folder"):
-            runner.run_config(run, progress=False, log=lambda m: None)
+            runner.run_config(run, progress=False, log=lambda m: None, publish=publish)
     finally:
         holder.kill()
         holder.wait()
@@ -196,22 +197,22 @@ def test_a_write_failure_mid_run_is_one_line_and_keeps_what_was_stored(videos, t
     line = _error(capsys)
     assert ".log: cannot write (No space left on device); the results stored before it are kept" in line
     monkeypatch.undo()
-    resumed = runner.run_config(run, progress=False, plots=False, report=False, log=lambda m: None)
+    resumed = runner.run_config(run, progress=False, plots=False, report=False, log=lambda m: None, publish=publish)
     assert resumed.reused_frames == 3 * 2 + 2  # l2, psnr, ssim of the first batch (2 frames), l2 of the second
     expected = runner.run_config(config(videos, tmp_path / "clean", batch_size=2), progress=False, plots=False,
-                                 report=False, log=lambda m: None)
+                                 report=False, log=lambda m: None, publish=publish)
     pd.testing.assert_frame_equal(resumed.per_frame, expected.per_frame)
 
 
 def test_stale_temporary_files_are_removed_when_a_run_starts(videos, tmp_path):
     run = config(videos, tmp_path / "run")
-    runner.run_config(run, progress=False, plots=False, report=False, log=lambda m: None)
+    runner.run_config(run, progress=False, plots=False, report=False, log=lambda m: None, publish=publish)
     out = tmp_path / "run"
     stale = [out / ".per_frame.csv.ab12cd_9.tmp", out / "parts" / "synthetic" / "seq" / "noisy" / "canonical" / ".l2.csv.zz99yy88.tmp"]
     for path in stale:
         path.write_text("half")
     (out / "notes.tmp").write_text("mine")  # not a name atomic writes make: kept
-    runner.run_config(run, progress=False, plots=False, report=False, log=lambda m: None)
+    runner.run_config(run, progress=False, plots=False, report=False, log=lambda m: None, publish=publish)
     assert not any(path.exists() for path in stale) and (out / "notes.tmp").exists()
     assert not [p for p in out.rglob("*.tmp") if p.name != "notes.tmp"]
 
@@ -245,7 +246,7 @@ def test_hostile_dataset_and_method_names_cannot_write_outside_the_run_folder(vi
     run = dataclasses.replace(run, methods=methods, datasets=(DatasetConfig("..", run.datasets[0].path, kind="frames"),))
     absolute_existed = Path("/tmp/absolute").exists()
     before = {p for p in tmp_path.rglob("*")}
-    report = runner.run_config(run, progress=False, plots=True, report=True, log=lambda m: None)
+    report = runner.run_config(run, progress=False, plots=True, report=True, log=lambda m: None, publish=publish)
     assert list(dict.fromkeys(report.per_frame["method"])) == list(HOSTILE[:6])
     created = {p for p in tmp_path.rglob("*")} - before
     outside = [p for p in created if not p.resolve().is_relative_to((tmp_path / "nested" / "run").resolve())

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from benchmark.config import DatasetConfig, MethodConfig, RunConfig
+from reports.publish import publish
 
 METHODS = ("INSTA (stage-1 proxy)", "Synthetic: flicker", "Synthetic: over-smoothing")
 
@@ -45,7 +46,7 @@ def run(tmp_path_factory):
                  MethodConfig(METHODS[2], adapter="degraded", settings={"degradation": "oversmooth"})),
         metrics=("l2", "psnr", "flow_gap", "warp_error", "lmd"), out=str(root / "out"), batch_size=4, split="test",
         options={"face_region": "detect"})  # detection on the method's frames: some frames have no face
-    report = run_config(config, progress=False, log=lambda m: None)
+    report = run_config(config, progress=False, log=lambda m: None, publish=publish)
     return {"out": root / "out", "report": report, "per_frame": report.per_frame}
 
 

@@ -17,6 +17,7 @@ from benchmark.engine import samples
 from benchmark.results.names import safe_name
 from benchmark.results.store import Part
 from metrics.errors import CabenchError
+from reports.publish import publish
 from tests.run_helpers import FRAMES, config, write_videos
 
 
@@ -26,7 +27,7 @@ def videos(tmp_path_factory) -> dict:
 
 
 def _run(run_config, **kwargs) -> runner.RunReport:
-    return runner.run_config(run_config, progress=False, plots=False, report=False, log=lambda m: None, **kwargs)
+    return runner.run_config(run_config, progress=False, plots=False, report=False, log=lambda m: None, publish=publish, **kwargs)
 
 
 def _interrupted_after(appends: int, run_config, monkeypatch) -> None:
@@ -97,7 +98,7 @@ def test_shards_merge_into_the_single_run(videos, tmp_path):
     sharded = config(videos, tmp_path / "sharded")
     for index in range(2):
         assert _run(sharded, shard=(index, 2)) is None  # a shard does not merge
-    merged = runner.merge_run(sharded, plots=False, report=False)
+    merged = runner.merge_run(sharded, plots=False, report=False, publish=publish)
     pd.testing.assert_frame_equal(merged.per_frame, single)
 
 
@@ -105,7 +106,7 @@ def test_merge_refuses_an_unfinished_run(videos, tmp_path):
     run = config(videos, tmp_path / "run")
     _run(run, shard=(0, 2))
     with pytest.raises(CabenchError, match="blurred l2 .canonical. is not stored"):
-        runner.merge_run(run, plots=False, report=False)
+        runner.merge_run(run, plots=False, report=False, publish=publish)
 
 
 def test_missing_metric_is_recorded_with_its_reason_and_outputs_are_written(videos, tmp_path, torch_home):
@@ -155,7 +156,7 @@ def test_a_temporal_metric_interrupted_midway_is_recomputed_from_the_start(video
 
 def test_a_run_whose_every_metric_is_missing_still_reports(videos, tmp_path, torch_home):
     run = config(videos, tmp_path / "run", metrics=("lpips",))
-    report = runner.run_config(run, progress=False, log=lambda m: None)
+    report = runner.run_config(run, progress=False, log=lambda m: None, publish=publish)
     assert report.per_frame.empty and len(report.missing) == 2
     table1 = (Path(run.out) / "table1.md").read_text()
     # said plainly, once: no grid of "missing" cells, one note for both methods
@@ -206,6 +207,7 @@ def test_time_s_is_the_adapters_time_after_load(videos, tmp_path, monkeypatch):
     """The engine loads an adapter (load()) before it asks for frames, so time_s is rendering alone:
     an adapter that reports 0.125 s per frame once loaded (and 99 s if asked before) gives 0.125 s."""
     from baselines import base
+    from baselines.catalogue import ADAPTERS
     from benchmark.config import MethodConfig
     from benchmark.io import ArrayFrames
 
@@ -226,7 +228,8 @@ def test_time_s_is_the_adapters_time_after_load(videos, tmp_path, monkeypatch):
         def fingerprint(self, sequence):
             return "loaded-v1"
 
-    monkeypatch.setitem(base._REGISTRY, Loaded.key, Loaded)
+    monkeypatch.setitem(ADAPTERS._targets, Loaded.key, None)  # registered for this test only
+    monkeypatch.setitem(ADAPTERS._objects, Loaded.key, Loaded)
     run = dataclasses.replace(config(videos, tmp_path / "run"), methods=(MethodConfig("Loaded", adapter="test_loaded"),))
     table = _run(run).per_frame
     assert calls == ["load", "outputs"] and (table["time_s"] == 0.125).all()

@@ -7,7 +7,9 @@ import pytest
 from benchmark.cli import main
 from benchmark.commands.run import parse_shard
 from benchmark.config import load_config, parse_config, to_toml
+from benchmark.runner import load_config as runner_load_config
 from metrics.errors import CabenchError
+from reports.publish import publish
 
 CONFIG = """
 [run]
@@ -100,7 +102,7 @@ def test_metric_options_are_checked_against_the_metrics_before_any_work(tmp_path
     config = parse_config({"run": {"metrics": ["l2"], "options": {"net": "vgg"}, "out": "out"}, "datasets": [{"path": "d"}],
                            "methods": [{"name": "a", "frames": "f"}]}, base=tmp_path)
     with pytest.raises(CabenchError, match="net"):
-        run_config(config)
+        run_config(config, publish=publish)
     assert not (tmp_path / "out").exists()
 
 
@@ -130,7 +132,7 @@ settings = { path = "renders/{sequence}" }
 """
     (tmp_path / "run.toml").write_text(text)
     monkeypatch.chdir(tmp_path.parent)  # the working directory plays no part
-    config = load_config(tmp_path / "run.toml")
+    config = runner_load_config(tmp_path / "run.toml")  # the adapters' path settings resolved too
     assert config.protocol == ("canonical", "insta")
     assert (config.datasets[0].mask, config.datasets[0].landmarks) == (str(tmp_path / "masks"), str(tmp_path / "lmk.npy"))
     assert config.methods[0].settings == {"checkpoint": str(tmp_path / "ckpt"), "stage1_rgb": "{root}/rgb"}

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
+from reports.publish import publish
 
 CONFIG = """
 [run]
@@ -101,7 +102,7 @@ def test_runs_killed_at_random_points_resume_to_byte_identical_results(tmp_path)
     videos = write_videos(tmp_path / "videos", frames=24, size=48)
     whole = config(videos, tmp_path / "whole", metrics=("l2", "psnr", "ssim", "tof"), batch_size=2)
     started = time.monotonic()
-    runner.run_config(whole, progress=False, plots=False, report=False, log=lambda m: None)
+    runner.run_config(whole, progress=False, plots=False, report=False, log=lambda m: None, publish=publish)
     work = time.monotonic() - started
     expected = (tmp_path / "whole" / "per_frame.csv").read_bytes()
 

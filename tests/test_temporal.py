@@ -10,7 +10,7 @@ import torch
 from benchmark.evaluation import evaluate
 from metrics import registry
 from metrics.image import lpips
-from metrics.temporal import end_point_error, landmark_weights, occlusion_mask, warp_error
+from metrics.temporal_kernels import end_point_error, landmark_weights, occlusion_mask, warp_error
 
 FRAMES = 6
 VELOCITY = (1.5, 0.75)  # pixels per frame (x, y)

@@ -19,6 +19,7 @@ from benchmark.evaluation import evaluate
 from metrics import face as face_module
 from metrics import flow as flow_module
 from metrics.truth import TruthStore, content_key, entry_key
+from reports.publish import publish
 
 FRAMES = 5
 METRICS = ["flow_gap", "tof", "warp_error", "motion_inheritance", "lmd", "mlmd", "csim"]
@@ -249,13 +250,13 @@ def test_a_three_method_run_computes_the_ground_truth_once_and_a_rerun_none(tmp_
     config = RunConfig(datasets=(DatasetConfig("synthetic", str(tmp_path / "data"), kind="synthetic"),), methods=methods,
                        metrics=("tof", "warp_error", "motion_inheritance", "lmd"), out=str(tmp_path / "run"), split="all",
                        batch_size=4)
-    first = run_config(config, progress=False, plots=False, report=False, log=lambda _: None).per_frame
+    first = run_config(config, progress=False, plots=False, report=False, log=lambda _: None, publish=publish).per_frame
     pairs = FRAMES - 1
     assert counter.flows["gt"] == 3 * pairs - 1 and counter.faces["gt"] == FRAMES
     assert counter.flows["pred"] == 3 * 2 * pairs
     assert (tmp_path / "run" / "cache" / "synthetic" / "talk" / "flow").is_dir()
     counter.flows, counter.faces = {"gt": 0, "pred": 0}, {"gt": 0, "pred": 0}
-    again = run_config(config, force=True, progress=False, plots=False, report=False, log=lambda _: None).per_frame
+    again = run_config(config, force=True, progress=False, plots=False, report=False, log=lambda _: None, publish=publish).per_frame
     assert counter.flows["gt"] == 0 and counter.faces["gt"] == 0 and counter.flows["pred"] == 3 * 2 * pairs
     assert np.isfinite(first["lmd"]).all()
     pd.testing.assert_frame_equal(first, again)

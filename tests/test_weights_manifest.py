@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from metrics import load_metrics
+from metrics import load_metrics, weights
 from metrics.errors import CabenchError
 from metrics.manifest import _validate, manifest, manifest_entry
 from metrics.weights import _KNOWN, ALIASES, get_weight, resolve
@@ -100,10 +100,10 @@ def test_a_hub_entry_is_fetched_at_its_pinned_commit_into_the_hub_cache(torch_ho
     entry = manifest_entry("clip-vit-large")
     assert download.download("clip-vit-large", progress=False) == tmp_path / "snapshot"
     assert calls == [(entry.repo, entry.revision, list(entry.allow))] and re.fullmatch(r"[0-9a-f]{40}", entry.revision)
-    monkeypatch.setattr(download, "hub_snapshot", lambda e: None)
+    monkeypatch.setattr(weights, "hub_snapshot", lambda e: None)
     missing = resolve("clip-vit-large")
     assert missing.status == "missing" and "cabench weights --download clip-vit-large" in missing.reason
-    monkeypatch.setattr(download, "hub_snapshot", lambda e: tmp_path / "snapshot")
+    monkeypatch.setattr(weights, "hub_snapshot", lambda e: tmp_path / "snapshot")
     found = resolve("clip-vit-large")
     assert found.verified and found.record()["revision"] == entry.revision
     with pytest.raises(CabenchError, match="no weight named 'nothing'.*lpips-alex"):

@@ -26,10 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from benchmark import demo
+    from reports.publish import publish
 
     report = demo.run_demo(out=args.out, frames=args.frames or demo.DEMO_FRAMES, size=args.size or demo.DEMO_SIZE,
                            sequences=args.sequences or demo.DEMO_SEQUENCES, seed=args.seed, device=args.device,
-                           force=args.force, progress=not args.quiet, log=(lambda m: None) if args.quiet else print)
+                           force=args.force, progress=not args.quiet, log=(lambda m: None) if args.quiet else print,
+                           publish=publish)
     for name in ("table1.md", "metrics.md"):  # Table 1 and the headline column of every other metric
         if (report.out / name).exists():
             print((report.out / name).read_text())

@@ -114,13 +114,14 @@ def eval_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from benchmark.runner import run_config
     from metrics.errors import CabenchError
+    from reports.publish import publish
 
     if args.batch_size < 1:
         raise CabenchError(f"--batch-size must be at least 1, got {args.batch_size}")
     config = eval_config(args)
     log = (lambda message: None) if args.quiet else print
     report = run_config(config, force=args.force, progress=not args.quiet, shard=(0, 1), plots=not args.no_plots,
-                        report=not args.no_plots, log=log)
+                        report=not args.no_plots, log=log, publish=publish)
     for name in ("table1.md", "metrics.md"):
         if (report.out / name).exists():
             print((report.out / name).read_text())

@@ -50,18 +50,18 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from benchmark.config import load_config
-    from benchmark.runner import merge_run, run_config
+    from benchmark.runner import load_config, merge_run, run_config
+    from reports.publish import publish
 
     config = load_config(args.config)
     if args.out:
         config = dataclasses.replace(config, out=str(Path(args.out)))
     log = (lambda message: None) if args.quiet else print
     if args.merge_only:
-        report = merge_run(config, plots=not args.no_plots, report=not args.no_plots)
+        report = merge_run(config, plots=not args.no_plots, report=not args.no_plots, publish=publish)
     else:
         report = run_config(config, force=args.force, progress=not args.quiet, shard=parse_shard(args.shard),
-                            plots=not args.no_plots, report=not args.no_plots, log=log)
+                            plots=not args.no_plots, report=not args.no_plots, log=log, publish=publish)
     if report is None:
         return 0
     print((report.out / "table1.md").read_text())

@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.results.schema import read_metadata, read_methods, read_run
     from benchmark.results.summary import missing_by_method, summarize
     from reports import matrix
+    from reports.publish import table_files
     from reports.runinfo import policy_notes
-    from reports.tables import Uncertainty, render_all, table_marks
 
     bootstrap = saved_settings(args.run).overridden(args.resamples, args.seed, args.level)
     per_frame, missing = read_run(args.run)
@@ -65,9 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.per_sequence:
         missing = missing_by_method(missing)
     out = Path(args.out or args.run)
-    uncertainty = Uncertainty(args.ci, table_marks(per_frame, summary, roles, bootstrap), bootstrap)
-    files = render_all(summary, missing if len(missing) else None, paper=args.paper, roles=roles,
-                       uncertainty=uncertainty, notes=policy_notes(read_metadata(args.run)))
+    files, _ = table_files(per_frame, summary, missing if len(missing) else None, roles, bootstrap,
+                           policy_notes(read_metadata(args.run)), ci=args.ci, paper=args.paper)
     if args.protocols:
         per_dataset = summarize(per_frame, bootstrap=bootstrap) if args.per_sequence else summary
         files.update(matrix.render_files(per_dataset, roles))

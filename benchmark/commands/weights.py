@@ -64,8 +64,7 @@ def _load_weight_tables() -> None:
 
 
 def _list(verify: bool) -> int:
-    from metrics.download import hub_snapshot
-    from metrics.manifest import manifest
+    from metrics.manifest import hub_snapshot, manifest
     from metrics.weights import search_dirs, weight_status
 
     print("searched, in order: explicit paths given to a command, " + ", ".join(str(d) for d in search_dirs()))

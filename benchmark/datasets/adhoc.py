@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.datasets.audio import audio_file_of
-from benchmark.datasets.base import LANDMARKS, Sequence
+from benchmark.datasets.base import LANDMARKS, DatasetReader, Sequence
 from benchmark.io import open_frames, open_masks
 from metrics.errors import InputError
 
@@ -56,3 +56,6 @@ def read_frames_sequence(path: str | Path, mask: str | Path | None = None, landm
     return Sequence(name=name or sequence_name(path), frames=frames, mask=masks, annotations=annotations,
                     fps=frames.fps, root=root if root.is_dir() else root.parent, kind="frames",
                     audio_file=audio_file_of(root, audio), audio_offset=float(audio_offset))
+
+
+READER = DatasetReader("frames", None, lambda path: [read_frames_sequence(path)])

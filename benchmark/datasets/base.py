@@ -13,7 +13,7 @@ A sequence may carry audio: ``audio_file`` (a video with an audio stream, or a `
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,22 @@ class Sequence:
             return values
         index = {frame: i for i, frame in enumerate(self.frame_ids)}
         return values[[index[i] for i in ids]]
+
+
+@dataclass(frozen=True)
+class DatasetReader:
+    """How a dataset kind is recognised and read.
+
+    layout: the folder layout the reader reads; two kinds share one where a layout serves two
+        sources (``synthetic``: INSTA's layout written by ``cabench synth``; ``pointavatar``: IMavatar's).
+    matches: whether a folder is one sequence (or video folder) of this layout; None for a kind that
+        is never detected, only named (``frames``: one sequence given directly).
+    read: the sequences of a folder that matches.
+    """
+
+    layout: str
+    matches: Callable[[Path], bool] | None
+    read: Callable[[Path], list[Sequence]]
 
 
 @dataclass

@@ -27,6 +27,7 @@ from benchmark.datasets.base import (
     LANDMARKS,
     POSE,
     POSE_FULL,
+    DatasetReader,
     Sequence,
     as_array,
     frame_entries,
@@ -102,3 +103,6 @@ def read_video(folder: Path, name: str | None = None) -> Sequence:
         annotations[LANDMARKS] = (keypoints[:, :68] + 1.0) * np.array([width, height]) / 2.0
     return Sequence(name=name or folder.name, frames=frames, mask=mask, annotations=annotations,
                     fps=None, splits={}, root=folder, kind="imavatar")
+
+
+READER = DatasetReader("imavatar", is_imavatar, read_imavatar)

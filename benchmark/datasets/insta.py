@@ -27,6 +27,7 @@ from benchmark.datasets.base import (
     EXPRESSION,
     LANDMARKS,
     POSE,
+    DatasetReader,
     Sequence,
     as_array,
     load_json,
@@ -144,3 +145,6 @@ def _annotations(root: Path, ids: list[int], entries: dict[int, tuple[dict, Path
         rows = [as_array(entries[f][0][key], shape, entries[f][1], f"frame {f} {key!r}") for f in ids]
         annotations[key] = stack_rows(rows, entries[ids[0]][1], key)
     return annotations
+
+
+READER = DatasetReader("insta", is_insta, lambda path: [read_insta(path)])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from benchmark.datasets.base import (
     EXPRESSION,
+    DatasetReader,
     Sequence,
     as_array,
     frame_entries,
@@ -63,3 +64,6 @@ def read_nerface(root: Path, name: str | None = None) -> Sequence:
     return Sequence(name=name or root.name, frames=frames, mask=None, annotations=annotations, fps=None,
                     splits=splits, root=root, kind="nerface",
                     extras={"background": background} if background.is_file() else {})
+
+
+READER = DatasetReader("nerface", is_nerface, lambda path: [read_nerface(path)])

@@ -9,7 +9,8 @@ run config to a run folder.
 - :mod:`~benchmark.engine.compute`: computing the parts that are not stored yet;
 - :mod:`~benchmark.engine.samples`: the sample strips of the report;
 - :mod:`~benchmark.engine.launch`: several processes (accelerate / torchrun) and the device;
-- :mod:`~benchmark.engine.publish`: the tables, plots and report of a merged run;
+- :mod:`~benchmark.engine.outputs`: the result files of a merged run, and its values handed to a publisher
+  (:func:`reports.publish.publish`: tables, plots, report);
 - :mod:`~benchmark.engine.signals`: SIGTERM handled as an interruption.
 :func:`benchmark.runner.run_config` puts them together. Results are stored and read only through
 :mod:`benchmark.results`.

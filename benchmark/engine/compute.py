@@ -36,7 +36,7 @@ from benchmark.results.store import Part
 from metrics import registry
 
 
-class Runner:
+class PartComputer:
     """Computes the parts of a run's pairs that are not stored (see the module docstring)."""
 
     def __init__(self, config: RunConfig, folder: RunFolder, metrics: list[str], options: dict[str, dict[str, Any]],
@@ -128,7 +128,7 @@ class Runner:
             gt = SubsetFrames(sequence.frames, ids)
             mask = SubsetFrames(sequence.mask, ids) if uses_mask(self.config, sequence) else None
             landmarks = landmarks_of(sequence, gt.frame_ids)
-            options = {key: value for name in names for key, value in self.options[name].items()}
+            options = {name: self.options[name] for name in names}  # per metric, as split at load
             truth_cache = self.folder.truth_cache(plan.stored.dataset, plan.stored.sequence)
             audio = sequence_audio(sequence, gt.frame_ids) if any("audio" in registry.get(n).needs for n in names) else None
             result = evaluate(pred=SubsetFrames(pred, ids), gt=gt, metrics=names, protocol=protocol, mask=mask, device=device,

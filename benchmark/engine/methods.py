@@ -14,8 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from baselines.base import Adapter, MethodOutput, adapter_class
-from benchmark.config import MethodConfig, RunConfig
+from baselines.base import Adapter, MethodOutput
+from baselines.catalogue import adapter_class, resolve_path_settings, setting_violations
+from benchmark.config import AdapterRules, MethodConfig, RunConfig
 from benchmark.datasets.base import Sequence
 from benchmark.io import FrameSource, open_frames
 from benchmark.stamps import text_stamp
@@ -79,3 +80,31 @@ def method_roles(config: RunConfig) -> list[dict[str, str]]:
         role = adapter_class(method.adapter).role if method.adapter else "method"
         records.append({"method": method.name, "role": role, "adapter": method.adapter or ""})
     return records
+
+
+def method_violations(method: Any, where: str) -> list[tuple[str, str]]:
+    """What is wrong with the adapter of one ``[[methods]]`` entry as read from TOML (``where``: its key
+    path): an unknown adapter name, unknown, missing or mistyped settings (against the annotations of
+    the adapter's ``__init__``), then the values the adapter refuses when it is built."""
+    import baselines
+
+    if not isinstance(method, dict) or not isinstance(method.get("adapter"), str):
+        return []  # the schema reports these
+    adapter, settings = method["adapter"], method.get("settings", {})
+    try:
+        adapter_class(adapter)
+    except CabenchError as error:
+        return [(f"{where}.adapter", str(error))]
+    if not isinstance(settings, dict):
+        return []
+    wrong = [(f"{where}.settings.{path}", why) for path, why in setting_violations(adapter, settings)]
+    if not wrong:
+        try:
+            baselines.create_adapter(adapter, **{"name": str(method.get("name", "")), **settings})
+        except CabenchError as error:
+            wrong.append((f"{where}.settings", str(error)))
+    return wrong
+
+
+# what a run config checks of its adapter methods (benchmark.config imports no adapter: the engine gives it these)
+ADAPTER_RULES = AdapterRules(violations=method_violations, resolve=resolve_path_settings)

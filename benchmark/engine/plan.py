@@ -78,13 +78,9 @@ def plan(config: RunConfig) -> list[Pair]:
 
 
 def evaluated_ids(sequence: Sequence, split: str) -> list[int]:
-    """Frame ids of ``split``; a sequence without splits is evaluated on all its frames."""
-    splits = getattr(sequence, "splits", None) or {}
-    if split in ("all", "") or not splits:
-        return list(sequence.frames.frame_ids)
-    if split not in splits:
-        raise InputError(f"{sequence.name}: no split {split!r} (has {', '.join(splits)})")
-    return list(splits[split])
+    """Frame ids of ``split`` (``Sequence.split_ids``; ``""`` as ``"all"``): a sequence without splits is
+    evaluated on all its frames."""
+    return sequence.split_ids(split or None)
 
 
 class SubsetFrames(FrameSource):

@@ -1,6 +1,6 @@
 """Timing: optical flow pairs per second on 512x512 frames (DIS and Farneback on CPU; RAFT on a GPU).
 
-Run: ``pytest benchmark/bench_flow.py --benchmark-only``. Pairs/second = BATCH / mean time.
+Run: ``pytest tests/bench/bench_flow.py --benchmark-only``. Pairs/second = BATCH / mean time.
 RAFT runs with random weights (the time does not depend on their values) and only on CUDA.
 """
 

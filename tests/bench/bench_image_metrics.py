@@ -1,6 +1,6 @@
 """Timing: L2 + PSNR + SSIM over 64 frames of 512x512, batched torch against a per-frame scikit-image loop.
 
-Run: ``pytest benchmark/bench_image_metrics.py --benchmark-only``. Both sides compute the same
+Run: ``pytest tests/bench/bench_image_metrics.py --benchmark-only``. Both sides compute the same
 numbers (checked here at 1e-5), so the ratio of the two timings is the speed-up at equal values.
 """
 

@@ -1,6 +1,6 @@
 """Timing: a realistic run through the runner, in method-frames per second on CPU.
 
-Run: ``pytest benchmark/bench_run.py --benchmark-only``. The configuration: 2 synthetic sequences
+Run: ``pytest tests/bench/bench_run.py --benchmark-only``. The configuration: 2 synthetic sequences
 (``cabench synth`` seeds 0 and 1) x 64 frames at 512x512, every frame evaluated (split ``all``),
 8 methods: the five degradations of the ``degraded`` adapter and three stored-frame methods (the
 stage-1 proxy's frames, and the ground truth JPEG-compressed at quality 10 and pixelated in 8x8
@@ -80,8 +80,10 @@ def bench_config(data: Path, out: Path) -> RunConfig:
 def run(config: RunConfig):
     """The one place the bench calls the engine: every pair computed, per-frame table returned."""
     from benchmark.runner import run_config
+    from reports.publish import publish
 
-    return run_config(config, force=True, progress=False, plots=False, report=False, log=lambda _: None).per_frame
+    return run_config(config, force=True, progress=False, plots=False, report=False, log=lambda _: None,
+                      publish=publish).per_frame
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Timing: the whole offline metric suite through ``benchmark.evaluate``, in frames per second on CPU.
 
-Run: ``pytest benchmark/bench_metrics_suite.py --benchmark-only``. The video is 16 frames of
+Run: ``pytest tests/bench/bench_metrics_suite.py --benchmark-only``. The video is 16 frames of
 512x512 (the astronaut photo panning, one face). "offline" = every metric that needs no downloaded
 weights: image metrics, DIS-flow temporal metrics, dlib landmark and identity metrics. The
 "+lpips" run adds LPIPS and tLP with an AlexNet trunk of random weights (same cost as the real one).

@@ -1,7 +1,7 @@
 """Timing: the summary of a paper-sized run (every value with its block-bootstrap interval), the
 tables' marks (every method against the best, paired), and the block-sum trick.
 
-Run: ``pytest benchmark/bench_statistics.py --benchmark-only``. The run is 10 methods x 3 datasets x
+Run: ``pytest tests/bench/bench_statistics.py --benchmark-only``. The run is 10 methods x 3 datasets x
 10 sequences x 350 frames x 10 metric columns (10.5 million values): its summary holds 300 intervals
 of 2000 resamples, its marks 270 paired comparisons with the best (9 per dataset and column).
 Its per-frame series are AR(1) with the autocorrelations of real per-frame metrics (0.3 to 0.9: the

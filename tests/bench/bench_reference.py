@@ -1,6 +1,6 @@
 """Speed of the reference pipeline against diffusers' stock pipelines on the same weights and seeds.
 
-Run: ``pytest benchmark/bench_reference.py --benchmark-only``. Each group holds ours (a batch of 8
+Run: ``pytest tests/bench/bench_reference.py --benchmark-only``. Each group holds ours (a batch of 8
 frames through the pipeline) and stock (diffusers' pipelines called once per frame, as
 reference/timing.py describes); pytest-benchmark prints each row's time relative to the group's
 fastest, which is the speed-up. The frames of both sides are checked equal (float tolerance).

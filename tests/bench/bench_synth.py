@@ -1,6 +1,6 @@
 """Speed of `cabench synth`: 120 frames at 256x256 (the issue's target: under 20 s on 2 CPU cores).
 
-Run: ``pytest benchmark/bench_synth.py --benchmark-only``.
+Run: ``pytest tests/bench/bench_synth.py --benchmark-only``.
 """
 
 from __future__ import annotations
