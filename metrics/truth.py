@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from metrics.digest import file_digest
+
 Values = dict[str, np.ndarray]
 STALE_TEMPORARY_SECONDS = 3600
 
@@ -58,10 +60,11 @@ def content_key(frame: torch.Tensor, salt: str = "") -> str:
 
 
 def file_stamp(path: str | os.PathLike) -> str:
-    """A weight file as it enters a key: resolved path, size and modification time."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+    """A weight file as it enters a key: its size and the SHA-256 of its whole content
+    (:func:`metrics.digest.file_digest`), so that a file replaced in place with its mtime kept still
+    changes the key, and the same file at another path (a copied cache) keeps it."""
+    size, digest = file_digest(path)
+    return f"{size}:{digest}"
 
 
 def entry_key(kind: str, options: dict[str, Any], frame_keys: Sequence[str]) -> str:
