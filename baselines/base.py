@@ -156,7 +156,8 @@ def adapter_parameters(cls: type[Adapter]) -> dict[str, tuple[inspect.Parameter,
 def setting_violations(adapter_name: str, settings: dict[str, Any]) -> list[tuple[str, str]]:
     """(setting's key path, what is wrong) for every setting that is unknown, missing or of the wrong
     type for the annotation of the adapter's ``__init__`` (strict: ``"lots"`` is not a float, ``true``
-    is not an integer). Values are checked by the adapter itself when it is built."""
+    is not an integer, and a float is finite: TOML's ``nan`` and ``inf`` are refused). Values are
+    checked by the adapter itself when it is built."""
     from pydantic import ConfigDict, TypeAdapter, ValidationError
 
     from benchmark.schema import violations
@@ -168,7 +169,7 @@ def setting_violations(adapter_name: str, settings: dict[str, Any]) -> list[tupl
             found.append((key, f"unknown setting (known: {', '.join(sorted(parameters))})"))
             continue
         try:
-            TypeAdapter(parameters[key][1], config=ConfigDict(strict=True)).validate_python(value)
+            TypeAdapter(parameters[key][1], config=ConfigDict(strict=True, allow_inf_nan=False)).validate_python(value)
         except ValidationError as error:
             found += violations(error.errors(), (key,))
     found += [(name, "required, not given") for name, (p, _) in parameters.items()

@@ -45,7 +45,7 @@ def plan_pair(config: RunConfig, pair: Pair, metrics: list[str], options: dict[s
     """The parts of ``pair``. ``truth``: the sequence's content stamp (:func:`plan.truth_stamp`);
     ``reasons``: :func:`unavailable_reasons`."""
     ids = evaluated_ids(pair.sequence, config.split)
-    method = MethodSource(pair.method, pair.dataset.name, pair.sequence, config.split)
+    method = MethodSource(pair.method, pair.dataset.name, pair.sequence, config.split, tuple(config.align))
     method_identity = method.identity(ids)
     evaluation = {"split": config.split, "frames": text_stamp(ids), "count": len(ids), "align": sorted(config.align),
                   "mask": uses_mask(config, pair.sequence)}
