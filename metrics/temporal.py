@@ -7,15 +7,17 @@ flows of a batch are computed once for every metric that needs them (shared on t
 one greyscale conversion per frame; the ground truth's flows, occlusion masks and LPIPS
 distances go through the batch's truth store (:mod:`metrics.truth`), computed once for every
 method evaluated against that ground truth. Flows come from
-:mod:`metrics.flow`; the backend is the option ``flow`` ("dis" by default, "farneback", "raft",
-"raft_small"), with ``flow_weights`` (a RAFT checkpoint path) and ``flow_updates`` (RAFT
+:mod:`metrics.flow`; the backend is the option ``flow`` ("dis", "farneback", "raft", "raft_small";
+the default is "farneback" for ``tof``, whose definition, TecoGAN's, names that flow, and "dis"
+for the others), with ``flow_weights`` (a RAFT checkpoint path) and ``flow_updates`` (RAFT
 iterations). Masks are not used: these metrics compare whole frames.
 
 - ``flow_gap``: mean flow magnitude between adjacent frames, of the method (``flow_mag_pred``) and
   of the ground truth (``flow_mag_gt``), the curves of ConsistentAvatar's Fig. 7; ``flow_gap`` is
   their absolute difference per frame, so its mean is the mean absolute difference of the curves.
 - ``tof``: TecoGAN's tOF (``metrics.py``), mean over pixels of ||flow_gt - flow_pred||_2 per pair,
-  over TecoGAN's crop of both flows (``crop_8x8``: the centred largest multiple of 32 that leaves
+  the flows by OpenCV's Farneback with TecoGAN's parameters (the default; with ``flow="dis"`` its
+  means differed from TecoGAN's by 20-89% on real pairs, so another flow is an option, recorded), over TecoGAN's crop of both flows (``crop_8x8``: the centred largest multiple of 32 that leaves
   at least 8 px on each side; option ``crop="tecogan"``, the default); ``crop="none"`` averages
   over the whole frame (the harness's earlier variant: 8-22% lower on talking heads, whose
   borders barely move).
@@ -73,8 +75,9 @@ FLOW_DEFAULTS = {"flow": "dis", "flow_weights": None, "flow_updates": 12}
 FLOW_VERSION = 1
 
 
-def flow_config(options: dict[str, Any]) -> FlowConfig:
-    return FlowConfig(options.get("flow", "dis"), options.get("flow_weights"), int(options.get("flow_updates", 12)))
+def flow_config(options: dict[str, Any], default: str = "dis") -> FlowConfig:
+    """The flow settings of ``options``; ``default``: the backend when the options name none."""
+    return FlowConfig(options.get("flow", default), options.get("flow_weights"), int(options.get("flow_updates", 12)))
 
 
 # ---------------------------------------------------------------------------- functional kernels
@@ -337,10 +340,12 @@ def batch_flow_inputs(batch: Batch, role: str, config: FlowConfig) -> FlowInputs
 class PairMetric(Evaluator):
     """Streams adjacent pairs (t-1, t): keeps the last frame of the previous batch only."""
 
+    default_flow = "dis"  # the flow backend when the options name none
+
     def __init__(self, device: torch.device, **options: Any):
         self.device = device
         self.options = options
-        self.config = flow_config(options)
+        self.config = flow_config(options, self.default_flow)
         self.previous: Previous | None = None
 
     def update(self, batch: Batch) -> dict[str, np.ndarray]:
@@ -420,7 +425,11 @@ class FlowGap(PairMetric):
 
 
 class TOF(PairMetric):
+    """TecoGAN's tOF, by default with TecoGAN's own flow (OpenCV Farneback with its parameters): the
+    definition the name promises. ``flow="dis"`` / ``"raft"`` are options, recorded with the results."""
+
     columns = ("tof",)
+    default_flow = "farneback"
 
     def pair_values(self, pairs):
         return {"tof": tof(self.gt_flows(pairs), self.pred_flows(pairs), self.options.get("crop", "tecogan"))}
@@ -492,11 +501,12 @@ class MotionInheritance(Evaluator):
     """EPE between the method's and the ground truth's flows from the first frame to frame t."""
 
     columns = ("motion_inheritance", *(f"mi_epe_{s}" for s in MI_SCALES), "mi_epe_lmk")
+    default_flow = "dis"
 
     def __init__(self, device: torch.device, **options: Any):
         self.device = device
         self.options = options
-        self.config = flow_config(options)
+        self.config = flow_config(options, self.default_flow)
         self.first: FirstFrame | None = None
         self.weights: torch.Tensor | None = None
         self.faceless_first_frame = False
@@ -575,7 +585,7 @@ def _repeat(inputs: FlowInputs, count: int) -> FlowInputs:
 
 def _factory(cls, choices: dict[str, tuple[str, ...]] | None = None):
     def factory(device: torch.device, protocol: Any = None, **options: Any) -> Evaluator:
-        flow_config(options)  # validates the backend name early
+        flow_config(options, cls.default_flow)  # validates the backend name early
         for option, allowed in (choices or {}).items():
             if option in options and options[option] not in allowed:
                 raise InputError(f"{cls.columns[0]}: {option} must be one of {', '.join(allowed)}, got {options[option]!r}")
@@ -588,22 +598,23 @@ def _tlp_factory(device: torch.device, protocol: Any = None, **options: Any) -> 
     return TLP(device, **options)
 
 
-_FLOW_NEED = ("flow:dis (OpenCV) by default; raft needs raft_large weights",)
+_FLOW_NEED = ("flow: OpenCV by default (Farneback for tof, DIS for the others); raft needs raft_large weights",)
 
 _NON_NEGATIVE = (0.0, math.inf)
 # name, evaluator, unit, description, reference columns, trace, options beyond the flow's (default first), version
 _FLOW_METRICS = (
     ("flow_gap", FlowGap, "px", "|mean flow magnitude of the method - of the ground truth| between adjacent frames",
      ("flow_mag_pred", "flow_mag_gt"), False, {}, 1),
-    ("tof", TOF, "px", "TecoGAN tOF: mean ||flow_gt - flow_pred||_2 between adjacent frames, TecoGAN's border crop",
-     (), True, {"crop": TOF_CROPS}, 2),
+    ("tof", TOF, "px", "TecoGAN tOF: mean ||flow_gt - flow_pred||_2 between adjacent frames (Farneback flow with "
+     "TecoGAN's parameters), TecoGAN's border crop", (), True, {"crop": TOF_CROPS}, 3),
     ("warp_error", WarpError, "", "Lai et al. 2018 warping error: ground-truth flow and occlusion, masked MSE in [0,1]",
      ("warp_error_gt",), True, {"variant": WARP_VARIANTS}, WARP_ERROR_VERSION),
 )
 for _name, _cls, _unit, _description, _reference, _trace, _choices, _version in _FLOW_METRICS:
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
                         factory=_factory(_cls, _choices), columns=_cls.columns, needs=_FLOW_NEED,
-                        defaults={**FLOW_DEFAULTS, **{option: allowed[0] for option, allowed in _choices.items()}},
+                        defaults={**FLOW_DEFAULTS, "flow": _cls.default_flow,
+                                  **{option: allowed[0] for option, allowed in _choices.items()}},
                         check=flow_unavailable, kind="temporal", reference_columns=_reference, trace=_trace,
                         value_range=_NON_NEGATIVE, version=_version))
 register(MetricSpec("tlp", higher_is_better=False, unit="",
