@@ -188,12 +188,14 @@ class IMavatarProtocol(Protocol):
     set to white outside it. L2 = MSE over hull pixels, ``sum(mask*(p-g)^2) / (sum(mask)*3)``; L1
     = MAE over hull pixels (the number the script prints; its "l1" variable is really MSE); PSNR =
     20 log10(1/(RMSE + 1e-8)) from the masked RMSE; SSIM = Gaussian 11 / sigma 1.5 valid SSIM on
-    images set to 0 outside the hull in both, averaged over the whole frame; LPIPS alex with
-    ``normalize=True`` on the zeroed images. Without landmarks, a given mask stands for the hull.
+    images set to 0 outside the hull in both, averaged over the whole frame, in float32 with the
+    script's rounding (:func:`metrics.image.ssim_pytorch_metrics`, the same function as PointAvatar's);
+    LPIPS alex with ``normalize=True`` on the zeroed images. Without landmarks, a given mask stands
+    for the hull.
     """
 
     id: str = "imavatar"
-    version: int = 2
+    version: int = 3
     resolution: int | None = 256
     needs_landmarks: bool = True
 
@@ -236,7 +238,7 @@ class IMavatarProtocol(Protocol):
         if name == "psnr":
             return image.psnr_with_epsilon(image.l2(pred, gt, mask))
         if name == "ssim":
-            return image.ssim(pred * mask, gt * mask)
+            return image.ssim_pytorch_metrics(pred * mask, gt * mask)
         if name == "lpips":
             return image.lpips(pred * mask, gt * mask, normalize=True, **options)
         return super().frame_metric(name, pred, gt, mask, **options)
@@ -252,13 +254,14 @@ class PointAvatarProtocol(Protocol):
     loaded as float32 0-255, resized to 512 x 512 by OpenCV's default bilinear (only when the width
     differs from 512: the script tests ``shape[-2]``) and divided by 255, and the ground truth is
     composited on white in float, ``gt * matte + (1 - matte)`` (no matte: opaque). Full frame;
-    L2 = MSE, L1 = MAE, PSNR = 20 log10(1/(RMSE + 1e-8)), SSIM Gaussian 11 / sigma 1.5 valid, LPIPS
-    alex with ``normalize=True``. (PointAvatar also optimises the tracking against the test images
+    L2 = MSE, L1 = MAE, PSNR = 20 log10(1/(RMSE + 1e-8)), SSIM Gaussian 11 / sigma 1.5 valid computed
+    as the script computes it, in float32 with its rounding (:func:`metrics.image.ssim_pytorch_metrics`),
+    LPIPS alex with ``normalize=True``. (PointAvatar also optimises the tracking against the test images
     before scoring; that advantage lives in its renders, not in this protocol.)
     """
 
     id: str = "pointavatar"
-    version: int = 2
+    version: int = 3
     resolution: int | None = 512
     accepts_mask: bool = False
 
@@ -283,6 +286,8 @@ class PointAvatarProtocol(Protocol):
     def frame_metric(self, name, pred, gt, mask, **options):
         if name == "psnr":
             return image.psnr_with_epsilon(image.l2(pred, gt))
+        if name == "ssim":
+            return image.ssim_pytorch_metrics(pred, gt)
         return super().frame_metric(name, pred, gt, mask, **options)
 
 
