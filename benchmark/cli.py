@@ -19,6 +19,7 @@ import importlib
 import sys
 import warnings
 
+from benchmark.allocator import cap_malloc_arenas
 from benchmark.engine.signals import terminate_as_exception
 from metrics.device import check_device
 from metrics.errors import CabenchError, CabenchWarning, Terminated
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     Ctrl-C's KeyboardInterrupt is caught from there too, so a signal during start-up (the imports of
     the command modules and of the command's libraries) also gives one line and 130 / 143."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    cap_malloc_arenas()  # before torch, OpenCV or a thread exists: bounded allocator memory under load
     try:
         with terminate_as_exception():
             return _main(argv)
