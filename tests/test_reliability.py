@@ -228,7 +228,7 @@ def test_d11_d12_bad_landmarks_name_the_file_and_the_option(frames, tmp_path, ca
         assert status == 2 and str(tmp_path / f"{name}.npy") in line and "--landmarks" in line and expected in line
 
 
-@pytest.mark.parametrize("option, value", [("--frames", "1000000000"), ("--size", "1000000")])
+@pytest.mark.parametrize("option, value", [("--frames", "1000000000"), ("--frames", "100001"), ("--size", "1000000"), ("--size", "2049")])
 def test_d14_synth_bounds_are_checked_before_anything_is_made(tmp_path, capsys, option, value):
     assert main(["synth", "--out", str(tmp_path / "s"), option, value, "--quiet"]) == 2
     assert option in _one_error_line(capsys) and not (tmp_path / "s").exists()

@@ -158,8 +158,9 @@ def render_proxy(params: FaceParams, size: int, gain: float) -> tuple[np.ndarray
 MAX_FRAMES = 100_000
 """The most frames of one sequence: an hour at 25 fps and then some. The per-frame annotations
 (``transforms.json``) are gathered in memory, about 2 KB a frame, so 200 MB at this bound."""
-MAX_SIZE = 4096
-"""The largest frame side: a 4096x4096 frame and its maps take about 0.5 GB while rendered."""
+MAX_SIZE = 2048
+"""The largest frame side, four times the paper's 512: rendering takes memory with the square of the
+side (measured: `cabench synth --frames 2 --size 4096` peaked at 4.0 GB of RSS), so about 1 GB here."""
 
 
 def check_arguments(frames: int, size: int, seed: int, fps: float, name: str) -> None:
