@@ -80,7 +80,7 @@ def setting_violations(adapter_name: str, settings: dict[str, Any]) -> list[tupl
             found.append((key, f"unknown setting (known: {', '.join(sorted(parameters))})"))
             continue
         try:
-            TypeAdapter(parameters[key][1], config=ConfigDict(strict=True)).validate_python(value)
+            TypeAdapter(parameters[key][1], config=ConfigDict(strict=True, allow_inf_nan=False)).validate_python(value)
         except ValidationError as error:
             found += violations(error.errors(), (key,))
     found += [(name, "required, not given") for name, (p, _) in parameters.items()

@@ -18,6 +18,7 @@ Colour changes are applied to the head only (where a matte is known) and the whi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence as Ids
 
 import numpy as np
@@ -28,6 +29,11 @@ from benchmark.io import Frames, FrameSource
 from metrics.errors import CabenchError
 
 DEFAULT_STRENGTH = {"oversmooth": 2.0, "flicker": 0.05, "jitter": 1.0, "expression_lag": 3.0, "colour_drift": 0.1}
+# What each strength may be (low, high, whether the low end is allowed): a blur needs a positive
+# standard deviation, the others are magnitudes; the upper ends are far past any useful damage (a
+# 100-pixel blur or jitter, 10x brightness noise, a 1000-frame lag) and keep OpenCV's kernels small.
+STRENGTH_RANGE = {"oversmooth": (0.0, 100.0, False), "flicker": (0.0, 10.0, True), "jitter": (0.0, 100.0, True),
+                  "expression_lag": (0.0, 1000.0, True), "colour_drift": (0.0, 10.0, True)}
 ROW = {
     "oversmooth": "Synthetic: over-smoothing",
     "flicker": "Synthetic: flicker",
@@ -115,7 +121,14 @@ class Degraded(Adapter):
         super().__init__(name=name or ROW[degradation], split=split)
         self.degradation = degradation
         self.strength = DEFAULT_STRENGTH[degradation] if strength is None else float(strength)
-        self.seed = int(seed)
+        low, high, closed = STRENGTH_RANGE[degradation]
+        if not (math.isfinite(self.strength) and (low <= self.strength if closed else low < self.strength)
+                and self.strength <= high):
+            raise CabenchError(f"adapter 'degraded': strength {strength!r} for {degradation}: must be a number "
+                               f"{'from' if closed else 'above'} {low:g} {'to' if closed else 'up to'} {high:g}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise CabenchError(f"adapter 'degraded': seed {seed!r}: must be a non-negative integer")
+        self.seed = seed
 
     def fingerprint(self, sequence: Sequence) -> str:
         """Degradations are computed on read from the ground truth (expression lag also from its

@@ -77,6 +77,19 @@ class AlignedPair:
             yield pred, gt
 
 
+def refuse_extra(pred: FrameSource, gt: FrameSource, policy: str | Iterable[str] | None = None) -> None:
+    """Refuse prediction frames whose ids the ground truth (all its frames, any split) lacks, unless
+    ``policy`` has ``intersect``. A run evaluates a split of the ground truth, so a prediction is read
+    only at the split's ids; a frame the ground truth does not have at all would otherwise be dropped
+    without a word (``00012.png`` beside a 12-frame ground truth: a misnumbered or shifted output)."""
+    if "intersect" in parse_policy(policy):
+        return
+    extra = sorted(set(pred.frame_ids) - set(gt.frame_ids))
+    if extra:
+        raise InputError(f"{pred.name}: extra frames {_short_list(extra)} against ground truth {gt.name} "
+                         f"(which has no such frame ids); {INTERSECT_HINT}")
+
+
 def align(pred: FrameSource, gt: FrameSource, policy: str | Iterable[str] | None = None) -> AlignedPair:
     """Pair ``pred`` with ``gt`` by frame id under ``policy`` (see the module docstring)."""
     policies = parse_policy(policy)

@@ -19,6 +19,8 @@ import importlib
 import sys
 import warnings
 
+from benchmark.allocator import cap_malloc_arenas
+from benchmark.engine.signals import terminate_as_exception
 from metrics.device import check_device
 from metrics.errors import CabenchError, CabenchWarning, Terminated
 
@@ -55,6 +57,27 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. SIGTERM raises :class:`Terminated` from this function's first line on, and
+    Ctrl-C's KeyboardInterrupt is caught from there too, so a signal during start-up (the imports of
+    the command modules and of the command's libraries) also gives one line and 130 / 143."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    cap_malloc_arenas()  # before torch, OpenCV or a thread exists: bounded allocator memory under load
+    try:
+        with terminate_as_exception():
+            return _main(argv)
+    except KeyboardInterrupt as stop:
+        if debug:
+            raise
+        print(f"cabench: {str(stop) or 'interrupted'}", file=sys.stderr)
+        return 130
+    except Terminated as stop:
+        if debug:
+            raise
+        print(f"cabench: {str(stop) or 'terminated (SIGTERM)'}", file=sys.stderr)
+        return 143
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
@@ -81,16 +104,6 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             print(f"cabench: error: {os_error_line(error)}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt as stop:
-            if debug:
-                raise
-            print(f"cabench: {stop or 'interrupted'}", file=sys.stderr)
-            return 130
-        except Terminated as stop:
-            if debug:
-                raise
-            print(f"cabench: {stop or 'terminated (SIGTERM)'}", file=sys.stderr)
-            return 143
     return int(status or 0)
 
 

@@ -8,7 +8,7 @@ A config file looks like::
                                 # ids or "all" evaluates the same outputs under each of them
     device = "cpu"              # "cpu", "cuda", "cuda:N" or "auto" (the accelerate process's device)
     batch_size = 8
-    split = "test"              # frames of each sequence to evaluate: a split name or "all"
+    split = "test"              # frames of each sequence to evaluate: "test", "train", "val" or "all"
     metrics = ["l2", "psnr", "ssim", "lpips"]
     align = []                  # [] (mismatch is an error), ["intersect"], ["resize"]
     mask = false                # true: metrics over the dataset's masks (default: the full frame)
@@ -211,7 +211,7 @@ class RunTable(_Table):
     protocol: Annotated[list[str], BeforeValidator(_comma_separated), _checked_by(_protocol_names)] = [RunConfig.protocol]
     device: Annotated[str, _checked_by(lambda name: check_device(name, "device"))] = RunConfig.device
     batch_size: Annotated[int, Field(ge=1)] = RunConfig.batch_size
-    split: str = RunConfig.split
+    split: Literal["test", "train", "val", "all"] = RunConfig.split  # the split names the dataset readers give
     metrics: Annotated[list[str], BeforeValidator(_comma_separated), _checked_by(_metric_names)] = list(RunConfig.metrics)
     align: Annotated[list[Literal["intersect", "resize"]], BeforeValidator(_one_or_more)] = list(RunConfig.align)
     mask: bool = RunConfig.mask

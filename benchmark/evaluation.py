@@ -116,6 +116,7 @@ def evaluate(
     on_rows: Callable[[pd.DataFrame], None] | None = None,
     truth_cache: str | os.PathLike | TruthStore | None = None,
     audio: Audio | None = None,
+    keep_rows: bool = True,
     **options: Any,
 ) -> Evaluation:
     """Evaluate ``pred`` against ``gt`` frame by frame.
@@ -133,6 +134,8 @@ def evaluate(
         annotations: per-frame ground-truth arrays in the ground truth's frame order, e.g.
             ``{"landmarks": (T,68,2)}`` in pixels (the imavatar protocol's face hull).
         on_rows: called with each batch's rows as soon as they are computed.
+        keep_rows: whether the result's ``frames`` holds the rows; ``False`` (with ``on_rows``, which
+            then gets them) keeps nothing per frame, so memory does not grow with the video.
         truth_cache: a folder where what the metrics compute from the ground truth alone (flows,
             occlusion masks, face boxes and landmarks, descriptors, DECA codes, LPIPS distances) is
             kept across calls and runs, so that every method evaluated against the same ground
@@ -214,7 +217,8 @@ def evaluate(
                     for column, values in evaluator.update(batch).items():
                         rows[column] = np.asarray(values, dtype=np.float64)
                 chunk = pd.DataFrame(rows)
-                chunks.append(chunk)
+                if keep_rows:
+                    chunks.append(chunk)
                 if on_rows is not None:
                     on_rows(chunk)
                 bar.update(len(ids))

@@ -197,12 +197,14 @@ class IMavatarProtocol(Protocol):
     set to white outside it. L2 = MSE over hull pixels, ``sum(mask*(p-g)^2) / (sum(mask)*3)``; L1
     = MAE over hull pixels (the number the script prints; its "l1" variable is really MSE); PSNR =
     20 log10(1/(RMSE + 1e-8)) from the masked RMSE; SSIM = Gaussian 11 / sigma 1.5 valid SSIM on
-    images set to 0 outside the hull in both, averaged over the whole frame; LPIPS alex with
-    ``normalize=True`` on the zeroed images. Without landmarks, a given mask stands for the hull.
+    images set to 0 outside the hull in both, averaged over the whole frame, in float32 with the
+    script's rounding (:func:`metrics.image.ssim_pytorch_metrics`, the same function as PointAvatar's);
+    LPIPS alex with ``normalize=True`` on the zeroed images. Without landmarks, a given mask stands
+    for the hull.
     """
 
     id: str = "imavatar"
-    version: int = 2
+    version: int = 3
     resolution: int | None = 256
     needs_landmarks: bool = True
 
@@ -243,7 +245,7 @@ class IMavatarProtocol(Protocol):
         return {
             **super().kernels(),
             "psnr": lambda pred, gt, mask: image.psnr_with_epsilon(image.l2(pred, gt, mask)),
-            "ssim": lambda pred, gt, mask: image.ssim(pred * mask, gt * mask),
+            "ssim": lambda pred, gt, mask: image.ssim_pytorch_metrics(pred * mask, gt * mask),
             "lpips": lambda pred, gt, mask, **options: image.lpips(pred * mask, gt * mask, normalize=True, **options),
         }
 
@@ -258,13 +260,14 @@ class PointAvatarProtocol(Protocol):
     loaded as float32 0-255, resized to 512 x 512 by OpenCV's default bilinear (only when the width
     differs from 512: the script tests ``shape[-2]``) and divided by 255, and the ground truth is
     composited on white in float, ``gt * matte + (1 - matte)`` (no matte: opaque). Full frame;
-    L2 = MSE, L1 = MAE, PSNR = 20 log10(1/(RMSE + 1e-8)), SSIM Gaussian 11 / sigma 1.5 valid, LPIPS
-    alex with ``normalize=True``. (PointAvatar also optimises the tracking against the test images
+    L2 = MSE, L1 = MAE, PSNR = 20 log10(1/(RMSE + 1e-8)), SSIM Gaussian 11 / sigma 1.5 valid computed
+    as the script computes it, in float32 with its rounding (:func:`metrics.image.ssim_pytorch_metrics`),
+    LPIPS alex with ``normalize=True``. (PointAvatar also optimises the tracking against the test images
     before scoring; that advantage lives in its renders, not in this protocol.)
     """
 
     id: str = "pointavatar"
-    version: int = 2
+    version: int = 3
     resolution: int | None = 512
     accepts_mask: bool = False
 
@@ -287,7 +290,9 @@ class PointAvatarProtocol(Protocol):
         return _float_tensor(_load_as_script(opened, self.resolution), torch.device(device))
 
     def kernels(self) -> dict[str, Kernel]:
-        return {**super().kernels(), "psnr": lambda pred, gt, mask: image.psnr_with_epsilon(image.l2(pred, gt))}
+        return {**super().kernels(),
+                "psnr": lambda pred, gt, mask: image.psnr_with_epsilon(image.l2(pred, gt)),
+                "ssim": lambda pred, gt, mask: image.ssim_pytorch_metrics(pred, gt)}
 
 
 @dataclass(frozen=True)

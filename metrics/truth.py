@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from metrics.digest import file_digest
+
 Values = dict[str, np.ndarray]
 STALE_TEMPORARY_SECONDS = 3600
 
@@ -58,11 +60,12 @@ def content_key(frame: torch.Tensor, salt: str = "") -> str:
 
 
 def weight_stamp(path: str | os.PathLike) -> str:
-    """A weight file as it enters a key: resolved path, size and modification time (a weight file's
-    identity in the ground-truth cache; a frame file's content stamp is :func:`benchmark.stamps.file_stamp`)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+    """A weight file as it enters a key: its size and the SHA-256 of its whole content
+    (:func:`metrics.digest.file_digest`), so that a file replaced in place with its mtime kept still
+    changes the key, and the same file at another path (a copied cache) keeps it. (A frame file's
+    content stamp is :func:`benchmark.stamps.file_stamp`.)"""
+    size, digest = file_digest(path)
+    return f"{size}:{digest}"
 
 
 def entry_key(kind: str, options: dict[str, Any], frame_keys: Sequence[str]) -> str:

@@ -86,10 +86,11 @@ def test_protocol_equals_its_script(script, trunk):
 
 
 def test_tof_equals_tecogan_metrics_py():
-    """TecoGAN computes Farneback flows of both videos and scores pairs (2,3)... after its crop_8x8."""
+    """TecoGAN computes Farneback flows of both videos and scores pairs (2,3)... after its crop_8x8: tof's
+    default (no flow option) is that definition."""
     for name, rows in table("tecogan").items():
         case = inputs(name)
-        result = evaluate(pred=case.pred, gt=case.gt, metrics=("tof",), flow="farneback", progress=False).frames
+        result = evaluate(pred=case.pred, gt=case.gt, metrics=("tof",), progress=False).frames
         for row in rows:
             ours = float(result.loc[result["frame"] == int(row["frame"]), "tof"].iloc[0])
             assert ours == pytest.approx(float(row["tof"]), rel=1e-5), (name, row["frame"])

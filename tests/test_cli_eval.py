@@ -88,7 +88,7 @@ def _bad_cases(tmp_path, gt):
         "frame size": (["--pred", f"a={small}"], "frame size 32x32 differs"),
         "mask shape": (["--pred", f"a={fewer}", "--align", "intersect", "--mask", str(masks)], "mask size 10x10 differs"),
         "non-finite": (["--pred", f"a={fewer}", "--align", "intersect", "--protocol", "imavatar", "--landmarks", str(nan_landmarks)],
-                       "landmarks must be finite"),
+                       "nan.npy: landmarks (--landmarks of cabench eval"),
         "unknown metric": (["--pred", f"a={fewer}", "--metrics", "psnr,fid"], "unknown metric 'fid'"),
         "unknown protocol": (["--pred", f"a={fewer}", "--protocol", "mine"], "unknown protocol 'mine'"),
         "bad pred": (["--pred", "nopath"], "expected NAME=PATH"),

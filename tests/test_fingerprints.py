@@ -136,5 +136,11 @@ def test_a_degradations_fingerprint_follows_its_ground_truth(tmp_path):
     assert first.computed_parts == ["synthetic/s0/flicker/canonical/psnr"]
     assert _run(run).computed_parts == []
     image = data / "s0" / "images" / "00002.png"
-    image.write_bytes(image.read_bytes())  # rewritten in place: a new mtime
+    image.write_bytes(image.read_bytes())  # rewritten in place with the same bytes: a new mtime, same content
+    assert _run(run).computed_parts == []
+    from PIL import Image
+
+    pixels = np.array(Image.open(image))
+    pixels[10, 10, :3] = 255 - pixels[10, 10, :3]
+    Image.fromarray(pixels).save(image)  # the ground truth changed: the degradation of it too
     assert _run(run).computed_parts == ["synthetic/s0/flicker/canonical/psnr"]

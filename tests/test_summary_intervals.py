@@ -83,8 +83,8 @@ def test_a_summary_by_sequence_has_one_sequence_per_value():
 
 
 @pytest.mark.parametrize(("table", "message"), [
-    ({"resamples": 1}, "[run] bootstrap.resamples: must be an integer of at least 2, got 1"),
-    ({"resamples": 2.5}, "[run] bootstrap.resamples: must be an integer of at least 2"),
+    ({"resamples": 1}, "[run] bootstrap.resamples: must be an integer from 2 to 100,000, got 1"),
+    ({"resamples": 2.5}, "[run] bootstrap.resamples: must be an integer from 2 to 100,000"),
     ({"seed": -1}, "[run] bootstrap.seed: must be a non-negative integer, got -1"),
     ({"level": 95}, "[run] bootstrap.level: must be a number between 0 and 1 (such as 0.95), got 95"),
     ({"level": True}, "[run] bootstrap.level: must be a number between 0 and 1"),

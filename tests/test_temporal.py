@@ -45,7 +45,9 @@ def means(frame) -> dict[str, float]:
 def test_registered_with_flow_option():
     for name in TEMPORAL:
         spec = registry.get(name)
-        assert spec.kind == "temporal" and spec.defaults["flow"] == "dis" and not spec.higher_is_better
+        # tof's definition (TecoGAN's) names Farneback flow; the others default to DIS
+        assert spec.kind == "temporal" and spec.defaults["flow"] == ("farneback" if name == "tof" else "dis")
+        assert not spec.higher_is_better
     assert registry.get("tlp").kind == "temporal"
 
 
@@ -117,9 +119,12 @@ def test_streaming_does_not_depend_on_batch_size(gt_video):
 
 
 def test_flow_backend_is_an_option(gt_video):
+    """tof's default flow is TecoGAN's (Farneback); DIS is an option, and its numbers differ."""
     pred = jittered(gt_video, 0.5, seed=4)
-    dis = evaluate(pred=pred, gt=gt_video, metrics=["tof"], progress=False).frames
+    default = evaluate(pred=pred, gt=gt_video, metrics=["tof"], progress=False).frames
+    dis = evaluate(pred=pred, gt=gt_video, metrics=["tof"], progress=False, flow="dis").frames
     farneback = evaluate(pred=pred, gt=gt_video, metrics=["tof"], progress=False, flow="farneback").frames
+    np.testing.assert_array_equal(default["tof"].to_numpy(), farneback["tof"].to_numpy())
     assert not np.allclose(dis["tof"].iloc[1:], farneback["tof"].iloc[1:])
     missing = evaluate(pred=pred, gt=gt_video, metrics=["tof"], progress=False, flow="raft")
     assert "tof" in missing.missing and "raft_large" in missing.missing["tof"]

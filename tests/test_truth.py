@@ -89,7 +89,7 @@ def test_three_methods_compute_the_ground_truth_once_and_a_second_run_none(gt_vi
     counter = Counter(gt_video)
     counter.install(monkeypatch)
     pairs = FRAMES - 1
-    first = run_methods(gt_video, preds, tmp_path / "cache")
+    first = run_methods(gt_video, preds, tmp_path / "cache", flow="dis")  # one flow for all (tof's default: Farneback)
     # ground truth, once: flows t-1 -> t, t -> t-1 (occlusion) and first -> t (the flow first -> 1 is
     # the flow 0 -> 1: the same frames, so the same key), and one face per frame
     assert counter.flows["gt"] == 3 * pairs - 1 and counter.faces["gt"] == FRAMES
@@ -99,7 +99,7 @@ def test_three_methods_compute_the_ground_truth_once_and_a_second_run_none(gt_vi
     assert counter.faces["pred"] == len(preds) * FRAMES and counter.descriptors["pred"] == len(preds) * FRAMES
 
     counter.flows, counter.faces, counter.descriptors = {"gt": 0, "pred": 0}, {"gt": 0, "pred": 0}, {"gt": 0, "pred": 0}
-    second = run_methods(gt_video, preds, tmp_path / "cache")
+    second = run_methods(gt_video, preds, tmp_path / "cache", flow="dis")
     assert counter.flows["gt"] == 0 and counter.faces["gt"] == 0 and counter.descriptors["gt"] == 0
     for name in preds:
         np.testing.assert_array_equal(first[name][METRICS[:1]].to_numpy(), second[name][METRICS[:1]].to_numpy())
@@ -132,7 +132,8 @@ def test_flows_can_be_kept_out_of_the_cache(gt_video, tmp_path, monkeypatch):
     pred = methods(gt_video)["noise"]
     store = TruthStore(tmp_path / "cache", exclude={"flow"})
     for _ in range(2):
-        evaluate(pred=pred, gt=gt_video, metrics=["tof", "warp_error", "lmd"], progress=False, truth_cache=store)
+        evaluate(pred=pred, gt=gt_video, metrics=["tof", "warp_error", "lmd"], progress=False, truth_cache=store,
+                 flow="dis")  # one flow for both (tof's default is Farneback)
     assert not (tmp_path / "cache" / "flow").exists() and (tmp_path / "cache" / "occlusion").is_dir()
     assert counter.flows["gt"] == 2 * (FRAMES - 1) + (FRAMES - 1)  # t-1 -> t twice, t -> t-1 once (occlusion kept)
     assert counter.faces["gt"] == FRAMES
@@ -249,7 +250,7 @@ def test_a_three_method_run_computes_the_ground_truth_once_and_a_rerun_none(tmp_
     methods = tuple(MethodConfig(d, adapter="degraded", settings={"degradation": d}) for d in ("oversmooth", "flicker", "jitter"))
     config = RunConfig(datasets=(DatasetConfig("synthetic", str(tmp_path / "data"), kind="synthetic"),), methods=methods,
                        metrics=("tof", "warp_error", "motion_inheritance", "lmd"), out=str(tmp_path / "run"), split="all",
-                       batch_size=4)
+                       batch_size=4, options={"flow": "dis"})  # one flow for all (tof's default is Farneback)
     first = run_config(config, progress=False, plots=False, report=False, log=lambda _: None, publish=publish).per_frame
     pairs = FRAMES - 1
     assert counter.flows["gt"] == 3 * pairs - 1 and counter.faces["gt"] == FRAMES

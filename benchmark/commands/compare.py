@@ -31,15 +31,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--alpha", type=float, default=0.05,
                         help="significance level after Holm's correction; intervals are at 1 - alpha (default 0.05)")
     parser.add_argument("--resamples", type=resample_count, default=2000, help="bootstrap resamples (default 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="bootstrap seed (default 0)")
     parser.set_defaults(func=run)
 
 
 def resample_count(text: str) -> int:
-    """``--resamples``: an integer of at least 2."""
+    """``--resamples``: an integer from 2 to :data:`benchmark.results.statistics.MAX_RESAMPLES`."""
+    from benchmark.results.statistics import MAX_RESAMPLES
+
     value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"needs at least 2, got {value}")
+    if not 2 <= value <= MAX_RESAMPLES:
+        raise argparse.ArgumentTypeError(f"needs 2 to {MAX_RESAMPLES:,}, got {value}")
+    return value
+
+
+def seed_value(text: str) -> int:
+    """``--seed``: a non-negative integer (numpy's seeds)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
     return value
 
 
@@ -71,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from benchmark.results.files import atomic_write_csv, atomic_write_text
+    from benchmark.results.folder import refuse_links
     from benchmark.results.schema import read_run
     from benchmark.results.significance import compare_table
     from metrics.errors import InputError
@@ -78,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.run)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such run folder")
+    refuse_links(folder)  # compare.csv and .md are written into it: it must not direct them outside
     per_frame, _ = read_run(folder)
     if not 0 < args.alpha < 1:
         raise InputError(f"--alpha {args.alpha}: must be between 0 and 1")
@@ -107,8 +119,11 @@ def _p(value: float) -> str:
 
 
 def render_markdown(comparisons, alpha: float, resamples: int, seed: int) -> str:
-    """One Markdown table per (dataset, protocol, metric column), with a caption saying how to read it."""
+    """One Markdown table per (dataset, protocol, metric column), with a caption saying how to read it.
+    Names (methods, datasets, protocols, columns) are escaped as in table1.md (:func:`reports.tables.markdown_escape`):
+    a name is text, never Markdown or HTML."""
     from metrics import registry
+    from reports.tables import markdown_escape as esc
 
     level = f"{100 * (1 - alpha):g}%"
     lines = [
@@ -122,14 +137,14 @@ def render_markdown(comparisons, alpha: float, resamples: int, seed: int) -> str
     for (dataset, protocol, column), table in comparisons.groupby(["dataset", "protocol", "metric"], sort=False):
         spec = registry.column_spec(column)
         arrow = f" {spec.arrow}" if spec is not None else ""
-        title = " · ".join(part for part in (str(dataset), str(protocol)) if part)
-        lines += ["", f"## {column}{arrow}" + (f" ({title})" if title else ""), "",
+        title = " · ".join(esc(part) for part in (str(dataset), str(protocol)) if part)
+        lines += ["", f"## {esc(column)}{arrow}" + (f" ({title})" if title else ""), "",
                   "| a − b | difference | interval | p | p Holm | p Wilcoxon (Holm) | frames | sequences | better |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
         for row in table.itertuples():
             wilcoxon = "–" if math.isnan(row.p_wilcoxon) else f"{_p(row.p_wilcoxon)} ({_p(row.p_wilcoxon_holm)})"
-            better = f"**{row.better}**" if row.significant else "not significant"
-            lines.append(f"| {row.method_a} − {row.method_b} | {_number(row.difference)} | "
+            better = f"**{esc(row.better)}**" if row.significant else "not significant"
+            lines.append(f"| {esc(row.method_a)} − {esc(row.method_b)} | {_number(row.difference)} | "
                          f"[{_number(row.ci_low)}, {_number(row.ci_high)}] | {_p(row.p_bootstrap)} | {_p(row.p_holm)} | "
                          f"{wilcoxon} | {row.n_frames} | {row.n_sequences} | {better} |")
     return "\n".join(lines) + "\n"

@@ -45,9 +45,12 @@ def run(args: argparse.Namespace) -> int:
     files = []
     if args.run:
         from benchmark.results.bootstrap import saved_settings
+        from benchmark.results.folder import refuse_links
         from benchmark.results.schema import read_methods, read_run
         from benchmark.results.summary import summarize
 
+        if args.out is None:
+            refuse_links(args.run)  # plots/ of a received run folder must not lead outside it
         bootstrap = saved_settings(args.run)
         per_frame, _ = read_run(args.run)
         roles = read_methods(args.run)

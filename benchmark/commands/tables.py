@@ -51,12 +51,15 @@ def run(args: argparse.Namespace) -> int:
 
     from benchmark.results.bootstrap import saved_settings
     from benchmark.results.files import atomic_write_text
+    from benchmark.results.folder import refuse_links
     from benchmark.results.schema import read_metadata, read_methods, read_run
     from benchmark.results.summary import missing_by_method, summarize
     from reports import matrix
     from reports.publish import table_files
     from reports.runinfo import policy_notes
 
+    if args.out is None:
+        refuse_links(args.run)  # a received run folder must not direct the tables' writes outside it
     bootstrap = saved_settings(args.run).overridden(args.resamples, args.seed, args.level)
     per_frame, missing = read_run(args.run)
     roles = read_methods(args.run)

@@ -44,13 +44,23 @@ def read_frames_sequence(path: str | Path, mask: str | Path | None = None, landm
             raise InputError(f"{mask}: no mask for frames {', '.join(map(str, absent[:8]))}")
     annotations = {}
     if landmarks is not None:
+        option = "landmarks (--landmarks of cabench eval, landmarks = of a [[datasets]] entry)"
         try:
-            values = np.load(landmarks)
-        except (OSError, ValueError) as error:
-            raise InputError(f"{landmarks}: cannot read landmarks ({error})") from None
+            values = np.load(landmarks, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:
+            reason = "the file is empty" if isinstance(error, EOFError) else str(error) or type(error).__name__
+            raise InputError(f"{landmarks}: cannot read the {option} as a .npy array ({reason})") from None
+        if not isinstance(values, np.ndarray) or values.dtype.kind not in "iuf":
+            raise InputError(f"{landmarks}: {option} must be a numeric .npy array, got {type(values).__name__}"
+                             f"{'' if not isinstance(values, np.ndarray) else ' of dtype ' + str(values.dtype)}")
         if values.ndim != 3 or values.shape[1:] != (68, 2) or len(values) != len(frames.frame_ids):
             raise InputError(f"{landmarks}: landmarks of shape {values.shape}, expected ({len(frames.frame_ids)}, 68, 2) "
                              "(one row per ground-truth frame, in frame-id order)")
+        finite = np.isfinite(values).all(axis=(1, 2))
+        if not finite.all():
+            bad = [frames.frame_ids[i] for i in np.flatnonzero(~finite)[:8]]
+            raise InputError(f"{landmarks}: {option} hold NaN or infinite values for frame(s) "
+                             f"{', '.join(map(str, bad))}{' ...' if (~finite).sum() > 8 else ''}")
         annotations[LANDMARKS] = np.asarray(values, dtype=np.float64)
     root = Path(path)
     return Sequence(name=name or sequence_name(path), frames=frames, mask=masks, annotations=annotations,

@@ -160,11 +160,19 @@ def render_proxy(params: FaceParams, size: int, gain: float) -> tuple[np.ndarray
     return np.concatenate([rgb, alpha[..., None]], axis=-1), normal
 
 
+MAX_FRAMES = 100_000
+"""The most frames of one sequence: an hour at 25 fps and then some. The per-frame annotations
+(``transforms.json``) are gathered in memory, about 2 KB a frame, so 200 MB at this bound."""
+MAX_SIZE = 2048
+"""The largest frame side, four times the paper's 512: rendering takes memory with the square of the
+side (measured: `cabench synth --frames 2 --size 4096` peaked at 4.0 GB of RSS), so about 1 GB here."""
+
+
 def check_arguments(frames: int, size: int, seed: int, fps: float, name: str) -> None:
     """The arguments of a synthetic sequence, checked before anything is created (CabenchError naming the option)."""
     checks = (
-        (isinstance(frames, int) and frames >= 1, f"--frames must be at least 1, got {frames}"),
-        (isinstance(size, int) and size >= 64, f"--size must be at least 64 pixels, got {size}"),
+        (isinstance(frames, int) and 1 <= frames <= MAX_FRAMES, f"--frames must be from 1 to {MAX_FRAMES:,}, got {frames}"),
+        (isinstance(size, int) and 64 <= size <= MAX_SIZE, f"--size must be from 64 to {MAX_SIZE} pixels, got {size}"),
         (isinstance(seed, int) and 0 <= seed < 2**63, f"--seed must be an integer from 0 to 2**63-1, got {seed}"),
         (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0, f"--fps must be a positive number, got {fps}"),
         (isinstance(name, str) and bool(name) and not name.startswith(".") and "/" not in name and "\0" not in name,

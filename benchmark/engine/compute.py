@@ -134,7 +134,7 @@ class PartComputer:
             result = evaluate(pred=SubsetFrames(pred, ids), gt=gt, metrics=names, protocol=protocol, mask=mask, device=device,
                               batch_size=self.config.batch_size, align=self.config.align or None,
                               progress=self.progress, annotations=None if landmarks is None else {"landmarks": landmarks},
-                              on_rows=store, truth_cache=truth_cache, audio=audio, **options)
+                              on_rows=store, truth_cache=truth_cache, audio=audio, keep_rows=False, **options)
             missing = result.missing
         for name, part in mine.items():
             if name in missing:

@@ -16,6 +16,7 @@ from typing import Any
 
 from baselines.base import Adapter, MethodOutput
 from baselines.catalogue import adapter_class, resolve_path_settings, setting_violations
+from benchmark.align import refuse_extra
 from benchmark.config import AdapterRules, MethodConfig, RunConfig
 from benchmark.datasets.base import Sequence
 from benchmark.io import FrameSource, open_frames
@@ -26,8 +27,10 @@ from metrics.errors import CabenchError
 class MethodSource:
     """One method on one sequence (see the module docstring)."""
 
-    def __init__(self, method: MethodConfig, dataset: str, sequence: Sequence, split: str):
+    def __init__(self, method: MethodConfig, dataset: str, sequence: Sequence, split: str,
+                 align: tuple[str, ...] = ()):
         self.method = method
+        self.align = align
         self.sequence = sequence
         self.adapter: Adapter | None = None
         self.path: str | None = None
@@ -58,6 +61,7 @@ class MethodSource:
         """The method's settings and the stamp of its frames' content for ``ids`` (no rendering)."""
         if self.adapter is None:
             source = self._stored()
+            refuse_extra(source, self.sequence.frames, self.align)
             present = [i for i in ids if i in set(source.frame_ids)]
             content = text_stamp(source.frame_ids, source.content_key(present))
             return {"frames": str(Path(self.path).resolve()), "content": content}
@@ -69,7 +73,9 @@ class MethodSource:
         if self.adapter is None:
             return MethodOutput(self._stored(), {"frames": str(Path(self.path).resolve())})
         self.adapter.load()
-        return self.adapter.outputs(self.sequence)
+        output = self.adapter.outputs(self.sequence)
+        refuse_extra(output.frames, self.sequence.frames, self.align)
+        return output
 
 
 def method_roles(config: RunConfig) -> list[dict[str, str]]:

@@ -59,7 +59,7 @@ def plan_pair(config: RunConfig, pair: Pair, metrics: list[str], options: dict[s
     ``reasons``: :func:`unavailable_reasons`; ``weights``: :func:`weight_files` (part of each part's
     identity, so that another weight file recomputes)."""
     ids = evaluated_ids(pair.sequence, config.split)
-    method = MethodSource(pair.method, pair.dataset.name, pair.sequence, config.split)
+    method = MethodSource(pair.method, pair.dataset.name, pair.sequence, config.split, tuple(config.align))
     method_identity = method.identity(ids)
     evaluation = {"split": config.split, "frames": text_stamp(ids), "count": len(ids), "align": sorted(config.align),
                   "mask": uses_mask(config, pair.sequence)}

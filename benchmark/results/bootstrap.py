@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmark.results.statistics import LEVEL, RESAMPLES
+from benchmark.results.statistics import LEVEL, MAX_RESAMPLES, RESAMPLES
 from metrics.errors import CabenchError
 
 
@@ -78,8 +78,8 @@ class BootstrapSettings:
 def check_settings(resamples: Any, seed: Any, level: Any, name: Callable[[str], str] = "bootstrap.{}".format) -> None:
     """Raise one :class:`CabenchError` for a value the bootstrap cannot use, naming it by ``name(key)``
     (a config key path, or a command-line option)."""
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 2:
-        raise CabenchError(f"{name('resamples')}: must be an integer of at least 2, got {resamples!r}")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or not 2 <= resamples <= MAX_RESAMPLES:
+        raise CabenchError(f"{name('resamples')}: must be an integer from 2 to {MAX_RESAMPLES:,}, got {resamples!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise CabenchError(f"{name('seed')}: must be a non-negative integer, got {seed!r}")
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:

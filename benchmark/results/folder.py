@@ -15,12 +15,16 @@ no name can address a path outside the folder)::
 
 Convention: cabench writes only into a folder that is empty (or absent) or that carries its
 marker, so files it did not write are never replaced; it checks that it can write there before
-any work starts. Every output file is replaced atomically (:mod:`benchmark.results.files`).
+any work starts. A folder that holds a symbolic link anywhere inside it is refused
+(:func:`refuse_links`): a run folder received from someone else could otherwise direct cabench's
+writes outside it (a link at ``.cabench/lock``, ``plots/``, ``parts/`` or ``cache/``); the lock file
+is also opened with ``O_NOFOLLOW``. The folder's own path may go through links (it is resolved first). Every output file is replaced atomically (:mod:`benchmark.results.files`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -32,6 +36,19 @@ from metrics.errors import CabenchError
 FORMAT = 1  # the layout above; a folder marked with another format is refused rather than misread
 OUTPUT_FILES = ("per_frame.csv", "summary.csv", "missing.csv", "methods.csv", "metadata.json", "config.toml",
                 "report.html")
+
+
+def refuse_links(folder: str | Path) -> None:
+    """Raise a CabenchError naming the first symbolic link found inside ``folder`` (not following links)."""
+    root = Path(folder)
+    if not root.is_dir():
+        return
+    for parent, folders, files in os.walk(root, followlinks=False):
+        for name in sorted([*folders, *files]):
+            path = Path(parent) / name
+            if path.is_symlink():
+                raise CabenchError(f"{path}: a symbolic link inside the run folder (to {os.readlink(path)}); cabench "
+                                   "writes only inside its run folder: remove the link, or choose another folder")
 
 
 class RunFolder:
@@ -98,6 +115,7 @@ class RunFolder:
             if found != FORMAT:
                 raise CabenchError(f"{self.marker}: a run folder of another cabench store format ({found}, this one "
                                    f"reads {FORMAT}); give a new output folder")
+        refuse_links(path)
         for folder in (self.meta, self.parts, self.cache, self.plots):
             if folder.exists() and not folder.is_dir():
                 raise CabenchError(f"{folder}: a file where the run keeps a folder; remove it or choose another output")

@@ -63,7 +63,7 @@ class RunLock:
 
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            main = os.open(self._path(), os.O_RDWR | os.O_CREAT, 0o666)
+            main = os.open(self._path(), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except OSError as error:
             raise write_failure(self._path(), error) from None
         self._handles.append(main)
@@ -72,7 +72,7 @@ class RunLock:
             if self.exclusive:
                 self._write(main)
                 return self
-            shard = os.open(self._shard_path(), os.O_RDWR | os.O_CREAT, 0o666)
+            shard = os.open(self._shard_path(), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
             self._handles.append(shard)
             fcntl.flock(shard, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._write(shard)

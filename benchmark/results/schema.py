@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from metrics.errors import InputError
@@ -72,6 +73,7 @@ def read_run(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     needed = {"dataset", "method", "frame", "protocol"}
     if not needed <= set(per_frame.columns):
         raise InputError(f"{path}: not a result table (needs columns {', '.join(sorted(needed))})")
+    check_values(per_frame, path)
     missing_path = folder / "missing.csv"
     missing = missing_table([])
     if missing_path.exists() and missing_path.stat().st_size:
@@ -83,6 +85,25 @@ def read_run(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 missing[column] = ""
         missing = missing[list(MISSING_COLUMNS)].fillna("")
     return per_frame, missing
+
+
+def check_values(per_frame: pd.DataFrame, path: Path) -> None:
+    """Make sure a result table's ``frame`` column holds integers and its value columns numbers (an
+    empty cell is NaN, ``inf`` a number: PSNR of identical frames); the first cell that is not is an
+    InputError naming the file, its line and its column. Columns read as text become numbers."""
+    for column in ["frame", *value_columns(per_frame)]:
+        values = per_frame[column]
+        numbers = pd.to_numeric(values, errors="coerce") if not pd.api.types.is_bool_dtype(values) else values * np.nan
+        if column == "frame":
+            bad = numbers.isna() | (numbers % 1 != 0)
+            what = "an integer frame id"
+        else:
+            bad = numbers.isna() & values.notna()
+            what = "a number (or empty)"
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"{path}: line {row + 2}, column {column}: {values.iloc[row]!r} is not {what}")
+        per_frame[column] = numbers.astype("int64") if column == "frame" else numbers
 
 
 def is_sanity(method: str, roles: Mapping[str, str] | None) -> bool:
