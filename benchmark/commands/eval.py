@@ -126,8 +126,8 @@ def run(args: argparse.Namespace) -> int:
             print((report.out / name).read_text())
     missing = report.missing
     if len(missing):
-        for (metric, reason), _ in missing.groupby(["metric", "reason"], sort=False):
-            print(f"{metric}: missing ({reason})")
+        for reason, rows in missing.groupby("reason", sort=False):
+            print(f"{', '.join(dict.fromkeys(rows['metric']))}: missing ({reason})")
     print(f"results in {report.out} (per_frame.csv, summary.csv, missing.csv, table1/2 .md .tex .csv"
           + ("" if args.no_plots else ", plots/, report.html") + ")")
     if len(missing) and args.strict:
