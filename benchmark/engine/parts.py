@@ -20,7 +20,15 @@ from typing import Any
 
 from benchmark.config import RunConfig
 from benchmark.engine.methods import MethodSource
-from benchmark.engine.plan import Pair, evaluated_ids, landmarks_of, named_protocols, plan, truth_stamp, uses_mask
+from benchmark.engine.plan import (
+    Pair,
+    evaluated_ids,
+    landmarks_of,
+    named_protocols,
+    plan,
+    truth_stamp,
+    uses_mask,
+)
 from benchmark.results import fingerprint
 from benchmark.results.merge import StoredPair
 from benchmark.stamps import text_stamp
