@@ -258,6 +258,10 @@ def _coverage(record) -> float:
     return float(record.count) / frames if frames else math.nan
 
 
+# The dataset cell of reported numbers whose table names no dataset (the paper's Table 2).
+UNNAMED_PAPER_DATASET = "paper (no dataset named)"
+
+
 def build_rows(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None,
                paper: bool = False, roles: Mapping[str, str] | None = None) -> list[Row]:
     """The table's rows, grouped and ordered as in the paper, one per (dataset, method, protocol), or
@@ -307,11 +311,13 @@ def build_rows(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | N
     if paper:
         table = reported()
         table = table[table["metric"].isin(columns)]
+        # Table 2 names no dataset: its numbers go beside the rows of the paper's datasets only (never
+        # beside another dataset's measurements, e.g. the synthetic one's), else in a group of their own.
+        papers = [d for d in dict.fromkeys(k[0] for k in rows) if d in PAPER_DATASETS] or [UNNAMED_PAPER_DATASET]
         for record in table.itertuples(index=False):
-            datasets = [record.dataset] if record.dataset else sorted({k[0] for k in rows} or {""})
-            for dataset in datasets:
+            for dataset in [record.dataset] if record.dataset else papers:
                 matches = [k for k in rows if k[0] == dataset and paper_name(k[2]) == record.method]
-                if not matches and record.dataset:
+                if not matches and (record.dataset or dataset == UNNAMED_PAPER_DATASET):
                     row_of(dataset, "", record.method, "")
                     matches = [(dataset, "", record.method, "")]
                 for key in matches:

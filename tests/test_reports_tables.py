@@ -284,3 +284,19 @@ def test_sanity_rows_come_apart_and_never_take_the_bold():
     assert "never bold" in text
     # without roles (an older run folder) every row is a method: the flicker is then the best
     assert "**33.20**" in tables.markdown(tables.TABLE1, summary)
+
+
+def test_table2_reported_numbers_never_sit_beside_another_datasets_measurements():
+    """The paper's Table 2 names no dataset: its PE/EE go beside rows of the paper's datasets only, as
+    Table 1's do; a run on the synthetic dataset shows them in a group of their own."""
+    summary = pd.DataFrame({"dataset": "synthetic", "method": ["ConsistentAvatar", "SadTalker"], "metric": "deca_pe",
+                            "protocol": "canonical", "mean": [0.02, 0.05], "std": 0.0, "count": 5, "frames": 5})
+    rows = tables.build_rows(tables.TABLE2, summary, paper=True)
+    assert all(not row.reported for row in rows if row.dataset == "synthetic")
+    apart = {row.method: row.reported for row in rows if row.dataset == tables.UNNAMED_PAPER_DATASET}
+    assert apart["Ours"]["deca_pe"] == 0.0096 and apart["SadTalker"]["deca_pe"] == 0.0755
+    text = tables.markdown(tables.TABLE2, summary, paper=True)
+    assert "| ConsistentAvatar | **0.02** | – | – |" in text and f"| {tables.UNNAMED_PAPER_DATASET} |" in text
+    insta = summary.assign(dataset="INSTA")  # under one of the paper's datasets they sit beside the measurement
+    ours = next(row for row in tables.build_rows(tables.TABLE2, insta, paper=True) if row.method == "ConsistentAvatar")
+    assert ours.reported == {"deca_pe": 0.0096, "deca_ee": 0.8452}
