@@ -55,7 +55,7 @@ import pandas as pd
 from benchmark.results.bootstrap import BootstrapSettings
 from benchmark.results.schema import SANITY_ROLE, is_sanity
 from metrics import registry
-from reports.paper import PAPER_DATASETS, PAPER_METHOD_ORDER, order_name, paper_name, reported
+from reports.paper import PAPER_DATASETS, PAPER_METHOD_ORDER, order_name, paper_names, reported
 
 
 @dataclass(frozen=True)
@@ -316,7 +316,7 @@ def build_rows(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | N
         papers = [d for d in dict.fromkeys(k[0] for k in rows) if d in PAPER_DATASETS] or [UNNAMED_PAPER_DATASET]
         for record in table.itertuples(index=False):
             for dataset in [record.dataset] if record.dataset else papers:
-                matches = [k for k in rows if k[0] == dataset and paper_name(k[2]) == record.method]
+                matches = [k for k in rows if k[0] == dataset and record.method in paper_names(k[2])]
                 if not matches and (record.dataset or dataset == UNNAMED_PAPER_DATASET):
                     row_of(dataset, "", record.method, "")
                     matches = [(dataset, "", record.method, "")]
@@ -364,9 +364,12 @@ def _columns_of(metric: str, columns: Sequence[str]) -> list[str]:
 
 def best_values(rows: Sequence[Row], columns: Sequence[str]) -> dict[tuple[tuple[str, str, str], str], float]:
     """((dataset, sequence, protocol), column) -> the best value measured by a method (sanity checks
-    never count) in that group."""
+    never count) in that group. The runtime column has none: it is one wall-clock measurement per
+    rendered sequence, as noisy as the machine was busy, so no method is shown as the fastest on it."""
     best: dict[tuple[tuple[str, str, str], str], float] = {}
     for column in columns:
+        if _is_runtime(column):
+            continue
         higher, _ = direction(column)
         for row in rows:
             value = row.measured.get(column)
@@ -376,6 +379,11 @@ def best_values(rows: Sequence[Row], columns: Sequence[str]) -> dict[tuple[tuple
             if key not in best or (value > best[key] if higher else value < best[key]):
                 best[key] = value
     return best
+
+
+def _is_runtime(column: str) -> bool:
+    spec = registry.column_spec(column)
+    return spec is not None and spec.kind == "runtime"
 
 
 # ---------------------------------------------------------------------------- cells
@@ -568,7 +576,9 @@ class Prepared:
 
     def footer(self) -> str:
         where = "dataset, sequence and protocol" if self.per_sequence else "dataset and protocol"
-        text = f"Measured with protocol(s): {_protocols(self.rows)}. Best measured value per {where} in bold."
+        text = f"Measured with protocol(s): {_protocols(self.rows)}. Best measured value per {where} in bold"
+        shown = [column for column, _ in self.spec.columns]
+        text += " (not the time: one wall-clock measurement per sequence)." if any(map(_is_runtime, shown)) else "."
         if self.sanity:
             names = ", ".join(dict.fromkeys(row.method for row in self.sanity))
             text += (f" Sanity rows ({names}) take no part in the best value or the marks. They check the metrics "
