@@ -150,7 +150,13 @@ def extra_table(summary: pd.DataFrame) -> TableSpec | None:
             columns.append((column, column))
     if not columns:
         return None
-    return TableSpec("metrics", "Other metrics: temporal consistency, face and landmark measures", tuple(columns))
+    kinds = dict.fromkeys(registry.column_spec(column).kind for column, _ in columns)
+    what = [KIND_HEADINGS.get(kind, kind) for kind in kinds]
+    return TableSpec("metrics", f"Other metrics: {' and '.join(what)}", tuple(columns))
+
+
+# The heading of each metric kind in the other metrics' table (MetricSpec.kind).
+KIND_HEADINGS = {"frame": "image quality", "temporal": "temporal consistency", "face": "face and landmark measures"}
 
 
 # ---------------------------------------------------------------------------- uncertainty
@@ -745,19 +751,29 @@ def csv_frame(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | No
     return pd.DataFrame(records)
 
 
+def shown_tables(summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> list[TableSpec]:
+    """The tables a run has something for: Table 1, Table 2 and the other metrics' table, each only
+    where one of its columns was measured or is missing with a reason (with ``paper``, Tables 1 and 2
+    always: the paper's numbers fill them)."""
+    if paper:
+        return [TABLE1, TABLE2]
+    specs = [TABLE1, TABLE2, *([extra] if (extra := extra_table(summary)) else [])]
+    return [spec for spec in specs if build_rows(spec, summary, missing)]
+
+
 def render_all(summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
                roles: Mapping[str, str] | None = None, uncertainty: Uncertainty | None = None,
                notes: Sequence[str] = ()) -> dict[str, str]:
     """{file name: text} for table1/table2 in .md, .tex and .csv (``_paper`` in the names with ``paper``),
-    and ``metrics.*`` for the run's other metrics (not with ``paper``: the paper reports none).
+    and ``metrics.*`` for the run's other metrics (not with ``paper``: the paper reports none); a table
+    with no row (Table 1 of a run of temporal metrics only) is not written (:func:`shown_tables`).
 
     A per-sequence summary (with a ``sequence`` column) gives ``table1_per_sequence.md``, ... ;
     ``roles``: {method: role} (sanity checks apart); ``uncertainty``: intervals and marks (the marks of a
     per-sequence summary from :func:`table_marks` on it); ``notes``: sentences about the run under each table."""
     suffix = ("_per_sequence" if "sequence" in summary else "") + ("_paper" if paper else "")
     files = {}
-    extra = None if paper else extra_table(summary)
-    for spec in (TABLE1, TABLE2, *([extra] if extra else [])):
+    for spec in shown_tables(summary, missing, paper):
         files[f"{spec.name}{suffix}.md"] = markdown(spec, summary, missing, paper, roles, uncertainty, notes)
         files[f"{spec.name}{suffix}.tex"] = latex(spec, summary, missing, paper, roles, uncertainty, notes)
         files[f"{spec.name}{suffix}.csv"] = csv_frame(spec, summary, missing, paper, roles, uncertainty).to_csv(

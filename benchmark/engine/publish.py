@@ -69,6 +69,7 @@ def write_outputs(folder: RunFolder, config: RunConfig, per_frame: pd.DataFrame,
     for name, text in tables.render_all(summary, missing_by_method(missing), roles=roles, uncertainty=uncertainty,
                                         notes=notes).items():
         files.append(atomic_write_text(out / name, text))
+    written = {path.name for path in files}
     per_sequence = per_sequence_marks = None
     if several_sequences(per_frame):
         per_sequence = summarize(per_frame, by=("dataset", "sequence", "method"), bootstrap=config.bootstrap)
@@ -78,6 +79,10 @@ def write_outputs(folder: RunFolder, config: RunConfig, per_frame: pd.DataFrame,
         for name, text in tables.render_all(per_sequence, missing, roles=roles, uncertainty=by_sequence,
                                             notes=notes).items():
             files.append(atomic_write_text(out / name, text))
+            written.add(name)
+    for stale in [*out.glob("table[12]*.*"), *out.glob("metrics*.*")]:  # a table an earlier run of the folder had
+        if stale.suffix in (".md", ".tex", ".csv") and stale.name not in written and "_paper" not in stale.name:
+            stale.unlink()
     if plots and len(per_frame):
         from reports.plots import draw_run
 
