@@ -102,9 +102,10 @@ def find_weight(key: str, path: str | os.PathLike | None = None) -> Path:
             if candidate.exists():
                 raise WeightsUnusableError(candidate, f"is a folder, not a weight file ({weight.used_by})")
     where = ", ".join(str(d) for d in folders)
+    put = "put it in one of them" if len(folders) > 1 else "put it there"
     raise WeightsMissingError(
         f"{weight.filename} ({weight.used_by}) not found in {where}; "
-        f"put it in one of them or set CABENCH_WEIGHTS (source: {weight.source})"
+        f"{put} or set CABENCH_WEIGHTS to its folder (source: {weight.source})"
     )
 
 
