@@ -103,7 +103,8 @@ class ConsistentAvatar(Adapter):
             return
         load_pipeline, _, warm_up = self._reference()
         trained = self.ablation if self.ablation_mode == "trained" else None
-        self.pipeline = load_pipeline(self.checkpoint, device=self.device, dtype=self.dtype, ablation=trained)
+        self.pipeline = load_pipeline(self.checkpoint, device=self.device, dtype=self.dtype, ablation=trained,
+                                      progress=self.progress)
         warm_up(self.pipeline, self.batch_size, self.scheduler)
 
     def outputs(self, sequence: Sequence) -> MethodOutput:

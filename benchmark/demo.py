@@ -9,7 +9,9 @@ What it does, in order:
    reference ConsistentAvatar pipeline's tiny checkpoint when the reference package ships one:
    the full model, ``wo_lcm``, and each ablation the checkpoint has a trained variant for (rows
    of the paper; the adapter loads the pipeline before rendering, so its time per frame excludes
-   loading). The shipped checkpoint was trained on the train split of exactly these sequences
+   loading). ``wo_aligned_tsd`` is the same trained model as ``wo_stage2`` (an alias,
+   :mod:`reference.ablations`), so it is rendered once, as the "w/o stage2" row, which ``--paper``
+   tables set beside both of the paper's names for it. The shipped checkpoint was trained on the train split of exactly these sequences
    (the demo's defaults), so its rows score it on their held-out test frames, the paper's
    per-subject protocol;
    every registered metric, those that cannot run here (absent weights) recorded as missing with
@@ -22,13 +24,13 @@ What it does, in order:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmark.config import DatasetConfig, MethodConfig, RunConfig, to_toml
 from benchmark.results.files import atomic_write_text
+from benchmark.threads import one_thread_unless_set
 
 if TYPE_CHECKING:
     from benchmark.engine.outputs import Publisher
@@ -80,11 +82,11 @@ def demo_methods() -> list[MethodConfig]:
     checkpoint = reference_checkpoint()
     if checkpoint and "consistentavatar" in adapters:
         from baselines.consistentavatar import ABLATION_ROWS
-        from reference.ablations import trained_variant, trained_variants
+        from reference.ablations import ALIASES, trained_variant, trained_variants
 
         trained = set(trained_variants(checkpoint))
         for ablation, row in ABLATION_ROWS.items():  # the full model and its trained ablations: rows of the paper
-            if trained_variant(ablation) not in trained | {None}:
+            if ablation in ALIASES or trained_variant(ablation) not in trained | {None}:
                 continue
             settings = {"checkpoint": checkpoint} if ablation is None else {"checkpoint": checkpoint, "ablation": ablation}
             methods.append(MethodConfig(row, adapter="consistentavatar", settings=settings))
@@ -109,25 +111,6 @@ def demo_config(out: Path, data: Path, device: str = "cpu") -> RunConfig:
                      split="test")
 
 
-@contextmanager
-def _one_thread_unless_set() -> Iterator[None]:
-    """One torch thread unless OMP_NUM_THREADS says otherwise: the demo's frames are small, so a
-    second thread gains little on an idle 2-core machine, and on a busy one two spinning threads per
-    process made the demo several times slower (measured: 5m36s against 1m57s). The caller's
-    thread count is restored afterwards."""
-    import os
-
-    import torch
-
-    previous = torch.get_num_threads()
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int = DEMO_SIZE,
              sequences: int = DEMO_SEQUENCES, seed: int = 0, device: str = "cpu", force: bool = False,
              progress: bool = True, log: Callable[[str], None] = print, publish: Publisher | None = None):
@@ -141,7 +124,7 @@ def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int
         raise CabenchError(f"--frames must be at least 8 (the test split is the last quarter), got {frames}")
     if sequences < 1:
         raise CabenchError(f"--sequences must be at least 1, got {sequences}")
-    with _one_thread_unless_set():
+    with one_thread_unless_set():
         out = claim_folder(out).path
         log(f"writing the synthetic dataset ({sequences} sequences x {frames} frames, {size}x{size}) to {out / 'data'}")
         data = make_data(out / "data", sequences=sequences, frames=frames, size=size, seed=seed, progress=progress)

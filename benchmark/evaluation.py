@@ -185,6 +185,10 @@ def evaluate(
                 f"the ground truth's {gt_source.size[1]}x{gt_source.size[0]}"
             )
     landmark_rows = _annotation_index(annotations, gt_source, "landmarks")
+    for name in runnable:  # what the protocol needs of the input is known before any frame is read
+        problem = protocol_obj.input_problem(name, gt_source.size, landmark_rows is not None, mask_source is not None)
+        if problem:
+            raise InputError(problem)
 
     evaluators = {
         name: registry.create(name, device=torch_device, protocol=protocol_obj, **per_metric_options[name])

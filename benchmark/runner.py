@@ -14,23 +14,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from benchmark.config import RunConfig, absolute_paths
-from benchmark.engine.compute import PartComputer
 from benchmark.engine.launch import launch
-from benchmark.engine.metadata import run_metadata
 from benchmark.engine.methods import ADAPTER_RULES
-from benchmark.engine.outputs import Publisher, write_outputs
-from benchmark.engine.parts import plan_run
 from benchmark.engine.plan import protocols_of
+from benchmark.engine.published import forget, publication_stamp, published, record
 from benchmark.engine.signals import terminate_as_exception
 from benchmark.results.folder import RunFolder
-from benchmark.results.merge import merge
-from benchmark.results.summary import summarize
-from metrics.device import resolve_device
+from metrics.device import check_device, resolve_device
 from metrics.errors import Terminated
+
+if TYPE_CHECKING:
+    from benchmark.engine.outputs import Publisher
+
+# The engine's computing and publishing modules (and with them the metric registry, torch, scipy and
+# matplotlib) are imported where they are used: a run whose outputs are up to date needs none of them.
 
 
 @dataclass
@@ -85,10 +87,20 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
     Returns None on a process that does not merge.
     """
     config = absolute_paths(config, ADAPTER_RULES)
-    resolve_device(config.device, "[run] device")  # before any work: a device that is not there stops the run
-    metrics, options, protocols = _selection(config)
+    if check_device(config.device, "[run] device") != "cpu":  # the CPU is always there (and needs no torch to say so)
+        resolve_device(config.device, "[run] device")  # before any work: a device that is not there stops the run
     folder = RunFolder(config.out)
     folder.check()
+    stamp = publication_stamp(config, plots, report)  # reads inputs only, as planning does; loads no metric
+    done = None if force or _launched(shard) else published(folder.meta, folder.path, stamp)
+    if done is not None:  # outputs made from exactly this: print them, make nothing again
+        log(f"reused {done['results']} stored (frame, metric) results and computed 0 (100% reused); "
+            "the outputs are up to date")
+        return _stored_report(folder, done)
+    from benchmark.engine.compute import PartComputer
+    from benchmark.engine.parts import plan_run
+
+    metrics, options, protocols = _selection(config)
     plans = plan_run(config, metrics, options, protocols)  # reads inputs only: bad input leaves no folder behind
     share = launch(config.device, shard)
     with folder.lock(share.lock_shard) as lock, terminate_as_exception():
@@ -111,6 +123,8 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
             log(f"reused {runner.reused} stored (frame, metric) results and computed {runner.computed} "
                 f"({100.0 * runner.reused / total:.0f}% reused)")
         result = _publish(folder, config, plans, protocols, plots, report, share.device, publish)
+        if share.shard == (0, 1) and stamp is not None:  # one process saw every input: its stamp is the outputs'
+            record(folder.meta, folder.path, stamp, result.files, runner.computed + runner.reused)
     result.computed_frames, result.reused_frames = runner.computed, runner.reused
     result.computed_parts = runner.computed_parts
     return result
@@ -119,6 +133,8 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
 def merge_run(config: RunConfig, plots: bool = True, report: bool = True,
               publish: Publisher | None = None) -> RunReport:
     """Merge the stored parts of ``config`` (every shard's) and write the outputs."""
+    from benchmark.engine.parts import plan_run
+
     config = absolute_paths(config, ADAPTER_RULES)
     metrics, options, protocols = _selection(config)
     folder = RunFolder(config.out)
@@ -130,8 +146,32 @@ def merge_run(config: RunConfig, plots: bool = True, report: bool = True,
                         publish)
 
 
+def _launched(shard: tuple[int, int] | None) -> bool:
+    """Whether this process is one of several (a shard given, or a launch that will give one)."""
+    import os
+
+    return (shard is not None and shard != (0, 1)) or (shard is None and int(os.environ.get("WORLD_SIZE", "1")) > 1)
+
+
+def _stored_report(folder: RunFolder, done: dict) -> RunReport:
+    """The report of a run whose outputs are up to date, read back from them."""
+    import json
+
+    out = folder.path
+    metadata = json.loads((out / "metadata.json").read_text()) if (out / "metadata.json").is_file() else {}
+    return RunReport(out, pd.read_csv(out / "per_frame.csv"), pd.read_csv(out / "summary.csv"),
+                     pd.read_csv(out / "missing.csv"), reused_frames=int(done["results"]),
+                     files=[out / name for name in done["outputs"]], metadata=metadata)
+
+
 def _publish(folder: RunFolder, config: RunConfig, plans, protocols: list[str], plots: bool, report: bool,
              device: str, publish: Publisher | None) -> RunReport:
+    from benchmark.engine.metadata import run_metadata
+    from benchmark.engine.outputs import write_outputs
+    from benchmark.results.merge import merge
+    from benchmark.results.summary import summarize
+
+    forget(folder.meta)  # outputs about to change: no stamp claims them until they are all written
     per_frame, missing = merge(folder, [plan.stored for plan in plans])
     summary = summarize(per_frame, bootstrap=config.bootstrap)
     metadata = run_metadata(config, plans, per_frame, protocols, device,

@@ -369,6 +369,11 @@ def ssim_uniform(
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
+def ms_ssim_smallest_side(win_size: int = 11) -> int:
+    """The side MS-SSIM's frames must exceed: the window must fit the coarsest of its five scales."""
+    return (win_size - 1) * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
+
+
 def ms_ssim(pred: torch.Tensor, gt: torch.Tensor, data_range: float = 1.0, sigma: float = 1.5, win_size: int = 11) -> torch.Tensor:
     """Multi-scale SSIM per frame (Wang, Simoncelli and Bovik 2003) with the five standard weights.
 
@@ -378,7 +383,7 @@ def ms_ssim(pred: torch.Tensor, gt: torch.Tensor, data_range: float = 1.0, sigma
     """
     check_pair(pred, gt)
     levels = len(MS_SSIM_WEIGHTS)
-    smallest = (win_size - 1) * 2 ** (levels - 1)
+    smallest = ms_ssim_smallest_side(win_size)
     if min(pred.shape[-2:]) <= smallest:
         raise InputError(f"MS-SSIM needs frames larger than {smallest} pixels on each side, got {pred.shape[-1]}x{pred.shape[-2]}")
     kernel = gaussian_kernel1d(sigma, win_size // 2, dtype=pred.dtype, device=pred.device)

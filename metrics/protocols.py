@@ -159,6 +159,14 @@ class Protocol:
         """A method's frames prepared to be compared with ``truth``."""
         return _composited_on_white(pred, torch.device(device))
 
+    def input_problem(self, metric: str, size: tuple[int, int], landmarks: bool, mask: bool) -> str | None:
+        """Why ``metric`` cannot run under this protocol on a ground truth of ``size`` (height, width),
+        with or without the ground truth's landmarks and a mask, and the fix; None when it can. Decided
+        from the input's description alone, so a run knows before any work which protocols fit it."""
+        if mask and not self.accepts_mask:
+            return f"protocol {self.id!r} evaluates the full frame as the original script does; drop --mask"
+        return None
+
     def _check_mask(self, mask: np.ndarray | None) -> None:
         if mask is not None and not self.accepts_mask:
             raise CabenchError(f"protocol {self.id!r} evaluates the full frame as the original script does; drop --mask")
@@ -208,6 +216,12 @@ class IMavatarProtocol(Protocol):
     resolution: int | None = 256
     needs_landmarks: bool = True
 
+    def input_problem(self, metric, size, landmarks, mask):
+        if not landmarks and not mask:
+            return (f"protocol {self.id!r} needs the ground truth's 68 landmarks for the face hull (--landmarks "
+                    "FILE.npy, or a dataset with keypoints) or --mask")
+        return super().input_problem(metric, size, landmarks, mask)
+
     def prepare_gt(self, gt, mask=None, landmarks=None, device="cpu") -> PreparedTruth:
         import cv2
 
@@ -231,9 +245,7 @@ class IMavatarProtocol(Protocol):
             mask = np.stack([cv2.resize(m, canvas_shape[::-1], interpolation=cv2.INTER_NEAREST) for m in mask])
             mask = (mask > 0.5).astype(np.float32)
         else:
-            raise InputError(
-                "protocol 'imavatar' needs the ground truth's 68 landmarks (a dataset with keypoints) or --mask for the face hull"
-            )
+            raise InputError(self.input_problem("", (0, 0), landmarks=False, mask=False))
         hull = mask[..., None]
         on_white = loaded * hull + 1.0 * (1 - hull)  # "our prediction has white background, so do the same for GT"
         return PreparedTruth(_float_tensor(on_white, device), _mask_tensor(mask, device))
@@ -357,6 +369,13 @@ class NhaProtocol(Protocol):
     id: str = "nha"
     version: int = 2
     accepts_mask: bool = False
+
+    def input_problem(self, metric, size, landmarks, mask):
+        smallest = image.ms_ssim_smallest_side()
+        if metric == "ssim" and min(size) <= smallest:
+            return (f"protocol 'nha': its ssim is MS-SSIM, which needs frames larger than {smallest} px on each side "
+                    f"(these are {size[1]}x{size[0]}); evaluate ssim under another protocol")
+        return super().input_problem(metric, size, landmarks, mask)
 
     def kernels(self) -> dict[str, Kernel]:
         return {

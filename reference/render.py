@@ -23,7 +23,8 @@ pipeline (the full model, ``wo_lcm`` and the zero-input switches) share one copy
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +79,28 @@ def weights_variant(path: Path) -> str | None:
     return variants[0] if len(variants) == 1 else None
 
 
+@contextmanager
+def library_progress_bars(enabled: bool) -> Iterator[None]:
+    """diffusers' and transformers' own progress bars (loading components and weights) on or off for
+    the block, each library's setting restored afterwards (a ``--quiet`` command shows none)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    libraries = (diffusers_logging, transformers_logging)
+    before = [library.is_progress_bar_enabled() for library in libraries]
+    for library in libraries:
+        library.enable_progress_bar() if enabled else library.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for library, was in zip(libraries, before):
+            library.enable_progress_bar() if was else library.disable_progress_bar()
+
+
 def load_pipeline(checkpoint, device: str = "auto", dtype: str | None = None, variant: str | None = None,
-                  ablation: str | None = None):
-    """Load a ConsistentAvatarPipeline from a folder (or take a pipeline object) onto ``device``.
+                  ablation: str | None = None, progress: bool = True):
+    """Load a ConsistentAvatarPipeline from a folder (or take a pipeline object) onto ``device``;
+    ``progress=False`` silences diffusers' and transformers' loading bars (its sampling bar is always off).
 
     ``variant``: the weight files' variant (diffusers' ``variant="fp16"``); ``ablation``: load the
     trained variant that paper row uses (reference/ablations.py; the full model for ``wo_lcm``).
@@ -100,7 +120,8 @@ def load_pipeline(checkpoint, device: str = "auto", dtype: str | None = None, va
         _LAST_LOADED.clear()
         kwargs = {"dtype": DTYPES[dtype]} if dtype else {}
         try:
-            pipe = ConsistentAvatarPipeline.from_pretrained(path, ablation=trained, variant=variant, **kwargs)
+            with library_progress_bars(progress):
+                pipe = ConsistentAvatarPipeline.from_pretrained(path, ablation=trained, variant=variant, **kwargs)
         except (OSError, ValueError) as error:
             raise WeightsMissingError(f"cannot load the pipeline in {path}: {error}") from None
         pipe.set_progress_bar_config(disable=True)
@@ -175,7 +196,8 @@ def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, abl
     pose = _check("pose", pose, (6,), count).astype(np.float32)
     expression = _check("expression", expression, (100,), count).astype(np.float32)
     labels = _labels(emotion, count)
-    pipe = load_pipeline(checkpoint, device, dtype, ablation=ablation if ablation_mode == "trained" else None)
+    pipe = load_pipeline(checkpoint, device, dtype, ablation=ablation if ablation_mode == "trained" else None,
+                         progress=progress)
     pipe.set_scheduler(scheduler)
     size = int(pipe.vae.config.sample_size)
     context = pipe.encode_empty_prompt()

@@ -1,21 +1,24 @@
 """The self-contained HTML report of a run folder (one file, every image embedded as base64 PNG).
 
-It holds what a reader needs to judge the numbers, in this order:
+It opens with what a reader looks at first, and keeps the facts behind the numbers for last:
+- Table 1 in the paper's layout (each value with the half-width of its block-bootstrap interval, the
+  best bold and a dagger on the values not significantly worse; sanity checks apart, from the run's
+  ``methods.csv``) and its plot, the means per method of its columns with their intervals;
+- sample frames per sequence: each method's frames (in table order) over the ground truth's same
+  frames, with the error map between the two, frame ids on every tile;
+- the temporal-consistency curves (the paper's Fig. 7);
+- Table 2 and the other metrics' table, per sequence when a dataset has several; the bootstrap
+  settings; the protocol matrix when the run has several protocols;
+- the metrics that could not run and why, once per reason ("all methods" where it applies to all);
+- the other plots (per-frame traces, the other metrics' means), each with its caption;
+- the summary (mean ± std, the interval of the mean, the frame and sequence counts and the coverage
+  of every metric column);
 - the run: when, with which cabench (version, git commit), on what host (CPU, GPUs, device, torch
   threads), the mask and alignment policies in sentences (a masked evaluation, or one on 3 of 48
   frames, says so), the protocols with their full definitions and the datasets (sequences, split,
   frames, resolution) and the weight files each metric loaded (name, SHA-256, verified), from the
-  run's ``metadata.json``;
-- Table 1, Table 2 and the other metrics' table in the paper's layout (each value with the
-  half-width of its block-bootstrap interval, the best bold and a dagger on the values not
-  significantly worse), sanity checks apart (the run's ``methods.csv``), and per sequence when a
-  dataset has several; the bootstrap settings; the protocol matrix when the run has several protocols;
-- the metrics that could not run and why, once per reason ("all methods" where it applies to all);
-- the plots, grouped (temporal curves, means, per-frame traces), each with its caption;
-- a strip of sample frames per sequence, the ground truth first, then the methods in table order,
-  frame ids on every tile;
-- the summary (mean ± std, the interval of the mean, the frame and sequence counts and the coverage
-  of every metric column), the library versions and the config used.
+  run's ``metadata.json``; the library versions and the config used.
+Wide tables scroll sideways instead of wrapping a cell over two lines.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ from benchmark.results.summary import missing_by_method, summarize
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
-th, td { border-bottom: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th, td { border-bottom: 1px solid #ccc; padding: 3px 8px; text-align: right; white-space: nowrap; }
+div.scroll { overflow-x: auto; max-width: 100%; }
+td.sub { color: #666; font-size: 12px; }
+tr.method td { padding-top: 10px; }
 th.name, td.name, #summary td:nth-child(-n+4) { text-align: left; }
 table.facts td, table.facts th { text-align: left; }
 table.sanity { color: #555; }
@@ -188,10 +194,9 @@ def _plot_order(png: Path, columns: list[str]) -> tuple:
     return group, rank, stem
 
 
-def _plots_section(run: Path, columns: list[str]) -> str:
-    from reports.plots import caption_of
-
-    pngs = sorted((run / "plots").glob("*.png"), key=lambda p: _plot_order(p, columns))
+def _plots_section(run: Path, columns: list[str], pngs: list[Path] | None = None) -> str:
+    """``pngs`` (default: every plot of the run) grouped, each with its caption."""
+    pngs = sorted((run / "plots").glob("*.png") if pngs is None else pngs, key=lambda p: _plot_order(p, columns))
     if not pngs:
         return "<p>No plots (run with plots).</p>"
     parts, current = [], None
@@ -201,13 +206,44 @@ def _plots_section(run: Path, columns: list[str]) -> str:
             title = PLOT_GROUPS[group][1] if group < len(PLOT_GROUPS) else "Other plots"
             parts.append(f"<h3>{escape(title)}</h3>")
             current = group
-        caption = caption_of(png) or png.stem
-        parts.append(f"<figure>{_image(png, caption)}<figcaption>{escape(caption)}</figcaption></figure>")
+        parts.append(_figures([png]))
     return "".join(parts)
 
 
+def _figures(pngs: list[Path]) -> str:
+    """Each plot with its caption (the sentence stored in the PNG)."""
+    from reports.plots import caption_of
+
+    captions = [caption_of(png) or png.stem for png in pngs]
+    return "".join(f"<figure>{_image(png, caption)}<figcaption>{escape(caption)}</figcaption></figure>"
+                   for png, caption in zip(pngs, captions))
+
+
+ERROR_GAIN = 4  # the error map shows 4 x the mean absolute difference over RGB: 64 grey levels or more is white
+
+
+def _error_image(method_png: Path, gt_png: Path) -> str:
+    """The error map of a method's strip against the ground truth's (the same frames, tile for tile):
+    per pixel the mean absolute difference over RGB times :data:`ERROR_GAIN`, black where equal."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    method = np.asarray(Image.open(method_png).convert("RGB"), dtype=np.int16)
+    truth = np.asarray(Image.open(gt_png).convert("RGB"), dtype=np.int16)
+    if method.shape != truth.shape:
+        return ""
+    error = np.clip(np.abs(method - truth).mean(axis=2) * ERROR_GAIN, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(error).save(buffer, format="PNG")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"<img alt='error map' src='data:image/png;base64,{data}'>"
+
+
 def _samples(run: Path, per_frame: pd.DataFrame, order: list[str], roles: Mapping[str, str]) -> str:
-    """Per sequence: the ground truth's strip, then each method's in table order (sanity checks after)."""
+    """Per sequence and method, in table order (sanity checks after): the method's sample frames, the
+    ground truth's same frames right under them, and the error map between the two."""
     from benchmark.results.schema import is_sanity
 
     folder = RunFolder(run)
@@ -217,7 +253,8 @@ def _samples(run: Path, per_frame: pd.DataFrame, order: list[str], roles: Mappin
         if not gt.exists():
             continue
         label = f"{dataset} / {sequence}"
-        rows = [f"<tr><td>ground truth</td><td>{_image(gt, 'ground truth ' + label)}</td></tr>"]
+        truth = _image(gt, "ground truth " + label)
+        rows = []
         present = set(map(str, group["method"]))
         methods = [m for m in order if m in present] + [m for m in dict.fromkeys(map(str, group["method"])) if m not in order]
         sanity_started = False
@@ -229,9 +266,18 @@ def _samples(run: Path, per_frame: pd.DataFrame, order: list[str], roles: Mappin
                 rows.append("<tr><td colspan='2'><i>Sanity checks (not methods: the ground truth degraded on purpose)"
                             "</i></td></tr>")
                 sanity_started = True
-            rows.append(f"<tr><td>{escape(method)}</td><td>{_image(strip, method)}</td></tr>")
+            rows += [f"<tr class='method'><td>{escape(method)}</td><td>{_image(strip, method)}</td></tr>",
+                     f"<tr><td class='sub'>ground truth</td><td>{truth}</td></tr>",
+                     f"<tr><td class='sub'>error ×{ERROR_GAIN}</td><td>{_error_image(strip, gt)}</td></tr>"]
         parts.append(f"<h3>{escape(label)}</h3><table class='strip'>{''.join(rows)}</table>")
-    return "".join(parts) or "<p>No sample frames stored.</p>"
+    return ("<p>Each method's frames over the ground truth's same frames, and the error map between them: the "
+            f"mean absolute difference over RGB, ×{ERROR_GAIN} (black: equal; white: 64 grey levels or more).</p>"
+            + "".join(parts)) if parts else "<p>No sample frames stored.</p>"
+
+
+def _scroll(table: str) -> str:
+    """A wide table scrolls sideways rather than wrapping its cells (``value ± half-width`` stays on one line)."""
+    return f"<div class='scroll'>{table}</div>"
 
 
 def _statistics(bootstrap: BootstrapSettings) -> str:
@@ -273,14 +319,24 @@ def render_report(run: str | Path, config_text: str = "", protocols: dict[str, s
     found = [str(p) for p in dict.fromkeys(per_frame["protocol"].dropna())] + [str(p) for p in missing.get("protocol", [])]
     protocols = protocols if protocols is not None else dict.fromkeys(p for p in found if p)
     shown_missing = missing if not missing.empty else None
-    body = [f"<h1>{escape(title)}</h1>", f"<p>Run folder: <code>{escape(str(run))}</code></p>",
-            "<h2>The run</h2>", _run_section(metadata, notes), _datasets_section(metadata),
-            "<h3>Protocol</h3>", _protocols_section(metadata, protocols), _weights_section(metadata),
-            "<h2>Tables</h2>"]
-    specs = [spec for spec in (tables.TABLE1, tables.TABLE2, tables.extra_table(summary)) if spec]
+    specs = tables.shown_tables(summary, shown_missing)
     uncertainty = tables.Uncertainty("pm", marks, bootstrap)
-    body += [tables.html(spec, summary, shown_missing, roles=roles, uncertainty=uncertainty, notes=notes)
-             for spec in specs]
+    columns = [c for spec in specs for c, _ in spec.columns]
+    methods = list(dict.fromkeys(map(str, per_frame["method"])))
+    plots = sorted((run / "plots").glob("*.png"), key=lambda png: _plot_order(png, columns))
+    headline = [run / "plots" / f"bars_{column}.png" for column, _ in (specs[0].columns if specs else ())]
+    headline = [png for png in headline if png.exists()]  # the first table's plot: its columns' means
+    curves = [png for png in plots if _plot_order(png, columns)[0] == 0]  # the temporal group: the paper's Fig. 7
+    # What a reader looks at first: Table 1 and its plot, sample frames beside their ground truth, the
+    # Fig.-7 curves; then the other tables, the statistics and the rest of the plots; the run's facts last.
+    body = [f"<h1>{escape(title)}</h1>", *[_scroll(tables.html(spec, summary, shown_missing, roles=roles,
+                                                                uncertainty=uncertainty, notes=notes)) for spec in specs[:1]],
+            _figures(headline), "<h2>Sample frames</h2>", _samples(run, per_frame, tables.method_order(methods, roles), roles)]
+    if curves:
+        body += ["<h2>Temporal consistency (the paper's Fig. 7)</h2>", _figures(curves)]
+    body.append("<h2>Tables</h2>")
+    body += [_scroll(tables.html(spec, summary, shown_missing, roles=roles, uncertainty=uncertainty, notes=notes))
+             for spec in specs[1:]]
     if len(per_frame) and (per_frame.groupby("dataset")["sequence"].nunique() > 1).any():
         if per_sequence is None:
             per_sequence = summarize(per_frame, by=("dataset", "sequence", "method"), bootstrap=bootstrap)
@@ -289,21 +345,22 @@ def render_report(run: str | Path, config_text: str = "", protocols: dict[str, s
         by_sequence = tables.Uncertainty("pm", per_sequence_marks, bootstrap)
         body.append("<h2>Per sequence</h2><details open><summary>each table per sequence (subject), best per "
                     "sequence in bold</summary>")
-        body += [tables.html(spec, per_sequence, raw_missing if len(raw_missing) else None, roles=roles,
-                             uncertainty=by_sequence) for spec in specs]
+        body += [_scroll(tables.html(spec, per_sequence, raw_missing if len(raw_missing) else None, roles=roles,
+                                     uncertainty=by_sequence)) for spec in specs]
         body.append("</details>")
     body.append(_statistics(bootstrap))
     if summary["protocol"].nunique() > 1:
-        body += ["<h2>Protocol matrix</h2>", matrix.html(*matrix.matrix(summary, roles))]
-    methods = list(dict.fromkeys(map(str, per_frame["method"])))
+        body += ["<h2>Protocol matrix</h2>", _scroll(matrix.html(*matrix.matrix(summary, roles)))]
     body.append(_missing_section(missing, methods))
-    columns = [c for spec in specs for c, _ in spec.columns]
-    body += ["<h2>Plots</h2>", _plots_section(run, columns)]
-    order = tables.method_order(methods, roles)
-    body += ["<h2>Sample frames</h2>", _samples(run, per_frame, order, roles)]
+    rest = [png for png in plots if png not in headline and png not in curves]
+    if rest or not plots:
+        body += ["<h2>Plots</h2>", _plots_section(run, columns, rest)]
     body += ["<h2>Summary</h2><details><summary>every metric column: mean ± std, the interval of the mean, frames "
-             "and sequences counted, coverage (click to open)</summary>", _summary_table(summary, bootstrap),
-             "</details>"]
+             "and sequences counted, coverage (click to open)</summary>", _scroll(_summary_table(summary, bootstrap)),
+             "</details>",
+             f"<h2>The run</h2><p>Run folder: <code>{escape(str(run))}</code></p>", _run_section(metadata, notes),
+             _datasets_section(metadata), "<h3>Protocol</h3>", _protocols_section(metadata, protocols),
+             _weights_section(metadata)]
     body.append("<h2>Versions</h2>" + _facts(list(_versions(metadata).items()), "versions"))
     if config_text:
         body.append(f"<h2>Config</h2><pre>{escape(config_text)}</pre>")

@@ -45,9 +45,19 @@ def order_name(method: str) -> str:
     return METHOD_ALIASES.get(method) or ORDER_ALIASES.get(method, method)
 
 
+# Paper rows that are the same trained model as a harness row under another table's name: Table 2's
+# "w/o aligned TSD" is Table 1's "w/o stage2 (Baseline)" (reference.ablations), so a run renders it once.
+SAME_MODEL: dict[str, tuple[str, ...]] = {"ConsistentAvatar w/o stage2": ("w/o aligned TSD",)}
+
+
 def paper_name(method: str) -> str:
     """The paper's name of a harness method (ConsistentAvatar is the paper's "Ours")."""
     return METHOD_ALIASES.get(method, method)
+
+
+def paper_names(method: str) -> tuple[str, ...]:
+    """Every paper row a harness method stands for: its paper name, and the same model's other names."""
+    return (paper_name(method), *SAME_MODEL.get(method, ()))
 
 
 def _read(name: str) -> pd.DataFrame:
@@ -76,7 +86,7 @@ def reported_value(metric: str, method: str, dataset: str | None = None) -> floa
     Table 2 names no dataset, so its values are matched on the method alone.
     """
     frame = _reported()
-    rows = frame[(frame["metric"] == metric) & (frame["method"] == paper_name(method))]
+    rows = frame[(frame["metric"] == metric) & frame["method"].isin(paper_names(method))]
     if rows.empty:
         return None
     with_dataset = rows[rows["dataset"] == (dataset or "")]

@@ -322,6 +322,8 @@ def frame_traces(per_frame: pd.DataFrame, out: Path, columns: Sequence[str] | No
                         **_style(method, methods, roles))
                 if rolling:
                     _, low, high = rolling_interval(rows[column].to_numpy(dtype=float), rolling, level)
+                    if spec is not None:  # a band never leaves the values the metric can take (e.g. below 0)
+                        low, high = np.clip(low, *spec.value_range), np.clip(high, *spec.value_range)
                     ax.fill_between(rows["frame"], low, high, color=color, alpha=0.2, linewidth=0)
                 if face:
                     gaps = rows[rows[column].isna()]["frame"]

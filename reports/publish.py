@@ -26,8 +26,10 @@ import pandas as pd
 from benchmark.results.bootstrap import BootstrapSettings
 from benchmark.results.files import atomic_write_csv, atomic_write_text
 from benchmark.results.summary import missing_by_method, summarize
-from reports import tables
 from reports.runinfo import policy_notes
+
+# reports.tables (and with it the metric registry and torch) is imported where a table is made: a
+# command imports this module before it knows whether the run's outputs are already up to date.
 
 
 def several_sequences(per_frame: pd.DataFrame) -> bool:
@@ -40,6 +42,8 @@ def table_files(per_frame: pd.DataFrame, summary: pd.DataFrame, missing: pd.Data
                 ci: str | None = None, paper: bool = False) -> tuple[dict[str, str], pd.DataFrame]:
     """The tables of ``summary`` ({file name: text}) with the marks of ``per_frame`` (the paired
     comparisons with the best, at the bootstrap's level), and those marks."""
+    from reports import tables
+
     marks = tables.table_marks(per_frame, summary, roles, bootstrap)
     files = tables.render_all(summary, missing, paper=paper, roles=roles,
                               uncertainty=tables.Uncertainty(ci, marks, bootstrap), notes=list(notes))
@@ -66,6 +70,10 @@ def publish(out: str | Path, *, per_frame: pd.DataFrame, summary: pd.DataFrame, 
         written.append(atomic_write_csv(per_sequence, out / "summary_per_sequence.csv"))
         files, per_sequence_marks = table_files(per_frame, per_sequence, missing, roles, bootstrap, notes)
         written += [atomic_write_text(out / name, text) for name, text in files.items()]
+    names = {path.name for path in written}
+    for stale in [*out.glob("table[12]*.*"), *out.glob("metrics*.*")]:  # a table an earlier run of the folder had
+        if stale.suffix in (".md", ".tex", ".csv") and stale.name not in names and "_paper" not in stale.name:
+            stale.unlink()
     if plots and len(per_frame):
         from reports.plots import draw_run
 

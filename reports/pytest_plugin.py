@@ -8,8 +8,11 @@ cabench gets the ``quality_regression`` fixture and the ``--quality-update`` opt
         quality_regression.check(quality_values(summary), tolerances={"psnr": 0.1, "ssim": 0.002})
 
 Convention: the recorded values live in ``<test file folder>/quality/<test name>.json``
-(``{"values": {...}, "tolerances": {...}}``). A value is keyed ``method/column`` (or any name);
-its direction comes from the metric registry through the column name after the last ``/``.
+(``{"values": {...}, "tolerances": {...}}``). :func:`quality_values` keys a summary's values
+``dataset/method/protocol/column`` (any other names may be checked too); a value's direction comes
+from the metric registry through the column name after the last ``/``. The protocol is part of the
+key because one run may compute the same metric under several protocols (``protocol = ["canonical",
+"nerface"]``), each its own number: keyed without it, one protocol's values would hide the others'.
 A metric may move in its good direction freely, and in its bad direction by at most its tolerance
 (absolute, in the metric's unit): a PSNR drop beyond the tolerance fails, a rise passes. A value
 recorded but no longer produced, or produced but never recorded, fails too (the comparison must
@@ -30,11 +33,16 @@ DEFAULT_RELATIVE_TOLERANCE = 0.01
 
 
 def quality_values(summary) -> dict[str, float]:
-    """``{"method/column": mean}`` from a run summary (long form: method, metric, mean[, dataset])."""
-    values = {}
+    """``{"dataset/method/protocol/column": mean}`` from a run summary (long form: method, metric, mean
+    [, dataset][, protocol]; a part the summary lacks is left out of the key). Two rows that would share
+    a key are an error: a summary of other groups (e.g. per sequence) needs its own keys."""
+    values: dict[str, float] = {}
     for record in summary.to_dict("records"):
-        prefix = f"{record['dataset']}/" if record.get("dataset") else ""
-        values[f"{prefix}{record['method']}/{record['metric']}"] = float(record["mean"])
+        parts = (record.get("dataset"), record["method"], record.get("protocol"), record["metric"])
+        key = "/".join(str(part) for part in parts if isinstance(part, str) and part)
+        if key in values:
+            raise ValueError(f"quality_values: two summary rows are both {key!r}; give each group its own key")
+        values[key] = float(record["mean"])
     return values
 
 

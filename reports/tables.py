@@ -55,7 +55,7 @@ import pandas as pd
 from benchmark.results.bootstrap import BootstrapSettings
 from benchmark.results.schema import SANITY_ROLE, is_sanity
 from metrics import registry
-from reports.paper import PAPER_DATASETS, PAPER_METHOD_ORDER, order_name, paper_name, reported
+from reports.paper import PAPER_DATASETS, PAPER_METHOD_ORDER, order_name, paper_names, reported
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,13 @@ def extra_table(summary: pd.DataFrame) -> TableSpec | None:
             columns.append((column, column))
     if not columns:
         return None
-    return TableSpec("metrics", "Other metrics: temporal consistency, face and landmark measures", tuple(columns))
+    kinds = dict.fromkeys(registry.column_spec(column).kind for column, _ in columns)
+    what = [KIND_HEADINGS.get(kind, kind) for kind in kinds]
+    return TableSpec("metrics", f"Other metrics: {' and '.join(what)}", tuple(columns))
+
+
+# The heading of each metric kind in the other metrics' table (MetricSpec.kind).
+KIND_HEADINGS = {"frame": "image quality", "temporal": "temporal consistency", "face": "face and landmark measures"}
 
 
 # ---------------------------------------------------------------------------- uncertainty
@@ -258,6 +264,10 @@ def _coverage(record) -> float:
     return float(record.count) / frames if frames else math.nan
 
 
+# The dataset cell of reported numbers whose table names no dataset (the paper's Table 2).
+UNNAMED_PAPER_DATASET = "paper (no dataset named)"
+
+
 def build_rows(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | None = None,
                paper: bool = False, roles: Mapping[str, str] | None = None) -> list[Row]:
     """The table's rows, grouped and ordered as in the paper, one per (dataset, method, protocol), or
@@ -307,11 +317,13 @@ def build_rows(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | N
     if paper:
         table = reported()
         table = table[table["metric"].isin(columns)]
+        # Table 2 names no dataset: its numbers go beside the rows of the paper's datasets only (never
+        # beside another dataset's measurements, e.g. the synthetic one's), else in a group of their own.
+        papers = [d for d in dict.fromkeys(k[0] for k in rows) if d in PAPER_DATASETS] or [UNNAMED_PAPER_DATASET]
         for record in table.itertuples(index=False):
-            datasets = [record.dataset] if record.dataset else sorted({k[0] for k in rows} or {""})
-            for dataset in datasets:
-                matches = [k for k in rows if k[0] == dataset and paper_name(k[2]) == record.method]
-                if not matches and record.dataset:
+            for dataset in [record.dataset] if record.dataset else papers:
+                matches = [k for k in rows if k[0] == dataset and record.method in paper_names(k[2])]
+                if not matches and (record.dataset or dataset == UNNAMED_PAPER_DATASET):
                     row_of(dataset, "", record.method, "")
                     matches = [(dataset, "", record.method, "")]
                 for key in matches:
@@ -358,9 +370,12 @@ def _columns_of(metric: str, columns: Sequence[str]) -> list[str]:
 
 def best_values(rows: Sequence[Row], columns: Sequence[str]) -> dict[tuple[tuple[str, str, str], str], float]:
     """((dataset, sequence, protocol), column) -> the best value measured by a method (sanity checks
-    never count) in that group."""
+    never count) in that group. The runtime column has none: it is one wall-clock measurement per
+    rendered sequence, as noisy as the machine was busy, so no method is shown as the fastest on it."""
     best: dict[tuple[tuple[str, str, str], str], float] = {}
     for column in columns:
+        if _is_runtime(column):
+            continue
         higher, _ = direction(column)
         for row in rows:
             value = row.measured.get(column)
@@ -370,6 +385,11 @@ def best_values(rows: Sequence[Row], columns: Sequence[str]) -> dict[tuple[tuple
             if key not in best or (value > best[key] if higher else value < best[key]):
                 best[key] = value
     return best
+
+
+def _is_runtime(column: str) -> bool:
+    spec = registry.column_spec(column)
+    return spec is not None and spec.kind == "runtime"
 
 
 # ---------------------------------------------------------------------------- cells
@@ -562,7 +582,9 @@ class Prepared:
 
     def footer(self) -> str:
         where = "dataset, sequence and protocol" if self.per_sequence else "dataset and protocol"
-        text = f"Measured with protocol(s): {_protocols(self.rows)}. Best measured value per {where} in bold."
+        text = f"Measured with protocol(s): {_protocols(self.rows)}. Best measured value per {where} in bold"
+        shown = [column for column, _ in self.spec.columns]
+        text += " (not the time: one wall-clock measurement per sequence)." if any(map(_is_runtime, shown)) else "."
         if self.sanity:
             names = ", ".join(dict.fromkeys(row.method for row in self.sanity))
             text += (f" Sanity rows ({names}) take no part in the best value or the marks. They check the metrics "
@@ -729,19 +751,29 @@ def csv_frame(spec: TableSpec, summary: pd.DataFrame, missing: pd.DataFrame | No
     return pd.DataFrame(records)
 
 
+def shown_tables(summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False) -> list[TableSpec]:
+    """The tables a run has something for: Table 1, Table 2 and the other metrics' table, each only
+    where one of its columns was measured or is missing with a reason (with ``paper``, Tables 1 and 2
+    always: the paper's numbers fill them)."""
+    if paper:
+        return [TABLE1, TABLE2]
+    specs = [TABLE1, TABLE2, *([extra] if (extra := extra_table(summary)) else [])]
+    return [spec for spec in specs if build_rows(spec, summary, missing)]
+
+
 def render_all(summary: pd.DataFrame, missing: pd.DataFrame | None = None, paper: bool = False,
                roles: Mapping[str, str] | None = None, uncertainty: Uncertainty | None = None,
                notes: Sequence[str] = ()) -> dict[str, str]:
     """{file name: text} for table1/table2 in .md, .tex and .csv (``_paper`` in the names with ``paper``),
-    and ``metrics.*`` for the run's other metrics (not with ``paper``: the paper reports none).
+    and ``metrics.*`` for the run's other metrics (not with ``paper``: the paper reports none); a table
+    with no row (Table 1 of a run of temporal metrics only) is not written (:func:`shown_tables`).
 
     A per-sequence summary (with a ``sequence`` column) gives ``table1_per_sequence.md``, ... ;
     ``roles``: {method: role} (sanity checks apart); ``uncertainty``: intervals and marks (the marks of a
     per-sequence summary from :func:`table_marks` on it); ``notes``: sentences about the run under each table."""
     suffix = ("_per_sequence" if "sequence" in summary else "") + ("_paper" if paper else "")
     files = {}
-    extra = None if paper else extra_table(summary)
-    for spec in (TABLE1, TABLE2, *([extra] if extra else [])):
+    for spec in shown_tables(summary, missing, paper):
         files[f"{spec.name}{suffix}.md"] = markdown(spec, summary, missing, paper, roles, uncertainty, notes)
         files[f"{spec.name}{suffix}.tex"] = latex(spec, summary, missing, paper, roles, uncertainty, notes)
         files[f"{spec.name}{suffix}.csv"] = csv_frame(spec, summary, missing, paper, roles, uncertainty).to_csv(

@@ -96,7 +96,7 @@ def test_insta_count_mismatch_is_an_error(seq, tmp_path):
 def _fake_reference(monkeypatch, calls, result=None):
     module = types.ModuleType("reference")
 
-    def load_pipeline(checkpoint, device="auto", dtype=None, ablation=None):
+    def load_pipeline(checkpoint, device="auto", dtype=None, ablation=None, progress=True):
         calls.append(dict(load=checkpoint, device=device, dtype=dtype, ablation=ablation))
         return f"pipeline of {checkpoint}" + (f" ({ablation})" if ablation else "")
 

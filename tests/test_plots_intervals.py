@@ -8,6 +8,8 @@ span exactly ``ci_low`` to ``ci_high`` of the summary, and the shaded band must 
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.collections import PolyCollection
 
@@ -74,3 +76,16 @@ def test_cabench_plots_rolling(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["plots", "--run", str(tmp_path), "--rolling", "1"])
     assert stop.value.code == 2 and "--rolling: needs at least 2 frames, got 1" in capsys.readouterr().err
+
+
+def test_rolling_bands_of_non_negative_metrics_stay_at_or_above_zero(tmp_path, figures):
+    """An L2 near zero with noisy frames: the rolling interval's lower end dips below zero, the band does not."""
+    frames = np.arange(60)
+    l2 = np.where(frames % 7 == 0, 0.02, 0.0005)
+    table = pd.DataFrame({"dataset": "d", "sequence": "s", "method": "m", "frame": frames, "protocol": "canonical",
+                          "l2": l2})
+    _, low, _ = rolling_interval(l2, 15, 0.95)
+    assert np.nanmin(low) < 0  # the case this guards against
+    plots.frame_traces(table, tmp_path, ["l2"], rolling=15, level=0.95)
+    (band,) = [c for c in figures.pop().axes[0].collections if isinstance(c, PolyCollection)]
+    assert band.get_paths()[0].vertices[:, 1].min() >= 0

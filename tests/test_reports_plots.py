@@ -128,7 +128,8 @@ def test_html_report_is_self_contained_with_tables_plots_samples_protocol_and_ve
     write_samples(frames, frames, list(range(6)), method / "samples.png", method.parent / "gt_samples.png")
     write_outputs(folder, config, per_frame, missing, ["canonical"], publish=publish)
     html = (tmp_path / "report.html").read_text()
-    assert "<table class='results' id='table1'>" in html and "id='table2'" in html and "id='summary'" in html
+    assert "<table class='results' id='table1'>" in html and "id='metrics'" in html and "id='summary'" in html
+    assert "id='table2'" not in html  # no DECA metric in the run: no empty Table 2
     assert "LPIPS: missing (alexnet-owt-7be5be79.pth not found)" in html
     assert "canonical" in html and "Versions" in html and "torch" in html and "[[methods]]" in html
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
@@ -144,9 +145,9 @@ def test_cabench_tables_writes_the_three_formats(tmp_path, capsys, paper):
     per_frame.to_csv(tmp_path / "per_frame.csv", index=False)
     assert main(["tables", "--run", str(tmp_path), *(["--paper"] if paper else [])]) == 0
     suffix = "_paper" if paper else ""
-    for name in ("table1", "table2"):
+    for name in ("table1", "table2"):  # no DECA metric was run: Table 2 only beside the paper's numbers
         for ext in ("md", "tex", "csv"):
-            assert (tmp_path / f"{name}{suffix}.{ext}").exists()
+            assert (tmp_path / f"{name}{suffix}.{ext}").exists() == (paper or name == "table1")
     table = pd.read_csv(tmp_path / f"table1{suffix}.csv")
     l2 = table[(table["column"] == "l2") & (table["method"] == "stage-1 proxy")]["measured"].iloc[0]
     assert l2 == pytest.approx(per_frame[per_frame["method"] == "stage-1 proxy"]["l2"].mean())

@@ -25,9 +25,9 @@ def synthetic(tmp_path_factory):
     return root
 
 
-def _run_summary(data, tmp_path, blur: float):
+def _run_summary(data, tmp_path, blur: float, protocol: str | tuple[str, ...] = "canonical"):
     """A small run: the synthetic sequence's frames over-smoothed by ``blur`` px (the ``degraded``
-    adapter), through the runner, with image metrics and tOF (DIS flow, offline)."""
+    adapter), through the runner, with image metrics and tOF (DIS flow, offline), under ``protocol``."""
     from benchmark import runner
     from benchmark.config import DatasetConfig, MethodConfig, RunConfig
 
@@ -35,7 +35,7 @@ def _run_summary(data, tmp_path, blur: float):
     config = RunConfig(datasets=(DatasetConfig("synthetic", str(data), kind="synthetic"),),
                        methods=(MethodConfig("blurred", adapter="degraded",
                                              settings={"degradation": "oversmooth", "strength": blur}),),
-                       metrics=metrics, out=str(tmp_path / "run"), split="all", batch_size=8)
+                       metrics=metrics, out=str(tmp_path / "run"), split="all", batch_size=8, protocol=protocol)
     report = runner.run_config(config, progress=False, plots=False, report=False, log=lambda m: None, publish=publish)
     return report.summary
 
@@ -49,8 +49,33 @@ def test_a_degraded_output_fails_the_recorded_quality(synthetic, tmp_path):
     with pytest.raises(pytest.fail.Exception) as failure:
         QualityRegression(RECORDED, update=False).check(values)
     message = str(failure.value)
-    assert "synthetic/blurred/psnr: dropped" in message and "synthetic/blurred/ssim: dropped" in message
-    assert "synthetic/blurred/l2: rose" in message
+    assert "synthetic/blurred/canonical/psnr: dropped" in message
+    assert "synthetic/blurred/canonical/ssim: dropped" in message and "synthetic/blurred/canonical/l2: rose" in message
+
+
+def test_each_protocol_of_a_run_is_checked_on_its_own(synthetic, tmp_path):
+    """One run under two protocols: a value per (protocol, metric), so a canonical SSIM lowered by 0.05
+    (25x the tolerance) fails, named with its protocol, whatever the other protocol's SSIM says."""
+    summary = _run_summary(synthetic, tmp_path, blur=0.8, protocol=("canonical", "nerface"))
+    values = quality_values(summary)
+    assert set(summary["protocol"]) == {"canonical", "nerface"} and len(values) == len(summary)
+    assert values["synthetic/blurred/canonical/ssim"] != values["synthetic/blurred/nerface/ssim"]
+    recorded = tmp_path / "quality.json"
+    QualityRegression(recorded, update=True).check(values, tolerances=TOLERANCES)
+    QualityRegression(recorded, update=False).check(values)
+    degraded = {key: value - 0.05 if key.endswith("/canonical/ssim") else value for key, value in values.items()}
+    with pytest.raises(pytest.fail.Exception) as failure:
+        QualityRegression(recorded, update=False).check(degraded)
+    problems = str(failure.value).splitlines()[1:]
+    assert len(problems) == 1 and problems[0].strip().startswith("synthetic/blurred/canonical/ssim: dropped")
+
+
+def test_rows_that_would_share_a_key_are_refused():
+    import pandas as pd
+
+    summary = pd.DataFrame({"method": ["m", "m"], "metric": ["psnr", "psnr"], "mean": [30.0, 31.0]})
+    with pytest.raises(ValueError, match="'m/psnr'"):
+        quality_values(summary)
 
 
 def test_directions_and_tolerances():

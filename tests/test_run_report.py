@@ -287,10 +287,13 @@ def test_report_says_what_the_run_was_and_shows_strips_in_table_order(run):
     for fact in ("created (UTC)", "git commit", "torch threads", "resolution", "96x96", "Per sequence",
                  "structural_similarity(gaussian_weights=True"):
         assert fact in html, fact
-    strips = html[html.index("<h2>Sample frames</h2>"):html.index("<h2>Summary</h2>")]
-    order = [strips.index(f"<td>{m}</td>") for m in ("ground truth", *METHODS)]
+    strips = html[html.index("<h2>Sample frames</h2>"):html.index("<h2>Tables</h2>")]
+    order = [strips.index(f"<td>{m}</td>") for m in METHODS]
     assert order == sorted(order)
     assert strips.index("Sanity checks") > strips.index(f"<td>{METHODS[0]}</td>")
+    # each method's frames over the ground truth's same frames, and the error map between them
+    first = strips[strips.index(f"<td>{METHODS[0]}</td>"):strips.index(f"<td>{METHODS[1]}</td>")]
+    assert first.count("<img") == 3 and "ground truth" in first and "error ×4" in first
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", html)
     assert captions and all(not re.fullmatch(r"[a-z_0-9]+", c) for c in captions)  # sentences, not file slugs
 
@@ -311,3 +314,16 @@ def test_strips_label_frames_and_line_up(tmp_path, photos):
     last = method[LABEL_HEIGHT + 5:, -tile + 5:]
     assert np.abs(last.astype(int) - 200).max() <= 200 and np.median(last) == 200  # frame 9 absent: a grey tile
     assert (method[:LABEL_HEIGHT] < 128).any()  # the frame ids are written in the band
+
+
+def test_report_opens_with_table1_and_its_plot_then_frames_then_curves_and_ends_with_the_facts(run):
+    html = (run["out"] / "report.html").read_text()
+    table1 = html.index("Table 1: image quality")
+    headline = html.index("<figure><img alt='Mean of l2")  # Table 1's plot: its columns' means per method
+    places = [table1, headline, html.index("<h2>Sample frames</h2>"),
+              html.index("<h2>Temporal consistency (the paper's Fig. 7)</h2>"), html.index("Other metrics: "),
+              html.index("<h2>Summary</h2>"), html.index("<h2>The run</h2>"), html.index("<h2>Versions</h2>")]
+    assert places == sorted(places)
+    assert html.index("<table") > table1 - 200  # nothing but the title before Table 1
+    assert "white-space: nowrap" in html and html.count("<div class='scroll'>") >= 3  # "value ± ci" on one line
+    assert "Table 2: DECA" not in html  # no DECA metric was asked for: no empty Table 2

@@ -84,7 +84,9 @@ def test_config_run_with_adapters_and_two_launched_processes_agree(tmp_path, dat
     assert "[1/2] synthetic/s0/stage-1 proxy" in result.stdout and "[1/1] synthetic/s0/flicker" in result.stdout
     assert result.stdout.count("results in ") == 1
     launched = pd.read_csv(tmp_path / "launched" / "per_frame.csv")
-    pd.testing.assert_frame_equal(launched, single)
+    # the launched workers run at one thread (OMP_NUM_THREADS=1), this process at torch's default: the same
+    # frames and metrics, with reductions possibly summed in another order, so equal up to float rounding
+    pd.testing.assert_frame_equal(launched, single, check_exact=False, rtol=1e-5)
 
 
 @pytest.mark.slow

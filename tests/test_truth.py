@@ -122,8 +122,12 @@ def test_numbers_do_not_depend_on_the_cache_or_the_threads(gt_video, tmp_path):
         assert np.isfinite(plain[name]["lmd"]).all() and np.isfinite(plain[name]["tof"].iloc[1:]).all()
         np.testing.assert_array_equal(plain[name][columns].to_numpy(), cached[name][columns].to_numpy())
         np.testing.assert_array_equal(plain[name][columns].to_numpy(), reused[name][columns].to_numpy())
-        # torch's reductions may sum in another order on two threads: float32 rounding, no more
-        np.testing.assert_allclose(serial[name][columns].to_numpy(), plain[name][columns].to_numpy(), rtol=1e-6)
+        # torch's reductions may sum in another order on two threads: float32 rounding, no more (relative to
+        # each value, and to its column's scale for values near zero, where a sum cancels)
+        values, reference = serial[name][columns].to_numpy(), plain[name][columns].to_numpy()
+        scale = np.nanmax(np.abs(reference), axis=0)
+        close = np.isclose(values, reference, rtol=1e-6, atol=0) | (np.abs(values - reference) <= 1e-6 * scale)
+        assert (close | (np.isnan(values) & np.isnan(reference))).all(), (name, np.abs(values - reference).max(axis=0))
 
 
 def test_flows_can_be_kept_out_of_the_cache(gt_video, tmp_path, monkeypatch):

@@ -33,6 +33,7 @@ from metrics import manifest as manifest_module
 from metrics import weights
 from metrics.download import WeightsDownloadError, download
 from metrics.manifest import Archive, ManifestEntry
+from reports.publish import publish
 from tests.run_helpers import config, write_videos
 
 
@@ -265,7 +266,7 @@ def test_the_sha256_of_the_trunk_is_recorded_and_a_new_file_recomputes(server, u
     assert main(["weights", "--download", "lpips-alex", "--quiet"]) == 0
     videos = write_videos(tmp_path / "videos", frames=3)
     run = config(videos, tmp_path / "run", metrics=("l2", "lpips"))
-    first = runner.run_config(run, progress=False, plots=False, report=True, log=lambda m: None)
+    first = runner.run_config(run, progress=False, plots=False, report=True, log=lambda m: None, publish=publish)
     assert np.isfinite(first.per_frame["lpips"]).all()
     metadata = json.loads((tmp_path / "run" / "metadata.json").read_text())
     assert metadata["weights"] == {"lpips": [{"name": "lpips-alex", "file": "alexnet-owt-7be5be79.pth", "sha256": SHA,
@@ -276,7 +277,7 @@ def test_the_sha256_of_the_trunk_is_recorded_and_a_new_file_recomputes(server, u
     other = tmp_path / "other.pth"
     other.write_bytes(OTHER)
     second = runner.run_config(dataclasses.replace(run, options={"backbone_weights": str(other)}), progress=False,
-                               plots=False, report=True, log=lambda m: None)
+                               plots=False, report=True, log=lambda m: None, publish=publish)
     assert set(second.computed_parts) == {f"synthetic/seq/{m}/canonical/lpips" for m in ("noisy", "blurred")}
     assert not np.allclose(second.per_frame["lpips"], first.per_frame["lpips"])
     record = json.loads((tmp_path / "run" / "metadata.json").read_text())["weights"]["lpips"][0]

@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--gt", required=True, help="ground-truth frames: a folder of images or a video")
     parser.add_argument("--pred", required=True, action="append", metavar="NAME=PATH",
-                        help="a method's frames; repeat for several methods")
+                        help="a method's frames; repeat for several methods (a bare PATH is named by the video's "
+                             "stem or the folder's name)")
     parser.add_argument("--mask", help="folder of masks aligned with the ground truth (frame ids in the names); metrics are then computed "
                              "over the masks only (default: none, full frames)")
     parser.add_argument("--metrics", default="l2,psnr,ssim,lpips", help="comma-separated metric names (default: %(default)s)")
@@ -39,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--landmarks", help=".npy of the ground truth's 68 landmarks (T,68,2) in pixels (imavatar protocol; default: none)")
     parser.add_argument("--dataset", default=None,
                         help="the dataset name the rows carry (default: the ground truth's folder name or video stem)")
-    parser.add_argument("--flow", default=None, help="optical-flow backend of the temporal metrics: dis, farneback, raft (default: dis)")
+    parser.add_argument("--flow", default=None, help="optical-flow backend of the temporal metrics: dis, farneback, raft or raft_small (default: dis)")
     parser.add_argument("--flow-weights", default=None, help="RAFT checkpoint, torchvision or original raft-*.pth (default: looked up as cabench weights lists)")
     parser.add_argument("--flow-updates", type=int, default=None, help="RAFT flow updates (default 12)")
     parser.add_argument("--tof-crop", dest="crop", default=None, choices=("tecogan", "none"),
@@ -62,13 +63,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def parse_named_paths(values: list[str]) -> list[tuple[str, str]]:
+    from pathlib import Path
+
+    from benchmark.datasets.adhoc import sequence_name
     from metrics.errors import CabenchError
 
     pairs = []
     for value in values:
         name, sep, path = value.partition("=")
+        if not sep and Path(value).exists():  # a bare path: named by its video's stem or its folder's name
+            name, sep, path = sequence_name(value), "=", value
         if not sep or not name or not path:
-            raise CabenchError(f"--pred {value!r}: expected NAME=PATH")
+            raise CabenchError(f"--pred {value!r}: expected NAME=PATH (or the path of an existing video or folder)")
         if name in {n for n, _ in pairs}:
             raise CabenchError(f"--pred: method name {name!r} given twice")
         pairs.append((name, path))
@@ -95,7 +101,7 @@ def eval_config(args: argparse.Namespace):
     from benchmark.align import parse_policy
     from benchmark.config import DatasetConfig, MethodConfig, RunConfig, absolute_paths
     from benchmark.datasets.adhoc import sequence_name
-    from benchmark.evaluation import parse_metrics
+    from metrics.errors import CabenchError
 
     methods = tuple(MethodConfig(name, frames=str(Path(path).resolve())) for name, path in parse_named_paths(args.pred))
     gt = Path(args.gt).resolve()
@@ -103,7 +109,12 @@ def eval_config(args: argparse.Namespace):
                             mask=str(Path(args.mask).resolve()) if args.mask else None,
                             landmarks=str(Path(args.landmarks).resolve()) if args.landmarks else None)
     protocol = [p.strip() for p in args.protocol.split(",") if p.strip()]
-    config = RunConfig(datasets=(dataset,), methods=methods, metrics=tuple(parse_metrics(args.metrics)),
+    # names checked against the metric registry by the run (benchmark.evaluation.parse_metrics), which a
+    # run whose outputs are up to date does not load
+    metrics = tuple(dict.fromkeys(name.strip() for name in args.metrics.split(",") if name.strip()))
+    if not metrics:
+        raise CabenchError("--metrics: no metric given")
+    config = RunConfig(datasets=(dataset,), methods=methods, metrics=metrics,
                        out=str(Path(args.out).resolve()), protocol=protocol[0] if len(protocol) == 1 else tuple(protocol),
                        device=args.device, batch_size=args.batch_size, split="all",
                        align=tuple(sorted(parse_policy(args.align))), mask=args.mask is not None,
@@ -122,16 +133,26 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda message: None) if args.quiet else print
     report = run_config(config, force=args.force, progress=not args.quiet, shard=(0, 1), plots=not args.no_plots,
                         report=not args.no_plots, log=log, publish=publish)
-    for name in ("table1.md", "metrics.md"):
-        if (report.out / name).exists():
-            print((report.out / name).read_text())
+    print_outcome(report, plots=not args.no_plots)
     missing = report.missing
-    if len(missing):
-        for (metric, reason), _ in missing.groupby(["metric", "reason"], sort=False):
-            print(f"{metric}: missing ({reason})")
-    print(f"results in {report.out} (per_frame.csv, summary.csv, missing.csv, table1/2 .md .tex .csv"
-          + ("" if args.no_plots else ", plots/, report.html") + ")")
     if len(missing) and args.strict:
         reasons = dict.fromkeys(f"{metric} ({reason})" for metric, reason in zip(missing["metric"], missing["reason"]))
         raise CabenchError(f"--strict: metrics missing: {'; '.join(reasons)}")
     return 0
+
+
+def print_outcome(report, plots: bool) -> None:
+    """What `eval` and `run` print at the end: Table 1 and the other metrics' table (those the run has),
+    one line per reason a metric is missing, and last the folder with the files it holds."""
+    out = report.out
+    for name in ("table1.md", "metrics.md"):
+        if (out / name).exists():
+            print((out / name).read_text())
+    missing = report.missing
+    if len(missing):
+        for reason, rows in missing.groupby("reason", sort=False):
+            print(f"{', '.join(dict.fromkeys(rows['metric']))}: missing ({reason})")
+    tables = [stem for stem in ("table1", "table2", "metrics") if (out / f"{stem}.md").exists()]
+    files = ["per_frame.csv", "summary.csv", "missing.csv", *([f"{'/'.join(tables)} .md .tex .csv"] if tables else []),
+             *(["plots/", "report.html"] if plots else [])]
+    print(f"results in {out} ({', '.join(files)})")

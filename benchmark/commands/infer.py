@@ -2,7 +2,8 @@
 
 Under ``accelerate launch`` or ``torchrun --nproc_per_node N -m benchmark.cli infer ...`` the frames
 are rendered across the processes (each on its own device) and the main process writes them; the
-frames equal a single-process run's (frame i's noise comes from seed + i).
+frames equal a single-process run's (frame i's noise comes from seed + i). On a CPU it renders on one
+torch thread unless ``OMP_NUM_THREADS`` is set (:mod:`benchmark.threads`, as ``demo`` and ``time``).
 """
 
 from __future__ import annotations
@@ -45,15 +46,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from benchmark.threads import one_thread_unless_set
+    from reference.render import process_state, resolve_device
+
+    device = resolve_device(args.device, "--device")  # CUDA checked before the data is read; auto: this process's
+    with one_thread_unless_set(cpu=device.type == "cpu"):  # the CPU thread policy of demo and time
+        return _render(args, process_state(args.device))
+
+
+def _render(args: argparse.Namespace, state) -> int:
     from pathlib import Path
 
     from benchmark.io import write_frames
     from reference import render_sequence
     from reference.data import load_sequence
-    from reference.render import process_state, resolve_device
 
-    resolve_device(args.device, "--device")  # CUDA checked before the data is read; auto: this process's device
-    state = process_state(args.device)
     data = load_sequence(args.data, args.split)
     if data.pose_missing and state.is_main_process:
         print("note: frames without 'pose' in the transforms file get zero pose")

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
+    from benchmark.commands.eval import print_outcome
     from benchmark.runner import load_config, merge_run, run_config
     from reports.publish import publish
 
@@ -64,7 +65,5 @@ def run(args: argparse.Namespace) -> int:
                             plots=not args.no_plots, report=not args.no_plots, log=log, publish=publish)
     if report is None:
         return 0
-    print((report.out / "table1.md").read_text())
-    print(f"results in {report.out} (per_frame.csv, summary.csv, table1/2 .md .tex .csv"
-          + ("" if args.no_plots else ", plots/, report.html") + ")")
+    print_outcome(report, plots=not args.no_plots)  # as `cabench eval` does
     return 0

@@ -3,9 +3,15 @@
 For each protocol of the run and each metric: the part's identity
 (:func:`benchmark.results.fingerprint.part_identity`: versions, options, protocol, the evaluated
 frames, the ground truth's and the method's content stamps, the SHA-256 of the weight files it loads)
-or, where the metric cannot run under that protocol or without its weights, the reason. A method an
-adapter renders also has a runtime part (``time_s``), under the method's identity. Planning renders
-nothing.
+or, where the metric cannot run under that protocol, on that input or without its weights, the reason.
+A method an adapter renders also has a runtime part (``time_s``), under the method's identity.
+Planning renders nothing.
+
+What a protocol needs of the input (landmarks or a mask for imavatar's face hull, frames larger
+than 160 px for nha's MS-SSIM, no mask for the full-frame protocols) is decided here, from the
+ground truth's description, before any work: under ``protocol = "all"`` such a protocol's parts are
+missing with the reason and its fix, while a protocol the config names itself stops the run with
+that one line.
 """
 
 from __future__ import annotations
@@ -15,11 +21,20 @@ from typing import Any
 
 from benchmark.config import RunConfig
 from benchmark.engine.methods import MethodSource
-from benchmark.engine.plan import Pair, evaluated_ids, plan, truth_stamp, uses_mask
+from benchmark.engine.plan import (
+    Pair,
+    evaluated_ids,
+    landmarks_of,
+    named_protocols,
+    plan,
+    truth_stamp,
+    uses_mask,
+)
 from benchmark.results import fingerprint
 from benchmark.results.merge import StoredPair
 from benchmark.stamps import text_stamp
 from metrics import registry
+from metrics.errors import CabenchError
 from metrics.protocols import get_protocol
 
 
@@ -65,6 +80,7 @@ def plan_pair(config: RunConfig, pair: Pair, metrics: list[str], options: dict[s
                   "mask": uses_mask(config, pair.sequence)}
     stored = StoredPair(pair.dataset.name, pair.sequence.name, pair.method.name)
     pair_plan = PairPlan(pair, method, ids, stored, weights=dict(weights or {}))
+    size, has_landmarks = pair.sequence.frames.size, landmarks_of(pair.sequence, ids[:1]) is not None
     for protocol_id in protocols:
         protocol = get_protocol(protocol_id)
         for name in metrics:
@@ -77,7 +93,8 @@ def plan_pair(config: RunConfig, pair: Pair, metrics: list[str], options: dict[s
             key = (protocol.id, name)
             pair_plan.identities[key] = identity
             stored.parts[key] = fingerprint.fingerprint(identity)
-            reason = protocol.unsupported.get(name) or reasons[name]
+            reason = (protocol.unsupported.get(name) or reasons[name]
+                      or protocol.input_problem(name, size, has_landmarks, evaluation["mask"]))
             if reason:
                 pair_plan.unavailable[key] = reason
     if method.renders:
@@ -99,4 +116,21 @@ def plan_run(config: RunConfig, metrics: list[str], options: dict[str, dict[str,
         if key not in truths:
             truths[key] = truth_stamp(config, pair.sequence, evaluated_ids(pair.sequence, config.split))
         plans.append(plan_pair(config, pair, metrics, options, protocols, truths[key], reasons, weights))
+    check_named_protocols(config, plans, metrics)
     return plans
+
+
+def check_named_protocols(config: RunConfig, plans: list[PairPlan], metrics: list[str]) -> None:
+    """A protocol the config names itself (not through ``all``) that cannot run on an input stops the
+    run before any work, with one line naming the protocol and the sequence."""
+    named = named_protocols(config)
+    for pair_plan in plans:
+        pair = pair_plan.pair
+        for protocol_id in named:
+            protocol = get_protocol(protocol_id)
+            for name in metrics:
+                problem = protocol.input_problem(name, pair.sequence.frames.size,
+                                                 landmarks_of(pair.sequence, pair_plan.ids[:1]) is not None,
+                                                 uses_mask(config, pair.sequence))
+                if problem:
+                    raise CabenchError(f"{pair.dataset.name}/{pair.sequence.name}: {problem}")

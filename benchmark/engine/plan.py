@@ -37,14 +37,24 @@ def protocols_of(config: RunConfig) -> list[str]:
     """The protocol ids of a run: one id, ``"all"`` (every protocol), or several (a list or a comma list)."""
     from metrics.protocols import PROTOCOLS, get_protocol
 
-    value = config.protocol
-    names = [p.strip() for p in value.split(",")] if isinstance(value, str) else [str(p) for p in value]
     expanded = []
-    for name in names:
+    for name in _given_protocols(config):
         expanded += list(PROTOCOLS) if name == "all" else [name] if name else []
     if not expanded:
         raise CabenchError("protocol: no protocol given")
     return [get_protocol(name).id for name in dict.fromkeys(expanded)]
+
+
+def named_protocols(config: RunConfig) -> list[str]:
+    """The protocol ids the config names itself, not through ``all``."""
+    from metrics.protocols import get_protocol
+
+    return [get_protocol(name).id for name in dict.fromkeys(_given_protocols(config)) if name and name != "all"]
+
+
+def _given_protocols(config: RunConfig) -> list[str]:
+    value = config.protocol
+    return [p.strip() for p in value.split(",")] if isinstance(value, str) else [str(p) for p in value]
 
 
 def open_datasets(config: RunConfig) -> list[tuple[DatasetConfig, list[Sequence]]]:
