@@ -3,6 +3,8 @@ batch, exact resume, LCM distillation step, emotion labelling, `cabench train` e
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -326,3 +328,26 @@ def test_stage2_in_a_folder_without_a_trained_vae_says_so(tmp_path, capsys):
     assert main(["train", "vae", *common, "--output", str(tmp_path / "made")]) == 0
     assert main(["train", "stage2", *common, "--output", str(tmp_path / "made")]) == 0
     assert "cabench: warning:" not in capsys.readouterr().err
+
+
+def test_min_snr_weighting_weighs_each_sample_by_min_snr_gamma_over_snr():
+    """eps_loss with ``snr_gamma``: each sample's MSE times min(SNR, gamma) / SNR, SNR from the scaled-linear
+    betas computed here with numpy (Hang et al. 2023); without it, the plain MSE; bad values are refused."""
+    from reference.config import tiny_scheduler
+    from reference.training import TrainOptions, eps_loss, stage_target
+
+    betas = np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2
+    alphas = np.cumprod(1 - betas)
+    g = torch.Generator().manual_seed(0)
+    eps, noise = torch.randn(4, 4, 8, 8, generator=g), torch.randn(4, 4, 8, 8, generator=g)
+    t = torch.tensor([0, 100, 500, 999])
+    per_sample = ((eps - noise) ** 2).flatten(1).mean(1).double().numpy()
+    snr = alphas[t.numpy()] / (1 - alphas[t.numpy()])
+    expected = float(np.mean(np.minimum(snr, 5.0) / snr * per_sample))
+    scheduler = tiny_scheduler()
+    assert float(eps_loss(eps, noise, t, scheduler, 5.0)) == pytest.approx(expected, rel=1e-6)
+    assert float(eps_loss(eps, noise, t, scheduler)) == pytest.approx(float(per_sample.mean()), rel=1e-6)
+    assert snr[0] > 5 > snr[-1]  # the weighting lowers the low-noise end and keeps the high-noise end
+    for stage, gamma in (("stage3", 0.0), ("vae", 5.0), ("distill-lcm", 5.0)):
+        with pytest.raises(CabenchError, match="--snr-gamma"):
+            stage_target(TrainOptions(stage=stage, snr_gamma=gamma), Path("out"))
