@@ -52,6 +52,22 @@ def boundary_scalings(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return c_skip.view(-1, 1, 1, 1), c_out.view(-1, 1, 1, 1)
 
 
+def predicted_x0(x: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """x_0 from x_t and the predicted noise at cumulative alpha ``alpha`` (broadcast per sample)."""
+    return (x - (1 - alpha).sqrt() * eps) / alpha.sqrt()
+
+
+def ddim_step(x: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, alpha_prev: torch.Tensor) -> torch.Tensor:
+    """The teacher's solver step: deterministic DDIM from cumulative alpha ``alpha`` to ``alpha_prev``."""
+    return alpha_prev.sqrt() * predicted_x0(x, eps, alpha) + (1 - alpha_prev).sqrt() * eps
+
+
+def consistency_function(x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """f(x, t) = c_skip(t) x + c_out(t) x0_pred(x, t): the LCM parametrisation, f(x, 0) = x."""
+    c_skip, c_out = boundary_scalings(t)
+    return c_skip * x + c_out * predicted_x0(x, eps, alpha)
+
+
 def add_lcm_lora(unet, rank: int, seed: int) -> None:
     """A fresh LoRA adapter (B = 0, so the student starts as the teacher) on ``unet``.
 
@@ -199,13 +215,8 @@ class ConsistencyDistillation(nn.Module):
 
         return latents, eps
 
-    def _x0(self, x, eps, t):
-        a = self.alphas.to(x.device)[t].view(-1, 1, 1, 1)
-        return (x - (1 - a).sqrt() * eps) / a.sqrt()
-
-    def _consistency(self, x, eps, t):
-        c_skip, c_out = boundary_scalings(t)
-        return c_skip * x + c_out * self._x0(x, eps, t)
+    def _alpha(self, t, like):
+        return self.alphas.to(like.device)[t].view(-1, 1, 1, 1)
 
     def forward(self, batch, draw) -> torch.Tensor:
         latents, eps = self._conditions(batch)
@@ -215,10 +226,9 @@ class ConsistencyDistillation(nn.Module):
         noise = draw.randn(latents.shape[1:]).to(latents.device, latents.dtype)
         x_t = self.pipe.scheduler.add_noise(latents, noise, t)
 
-        student = self._consistency(x_t, eps(x_t, t, lora=True), t)
+        alpha, alpha_prev = self._alpha(t, x_t), self._alpha(t_prev, x_t)
+        student = consistency_function(x_t, eps(x_t, t, lora=True), t, alpha)
         with torch.no_grad():
-            eps_teacher = eps(x_t, t, lora=False)
-            a_prev = self.alphas.to(x_t.device)[t_prev].view(-1, 1, 1, 1)
-            x_prev = a_prev.sqrt() * self._x0(x_t, eps_teacher, t) + (1 - a_prev).sqrt() * eps_teacher
-            target = self._consistency(x_prev, eps(x_prev, t_prev, lora=True), t_prev)
+            x_prev = ddim_step(x_t, eps(x_t, t, lora=False), alpha, alpha_prev)
+            target = consistency_function(x_prev, eps(x_prev, t_prev, lora=True), t_prev, alpha_prev)
         return nn.functional.mse_loss(student.float(), target.float())

@@ -351,3 +351,32 @@ def test_min_snr_weighting_weighs_each_sample_by_min_snr_gamma_over_snr():
     for stage, gamma in (("stage3", 0.0), ("vae", 5.0), ("distill-lcm", 5.0)):
         with pytest.raises(CabenchError, match="--snr-gamma"):
             stage_target(TrainOptions(stage=stage, snr_gamma=gamma), Path("out"))
+
+
+def test_the_consistency_target_follows_the_teachers_ode_on_a_point_mass():
+    """Data that is one point c: the exact noise prediction is eps = (x - sqrt(a_t) c) / sqrt(1 - a_t), the
+    probability-flow ODE keeps that noise constant, so the teacher's DDIM step lands exactly on the
+    trajectory at t - 20; every x0 prediction is c, the consistency function there is c_skip x + c_out c,
+    and at the boundary t = 0 it is x itself (c_skip = 1, c_out = 0)."""
+    from reference.config import tiny_scheduler
+    from reference.lcm import SKIP, boundary_scalings, consistency_function, ddim_step
+
+    alphas = tiny_scheduler().alphas_cumprod.double()
+    g = torch.Generator().manual_seed(0)
+    c, z = torch.randn(1, 4, 8, 8, generator=g).double(), torch.randn(3, 4, 8, 8, generator=g).double()
+    t = torch.tensor([19, 499, 999])
+    t_prev = (t - SKIP).clamp_min(0)
+    a, a_prev = alphas[t].view(-1, 1, 1, 1), alphas[t_prev].view(-1, 1, 1, 1)
+    x_t = a.sqrt() * c + (1 - a).sqrt() * z
+
+    def exact_eps(x, alpha):
+        return (x - alpha.sqrt() * c) / (1 - alpha).sqrt()
+
+    x_prev = ddim_step(x_t, exact_eps(x_t, a), a, a_prev)
+    torch.testing.assert_close(x_prev, a_prev.sqrt() * c + (1 - a_prev).sqrt() * z, rtol=0, atol=1e-12)
+    c_skip, c_out = boundary_scalings(t_prev)
+    target = consistency_function(x_prev, exact_eps(x_prev, a_prev), t_prev, a_prev)
+    torch.testing.assert_close(target, c_skip * x_prev + c_out * c, rtol=0, atol=1e-12)
+    torch.testing.assert_close(target[0], x_prev[0], rtol=0, atol=0)  # t_prev = 0: the boundary condition
+    student = consistency_function(x_t, exact_eps(x_t, a), t, a)
+    assert float((student[1:] - c).abs().max()) < 1e-4  # away from t = 0 the ideal model maps to c
