@@ -380,3 +380,18 @@ def test_the_consistency_target_follows_the_teachers_ode_on_a_point_mass():
     torch.testing.assert_close(target[0], x_prev[0], rtol=0, atol=0)  # t_prev = 0: the boundary condition
     student = consistency_function(x_t, exact_eps(x_t, a), t, a)
     assert float((student[1:] - c).abs().max()) < 1e-4  # away from t = 0 the ideal model maps to c
+
+
+def test_nearest_frame_distance_equals_a_brute_force_scipy_search():
+    from scipy.spatial.distance import cdist
+
+    from reference.data import nearest_frame_distance
+
+    rng = np.random.default_rng(0)
+    train, test = rng.normal(size=(30, 6)), rng.normal(size=(7, 6)) + 0.5
+    np.testing.assert_allclose(nearest_frame_distance(test, train), cdist(test, train).min(1), rtol=1e-9, atol=1e-12)
+    others = cdist(train, train) + np.diag(np.full(30, np.inf))
+    np.testing.assert_allclose(nearest_frame_distance(train, train, same=True), others.min(1), rtol=1e-9, atol=1e-12)
+    assert np.all(nearest_frame_distance(train, train) < 1e-6)  # without same=True each frame finds itself
+    with pytest.raises(InputError, match="nearest_frame_distance"):
+        nearest_frame_distance(test, train[:, :5])
