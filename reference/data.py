@@ -127,3 +127,33 @@ def load_dataset(root: str | Path, split: str = "train", size: int | None = None
         [i for p in parts for i in p.frame_ids], cat("image"), cat("rgb"), cat("normal"), cat("pose"),
         cat("expression"), any(p.pose_missing for p in parts),
     )
+
+
+def nearest_frame_distance(query: np.ndarray, reference: np.ndarray, same: bool = False) -> np.ndarray:
+    """For each row of ``query`` (T, D), the Euclidean distance to its nearest row of ``reference`` (R, D),
+    float64. ``same=True`` (``query`` is ``reference``): each frame's own row is left out, giving the
+    distance to its nearest *other* frame. Used on pose (6) or expression (100) vectors, it says how far
+    a test frame lies from what the model was trained on, against the spacing of the training frames."""
+    query, reference = np.asarray(query, np.float64), np.asarray(reference, np.float64)
+    if query.ndim != 2 or reference.ndim != 2 or query.shape[1] != reference.shape[1]:
+        raise InputError(f"nearest_frame_distance needs (T,D) and (R,D) arrays, got {query.shape} and {reference.shape}")
+    if same and query.shape != reference.shape:
+        raise InputError("same=True needs the query to be the reference")
+    if len(reference) < (2 if same else 1):
+        raise InputError("nearest_frame_distance needs reference frames to compare with")
+    squared = (query**2).sum(1)[:, None] - 2 * query @ reference.T + (reference**2).sum(1)[None, :]
+    if same:
+        np.fill_diagonal(squared, np.inf)
+    return np.sqrt(np.clip(squared.min(axis=1), 0, None))
+
+
+def split_coverage(folder: str | Path) -> dict[str, float]:
+    """Medians of :func:`nearest_frame_distance` for one sequence folder: test frames to their nearest
+    training frame, and training frames to their nearest other training frame, for pose and expression."""
+    train, test = load_sequence(folder, "train", 8), load_sequence(folder, "test", 8)
+    out = {}
+    for name in ("pose", "expression"):
+        a, b = getattr(train, name), getattr(test, name)
+        out[f"{name}_test_to_train"] = float(np.median(nearest_frame_distance(b, a)))
+        out[f"{name}_train_to_train"] = float(np.median(nearest_frame_distance(a, a, same=True)))
+    return out

@@ -15,24 +15,26 @@ c_out(t) x0_pred(x, t) (sigma_data 0.5, timestep scaling 10, as in LCMScheduler)
 MSE between the two. Only the LoRA learns.
 
 Files: ``<folder>/unet_lcm_lora/`` (FCSD) and ``<folder>/tsdm_unet_lcm_lora/`` (TSDM), each a
-``pytorch_lora_weights.safetensors`` in diffusers' LoRA format (``unet.``-prefixed PEFT keys,
-alpha = rank), read back through diffusers' own LoRA loader. The pipeline uses the distilled
-weights when it samples with LCM and the undistilled ones with any other sampler.
+``pytorch_lora_weights.safetensors`` in diffusers' LoRA format (``unet.``-prefixed PEFT keys, the
+adapter's config with its alpha in the metadata; files without it read as alpha = rank), read back
+through diffusers' own LoRA loader. The pipeline uses the distilled weights when it samples with
+LCM and the undistilled ones with any other sampler; a user's LoRAs stay on under every sampler
+(reference/adapters.py).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from metrics.errors import CabenchError, WeightsMissingError
+from reference.adapters import LORA_WEIGHTS, active_adapters, current_adapters, lora_layers, set_active
 
 SKIP, SIGMA_DATA, TIMESTEP_SCALING = 20, 0.5, 10.0
 ADAPTER = "lcm"
-LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 LORA_FOLDERS = {"unet": "unet_lcm_lora", "tsdm_unet": "tsdm_unet_lcm_lora"}
 COMPONENT_UNETS = {"fcsd": "unet", "tsdm": "tsdm_unet"}
 # The layers LCM-LoRA adapts in SD 1.5 (its published adapter's targets), plus the decoupled
@@ -48,6 +50,22 @@ def boundary_scalings(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     c_skip = SIGMA_DATA**2 / (scaled**2 + SIGMA_DATA**2)
     c_out = scaled / (scaled**2 + SIGMA_DATA**2) ** 0.5
     return c_skip.view(-1, 1, 1, 1), c_out.view(-1, 1, 1, 1)
+
+
+def predicted_x0(x: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """x_0 from x_t and the predicted noise at cumulative alpha ``alpha`` (broadcast per sample)."""
+    return (x - (1 - alpha).sqrt() * eps) / alpha.sqrt()
+
+
+def ddim_step(x: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, alpha_prev: torch.Tensor) -> torch.Tensor:
+    """The teacher's solver step: deterministic DDIM from cumulative alpha ``alpha`` to ``alpha_prev``."""
+    return alpha_prev.sqrt() * predicted_x0(x, eps, alpha) + (1 - alpha_prev).sqrt() * eps
+
+
+def consistency_function(x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """f(x, t) = c_skip(t) x + c_out(t) x0_pred(x, t): the LCM parametrisation, f(x, 0) = x."""
+    c_skip, c_out = boundary_scalings(t)
+    return c_skip * x + c_out * predicted_x0(x, eps, alpha)
 
 
 def add_lcm_lora(unet, rank: int, seed: int) -> None:
@@ -74,17 +92,11 @@ def has_lcm_lora(unet) -> bool:
 
 
 def save_lcm_lora(unet, folder: str | Path) -> Path:
-    """The adapter's weights in diffusers' LoRA format: ``folder/pytorch_lora_weights.safetensors``."""
-    from diffusers.loaders import StableDiffusionLoraLoaderMixin
-    from peft.utils import get_peft_model_state_dict
+    """The adapter's weights in diffusers' LoRA format: ``folder/pytorch_lora_weights.safetensors``
+    (``unet.``-prefixed PEFT keys, the adapter's config in the metadata; reference/adapters.py)."""
+    from reference.adapters import save_adapter
 
-    # PEFT key names (lora_A / lora_B) under the ``unet.`` prefix, as diffusers' LoRA training
-    # scripts write them; convert_state_dict_to_diffusers would rename only the attention layers'
-    # keys, and diffusers' loader reads such a mixed file partially.
-    state = get_peft_model_state_dict(unet, adapter_name=ADAPTER)
-    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
-    StableDiffusionLoraLoaderMixin.save_lora_weights(folder, unet_lora_layers=state, weight_name=LORA_WEIGHTS)
-    return Path(folder) / LORA_WEIGHTS
+    return save_adapter(folder, ADAPTER, unet=unet)
 
 
 def load_lcm_lora(unet, path: str | Path, scale: float = 1.0, name: str = "unet") -> None:
@@ -116,6 +128,7 @@ def load_lcm_lora(unet, path: str | Path, scale: float = 1.0, name: str = "unet"
     prefix = "unet" if any(key.startswith("unet.") for key in state) else None
     if prefix is None and any(key.startswith("text_encoder.") for key in state):
         raise CabenchError(f"LoRA weights {file} hold no UNet layers")
+    users = [adapter for adapter in current_adapters(unet) if adapter != ADAPTER]
     if has_lcm_lora(unet):
         unet.delete_adapters(ADAPTER)
     mismatch = CabenchError(f"LoRA weights {file}: no layer matches the {name} (wrong base model?)")
@@ -125,7 +138,9 @@ def load_lcm_lora(unet, path: str | Path, scale: float = 1.0, name: str = "unet"
         raise mismatch from None
     if not has_lcm_lora(unet):
         raise mismatch
-    unet.set_adapters([ADAPTER], weights=[scale])
+    for layer in lora_layers(unet):
+        layer.set_scale(ADAPTER, scale)
+    set_active(unet, [*users, ADAPTER])  # the user's active adapters stay on
 
 
 def load_distilled(pipe, root: str | Path, variant: str | None = None) -> list[str]:
@@ -144,27 +159,17 @@ def load_distilled(pipe, root: str | Path, variant: str | None = None) -> list[s
     return loaded
 
 
-def _adapters_enabled(unet) -> bool:
-    return not any(getattr(module, "disable_adapters", False) for module in unet.modules()
-                   if hasattr(module, "lora_A"))
-
-
-def _set_adapters(unet, enabled: bool) -> None:
-    unet.enable_adapters() if enabled else unet.disable_adapters()
-
-
 @contextmanager
 def lcm_weights(unets, enabled: bool):
-    """Run with the distilled (LoRA) weights of each UNet that has them enabled, or disabled;
-    each UNet's previous setting is restored afterwards."""
-    toggled = [(unet, _adapters_enabled(unet)) for unet in unets if has_lcm_lora(unet)]
-    for unet, _ in toggled:
-        _set_adapters(unet, enabled)
-    try:
+    """Run each UNet that has an LCM-LoRA with it on (``enabled``: LCM sampling) or off, beside the
+    user's adapters that are active, which stay on either way; each UNet's previous adapter state
+    is restored afterwards."""
+    with ExitStack() as stack:
+        for unet in unets:
+            if has_lcm_lora(unet):
+                users = [name for name in current_adapters(unet) if name != ADAPTER]
+                stack.enter_context(active_adapters(unet, [*users, ADAPTER] if enabled else users))
         yield
-    finally:
-        for unet, before in toggled:
-            _set_adapters(unet, before)
 
 
 class ConsistencyDistillation(nn.Module):
@@ -210,13 +215,8 @@ class ConsistencyDistillation(nn.Module):
 
         return latents, eps
 
-    def _x0(self, x, eps, t):
-        a = self.alphas.to(x.device)[t].view(-1, 1, 1, 1)
-        return (x - (1 - a).sqrt() * eps) / a.sqrt()
-
-    def _consistency(self, x, eps, t):
-        c_skip, c_out = boundary_scalings(t)
-        return c_skip * x + c_out * self._x0(x, eps, t)
+    def _alpha(self, t, like):
+        return self.alphas.to(like.device)[t].view(-1, 1, 1, 1)
 
     def forward(self, batch, draw) -> torch.Tensor:
         latents, eps = self._conditions(batch)
@@ -226,10 +226,9 @@ class ConsistencyDistillation(nn.Module):
         noise = draw.randn(latents.shape[1:]).to(latents.device, latents.dtype)
         x_t = self.pipe.scheduler.add_noise(latents, noise, t)
 
-        student = self._consistency(x_t, eps(x_t, t, lora=True), t)
+        alpha, alpha_prev = self._alpha(t, x_t), self._alpha(t_prev, x_t)
+        student = consistency_function(x_t, eps(x_t, t, lora=True), t, alpha)
         with torch.no_grad():
-            eps_teacher = eps(x_t, t, lora=False)
-            a_prev = self.alphas.to(x_t.device)[t_prev].view(-1, 1, 1, 1)
-            x_prev = a_prev.sqrt() * self._x0(x_t, eps_teacher, t) + (1 - a_prev).sqrt() * eps_teacher
-            target = self._consistency(x_prev, eps(x_prev, t_prev, lora=True), t_prev)
+            x_prev = ddim_step(x_t, eps(x_t, t, lora=False), alpha, alpha_prev)
+            target = consistency_function(x_prev, eps(x_prev, t_prev, lora=True), t_prev, alpha_prev)
         return nn.functional.mse_loss(student.float(), target.float())

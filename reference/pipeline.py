@@ -41,6 +41,7 @@ diagnosis, not the paper's ablation).
 from __future__ import annotations
 
 import inspect
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,11 +56,20 @@ from diffusers.utils.torch_utils import randn_tensor
 import reference.models  # noqa: F401  (registers the component classes that from_pretrained loads)
 from metrics.errors import CabenchError
 from reference.ablations import ABLATIONS, UNALIGNED_TSD, check_pipeline_matches
+from reference.adapters import (
+    ADAPTER_MODELS,
+    USER_LORAS,
+    base_weights_only,
+    load_user_adapters,
+    save_user_adapters,
+)
 from reference.attention import check_condition_branch
-from reference.lcm import LORA_FOLDERS, lcm_weights, load_lcm_lora
+from reference.lcm import ADAPTER as LCM_ADAPTER
+from reference.lcm import LORA_FOLDERS, has_lcm_lora, lcm_weights, load_lcm_lora, save_lcm_lora
 from reference.schedulers import (
     UNDISTILLED_SAMPLER,
     check_noise_prediction,
+    checkpoint_sampler,
     default_steps,
     is_lcm,
     make_scheduler,
@@ -120,9 +130,29 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         if variant is not None:
             kwargs.update(variant_components(root, variant, kwargs.get("torch_dtype")), trained_ablation=variant)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        if lcm_lora and root.is_dir():
-            load_distilled(pipe, root, variant)
+        if root.is_dir():
+            if lcm_lora:
+                load_distilled(pipe, root, variant)
+            load_user_adapters(pipe, root, dropped=() if lcm_lora else (LCM_ADAPTER,))
+        pipe.scheduler = checkpoint_sampler(pipe.scheduler, distilled=has_lcm_lora(pipe.unet))
         return pipe
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """diffusers' save, with each model's base weights in its own folder and every LoRA adapter in a
+        LoRA folder of diffusers' format (reference/adapters.py): the LCM-LoRAs in
+        ``unet_lcm_lora/`` and ``tsdm_unet_lcm_lora/``, a user's in ``loras/<name>/`` with the adapter
+        state (active adapters, weights) in ``loras/adapters.json``. LoRA folders left in
+        ``save_directory`` by an earlier save are replaced, so the folder loads as this pipeline."""
+        folder = Path(save_directory)
+        with base_weights_only([getattr(self, name) for name in ADAPTER_MODELS]):
+            super().save_pretrained(save_directory, *args, **kwargs)
+        for stale in [folder / sub for sub in LORA_FOLDERS.values()] + [folder / USER_LORAS]:
+            if stale.is_dir():
+                shutil.rmtree(stale)
+        for name, sub in LORA_FOLDERS.items():
+            if has_lcm_lora(getattr(self, name)):
+                save_lcm_lora(getattr(self, name), folder / sub)
+        save_user_adapters(self, folder, skip=LCM_ADAPTER)
 
     @property
     def trained_ablation(self) -> str | None:

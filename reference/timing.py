@@ -10,10 +10,14 @@ emotion embeddings, computed once per batch, as ``render_sequence`` does once pe
 ``vae_decode_ms``, ``refiner_ms`` (0 without a refiner) and ``total_ms`` (the sum). Each is
 bracketed by device synchronisation; warm-up runs are excluded.
 
-The stock comparison (:func:`time_stock`) runs diffusers' own pipelines frame by frame over the
-same module objects (so channels-last and ``torch.compile`` apply to both sides) and the same
-per-frame generators, which makes their frames equal to ours up to float rounding
-(:func:`render_stock` returns them for the test that checks it). Two rows are compared:
+The stock comparison (``compare_stock``) runs diffusers' own pipelines over the same module objects
+(so channels-last and ``torch.compile`` apply to both sides) and the same per-frame generators,
+which makes their frames equal to ours up to float rounding (:func:`render_stock` returns them for
+the test that checks it), twice: frame by frame (one call per frame, as a diffusers user renders a
+video frame by frame) and given the same batch in one call (a list of prompts and generators, as
+ours renders it; the condition tokens then go in as ``cross_attention_kwargs``, since diffusers
+repeats one set of IP-adapter embeddings for every prompt of a call), so that what batching gains and what our pipeline itself gains are told apart.
+Two rows are compared, each against both stock runs:
 
 * whole pipeline: ours (:func:`time_once`'s ``total_ms``) against, per frame, TSD, diffusers'
   ``StableDiffusionPipeline`` as the TSDM (``ip_adapter_image_embeds=[f_c]``), the emotion
@@ -187,39 +191,64 @@ def stock_pipelines(pipe):
 
 
 def _stock_call(stock, scheduler_kind: str, training_config, size: int, steps: int, generator, **inputs):
-    """One stock call; an LCM-LoRA on its UNet is on for LCM and off otherwise, as in our pipeline."""
+    """One stock call on the frames of ``generator`` (one generator: one frame; a list: one per frame,
+    as many as the inputs' rows); an LCM-LoRA on its UNet is on for LCM and off otherwise, as in our
+    pipeline."""
     from reference.lcm import lcm_weights
     from reference.schedulers import is_lcm, make_scheduler
 
+    count = len(generator) if isinstance(generator, list) else 1
     stock.scheduler = make_scheduler(scheduler_kind, training_config)
     with lcm_weights([stock.unet], enabled=is_lcm(stock.scheduler)):
-        return stock(prompt="", num_inference_steps=steps, guidance_scale=1.0, height=size, width=size,
+        return stock(prompt=[""] * count, num_inference_steps=steps, guidance_scale=1.0, height=size, width=size,
                      generator=generator, output_type="pt", **inputs).images
+
+
+def _frame_groups(count: int, batched: bool) -> list[slice]:
+    """The frames of each stock call: all in one call (``batched``), else one call per frame."""
+    return [slice(0, count)] if batched else [slice(i, i + 1) for i in range(count)]
+
+
+def _call_generators(generators: list, part: slice, batched: bool):
+    return generators[part] if batched else generators[part][0]
+
+
+def _condition_kwargs(tokens: torch.Tensor, batched: bool) -> dict:
+    """The condition tokens as a stock call takes them: diffusers' IP-adapter embeddings for one frame;
+    for a batch, the attention kwargs the decoupled UNet reads (``ip_adapter_image_embeds`` are one
+    set per call, repeated for every prompt, so frames with their own tokens cannot share a call)."""
+    if batched:
+        return {"cross_attention_kwargs": {"condition_tokens": tokens}}
+    return {"ip_adapter_image_embeds": [tokens]}
 
 
 @torch.no_grad()
 def render_stock(pipe, stock: tuple, inputs: dict, scheduler_kind: str, steps: int, seed: int = 0,
-                 ms: dict | None = None) -> torch.Tensor:
-    """The whole pipeline frame by frame on diffusers' stock pipelines; frames (N,3,H,W) in [0,1].
+                 ms: dict | None = None, batched: bool = False) -> torch.Tensor:
+    """The whole pipeline on diffusers' stock pipelines, frame by frame, or with ``batched`` the whole
+    batch in one call of each (as ours renders it); frames (N,3,H,W) in [0,1].
 
-    ``ms`` (optional) receives the milliseconds of the whole run under ``"stock_total"``.
+    ``ms`` (optional) receives the milliseconds of the whole run under ``"stock_total"`` (frame by
+    frame) or ``"stock_batch_total"`` (batched).
     """
     from reference.tsd import tsd
 
     tsdm, fcsd = stock
     device = pipe._execution_device
-    size = inputs["rgb"].shape[-1]
+    size, count = inputs["rgb"].shape[-1], len(inputs["rgb"])
+    generators = frame_generators(count, seed)
     frames, ms = [], {} if ms is None else ms
-    with _timer(ms, "stock_total", device):
-        for i, generator in enumerate(frame_generators(len(inputs["rgb"]), seed)):
-            rgb, normal, pose, expression = (inputs[k][i:i + 1].to(device) for k in ("rgb", "normal", "pose", "expression"))
+    with _timer(ms, "stock_batch_total" if batched else "stock_total", device):
+        for part in _frame_groups(count, batched):
+            generator = _call_generators(generators, part, batched)
+            rgb, normal, pose, expression = (inputs[k][part].to(device) for k in ("rgb", "normal", "pose", "expression"))
             f_c = pipe.tsdm_encoder(tsd(rgb), pose, expression).to(pipe.tsdm_unet.dtype)
             guide = _stock_call(tsdm, scheduler_kind, pipe.scheduler.config, size, steps, generator,
-                                ip_adapter_image_embeds=[f_c]).float()
-            emotion = pipe.embed_emotions([inputs["labels"][i]]).float()
+                                **_condition_kwargs(f_c, batched)).float()
+            emotion = pipe.embed_emotions(inputs["labels"][part]).float()
             control, f_d = pipe.fcsd_condition(normal, guide, pose, expression, emotion)
             frames.append(_stock_call(fcsd, scheduler_kind, pipe.scheduler.config, size, steps, generator,
-                                      image=control, ip_adapter_image_embeds=[f_d]).float())
+                                      image=control, **_condition_kwargs(f_d, batched)).float())
     return torch.cat(frames)
 
 
@@ -237,19 +266,24 @@ def ours_fcsd(pipe, control: torch.Tensor, f_d: torch.Tensor, scheduler_kind: st
 
 @torch.no_grad()
 def stock_fcsd(pipe, stock: tuple, control: torch.Tensor, f_d: torch.Tensor, scheduler_kind: str, steps: int,
-               seed: int = 0) -> torch.Tensor:
-    """The stock ControlNet pipeline once per frame on the same conditions; frames (N,3,H,W) in [0,1]."""
+               seed: int = 0, batched: bool = False) -> torch.Tensor:
+    """The stock ControlNet pipeline on the same conditions, once per frame or (``batched``) once for
+    the batch; frames (N,3,H,W) in [0,1]."""
+    generators = frame_generators(control.shape[0], seed)
     return torch.cat([
-        _stock_call(stock[1], scheduler_kind, pipe.scheduler.config, control.shape[-1], steps, generator,
-                    image=control[i:i + 1], ip_adapter_image_embeds=[f_d[i:i + 1]]).float()
-        for i, generator in enumerate(frame_generators(control.shape[0], seed))])
+        _stock_call(stock[1], scheduler_kind, pipe.scheduler.config, control.shape[-1], steps,
+                    _call_generators(generators, part, batched), image=control[part],
+                    **_condition_kwargs(f_d[part], batched)).float()
+        for part in _frame_groups(control.shape[0], batched)])
 
 
 def fcsd_subset(pipe, stock: tuple, control: torch.Tensor, f_d: torch.Tensor, scheduler_kind: str, steps: int,
-                seed: int = 0) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """FCSD + decode on the same conditions: ours batched, the stock ControlNet pipeline per frame.
+                seed: int = 0) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """FCSD + decode on the same conditions: ours batched, the stock ControlNet pipeline per frame and
+    batched.
 
-    Returns (milliseconds ``ours_fcsd`` / ``stock_fcsd`` for the batch, our frames, the stock frames).
+    Returns (milliseconds ``ours_fcsd`` / ``stock_fcsd`` / ``stock_batch_fcsd`` for the batch, our
+    frames, the stock frames per frame, the stock frames batched).
     """
     device = pipe._execution_device
     control, f_d = control.to(device, pipe.unet.dtype), f_d.to(device, pipe.unet.dtype)
@@ -258,7 +292,9 @@ def fcsd_subset(pipe, stock: tuple, control: torch.Tensor, f_d: torch.Tensor, sc
         ours = ours_fcsd(pipe, control, f_d, scheduler_kind, steps, seed)
     with _timer(ms, "stock_fcsd", device):
         theirs = stock_fcsd(pipe, stock, control, f_d, scheduler_kind, steps, seed)
-    return ms, ours, theirs
+    with _timer(ms, "stock_batch_fcsd", device):
+        batched = stock_fcsd(pipe, stock, control, f_d, scheduler_kind, steps, seed, batched=True)
+    return ms, ours, theirs, batched
 
 
 def time_compare(pipe, stock: tuple, scheduler_kind: str, steps: int, batch: int, seed: int = 0,
@@ -268,10 +304,11 @@ def time_compare(pipe, stock: tuple, scheduler_kind: str, steps: int, batch: int
     inputs = timing_inputs(batch, size, seed)
     ms: dict[str, float] = {}
     render_stock(pipe, stock, inputs, scheduler_kind, steps, seed, ms)
+    render_stock(pipe, stock, inputs, scheduler_kind, steps, seed, ms, batched=True)
     g = torch.Generator().manual_seed(seed + 1)
     control = torch.rand(batch, 6, size, size, generator=g)
     f_d = torch.randn(batch, pipe.fcsd_encoder.num_tokens, pipe.unet.config.condition_dim, generator=g)
-    subset, _, _ = fcsd_subset(pipe, stock, control, f_d, scheduler_kind, steps, seed)
+    subset, _, _, _ = fcsd_subset(pipe, stock, control, f_d, scheduler_kind, steps, seed)
     return {f"{k}_ms": v / batch for k, v in {**ms, **subset}.items()}
 
 
@@ -293,8 +330,8 @@ def load_warning(threads: int, own_load: float = 0.0) -> str | None:
 def time_pipeline(pipe, schedulers=("lcm",), steps=(1, 2, 4, 8, 10), batch: int = 8, repeats: int = 3,
                   warmup: int = 1, progress: bool = False, compare_stock: bool = False, size: int | None = None):
     """Rows (scheduler, steps, repeat, batch, size, device, dtype, threads, load_avg, ``*_ms`` ...) in
-    per-frame milliseconds; with ``compare_stock`` also ``stock_total_ms``, ``ours_fcsd_ms`` and
-    ``stock_fcsd_ms`` (see the module docstring)."""
+    per-frame milliseconds; with ``compare_stock`` also ``stock_total_ms``, ``stock_batch_total_ms``,
+    ``ours_fcsd_ms``, ``stock_fcsd_ms`` and ``stock_batch_fcsd_ms`` (see the module docstring)."""
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -326,17 +363,22 @@ def _load_average() -> float:
 
 
 def speedups(frame):
-    """Ours against stock per scheduler and steps, rows ``whole pipeline`` and ``FCSD + decode``: median ms
-    per frame of each side, and the speed-up (stock / ours) of each repeat summarised by its median, min
+    """Ours against stock per scheduler and steps, rows ``whole pipeline`` and ``FCSD + decode``, each with
+    the stock pipelines called frame by frame and given the same batch in one call: median ms per
+    frame of each side, and the speed-up (stock / ours) of each repeat summarised by its median, min
     and max (ours and stock of one repeat run back to back, so their ratio is steadier than the times
     when the machine's load drifts)."""
     import pandas as pd
 
     parts = []
-    for label, ours, stock in (("whole pipeline", "total_ms", "stock_total_ms"),
-                               ("FCSD + decode", "ours_fcsd_ms", "stock_fcsd_ms")):
+    for label, stock_calls, ours, stock in (
+            ("whole pipeline", "per frame", "total_ms", "stock_total_ms"),
+            ("whole pipeline", "same batch", "total_ms", "stock_batch_total_ms"),
+            ("FCSD + decode", "per frame", "ours_fcsd_ms", "stock_fcsd_ms"),
+            ("FCSD + decode", "same batch", "ours_fcsd_ms", "stock_batch_fcsd_ms")):
         rows = frame.assign(speedup=frame[stock] / frame[ours]).groupby(["scheduler", "steps"])
-        part = pd.DataFrame({"comparison": label, "ours_ms": rows[ours].median(), "stock_ms": rows[stock].median(),
+        part = pd.DataFrame({"comparison": label, "stock_calls": stock_calls, "ours_ms": rows[ours].median(),
+                             "stock_ms": rows[stock].median(),
                              "speedup": rows["speedup"].median(), "speedup_min": rows["speedup"].min(),
                              "speedup_max": rows["speedup"].max()})
         parts.append(part.reset_index())

@@ -83,6 +83,7 @@ class TrainOptions:
     stage3_tsd: str | None = None  # stage3, distill-lcm of the fcsd: "tsdm" (default) or "ground-truth"
     component: str = "fcsd"  # distill-lcm: "fcsd" or "tsdm"
     lora_rank: int | None = None  # distill-lcm; None: the config's
+    snr_gamma: float | None = None  # stage2, stage3: Min-SNR-gamma loss weighting; None: plain eps-MSE (the paper's)
 
     def resolved(self, config: ModelConfig) -> tuple[int, int, float]:
         defaults = config.train[self.stage]
@@ -127,6 +128,9 @@ def stage_target(options: TrainOptions, output: Path) -> Target:
         raise CabenchError(f"unknown component {options.component!r}; choose one of: {', '.join(COMPONENTS)}")
     if options.stage3_tsd is not None and options.stage3_tsd not in STAGE3_TSD:
         raise CabenchError(f"unknown --stage3-tsd {options.stage3_tsd!r}; choose one of: {', '.join(STAGE3_TSD)}")
+    if options.snr_gamma is not None and (stage not in ("stage2", "stage3") or not options.snr_gamma > 0):
+        raise CabenchError(f"--snr-gamma applies to stage2 and stage3 and must be positive; got {options.snr_gamma} "
+                           f"for {stage}")
     guide = None
     if fcsd:
         if not fcsd_inputs(variant).aligned_tsd:
@@ -170,6 +174,20 @@ def guide_tsd(kind: str, batch: Batch, aligned: torch.Tensor | None = None) -> t
     return aligned[batch["index"]].to(batch["image"].device)
 
 
+def eps_loss(eps: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, scheduler, snr_gamma: float | None = None):
+    """The noise-prediction loss: plain MSE (the paper's), or with ``snr_gamma`` the Min-SNR-gamma
+    weighting (Hang et al. 2023) for eps-prediction: each sample's MSE times min(SNR_t, gamma) / SNR_t,
+    SNR_t = a_t / (1 - a_t), which lowers the weight of the low-noise timesteps, where eps-MSE is
+    large but says little about the frame, towards the weight x0-prediction gives them."""
+    if snr_gamma is None:
+        return nn.functional.mse_loss(eps.float(), noise.float())
+    a = scheduler.alphas_cumprod.to(t.device)[t].double()
+    snr = a / (1 - a)
+    weight = (snr.clamp(max=snr_gamma) / snr).float()
+    per_sample = (eps.float() - noise.float()).pow(2).flatten(1).mean(1)
+    return (weight * per_sample).mean()
+
+
 def add_noise(scheduler, latents, draw: StepDraw):
     """x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) eps with t ~ U{0..T-1}; returns (x_t, t, eps)."""
     noise = draw.randn(latents.shape[1:]).to(latents.device, latents.dtype)
@@ -180,8 +198,9 @@ def add_noise(scheduler, latents, draw: StepDraw):
 class StageModel(nn.Module):
     """One training stage as a module: ``forward(batch, draw) -> loss`` (DDP-friendly)."""
 
-    def __init__(self, pipe, stage: str, train_unet_base: bool):
+    def __init__(self, pipe, stage: str, train_unet_base: bool, snr_gamma: float | None = None):
         super().__init__()
+        self.snr_gamma = snr_gamma
         # Only the modules this stage trains are submodules: they alone go to the optimizer, DDP and
         # the resumable state (restoring frozen parts would undo other stages' training).
         object.__setattr__(self, "pipe", pipe)
@@ -231,7 +250,7 @@ class StageModel(nn.Module):
         f_c = pipe.tsdm_encoder(tsd(batch["rgb"]), batch["pose"], batch["expression"])
         context = pipe.text_context(latents.shape[0])
         eps = pipe.tsdm_unet(noisy, t, context, cross_attention_kwargs={"condition_tokens": f_c}).sample
-        return nn.functional.mse_loss(eps.float(), noise.float())
+        return eps_loss(eps, noise, t, pipe.scheduler, self.snr_gamma)
 
     def loss_stage3(self, batch, draw):
         pipe = self.pipe
@@ -241,7 +260,7 @@ class StageModel(nn.Module):
                                            batch["emotion"])
         context = pipe.text_context(latents.shape[0])
         eps = pipe.fcsd_denoiser(control, f_d, context)(noisy, t)
-        return nn.functional.mse_loss(eps.float(), noise.float())
+        return eps_loss(eps, noise, t, pipe.scheduler, self.snr_gamma)
 
 
 def load_for_stage(options: TrainOptions, target: Target, output: Path, config: ModelConfig):
@@ -356,7 +375,7 @@ def train(options: TrainOptions, data: SequenceData, output: str | Path, emotion
         add_lcm_lora(getattr(pipe, target.lora_unet), options.lora_rank or config.lcm_lora_rank, options.seed)
         model = ConsistencyDistillation(pipe, options.component)
     else:
-        model = StageModel(pipe, options.stage, config.train_unet_base)
+        model = StageModel(pipe, options.stage, config.train_unet_base, options.snr_gamma)
     if options.gradient_checkpointing:
         for module in (pipe.unet, pipe.tsdm_unet, pipe.controlnet, pipe.vae):
             if getattr(module, "_supports_gradient_checkpointing", False):

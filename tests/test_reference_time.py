@@ -54,17 +54,18 @@ def test_time_compare_stock_reports_both_rows_and_the_speedup(tmp_path, capsys):
     assert main(["time", "--config", "tiny", "--steps", "2", "--repeats", "1", "--warmup", "0", "--batch", "2",
                  "--compare-stock", "--out", str(out), "--quiet"]) == 0
     frame = pd.read_csv(out / "times.csv")
-    for column in ("stock_total_ms", "ours_fcsd_ms", "stock_fcsd_ms"):
+    for column in ("stock_total_ms", "stock_batch_total_ms", "ours_fcsd_ms", "stock_fcsd_ms", "stock_batch_fcsd_ms"):
         assert (frame[column] > 0).all()
     printed = capsys.readouterr().out
     assert "whole pipeline" in printed and "FCSD + decode" in printed and "speedup" in printed
+    assert "per frame" in printed and "same batch" in printed
 
 
 @pytest.mark.parametrize("scheduler,steps", [("lcm", 2), ("ddim", 3)])
 def test_stock_pipelines_render_our_frames(scheduler, steps):
     """diffusers' StableDiffusionPipeline (TSDM) and StableDiffusionControlNetPipeline (FCSD), frame by frame
-    with the same per-frame generators, give the frames of our batched call, which equal those the timed
-    stage-by-stage path gives."""
+    and given the whole batch in one call, with the same per-frame generators, give the frames of our
+    batched call, which equal those the timed stage-by-stage path gives."""
     from reference.timing import (
         fcsd_subset,
         frame_generators,
@@ -87,9 +88,12 @@ def test_stock_pipelines_render_our_frames(scheduler, steps):
     theirs = render_stock(pipe, stock, inputs, scheduler, steps)
     assert float(ours.std()) > 0.02
     torch.testing.assert_close(theirs, ours, atol=1e-4, rtol=0)
+    torch.testing.assert_close(render_stock(pipe, stock, inputs, scheduler, steps, batched=True), ours, atol=1e-4,
+                               rtol=0)
     control, f_d = torch.rand(3, 6, 64, 64), torch.randn(3, 4, 32)
-    _, ours_fcsd, stock_fcsd = fcsd_subset(pipe, stock, control, f_d, scheduler, steps)
+    _, ours_fcsd, stock_fcsd, stock_batch_fcsd = fcsd_subset(pipe, stock, control, f_d, scheduler, steps)
     torch.testing.assert_close(stock_fcsd, ours_fcsd, atol=1e-4, rtol=0)
+    torch.testing.assert_close(stock_batch_fcsd, ours_fcsd, atol=1e-4, rtol=0)
 
 
 def test_channels_last_and_compile_change_both_sides(monkeypatch):

@@ -3,6 +3,8 @@ batch, exact resume, LCM distillation step, emotion labelling, `cabench train` e
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -326,3 +328,70 @@ def test_stage2_in_a_folder_without_a_trained_vae_says_so(tmp_path, capsys):
     assert main(["train", "vae", *common, "--output", str(tmp_path / "made")]) == 0
     assert main(["train", "stage2", *common, "--output", str(tmp_path / "made")]) == 0
     assert "cabench: warning:" not in capsys.readouterr().err
+
+
+def test_min_snr_weighting_weighs_each_sample_by_min_snr_gamma_over_snr():
+    """eps_loss with ``snr_gamma``: each sample's MSE times min(SNR, gamma) / SNR, SNR from the scaled-linear
+    betas computed here with numpy (Hang et al. 2023); without it, the plain MSE; bad values are refused."""
+    from reference.config import tiny_scheduler
+    from reference.training import TrainOptions, eps_loss, stage_target
+
+    betas = np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2
+    alphas = np.cumprod(1 - betas)
+    g = torch.Generator().manual_seed(0)
+    eps, noise = torch.randn(4, 4, 8, 8, generator=g), torch.randn(4, 4, 8, 8, generator=g)
+    t = torch.tensor([0, 100, 500, 999])
+    per_sample = ((eps - noise) ** 2).flatten(1).mean(1).double().numpy()
+    snr = alphas[t.numpy()] / (1 - alphas[t.numpy()])
+    expected = float(np.mean(np.minimum(snr, 5.0) / snr * per_sample))
+    scheduler = tiny_scheduler()
+    assert float(eps_loss(eps, noise, t, scheduler, 5.0)) == pytest.approx(expected, rel=1e-6)
+    assert float(eps_loss(eps, noise, t, scheduler)) == pytest.approx(float(per_sample.mean()), rel=1e-6)
+    assert snr[0] > 5 > snr[-1]  # the weighting lowers the low-noise end and keeps the high-noise end
+    for stage, gamma in (("stage3", 0.0), ("vae", 5.0), ("distill-lcm", 5.0)):
+        with pytest.raises(CabenchError, match="--snr-gamma"):
+            stage_target(TrainOptions(stage=stage, snr_gamma=gamma), Path("out"))
+
+
+def test_the_consistency_target_follows_the_teachers_ode_on_a_point_mass():
+    """Data that is one point c: the exact noise prediction is eps = (x - sqrt(a_t) c) / sqrt(1 - a_t), the
+    probability-flow ODE keeps that noise constant, so the teacher's DDIM step lands exactly on the
+    trajectory at t - 20; every x0 prediction is c, the consistency function there is c_skip x + c_out c,
+    and at the boundary t = 0 it is x itself (c_skip = 1, c_out = 0)."""
+    from reference.config import tiny_scheduler
+    from reference.lcm import SKIP, boundary_scalings, consistency_function, ddim_step
+
+    alphas = tiny_scheduler().alphas_cumprod.double()
+    g = torch.Generator().manual_seed(0)
+    c, z = torch.randn(1, 4, 8, 8, generator=g).double(), torch.randn(3, 4, 8, 8, generator=g).double()
+    t = torch.tensor([19, 499, 999])
+    t_prev = (t - SKIP).clamp_min(0)
+    a, a_prev = alphas[t].view(-1, 1, 1, 1), alphas[t_prev].view(-1, 1, 1, 1)
+    x_t = a.sqrt() * c + (1 - a).sqrt() * z
+
+    def exact_eps(x, alpha):
+        return (x - alpha.sqrt() * c) / (1 - alpha).sqrt()
+
+    x_prev = ddim_step(x_t, exact_eps(x_t, a), a, a_prev)
+    torch.testing.assert_close(x_prev, a_prev.sqrt() * c + (1 - a_prev).sqrt() * z, rtol=0, atol=1e-12)
+    c_skip, c_out = boundary_scalings(t_prev)
+    target = consistency_function(x_prev, exact_eps(x_prev, a_prev), t_prev, a_prev)
+    torch.testing.assert_close(target, c_skip * x_prev + c_out * c, rtol=0, atol=1e-12)
+    torch.testing.assert_close(target[0], x_prev[0], rtol=0, atol=0)  # t_prev = 0: the boundary condition
+    student = consistency_function(x_t, exact_eps(x_t, a), t, a)
+    assert float((student[1:] - c).abs().max()) < 1e-4  # away from t = 0 the ideal model maps to c
+
+
+def test_nearest_frame_distance_equals_a_brute_force_scipy_search():
+    from scipy.spatial.distance import cdist
+
+    from reference.data import nearest_frame_distance
+
+    rng = np.random.default_rng(0)
+    train, test = rng.normal(size=(30, 6)), rng.normal(size=(7, 6)) + 0.5
+    np.testing.assert_allclose(nearest_frame_distance(test, train), cdist(test, train).min(1), rtol=1e-9, atol=1e-12)
+    others = cdist(train, train) + np.diag(np.full(30, np.inf))
+    np.testing.assert_allclose(nearest_frame_distance(train, train, same=True), others.min(1), rtol=1e-9, atol=1e-12)
+    assert np.all(nearest_frame_distance(train, train) < 1e-6)  # without same=True each frame finds itself
+    with pytest.raises(InputError, match="nearest_frame_distance"):
+        nearest_frame_distance(test, train[:, :5])

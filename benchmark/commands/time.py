@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="torch.compile the UNets, ControlNet and VAE decoder (both sides of --compare-stock)")
     parser.add_argument("--refiner", help="SDXL refiner folder to time a low-strength refiner pass (default: none, no refiner)")
     parser.add_argument("--compare-stock", action="store_true",
-                        help="also time diffusers' stock pipelines frame by frame on the same weights and seeds")
+                        help="also time diffusers' stock pipelines on the same weights and seeds, called frame by "
+                             "frame and given the same batch in one call")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per scheduler and step count (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the repeats (default: %(default)s)")
     parser.add_argument("--out", default="cabench_time", help="output folder (default: %(default)s)")
@@ -121,7 +122,8 @@ def _time(args: argparse.Namespace, device, threads: int) -> int:
     print(table.to_string())
     if args.compare_stock:
         ratios = speedups(frame)
-        print("\nagainst diffusers' stock pipelines frame by frame (median ms per frame; speed-up = stock / ours):")
+        print("\nagainst diffusers' stock pipelines, called per frame and given the same batch in one call "
+              "(median ms per frame; speed-up = stock / ours):")
         print(ratios.round(2).to_string(index=False))
     warning = next(filter(None, warnings), None)  # before the timing, else after it
     if warning:

@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="distill-lcm: distil the FCSD or TSDM into an LCM-LoRA (default: %(default)s)")
     parser.add_argument("--lora-rank", type=int,
                         help="distill-lcm: LoRA rank (default: the config's: tiny 8, sd15 64 as the published LCM-LoRA)")
+    parser.add_argument("--snr-gamma", type=float,
+                        help="stage2 / stage3: Min-SNR-gamma loss weighting, e.g. 5 (default: none, the paper's "
+                             "plain noise MSE)")
     parser.add_argument("--emotion-db", help="MEAD-style expression database folder <label>/<clip>.npy (default: none)")
     parser.add_argument("--rig-condition", default="tsd", choices=("tsd", "render"),
                         help="rig only: tsd (the released ConsistentAvatar code) or render (DiffusionRig) (default: %(default)s)")
@@ -85,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             device=accelerate_device, sd_path=args.sd_path, progress=not args.quiet,
             gradient_accumulation_steps=args.gradient_accumulation_steps, ablation=args.ablation,
             stage3_tsd=args.stage3_tsd, component=args.component, lora_rank=args.lora_rank,
+            snr_gamma=args.snr_gamma,
         )
         losses = train(options, data, args.output, emotion_db=args.emotion_db)
     if losses and is_main_process():
