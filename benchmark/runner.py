@@ -23,6 +23,7 @@ from benchmark.engine.metadata import run_metadata
 from benchmark.engine.parts import plan_run
 from benchmark.engine.plan import protocols_of
 from benchmark.engine.publish import write_outputs
+from benchmark.engine.sets import compute_sets, set_metric_names, write_sets
 from benchmark.engine.signals import terminate_as_exception
 from benchmark.results.folder import RunFolder
 from benchmark.results.merge import merge
@@ -41,14 +42,17 @@ class RunReport:
     reused_frames: int = 0
     files: list[Path] = field(default_factory=list)
     computed_parts: list[str] = field(default_factory=list)  # "dataset/sequence/method/protocol/metric"
+    sets: pd.DataFrame | None = None  # set-level rows (FID, KID): benchmark.engine.sets
     metadata: dict = field(default_factory=dict)  # what metadata.json holds (benchmark.engine.metadata)
 
 
 def _selection(config: RunConfig) -> tuple[list[str], dict, list[str]]:
+    """The per-frame metrics, every selected metric's options (set metrics' included) and the protocols."""
     from benchmark.evaluation import parse_metrics, split_options
 
     metrics = parse_metrics(config.metrics)
-    return metrics, split_options(metrics, config.options), protocols_of(config)
+    frame_metrics = [name for name in metrics if name not in set_metric_names(metrics)]
+    return frame_metrics, split_options(metrics, config.options), protocols_of(config)
 
 
 def claim_folder(out: str | Path) -> RunFolder:
@@ -95,6 +99,7 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
             log(f"reused {runner.reused} stored (frame, metric) results and computed {runner.computed} "
                 f"({100.0 * runner.reused / total:.0f}% reused)")
         result = _publish(folder, config, plans, protocols, plots, report, share.device)
+        result.sets = _sets(folder, config, plans, options, protocols, share.device, log)
     result.computed_frames, result.reused_frames = runner.computed, runner.reused
     result.computed_parts = runner.computed_parts
     return result
@@ -109,7 +114,23 @@ def merge_run(config: RunConfig, plots: bool = True, report: bool = True) -> Run
     plans = plan_run(config, metrics, options, protocols)
     with folder.lock(), terminate_as_exception():
         folder.prepare()
-        return _publish(folder, config, plans, protocols, plots, report, launch(config.device, (0, 1)).device)
+        device = launch(config.device, (0, 1)).device
+        result = _publish(folder, config, plans, protocols, plots, report, device)
+        result.sets = _sets(folder, config, plans, options, protocols, device, print)
+        return result
+
+
+def _sets(folder: RunFolder, config: RunConfig, plans, options: dict, protocols: list[str], device: str,
+          log: Callable[[str], None]) -> pd.DataFrame | None:
+    """The set-level metrics (FID, KID) of the run, written beside the tables (benchmark.engine.sets)."""
+    from benchmark.evaluation import parse_metrics
+
+    names = set_metric_names(parse_metrics(config.metrics))
+    if not names:
+        return None
+    rows = compute_sets(folder, config, plans, names, options, protocols, device, log)
+    write_sets(folder, rows)
+    return rows
 
 
 def _publish(folder: RunFolder, config: RunConfig, plans, protocols: list[str], plots: bool, report: bool,

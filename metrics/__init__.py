@@ -12,7 +12,7 @@ import importlib
 from metrics.errors import CabenchError, InputError, WeightsMissingError
 from metrics.lazy import lazy_getattr
 
-METRIC_MODULES = ("metrics.frame", "metrics.temporal", "metrics.face", "metrics.runtime")
+METRIC_MODULES = ("metrics.frame", "metrics.temporal", "metrics.face", "metrics.runtime", "metrics.cpbd", "metrics.setlevel")
 
 _EXPORTS = {
     **dict.fromkeys(("l1", "l2", "lpips", "ms_ssim", "psnr", "ssim"), "metrics.image"),

@@ -8,6 +8,7 @@ torch-fidelity and the ``cpbd`` package run outside the project on the recipe's 
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from functools import cache
 from pathlib import Path
@@ -113,3 +114,170 @@ def test_block_bootstrap_keeps_runs_of_consecutive_frames():
     indices = kernels.block_bootstrap_indices(100, 5, rng)
     assert len(indices) == 100 and indices.min() >= 0 and indices.max() < 100
     assert np.all(np.diff(indices.reshape(20, 5), axis=1) == 1)
+
+
+# ------------------------------------------------------------------- FID / KID against references
+
+FEATURES = TABLE / "set_features.npz"  # pytorch-fid's get_activations of every case (real, fake), float32
+
+
+def reference_features(case: str) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(FEATURES) as stored:
+        return stored[f"{case}/real"], stored[f"{case}/fake"]
+
+
+@pytest.fixture(scope="module")
+def inception_file(tmp_path_factory):
+    """The recipe's random FID Inception, written in pytorch-fid's format (a state dict saved by torch)."""
+    import torch
+    from set_metrics_recipe import inception_state, state_checksum
+
+    from metrics.inception import FIDInception
+    from metrics.weights import meta_state
+
+    shapes = {key: tuple(value.shape) for key, value in meta_state(FIDInception).items()}
+    state = inception_state(shapes)
+    manifest = json.loads((TABLE / "set_metrics.json").read_text())
+    assert state_checksum(state) == manifest["weights"]["checksum"], "the recipe's weights changed"
+    path = tmp_path_factory.mktemp("weights") / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save({key: torch.from_numpy(value) for key, value in state.items()}, path)
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fid_and_kid_on_pytorch_fids_features_equal_the_references(case):
+    real, fake = reference_features(case)
+    stats = [kernels.FeatureStatistics(2048).update(f) for f in (real, fake)]
+    fid = kernels.fid_from_statistics(stats[0], stats[1])
+    assert fid == pytest.approx(reference("fid", "pytorch-fid")[(case, -1)], rel=1e-6)
+    assert kernels.frechet_distance_features(fake, real) == pytest.approx(fid, rel=1e-6)
+    kid = kernels.kid(fake, real, subset_size=None)
+    assert kid.mean == pytest.approx(reference("kid", "torch-fidelity")[(case, -1)], rel=1e-3)
+    assert kid.std == pytest.approx(reference("kid_std", "torch-fidelity")[(case, -1)], rel=1e-3)
+
+
+def test_pytorch_fids_command_line_gives_the_functions_number():
+    values = reference("fid_cli", "pytorch-fid")
+    assert values, "the table has the command line's FID of one case"
+    for key, cli in values.items():
+        assert cli == pytest.approx(reference("fid", "pytorch-fid")[key], rel=1e-12)
+
+
+def test_resize_is_pytorch_fids_interpolate():
+    import torch
+    import torch.nn.functional as F
+
+    from metrics.protocols import get_protocol
+    from metrics.setlevel import resize_pytorch_fid
+
+    real, _ = inputs("photos-320x200")
+    prepared = get_protocol("pytorch-fid").prepare_gt(real[:2]).gt  # channels-last, as the evaluation gives it
+    loader = torch.from_numpy(real[:2].copy()).permute(0, 3, 1, 2).contiguous().float().div(255)  # ToTensor
+    expected = 2 * F.interpolate(loader, size=(299, 299), mode="bilinear", align_corners=False) - 1
+    assert torch.equal(resize_pytorch_fid(prepared), expected)
+
+
+@pytest.mark.parametrize("case", ["synth-176x144", "photos-320x200"])
+def test_inception_features_equal_pytorch_fids(case, inception_file):
+    """Two frames of each set through the network defined here equal pytorch-fid's features of them."""
+    import torch
+
+    from metrics.protocols import get_protocol
+    from metrics.setlevel import SetMetric
+
+    real, fake = inputs(case)
+    want_real, want_fake = reference_features(case)
+    metric = SetMetric("fid", get_protocol("pytorch-fid"), torch.device("cpu"), str(inception_file), 0, 1, None, 0)
+    protocol = get_protocol("pytorch-fid")
+    for frames, want in ((real[:2], want_real[:2]), (fake[-2:], want_fake[-2:])):
+        got = metric.features(protocol.prepare_gt(frames).gt)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fid_end_to_end_equals_pytorch_fid(case, inception_file):
+    """Every frame through the network defined here: FID within 1e-3 of pytorch-fid's number."""
+    import torch
+
+    from metrics.protocols import get_protocol
+    from metrics.setlevel import SetMetric
+
+    real, fake = inputs(case)
+    protocol = get_protocol("pytorch-fid")
+    metric = SetMetric("fid", protocol, torch.device("cpu"), str(inception_file), 0, 1, None, 0)
+    features = [np.concatenate([metric.features(protocol.prepare_gt(s[i : i + 8]).gt) for i in range(0, len(s), 8)])
+                for s in (fake, real)]
+    assert metric.value(*features).value == pytest.approx(reference("fid", "pytorch-fid")[(case, -1)], rel=1e-3)
+
+
+# ------------------------------------------------------------------------- in a run (cabench eval)
+
+
+def _eval(tmp_path, metrics="fid,kid,cpbd", out="out"):
+    from benchmark.cli import main
+
+    return main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"blurred={tmp_path / 'blurred'}",
+                 "--pred", f"copy={tmp_path / 'copy'}", "--metrics", metrics, "--protocol", "pytorch-fid",
+                 "--out", str(tmp_path / out), "--quiet", "--no-plots"])
+
+
+@pytest.fixture
+def set_folders(tmp_path):
+    from benchmark.io import write_frames
+
+    real, fake = inputs("synth-176x144")
+    write_frames(tmp_path / "gt", real[:4])
+    write_frames(tmp_path / "blurred", fake[:4])
+    write_frames(tmp_path / "copy", real[:4])
+    return tmp_path
+
+
+def test_eval_without_the_weight_file_reports_fid_missing_with_the_command(set_folders, torch_home, capsys):
+    import pandas as pd
+
+    assert _eval(set_folders) == 0
+    printed = capsys.readouterr().out
+    assert "fid: missing (" in printed and "cabench weights --download fid-inception-pytorch-fid" in printed
+    rows = pd.read_csv(set_folders / "out" / "set_metrics.csv")
+    assert rows["value"].isna().all() and set(rows["scope"]) == {"sequence", "dataset"}
+    assert set(pd.read_csv(set_folders / "out" / "per_frame.csv")["method"]) == {"blurred", "copy"}  # cpbd went on
+
+
+def test_eval_gives_fid_per_sequence_and_dataset_and_computes_ground_truth_features_once(
+        set_folders, inception_file, torch_home, monkeypatch):
+    import shutil
+
+    import pandas as pd
+
+    from metrics.truth import TruthStore
+
+    shutil.copy(inception_file, torch_home / "hub" / "checkpoints" / inception_file.name)
+    computed = []
+    original = TruthStore.get
+
+    def counting(self, kind, options, keys, compute):
+        def wrapped(indices):
+            if kind == "inception":
+                computed.append(len(indices))
+            return compute(indices)
+        return original(self, kind, options, keys, wrapped)
+
+    monkeypatch.setattr(TruthStore, "get", counting)
+    assert _eval(set_folders) == 0
+    # 4 ground-truth frames + 4 blurred ones; the copy's frames are the ground truth's (same content, same key)
+    # and FID and KID share the features: 8 frames through the network in all
+    assert sum(computed) == 8
+    rows = pd.read_csv(set_folders / "out" / "set_metrics.csv")
+    fid = rows[(rows.metric == "fid") & (rows.scope == "sequence")].set_index("method")
+    assert fid.loc["copy", "value"] == pytest.approx(0.0, abs=1e-6)
+    assert fid.loc["blurred", "value"] > 1.0
+    assert (fid["frames"] == 4).all() and (fid["gt_frames"] == 4).all() and (fid["resamples"] == 100).all()
+    assert fid.loc["blurred", "ci_low"] <= fid.loc["blurred", "ci_high"]
+    kid = rows[(rows.metric == "kid") & (rows.scope == "dataset")].set_index("method")
+    assert json.loads(kid.loc["blurred", "details"])["subset_size"] == 4
+    table = (set_folders / "out" / "set_metrics.md").read_text()
+    assert "FID ↓ (pytorch-fid)" in table and "(n=4/4)" in table
+    computed.clear()
+    assert _eval(set_folders) == 0  # a rerun computes no feature
+    assert sum(computed) == 0

@@ -121,12 +121,15 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda message: None) if args.quiet else print
     report = run_config(config, force=args.force, progress=not args.quiet, shard=(0, 1), plots=not args.no_plots,
                         report=not args.no_plots, log=log)
-    for name in ("table1.md", "metrics.md"):
+    for name in ("table1.md", "metrics.md", "set_metrics.md"):
         if (report.out / name).exists():
             print((report.out / name).read_text())
     missing = report.missing
     if len(missing):
         for (metric, reason), _ in missing.groupby(["metric", "reason"], sort=False):
+            print(f"{metric}: missing ({reason})")
+    if report.sets is not None:
+        for (metric, reason), _ in report.sets[report.sets["missing"].fillna("") != ""].groupby(["metric", "missing"]):
             print(f"{metric}: missing ({reason})")
     print(f"results in {report.out} (per_frame.csv, summary.csv, missing.csv, table1/2 .md .tex .csv"
           + ("" if args.no_plots else ", plots/, report.html") + ")")

@@ -6,6 +6,7 @@ of the project is imported), on the files ``set_metrics_inputs.py`` wrote into `
     /work/ref/pytorch-fid/bin/python tests/calibration/run_set_references.py pytorch-fid --work /tmp/setcal
     /work/ref/torch-fidelity/bin/python tests/calibration/run_set_references.py torch-fidelity --work /tmp/setcal
     /work/ref/cpbd/bin/python tests/calibration/run_set_references.py cpbd --work /tmp/setcal
+    /work/ref/pytorch-fid/bin/python tests/calibration/run_set_references.py manifest --work /tmp/setcal
 
 - ``pytorch-fid`` (pytorch-fid 0.3.0): builds pytorch-fid's own FID Inception (its
   ``_inception_v3`` with its ``FIDInception*`` blocks, as its ``fid_inception_v3`` does), loads the
@@ -176,12 +177,62 @@ def run_cpbd(work: Path) -> None:
     write_rows("cpbd", rows)
 
 
+def write_manifest(work: Path) -> None:
+    """``set_features.npz`` (pytorch-fid's features of every case) and ``set_metrics.json`` (what ran,
+    with which versions, and the checksum of the weight file's tensors as pytorch-fid saved them)."""
+    import platform
+
+    import torch
+
+    sys.path.insert(0, str(HERE.parent))
+    from set_metrics_recipe import state_checksum
+
+    saved = torch.load(work / "torch_home" / "hub" / "checkpoints" / WEIGHT_FILE, map_location="cpu")
+    checksum = state_checksum({k: v.numpy() for k, v in saved.items() if not k.endswith("num_batches_tracked")})
+    features = {}
+    for case in CASES:
+        with np.load(work / case / "features.npz") as stored:
+            features.update({f"{case}/{role}": stored[role].astype(np.float32) for role in ("real", "fake")})
+    np.savez_compressed(HERE / "set_features.npz", **features)
+    versions = {}
+    for name in ("pytorch-fid", "torch-fidelity", "cpbd"):
+        info = work / f"{name}.json"
+        if info.exists():
+            versions[name] = json.loads(info.read_text())
+    manifest = {
+        "about": "Set-level numbers (FID, KID, CPBD) the reference implementations produced on the inputs of "
+                 "tests/set_metrics_recipe.py, made by tests/calibration/run_set_references.py (see its docstring "
+                 "for each step); set_features.npz holds pytorch-fid's own features of every case",
+        "weights": {"file": WEIGHT_FILE, "checksum": checksum,
+                    "how": "recipe weights (numpy, seed 2024) loaded strictly into pytorch-fid's own FID Inception; "
+                           "batch-norm statistics measured by it on the recipe's photos (train mode, float64); "
+                           "saved with torch.save(model.state_dict())"},
+        "references": versions,
+        "shims": [],
+        "environment": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+        "cases": list(CASES),
+    }
+    (HERE / "set_metrics.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def _versions(work: Path, name: str, packages: tuple[str, ...]) -> None:
+    import importlib.metadata
+
+    (work / f"{name}.json").write_text(json.dumps({p: importlib.metadata.version(p) for p in packages}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("reference", choices=("pytorch-fid", "torch-fidelity", "cpbd"))
+    parser.add_argument("reference", choices=("pytorch-fid", "torch-fidelity", "cpbd", "manifest"))
     parser.add_argument("--work", required=True, type=Path)
     args = parser.parse_args()
+    packages = {"pytorch-fid": ("pytorch-fid", "torch", "scipy", "numpy"), "torch-fidelity": ("torch-fidelity", "numpy"),
+                "cpbd": ("cpbd-py312", "scikit-image", "scipy", "numpy", "imageio", "pillow")}
+    if args.reference == "manifest":
+        write_manifest(args.work)
+        return
     {"pytorch-fid": run_pytorch_fid, "torch-fidelity": run_torch_fidelity, "cpbd": run_cpbd}[args.reference](args.work)
+    _versions(args.work, args.reference, packages[args.reference])
 
 
 if __name__ == "__main__":
