@@ -15,9 +15,13 @@ Protocols (one per published implementation; the protocol id is recorded beside 
   ``torch.nn.functional.interpolate(mode='bilinear', align_corners=False)`` (no antialiasing, in
   float32), scaled to [-1, 1] by ``2x - 1``, the FID Inception's 2048-d pool_3 features
   (``pt_inception-2015-12-05-6726825d.pth``), statistics in float64 (``np.mean``, ``np.cov``),
-  FID by ``scipy.linalg.sqrtm`` when both sets have more frames than the 2048 dimensions, else by
-  the exact low-rank form (:func:`metrics.fid.frechet_distance_features`; equal to the sqrtm path
-  within 1e-6 relative, and it needs no 2048² square root, which costs tens of seconds on a CPU). KID (which pytorch-fid does not compute) is torch-fidelity's
+  the Fréchet distance. pytorch-fid takes Tr sqrt(S1 S2) with ``scipy.linalg.sqrtm`` of the 2048²
+  product (:func:`metrics.fid.frechet_distance` does exactly that, and is tested against the
+  others); the values here use exact symmetric forms of the same quantity, equal to it within 1e-6
+  relative: from the features, the nuclear norm of the centred cross products when a set has fewer
+  frames than dimensions (:func:`metrics.fid.frechet_distance_features`), and from running
+  statistics two symmetric eigen-decompositions (:func:`metrics.fid.fid_from_statistics`); sqrtm
+  of a 2048² matrix costs tens of seconds on a CPU. KID (which pytorch-fid does not compute) is torch-fidelity's
   estimator on the same features (:func:`metrics.fid.kid`).
 
 Uncertainty: a moving-block bootstrap over frames (blocks of about n^(1/3) consecutive frames,
@@ -101,6 +105,18 @@ class SetMetric(Evaluator):
         with torch.inference_mode():
             return model(resize_pytorch_fid(frames.to(self.device))).float().cpu().numpy()
 
+    @property
+    def streams(self) -> bool:
+        """Whether the value needs only running statistics (FID without bootstrap), not the features."""
+        return self.name == "fid" and not self.resamples
+
+    def value_from_statistics(self, generated: kernels.FeatureStatistics, real: kernels.FeatureStatistics) -> SetValue:
+        """FID from running statistics (memory O(d²) whatever the number of frames), no interval."""
+        if generated.count < 2 or real.count < 2:
+            raise CabenchError(f"{self.name} needs at least 2 frames in each set, got {generated.count} and {real.count}")
+        value = kernels.fid_from_statistics(generated, real)
+        return SetValue(value, float("nan"), float("nan"), 0, generated.count, real.count, {"streamed": True})
+
     def value(self, generated: np.ndarray, real: np.ndarray) -> SetValue:
         """The set value of ``generated`` features against ``real`` features (each (n, 2048))."""
         generated, real = np.asarray(generated, np.float64), np.asarray(real, np.float64)
@@ -108,11 +124,7 @@ class SetMetric(Evaluator):
             raise CabenchError(f"{self.name} needs at least 2 frames in each set, got {len(generated)} and {len(real)}")
         details: dict[str, Any] = {}
         if self.name == "fid":
-            if min(len(generated), len(real)) <= generated.shape[1]:  # exact, and no 2048² square root
-                point = kernels.frechet_distance_features(generated, real)
-            else:
-                point = kernels.fid_from_statistics(kernels.FeatureStatistics(generated.shape[1]).update(generated),
-                                                    kernels.FeatureStatistics(real.shape[1]).update(real))
+            point = kernels.frechet_distance_features(generated, real)
             statistic = kernels.frechet_distance_features
         else:
             result = kernels.kid(generated, real, self.subsets, self.subset_size, self.seed)

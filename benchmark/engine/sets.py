@@ -8,6 +8,9 @@ For each protocol and each set metric (registry kind ``set``, :mod:`metrics.setl
   weight file, torch version, device type) — written atomically, batch by batch. So the ground
   truth's features are computed once and shared by every method (and by FID and KID), a rerun
   computes nothing it has, and a killed run resumes from the batch in flight;
+- FID without bootstrap (``resamples = 0``) accumulates running float64 statistics batch by batch
+  (memory O(d²), 32 MiB per set for d = 2048, whatever the number of frames); with a bootstrap,
+  and for KID (random subsets of frames), the features are held (8 KiB per frame and set);
 - the value of each (dataset, sequence, method) (``scope = sequence``) and of each (dataset,
   method) over all its sequences' frames (``scope = dataset``) is computed from those features,
   with its bootstrap interval, resample count and frame counts, and the SHA-256 of the weight file.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,8 @@ from benchmark.engine.plan import SubsetFrames
 from benchmark.results.files import atomic_write_csv, atomic_write_text
 from benchmark.results.folder import RunFolder
 from metrics import registry
+from metrics.fid import FeatureStatistics
+from metrics.inception import FEATURE_DIM
 from metrics.protocols import get_protocol
 from metrics.setlevel import protocol_reason
 from metrics.truth import TruthStore, content_key
@@ -56,25 +61,54 @@ def _sha256(path: Path) -> str:
 
 
 def pair_features(plan: PairPlan, pred: Any, protocol_id: str, metric: Any, store: TruthStore, batch_size: int,
-                  align: tuple[str, ...], device: str) -> tuple[np.ndarray, np.ndarray]:
-    """The (method, ground truth) features (n, d) float32 of one pair's evaluated frames, through ``store``."""
+                  align: tuple[str, ...], device: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The (method, ground truth) features (b, d) float32 of one pair's evaluated frames, batch by batch,
+    through ``store``."""
     import torch
 
     protocol = get_protocol(protocol_id)
     salt = f"{protocol.id}/{protocol.version}"
     pair = align_sources(SubsetFrames(pred, plan.ids), SubsetFrames(plan.pair.sequence.frames, plan.ids), align or None)
-    found: dict[str, list[np.ndarray]] = {"pred": [], "gt": []}
     for pred_frames, gt_frames in pair.batches(batch_size):
         truth = protocol.prepare_gt(gt_frames, None, None, torch.device(device))
-        prepared = {"gt": truth.gt, "pred": protocol.prepare_pred(pred_frames, truth, torch.device(device))}
+        prepared = {"pred": protocol.prepare_pred(pred_frames, truth, torch.device(device)), "gt": truth.gt}
+        found = {}
         for role, frames in prepared.items():
             keys = [[content_key(frame, salt)] for frame in frames]
 
             def compute(indices: list[int], frames=frames) -> list[dict[str, np.ndarray]]:
                 return [{"features": row} for row in metric.features(frames[indices])]
 
-            found[role].extend(entry["features"] for entry in store.get("inception", metric.feature_key, keys, compute))
-    return np.stack(found["pred"]), np.stack(found["gt"])
+            found[role] = np.stack([e["features"] for e in store.get("inception", metric.feature_key, keys, compute)])
+        yield found["pred"], found["gt"]
+
+
+class _Collected:
+    """A pair's (or a dataset's) features: stacked when the value needs them, else running statistics."""
+
+    def __init__(self, streams: bool):
+        self.streams = streams
+        self.parts: dict[str, list[np.ndarray]] = {"pred": [], "gt": []}
+        self.stats = {role: FeatureStatistics(FEATURE_DIM) for role in ("pred", "gt")} if streams else None
+
+    def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        for role, features in (("pred", pred), ("gt", gt)):
+            if self.streams:
+                self.stats[role].update(features)
+            else:
+                self.parts[role].append(features)
+
+    def merge(self, other: _Collected) -> None:
+        for role in ("pred", "gt"):
+            if self.streams:
+                self.stats[role].merge(other.stats[role])
+            else:
+                self.parts[role].extend(other.parts[role])
+
+    def value(self, metric: Any) -> Any:
+        if self.streams:
+            return metric.value_from_statistics(self.stats["pred"], self.stats["gt"])
+        return metric.value(np.concatenate(self.parts["pred"]), np.concatenate(self.parts["gt"]))
 
 
 def compute_sets(folder: RunFolder, config: RunConfig, plans: list[PairPlan], names: list[str],
@@ -100,10 +134,12 @@ def compute_sets(folder: RunFolder, config: RunConfig, plans: list[PairPlan], na
                     continue
                 cache = folder.truth_cache(plan.stored.dataset, plan.stored.sequence)
                 store = stores.setdefault(cache, TruthStore(cache))
-                pred, gt = pair_features(plan, plan.method.output().frames, protocol_id, metric, store,
-                                         config.batch_size, config.align, device)
-                per_method.setdefault((plan.stored.dataset, plan.stored.method), []).append((pred, gt))
-                rows.append(_row("sequence", {**where, "sequence": plan.stored.sequence}, metric.value(pred, gt), weights))
+                collected = _Collected(metric.streams)
+                for pred, gt in pair_features(plan, plan.method.output().frames, protocol_id, metric, store,
+                                              config.batch_size, config.align, device):
+                    collected.add(pred, gt)
+                per_method.setdefault((plan.stored.dataset, plan.stored.method), []).append(collected)
+                rows.append(_row("sequence", {**where, "sequence": plan.stored.sequence}, collected.value(metric), weights))
             if reason is not None:
                 for dataset, method in dict.fromkeys((p.stored.dataset, p.stored.method) for p in plans):
                     rows.append({"scope": "dataset", "dataset": dataset, "sequence": ALL_SEQUENCES, "method": method,
@@ -116,11 +152,12 @@ def compute_sets(folder: RunFolder, config: RunConfig, plans: list[PairPlan], na
                                   and r["metric"] == name and r["protocol"] == protocol_id)
                     rows.append({**single, "scope": "dataset", "sequence": ALL_SEQUENCES})
                     continue
-                pred = np.concatenate([p for p, _ in sets])
-                gt = np.concatenate([g for _, g in sets])
+                total = _Collected(metric.streams)
+                for collected in sets:
+                    total.merge(collected)
                 where = {"dataset": dataset, "sequence": ALL_SEQUENCES, "method": method, "protocol": protocol_id,
                          "metric": name}
-                rows.append(_row("dataset", where, metric.value(pred, gt), weights))
+                rows.append(_row("dataset", where, total.value(metric), weights))
     return pd.DataFrame(rows, columns=SET_COLUMNS)
 
 
