@@ -43,8 +43,8 @@ from metrics.protocols import get_protocol
 from metrics.setlevel import protocol_reason
 from metrics.truth import TruthStore, content_key
 
-SET_COLUMNS = ["scope", "dataset", "sequence", "method", "protocol", "metric", "value", "ci_low", "ci_high",
-               "resamples", "frames", "gt_frames", "weights_sha256", "details", "missing"]
+SET_COLUMNS = ("scope", "dataset", "sequence", "method", "protocol", "metric", "value", "ci_low", "ci_high",
+               "resamples", "frames", "gt_frames", "weights_sha256", "details", "missing")
 ALL_SEQUENCES = "*"
 
 
@@ -158,7 +158,7 @@ def compute_sets(folder: RunFolder, config: RunConfig, plans: list[PairPlan], na
                 where = {"dataset": dataset, "sequence": ALL_SEQUENCES, "method": method, "protocol": protocol_id,
                          "metric": name}
                 rows.append(_row("dataset", where, total.value(metric), weights))
-    return pd.DataFrame(rows, columns=SET_COLUMNS)
+    return pd.DataFrame(rows, columns=list(SET_COLUMNS))
 
 
 def _row(scope: str, where: dict[str, Any], value: Any, weights: str) -> dict[str, Any]:
