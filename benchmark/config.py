@@ -53,13 +53,13 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import tomllib
 from pydantic import (
     AfterValidator,
     BaseModel,

@@ -229,26 +229,27 @@ def evaluate(
         finally:
             bar.close()
     frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=["frame", "protocol", *columns])
-    frame = _finish_sequence(evaluators, frame, audio, protocol_obj.id, on_rows)
+    finished = _finish_sequence(evaluators, pair.frame_ids, audio, protocol_obj.id)
+    if finished is not None:
+        if on_rows is not None and len(finished):
+            on_rows(finished)
+        if keep_rows:
+            for column in finished.columns.drop(["frame", "protocol"]):
+                frame[column] = finished[column].to_numpy()
     return Evaluation(frame, missing, protocol_obj.id, sorted(pair.policy))
 
 
-def _finish_sequence(evaluators: dict[str, registry.Evaluator], frame: pd.DataFrame, audio: Audio | None,
-                     protocol: str, on_rows: Callable[[pd.DataFrame], None] | None) -> pd.DataFrame:
-    """The values of the sequence-level evaluators (those with ``finish``), for every frame, added to
-    ``frame`` and passed to ``on_rows`` as one chunk."""
+def _finish_sequence(evaluators: dict[str, registry.Evaluator], frame_ids: list[int], audio: Audio | None,
+                     protocol: str) -> pd.DataFrame | None:
+    """The values of the sequence-level evaluators (those with ``finish``) for every evaluated frame, as
+    one chunk of rows (None when no evaluator has ``finish``)."""
     finishing = [e for e in evaluators.values() if hasattr(e, "finish")]
     if not finishing:
-        return frame
+        return None
     shared: dict = {}
     values = {column: v for evaluator in finishing for column, v in evaluator.finish(audio, shared).items()}
-    chunk = pd.DataFrame({"frame": frame["frame"].to_numpy(), "protocol": protocol,
-                          **{column: np.asarray(v, dtype=np.float64) for column, v in values.items()}})
-    if on_rows is not None and len(chunk):
-        on_rows(chunk)
-    for column, v in values.items():
-        frame[column] = np.asarray(v, dtype=np.float64)
-    return frame
+    return pd.DataFrame({"frame": np.asarray(frame_ids), "protocol": protocol,
+                         **{column: np.asarray(v, dtype=np.float64) for column, v in values.items()}})
 
 
 def _warn_video_without_alpha(source: FrameSource, gt: Frames, gt_name: str) -> None:

@@ -45,14 +45,18 @@ class RunReport:
     reused_frames: int = 0
     files: list[Path] = field(default_factory=list)
     computed_parts: list[str] = field(default_factory=list)  # "dataset/sequence/method/protocol/metric"
+    sets: pd.DataFrame | None = None  # set-level rows (FID, KID): benchmark.engine.sets
     metadata: dict = field(default_factory=dict)  # what metadata.json holds (benchmark.engine.metadata)
 
 
 def _selection(config: RunConfig) -> tuple[list[str], dict, list[str]]:
+    """The per-frame metrics, every selected metric's options (set metrics' included) and the protocols."""
+    from benchmark.engine.sets import set_metric_names
     from benchmark.evaluation import parse_metrics, split_options
 
     metrics = parse_metrics(config.metrics)
-    return metrics, split_options(metrics, config.options), protocols_of(config)
+    frame_metrics = [name for name in metrics if name not in set_metric_names(metrics)]
+    return frame_metrics, split_options(metrics, config.options), protocols_of(config)
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -123,6 +127,7 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
             log(f"reused {runner.reused} stored (frame, metric) results and computed {runner.computed} "
                 f"({100.0 * runner.reused / total:.0f}% reused)")
         result = _publish(folder, config, plans, protocols, plots, report, share.device, publish)
+        result.sets = _sets(folder, config, plans, options, protocols, share.device, log, result.files)
         if share.shard == (0, 1) and stamp is not None:  # one process saw every input: its stamp is the outputs'
             record(folder.meta, folder.path, stamp, result.files, runner.computed + runner.reused)
     result.computed_frames, result.reused_frames = runner.computed, runner.reused
@@ -142,8 +147,25 @@ def merge_run(config: RunConfig, plots: bool = True, report: bool = True,
     plans = plan_run(config, metrics, options, protocols)
     with folder.lock(), terminate_as_exception():
         folder.prepare()
-        return _publish(folder, config, plans, protocols, plots, report, launch(config.device, (0, 1)).device,
-                        publish)
+        device = launch(config.device, (0, 1)).device
+        result = _publish(folder, config, plans, protocols, plots, report, device, publish)
+        result.sets = _sets(folder, config, plans, options, protocols, device, print, result.files)
+        return result
+
+
+def _sets(folder: RunFolder, config: RunConfig, plans, options: dict, protocols: list[str], device: str,
+          log: Callable[[str], None], files: list[Path]) -> pd.DataFrame | None:
+    """The set-level metrics (FID, KID) of the run, written beside the tables (benchmark.engine.sets);
+    the files written are added to ``files``."""
+    from benchmark.engine.sets import compute_sets, set_metric_names, write_sets
+    from benchmark.evaluation import parse_metrics
+
+    names = set_metric_names(parse_metrics(config.metrics))
+    if not names:
+        return None
+    rows = compute_sets(folder, config, plans, names, options, protocols, device, log)
+    files += write_sets(folder, rows)
+    return rows
 
 
 def _launched(shard: tuple[int, int] | None) -> bool:
@@ -159,9 +181,10 @@ def _stored_report(folder: RunFolder, done: dict) -> RunReport:
 
     out = folder.path
     metadata = json.loads((out / "metadata.json").read_text()) if (out / "metadata.json").is_file() else {}
+    sets = pd.read_csv(out / "set_metrics.csv") if (out / "set_metrics.csv").is_file() else None
     return RunReport(out, pd.read_csv(out / "per_frame.csv"), pd.read_csv(out / "summary.csv"),
                      pd.read_csv(out / "missing.csv"), reused_frames=int(done["results"]),
-                     files=[out / name for name in done["outputs"]], metadata=metadata)
+                     files=[out / name for name in done["outputs"]], metadata=metadata, sets=sets)
 
 
 def _publish(folder: RunFolder, config: RunConfig, plans, protocols: list[str], plots: bool, report: bool,

@@ -34,9 +34,9 @@ import numpy as np
 import torch
 
 from metrics.errors import WeightsMissingError, WeightsUnusableError
-from metrics.face import FACE_DEFAULTS, FACE_VERSION, FaceMetric, _dlib_options
+from metrics.face import FACE_VERSION, FaceMetric, _dlib_options
 from metrics.landmarks import DLIB_LANDMARKS
-from metrics.registry import MetricSpec, register
+from metrics.registry import MetricSpec, keyword_defaults, register
 from metrics.weights import from_manifest, usable_weight
 
 ARCFACE_SIZE = 112
@@ -149,10 +149,16 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class ArcFaceIdentity(FaceMetric):
-    """Cosine similarity of ArcFace embeddings of the insightface-aligned crops (see the module docstring)."""
+    """Cosine similarity of ArcFace embeddings of the insightface-aligned crops (see the module docstring).
+
+    arcface_weights: an explicit ONNX file (None: the manifest's file where ``cabench weights`` finds it)."""
+
+    def __init__(self, name: str, device: torch.device, *, arcface_weights: str | None = None, **face: Any):
+        super().__init__(name, device, **face)
+        self.arcface_weights = arcface_weights
 
     def compare(self, batch, found, pred_lmk, gt_lmk):
-        path = usable_weight(ARCFACE_WEIGHTS.key, self.options.get("arcface_weights"))
+        path = usable_weight(ARCFACE_WEIGHTS.key, self.arcface_weights)
         model = arcface_model(str(path), self.device.type)
 
         def embed(images: np.ndarray, landmarks, frames: list[int]) -> np.ndarray:
@@ -193,6 +199,6 @@ register(MetricSpec("csim_arcface", higher_is_better=True, unit="",
                                 "embeddings, generated vs ground truth",
                     factory=_factory,
                     needs=("package:dlib", "package:onnxruntime", "weights:w600k_r50.onnx"),
-                    defaults={"arcface_weights": None, **FACE_DEFAULTS}, check=arcface_unavailable, kind="face",
+                    defaults=keyword_defaults(ArcFaceIdentity, FaceMetric), check=arcface_unavailable, kind="face",
                     weights=lambda options: {ARCFACE_WEIGHTS.key: options.get("arcface_weights"), DLIB_LANDMARKS.key: None},
                     trace=True, value_range=(-1.0, 1.0), version=FACE_VERSION * 100 + ARCFACE_VERSION))

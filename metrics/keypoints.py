@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from metrics.errors import WeightsMissingError
-from metrics.face import FACE_DEFAULTS, FACE_REGIONS, _dlib_options, gt_faces
+from metrics.face import FACE_REGIONS, _dlib_options, gt_faces
 from metrics.fan import FAN_WEIGHTS, fan_landmarks, load_fan
 from metrics.landmarks import DLIB_LANDMARKS
-from metrics.registry import Batch, Evaluator, MetricSpec, register
+from metrics.registry import Batch, Evaluator, MetricSpec, keyword_defaults, register
 from metrics.truth import weight_stamp
 from metrics.weights import usable_weight
 
@@ -48,7 +48,7 @@ def akd(pred: np.ndarray, gt: np.ndarray) -> float:
 class KeypointDistance(Evaluator):
     """``akd`` (see the module docstring)."""
 
-    def __init__(self, device: torch.device, fan_weights: str | None = None, face_region: str = "gt"):
+    def __init__(self, device: torch.device, *, fan_weights: str | None = None, face_region: str = "gt"):
         from metrics.errors import InputError
 
         if face_region not in FACE_REGIONS:
@@ -102,6 +102,6 @@ register(MetricSpec("akd", higher_is_better=False, unit="px",
                     description="AKD: mean absolute difference of FAN's 68 landmark coordinates, generated vs ground "
                                 "truth (FOMM's pose-evaluation)",
                     factory=_factory, needs=("package:dlib", "weights:2DFAN-4.pth.tar"),
-                    defaults={"fan_weights": None, **FACE_DEFAULTS}, check=akd_unavailable, kind="face", trace=True,
+                    defaults=keyword_defaults(KeypointDistance), check=akd_unavailable, kind="face", trace=True,
                     weights=lambda options: {FAN_WEIGHTS.key: options.get("fan_weights"), DLIB_LANDMARKS.key: None},
                     value_range=(0.0, math.inf), version=AKD_VERSION))

@@ -53,7 +53,7 @@ import torch
 
 from metrics.audio import Audio
 from metrics.errors import InputError, WeightsMissingError
-from metrics.registry import Batch, Evaluator, MetricSpec, register
+from metrics.registry import Batch, Evaluator, MetricSpec, keyword_defaults, register
 from metrics.syncnet import (
     AUDIO_RATE,
     CROP,
@@ -168,7 +168,7 @@ class _FrameSpill:
 class LipSync(Evaluator):
     """One of ``lse_d`` / ``lse_c`` / ``av_offset`` (see the module docstring); values at :meth:`finish`."""
 
-    def __init__(self, name: str, device: torch.device, syncnet_weights: str | None = None, lse_crop: str = "syncnet",
+    def __init__(self, name: str, device: torch.device, *, syncnet_weights: str | None = None, lse_crop: str = "syncnet",
                  face_region: str = "detect", vshift: int = VSHIFT):
         if lse_crop not in CROPS:
             raise InputError(f"{name}: lse_crop {lse_crop!r}; choose from {', '.join(CROPS)}")
@@ -267,7 +267,7 @@ def _factory(name: str):
     return factory
 
 
-LSE_DEFAULTS = {"syncnet_weights": None, "lse_crop": "syncnet", "face_region": "detect", "vshift": VSHIFT}
+LSE_DEFAULTS = keyword_defaults(LipSync)
 _NEEDS = ("audio", "weights:syncnet_v2.model", "package:dlib")
 for _name, _better, _unit, _description, _range in (
     ("lse_d", False, "", "LSE-D: SyncNet distance of mouth and audio at the best offset (syncnet_python)", (0.0, math.inf)),

@@ -387,8 +387,34 @@ class NhaProtocol(Protocol):
         }
 
 
+@dataclass(frozen=True)
+class PytorchFidProtocol(Protocol):
+    """pytorch-fid's ``python -m pytorch_fid`` (set-level FID/KID; see :mod:`metrics.setlevel`).
+
+    Frames as its loader reads image files, ``PIL.Image.open(path).convert('RGB')``: the colour
+    channels as stored, an RGBA file's alpha dropped (not composited), ``x / 255`` in float32; the
+    full frame (no mask). Resizing to 299 and scaling to [-1, 1] belong to its network's input step
+    (:func:`metrics.setlevel.resize_pytorch_fid`). Per-frame image metrics are not part of it;
+    per-frame metrics that need no ground truth comparison (``cpbd``) see these frames.
+    """
+
+    id: str = "pytorch-fid"
+    version: int = 1
+    accepts_mask: bool = False
+    unsupported: dict[str, str] = field(default_factory=lambda: dict.fromkeys(
+        FRAME_METRICS, "pytorch-fid computes FID only; use --protocol canonical (or a compatibility protocol) for it"))
+
+    def prepare_gt(self, gt, mask=None, landmarks=None, device="cpu") -> PreparedTruth:
+        self._check_mask(mask)
+        return PreparedTruth(_to_tensor(_stored(gt), torch.device(device)), None)
+
+    def prepare_pred(self, pred, truth, device="cpu") -> torch.Tensor:
+        return _to_tensor(_stored(pred), torch.device(device))
+
+
 PROTOCOLS: Registry[Protocol] = Registry("protocol")
-for _protocol in (Protocol(), IMavatarProtocol(), PointAvatarProtocol(), InstaProtocol(), NerfaceProtocol(), NhaProtocol()):
+for _protocol in (Protocol(), IMavatarProtocol(), PointAvatarProtocol(), InstaProtocol(), NerfaceProtocol(), NhaProtocol(),
+                  PytorchFidProtocol()):
     PROTOCOLS.register(_protocol.id, _protocol)
 
 

@@ -27,7 +27,6 @@ alternative name) is used but marked unverified; its own SHA-256 is what the out
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import zipfile
@@ -37,6 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from metrics.digest import file_digest
 from metrics.errors import WeightsMissingError, WeightsUnusableError
 from metrics.manifest import ManifestEntry, has_entry, hub_snapshot, manifest, manifest_entry
 
@@ -247,11 +247,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 @lru_cache(maxsize=64)
 def _sha256_once(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path)[1]
 
 
 @dataclass(frozen=True)

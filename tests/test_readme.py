@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,6 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-import tomllib
 
 from benchmark.cli import build_parser
 

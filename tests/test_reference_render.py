@@ -19,9 +19,8 @@ def sequence(tmp_path_factory):
 
 
 def test_shipped_checkpoint_is_small_safetensors_that_a_wheel_carries():
-    from pathlib import Path, PurePosixPath
-
     import tomllib
+    from pathlib import Path, PurePosixPath
 
     files = [p for p in TINY_CHECKPOINT.rglob("*") if p.is_file()]
     weights = [p for p in files if p.suffix == ".safetensors"]

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "over the masks only (default: none, full frames)")
     parser.add_argument("--metrics", default="l2,psnr,ssim,lpips", help="comma-separated metric names (default: %(default)s)")
     parser.add_argument("--protocol", default="canonical",
-                        help="evaluation protocol: canonical, imavatar, pointavatar, insta, nerface or nha (the README's "
+                        help="evaluation protocol: canonical, imavatar, pointavatar, insta, nerface, nha or pytorch-fid (the README's "
                              "protocol table defines them), a comma list of them, or all (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="frames per batch (default: %(default)s)")
@@ -53,6 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "default) or detect it in the method's frame (detect: frames without a detected face drop out)")
     parser.add_argument("--lpips-net", default=None, choices=("alex", "vgg"), help="LPIPS trunk (default: alex)")
     parser.add_argument("--lpips-weights", default=None, help="path of the LPIPS trunk's torchvision state dict (default: looked up as cabench weights lists)")
+    parser.add_argument("--fid-weights", default=None, help="FID/KID Inception weights in pytorch-fid's format (default: "
+                        "looked up as cabench weights lists)")
+    parser.add_argument("--set-resamples", dest="resamples", type=int, default=None,
+                        help="bootstrap resamples of the set metrics FID and KID (default 100; 0: no interval, and FID "
+                             "streams its statistics)")
     parser.add_argument("--out", default="runs/eval",
                         help="output folder: absent, empty or a cabench run folder (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="recompute everything, ignoring stored results")
@@ -87,7 +92,8 @@ def metric_options(args: argparse.Namespace) -> dict:
         options["net"] = args.lpips_net
     if args.lpips_weights:
         options["backbone_weights"] = args.lpips_weights
-    for name in ("flow", "flow_weights", "flow_updates", "crop", "variant", "deca_weights", "face_region"):
+    for name in ("flow", "flow_weights", "flow_updates", "crop", "variant", "deca_weights", "face_region", "fid_weights",
+                 "resamples"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
@@ -123,6 +129,8 @@ def eval_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from benchmark.runner import run_config
     from metrics.errors import CabenchError
     from reports.publish import publish
@@ -135,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
                         report=not args.no_plots, log=log, publish=publish)
     print_outcome(report, plots=not args.no_plots)
     missing = report.missing
+    if report.sets is not None:
+        unset = report.sets[report.sets["missing"].fillna("") != ""]
+        missing = pd.concat([missing, pd.DataFrame({"metric": unset["metric"], "reason": unset["missing"]})])
     if len(missing) and args.strict:
         reasons = dict.fromkeys(f"{metric} ({reason})" for metric, reason in zip(missing["metric"], missing["reason"]))
         raise CabenchError(f"--strict: metrics missing: {'; '.join(reasons)}")
@@ -142,17 +153,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_outcome(report, plots: bool) -> None:
-    """What `eval` and `run` print at the end: Table 1 and the other metrics' table (those the run has),
-    one line per reason a metric is missing, and last the folder with the files it holds."""
+    """What `eval` and `run` print at the end: Table 1, the other metrics' table and the set metrics'
+    table (those the run has), one line per reason a metric is missing, and last the folder with the
+    files it holds."""
+    import pandas as pd
+
     out = report.out
-    for name in ("table1.md", "metrics.md"):
+    for name in ("table1.md", "metrics.md", "set_metrics.md"):
         if (out / name).exists():
             print((out / name).read_text())
     missing = report.missing
+    if report.sets is not None:  # set metrics (FID, KID) that could not run: their rows say why
+        unset = report.sets[report.sets["missing"].fillna("") != ""]
+        missing = pd.concat([missing, pd.DataFrame({"metric": unset["metric"], "reason": unset["missing"]})])
     if len(missing):
         for reason, rows in missing.groupby("reason", sort=False):
             print(f"{', '.join(dict.fromkeys(rows['metric']))}: missing ({reason})")
-    tables = [stem for stem in ("table1", "table2", "metrics") if (out / f"{stem}.md").exists()]
+    tables = [stem for stem in ("table1", "table2", "metrics", "set_metrics") if (out / f"{stem}.md").exists()]
     files = ["per_frame.csv", "summary.csv", "missing.csv", *([f"{'/'.join(tables)} .md .tex .csv"] if tables else []),
              *(["plots/", "report.html"] if plots else [])]
     print(f"results in {out} ({', '.join(files)})")

@@ -26,7 +26,7 @@ import inspect
 import os
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +183,7 @@ def run_metadata(config: RunConfig, plans: list[PairPlan], per_frame: pd.DataFra
                  device: str, folder_of) -> dict[str, Any]:
     """The run metadata (see the module docstring); ``folder_of(stored pair)`` gives its part folder."""
     return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "cabench": cabench_source(),
         "host": host(device),
         "libraries": library_versions(),

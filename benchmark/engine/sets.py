@@ -1,0 +1,200 @@
+"""Set-level metrics of a run (FID, KID): features per frame, then a value per sequence and per dataset.
+
+For each protocol and each set metric (registry kind ``set``, :mod:`metrics.setlevel`):
+
+- every evaluated frame's features (of the method and of the ground truth, prepared by the
+  protocol) are kept in the sequence's truth cache, ``<out>/cache/<dataset>/<sequence>/inception/``,
+  one file per frame keyed by the frame's content and what the features depend on (protocol,
+  weight file, torch version, device type) — written atomically, batch by batch. So the ground
+  truth's features are computed once and shared by every method (and by FID and KID), a rerun
+  computes nothing it has, and a killed run resumes from the batch in flight;
+- FID without bootstrap (``resamples = 0``) accumulates running float64 statistics batch by batch
+  (memory O(d²), 32 MiB per set for d = 2048, whatever the number of frames); with a bootstrap,
+  and for KID (random subsets of frames), the features are held (8 KiB per frame and set);
+- the value of each (dataset, sequence, method) (``scope = sequence``) and of each (dataset,
+  method) over all its sequences' frames (``scope = dataset``) is computed from those features,
+  with its bootstrap interval, resample count and frame counts, and the SHA-256 of the weight file.
+
+The rows go to ``<out>/set_metrics.csv`` and a Markdown table, ``set_metrics.md``; a metric that
+cannot run (its weights absent) gets one row per scope with the reason and no value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.align import align as align_sources
+from benchmark.config import RunConfig
+from benchmark.engine.parts import PairPlan
+from benchmark.engine.plan import SubsetFrames
+from benchmark.results.files import atomic_write_csv, atomic_write_text
+from benchmark.results.folder import RunFolder
+from metrics import registry
+from metrics.fid import FeatureStatistics
+from metrics.inception import FEATURE_DIM
+from metrics.protocols import get_protocol
+from metrics.setlevel import protocol_reason
+from metrics.truth import TruthStore, content_key
+from metrics.weights import file_sha256
+
+SET_COLUMNS = ("scope", "dataset", "sequence", "method", "protocol", "metric", "value", "ci_low", "ci_high",
+               "resamples", "frames", "gt_frames", "weights_sha256", "details", "missing")
+ALL_SEQUENCES = "*"
+
+
+def set_metric_names(metrics: list[str]) -> list[str]:
+    return [name for name in metrics if registry.get(name).kind == "set"]
+
+
+def pair_features(plan: PairPlan, pred: Any, protocol_id: str, metric: Any, store: TruthStore, batch_size: int,
+                  align: tuple[str, ...], device: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The (method, ground truth) features (b, d) float32 of one pair's evaluated frames, batch by batch,
+    through ``store``."""
+    import torch
+
+    protocol = get_protocol(protocol_id)
+    salt = f"{protocol.id}/{protocol.version}"
+    pair = align_sources(SubsetFrames(pred, plan.ids), SubsetFrames(plan.pair.sequence.frames, plan.ids), align or None)
+    for pred_frames, gt_frames in pair.batches(batch_size):
+        truth = protocol.prepare_gt(gt_frames, None, None, torch.device(device))
+        prepared = {"pred": protocol.prepare_pred(pred_frames, truth, torch.device(device)), "gt": truth.gt}
+        found = {}
+        for role, frames in prepared.items():
+            keys = [[content_key(frame, salt)] for frame in frames]
+
+            def compute(indices: list[int], frames=frames) -> list[dict[str, np.ndarray]]:
+                return [{"features": row} for row in metric.features(frames[indices])]
+
+            found[role] = np.stack([e["features"] for e in store.get("inception", metric.feature_key, keys, compute)])
+        yield found["pred"], found["gt"]
+
+
+class _Collected:
+    """A pair's (or a dataset's) features: stacked when the value needs them, else running statistics."""
+
+    def __init__(self, streams: bool):
+        self.streams = streams
+        self.parts: dict[str, list[np.ndarray]] = {"pred": [], "gt": []}
+        self.stats = {role: FeatureStatistics(FEATURE_DIM) for role in ("pred", "gt")} if streams else None
+
+    def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        for role, features in (("pred", pred), ("gt", gt)):
+            if self.streams:
+                self.stats[role].update(features)
+            else:
+                self.parts[role].append(features)
+
+    def merge(self, other: _Collected) -> None:
+        for role in ("pred", "gt"):
+            if self.streams:
+                self.stats[role].merge(other.stats[role])
+            else:
+                self.parts[role].extend(other.parts[role])
+
+    def value(self, metric: Any) -> Any:
+        if self.streams:
+            return metric.value_from_statistics(self.stats["pred"], self.stats["gt"])
+        return metric.value(np.concatenate(self.parts["pred"]), np.concatenate(self.parts["gt"]))
+
+
+def compute_sets(folder: RunFolder, config: RunConfig, plans: list[PairPlan], names: list[str],
+                 options: dict[str, dict[str, Any]], protocols: list[str], device: str,
+                 log: Callable[[str], None] = print, stores: dict[Path, TruthStore] | None = None) -> pd.DataFrame:
+    """The set rows of the run (see the module docstring); ``stores`` (optional) collects the truth
+    stores used, by folder, so a caller can read their counts."""
+    rows: list[dict[str, Any]] = []
+    stores = {} if stores is None else stores
+    for protocol_id in protocols:
+        for name in names:
+            spec = registry.get(name)
+            reason = protocol_reason(name, protocol_id) or spec.unavailable_reason(options[name])
+            if reason is None:
+                metric = registry.create(name, device=device, protocol=get_protocol(protocol_id), **options[name])
+                weights = file_sha256(metric.weight_path)
+            per_method: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+            for plan in plans:
+                where = {"dataset": plan.stored.dataset, "method": plan.stored.method, "protocol": protocol_id,
+                         "metric": name}
+                if reason is not None:
+                    rows.append({"scope": "sequence", **where, "sequence": plan.stored.sequence, "missing": reason})
+                    continue
+                cache = folder.truth_cache(plan.stored.dataset, plan.stored.sequence)
+                store = stores.setdefault(cache, TruthStore(cache))
+                collected = _Collected(metric.streams)
+                for pred, gt in pair_features(plan, plan.method.output().frames, protocol_id, metric, store,
+                                              config.batch_size, config.align, device):
+                    collected.add(pred, gt)
+                per_method.setdefault((plan.stored.dataset, plan.stored.method), []).append(collected)
+                rows.append(_row("sequence", {**where, "sequence": plan.stored.sequence}, collected.value(metric), weights))
+            if reason is not None:
+                for dataset, method in dict.fromkeys((p.stored.dataset, p.stored.method) for p in plans):
+                    rows.append({"scope": "dataset", "dataset": dataset, "sequence": ALL_SEQUENCES, "method": method,
+                                 "protocol": protocol_id, "metric": name, "missing": reason})
+                log(f"{name}: missing ({reason})")
+                continue
+            for (dataset, method), sets in per_method.items():
+                if len(sets) == 1:  # one sequence: the dataset's value is the sequence's
+                    single = next(r for r in reversed(rows) if r["dataset"] == dataset and r["method"] == method
+                                  and r["metric"] == name and r["protocol"] == protocol_id)
+                    rows.append({**single, "scope": "dataset", "sequence": ALL_SEQUENCES})
+                    continue
+                total = _Collected(metric.streams)
+                for collected in sets:
+                    total.merge(collected)
+                where = {"dataset": dataset, "sequence": ALL_SEQUENCES, "method": method, "protocol": protocol_id,
+                         "metric": name}
+                rows.append(_row("dataset", where, total.value(metric), weights))
+    return pd.DataFrame(rows, columns=list(SET_COLUMNS))
+
+
+def _row(scope: str, where: dict[str, Any], value: Any, weights: str) -> dict[str, Any]:
+    return {"scope": scope, **where, "value": value.value, "ci_low": value.low, "ci_high": value.high,
+            "resamples": value.resamples, "frames": value.frames, "gt_frames": value.gt_frames,
+            "weights_sha256": weights, "details": json.dumps(value.details, sort_keys=True), "missing": ""}
+
+
+def set_table(rows: pd.DataFrame) -> str:
+    """A Markdown table of the set values: one row per (dataset, sequence or all, method), one column
+    per (metric, protocol) showing value [95% interval] and the frames used (generated / real)."""
+    if rows.empty:
+        return ""
+    lines = []
+    keys = list(dict.fromkeys(zip(rows["metric"], rows["protocol"])))
+    header = ["dataset", "sequence", "method", *(f"{registry.get(m).name.upper()} {registry.get(m).arrow} ({p})"
+                                                 for m, p in keys)]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + " --- |" * len(header))
+    for (dataset, sequence, method), group in rows.groupby(["dataset", "sequence", "method"], sort=False):
+        cells = [dataset, "all" if sequence == ALL_SEQUENCES else sequence, method]
+        for metric, protocol in keys:
+            match = group[(group["metric"] == metric) & (group["protocol"] == protocol)]
+            cells.append(_cell(match.iloc[0], registry.get(metric).paper_format) if len(match) else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(row: pd.Series, fmt: str) -> str:
+    if isinstance(row["missing"], str) and row["missing"]:
+        return "missing"
+    text = format(float(row["value"]), fmt)
+    if int(row["resamples"]) > 0 and np.isfinite(row["ci_low"]):
+        text += f" [{format(float(row['ci_low']), fmt)}, {format(float(row['ci_high']), fmt)}]"
+    return text + f" (n={int(row['frames'])}/{int(row['gt_frames'])})"
+
+
+def write_sets(folder: RunFolder, rows: pd.DataFrame) -> list[Path]:
+    """``set_metrics.csv`` and ``set_metrics.md`` in the run folder (nothing when there are no rows)."""
+    if rows.empty:
+        return []
+    csv_path, md_path = folder.path / "set_metrics.csv", folder.path / "set_metrics.md"
+    atomic_write_csv(rows, csv_path)
+    note = ("\nSet values (FID, KID): value [2.5%, 97.5% block-bootstrap interval] (n = generated / real frames). "
+            "FID is biased upward at small n; compare values computed on the same numbers of frames.\n")
+    atomic_write_text(md_path, set_table(rows) + note)
+    return [csv_path, md_path]
