@@ -89,7 +89,7 @@ def _bad_cases(tmp_path, gt):
         "mask shape": (["--pred", f"a={fewer}", "--align", "intersect", "--mask", str(masks)], "mask size 10x10 differs"),
         "non-finite": (["--pred", f"a={fewer}", "--align", "intersect", "--protocol", "imavatar", "--landmarks", str(nan_landmarks)],
                        "nan.npy: landmarks (--landmarks of cabench eval"),
-        "unknown metric": (["--pred", f"a={fewer}", "--metrics", "psnr,fid"], "unknown metric 'fid'"),
+        "unknown metric": (["--pred", f"a={fewer}", "--metrics", "psnr,fidd"], "unknown metric 'fidd'"),
         "unknown protocol": (["--pred", f"a={fewer}", "--protocol", "mine"], "unknown protocol 'mine'"),
         "bad pred": (["--pred", "nopath"], "expected NAME=PATH"),
         "unknown policy": (["--pred", f"a={fewer}", "--align", "stretch"], "unknown policy stretch"),

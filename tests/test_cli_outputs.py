@@ -80,3 +80,16 @@ def test_the_missing_weight_message_fits_the_folders_it_names(tmp_path, monkeypa
     # the folders it looked in, then how to get the file: the manifest's download command (or its steps)
     assert str(tmp_path) in message and "one of them" not in message
     assert f"cabench weights --download {weight.key}" in message or "CABENCH_WEIGHTS" in message
+
+
+def test_cabench_weights_names_the_cabench_weights_folder_even_when_unset(tmp_path, monkeypatch, capsys):
+    from benchmark.cli import main
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("CABENCH_WEIGHTS", raising=False)
+    assert main(["weights"]) == 0
+    assert "$CABENCH_WEIGHTS (not set)" in capsys.readouterr().out.splitlines()[0]
+    monkeypatch.setenv("CABENCH_WEIGHTS", str(tmp_path / "mine"))
+    assert main(["weights"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert str(tmp_path / "mine") in first and "not set" not in first

@@ -64,10 +64,15 @@ def _load_weight_tables() -> None:
 
 
 def _list(verify: bool) -> int:
+    import os
+
     from metrics.manifest import hub_snapshot, manifest
     from metrics.weights import search_dirs, weight_status
 
-    print("searched, in order: explicit paths given to a command, " + ", ".join(str(d) for d in search_dirs()))
+    folders = [str(d) for d in search_dirs()]
+    if not os.environ.get("CABENCH_WEIGHTS"):  # say where a user's own folder would be searched
+        folders.insert(0, "$CABENCH_WEIGHTS (not set)")
+    print("searched, in order: explicit paths given to a command, " + ", ".join(folders))
     bad = 0
     for row in weight_status():
         print(f"{row['status']:<10} {row['key']:<28} {row['file']}")
