@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -149,7 +150,28 @@ def save_adapter(folder: str | Path, name: str, unet=None, text_encoder=None) ->
     if not kwargs:
         raise CabenchError(f"no model carries an adapter {name!r}")
     StableDiffusionLoraLoaderMixin.save_lora_weights(folder, weight_name=LORA_WEIGHTS, **kwargs)
-    return Path(folder) / LORA_WEIGHTS
+    path = Path(folder) / LORA_WEIGHTS
+    _sort_metadata(path)
+    return path
+
+
+def _sort_metadata(path: Path) -> None:
+    """Rewrite a safetensors file's header with its ``__metadata__`` keys sorted.
+
+    safetensors writes ``__metadata__`` from a Rust hash map, whose order changes from one process
+    to the next; with two keys (``format`` and diffusers' ``lora_adapter_metadata``) the same adapter
+    would give other bytes in another process, and the recipe must remake the same files. The tensor
+    entries and the data are kept as they are; the header is padded with spaces to a multiple of 8
+    bytes, as safetensors pads it."""
+    raw = path.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + length])
+    if "__metadata__" not in header:
+        return
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + length:])
 
 
 def _strip_wrapping(model):

@@ -214,3 +214,34 @@ def test_diffusion_pipeline_from_pretrained_names_the_class_to_use():
         DiffusionPipeline.from_pretrained(TINY_CHECKPOINT)
     message = str(error.value)
     assert "ConsistentAvatarPipeline" in message and "\n" not in message
+
+
+def test_an_adapter_file_has_the_same_bytes_whatever_order_safetensors_wrote_its_metadata_in(tmp_path):
+    """safetensors writes ``__metadata__`` from a hash map whose order changes per process: the same
+    header with its two metadata keys in either order becomes one file, which still loads."""
+    import json
+    import struct
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from reference.adapters import _sort_metadata
+
+    tensors = {"unet.a.lora_A.weight": torch.arange(6.0).view(2, 3), "unet.a.lora_B.weight": torch.ones(3, 2)}
+    save_file(tensors, tmp_path / "x.safetensors", metadata={"format": "pt", "lora_adapter_metadata": "{}"})
+    raw = (tmp_path / "x.safetensors").read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + length])
+    files = []
+    for order in (["format", "lora_adapter_metadata"], ["lora_adapter_metadata", "format"]):
+        header["__metadata__"] = {key: header["__metadata__"][key] for key in order}
+        text = json.dumps(header).encode()
+        text += b" " * (-len(text) % 8)
+        path = tmp_path / f"{order[0]}.safetensors"
+        path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + length:])
+        _sort_metadata(path)
+        files.append(path)
+    assert files[0].read_bytes() == files[1].read_bytes()
+    with safe_open(str(files[0]), "pt") as f:
+        assert f.metadata() == {"format": "pt", "lora_adapter_metadata": "{}"}
+        assert all(torch.equal(f.get_tensor(k), v) for k, v in tensors.items())
