@@ -25,7 +25,6 @@ embeddings are computed once per frame for every method (the batch's truth store
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from metrics.digest import weight_digest
 from metrics.errors import WeightsMissingError, WeightsUnusableError
 from metrics.face import FACE_VERSION, FaceMetric, _dlib_options
 from metrics.landmarks import DLIB_LANDMARKS
@@ -127,19 +127,9 @@ def arcface_model(path: str, device_type: str) -> ArcFaceModel:
     return ArcFaceModel(path, torch.device(device_type))
 
 
-@lru_cache(maxsize=16)
-def file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_sha256(path: Path) -> str:
     """SHA-256 of the model file (recorded with the embeddings it produced)."""
-    stat = path.stat()
-    return file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return weight_digest(path)[1]
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

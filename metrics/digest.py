@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from functools import lru_cache
+from pathlib import Path
 
 
 def file_digest(path: str | os.PathLike) -> tuple[int, str]:
@@ -19,3 +21,23 @@ def file_digest(path: str | os.PathLike) -> tuple[int, str]:
     with open(path, "rb") as stream:
         size = os.fstat(stream.fileno()).st_size
         return size, hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def weight_digest(path: str | os.PathLike) -> tuple[int, str]:
+    """:func:`file_digest` of a weight file, computed once per process for each (resolved path, size,
+    modification time): a weight file does not change while a run reads it, and its stamp is asked
+    for on every batch (a 100 MB dlib model would otherwise be read again each time). Input frames
+    are stamped with :func:`file_digest` itself, every time."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return _digest_once(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _digest_once(path: str, size: int, mtime_ns: int) -> tuple[int, str]:
+    return file_digest(path)
+
+
+def forget_weight_digests() -> None:
+    """Drop the digests :func:`weight_digest` remembers (``cabench weights --verify`` hashes again)."""
+    _digest_once.cache_clear()

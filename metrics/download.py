@@ -29,7 +29,7 @@ from pathlib import Path
 
 from metrics.errors import CabenchError
 from metrics.manifest import ManifestEntry, manifest_entry
-from metrics.weights import _sha256_once, download_dir, offline
+from metrics.weights import download_dir, file_sha256, offline
 
 STALE_S = 3600  # a temporary file untouched this long is a killed download's: removed by the next download
 
@@ -99,7 +99,7 @@ def verify_file(path: str | os.PathLike, entry: ManifestEntry, size: int | None 
     stat = Path(path).stat()
     if size is not None and stat.st_size != size:
         return f"{stat.st_size} bytes, expected {size}"
-    actual = _sha256_once(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    actual = file_sha256(path)
     if sha256 is not None and actual != sha256:
         return f"SHA-256 {actual}, expected {sha256}"
     return None

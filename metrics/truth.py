@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from metrics.digest import file_digest
+from metrics.digest import weight_digest
 
 Values = dict[str, np.ndarray]
 STALE_TEMPORARY_SECONDS = 3600
@@ -61,10 +61,10 @@ def content_key(frame: torch.Tensor, salt: str = "") -> str:
 
 def weight_stamp(path: str | os.PathLike) -> str:
     """A weight file as it enters a key: its size and the SHA-256 of its whole content
-    (:func:`metrics.digest.file_digest`), so that a file replaced in place with its mtime kept still
-    changes the key, and the same file at another path (a copied cache) keeps it. (A frame file's
-    content stamp is :func:`benchmark.stamps.file_stamp`.)"""
-    size, digest = file_digest(path)
+    (:func:`metrics.digest.weight_digest`, read once per process), so that a file replaced in place
+    with its mtime kept still changes the key in the next run, and the same file at another path (a
+    copied cache) keeps it. (A frame file's content stamp is :func:`benchmark.stamps.file_stamp`.)"""
+    size, digest = weight_digest(path)
     return f"{size}:{digest}"
 
 

@@ -36,7 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from metrics.digest import file_digest
+from metrics.digest import weight_digest
 from metrics.errors import WeightsMissingError, WeightsUnusableError
 from metrics.manifest import ManifestEntry, has_entry, hub_snapshot, manifest, manifest_entry
 
@@ -240,14 +240,7 @@ def _check_once(key: str, path: str, size: int, mtime_ns: int) -> str | None:
 
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 (hex) of the file at ``path``, computed once per (file, size, modification time)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    return _sha256_once(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=64)
-def _sha256_once(path: str, size: int, mtime_ns: int) -> str:
-    return file_digest(path)[1]
+    return weight_digest(path)[1]
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if args.download or args.all:
         return _download(args, manifest)
     if args.verify:
-        from metrics.weights import _sha256_once
+        from metrics.digest import forget_weight_digests
 
-        _sha256_once.cache_clear()
+        forget_weight_digests()
     return _list(args.verify)
 
 
