@@ -1,6 +1,6 @@
 """Timing: Inception feature extraction of the pytorch-fid protocol against pytorch-fid's own loop.
 
-Run: ``pytest benchmark/bench_fid.py --benchmark-only`` (``CABENCH_BENCH_FID_FRAMES`` frames of
+Run: ``pytest tests/bench/bench_fid.py --benchmark-only`` (``CABENCH_BENCH_FID_FRAMES`` frames of
 512x512, default 350 as in the issue; a CPU shared by other work may need fewer). Both sides load
 one random-weight file in pytorch-fid's format and compute the features of the same PNG files:
 pytorch-fid's ``get_activations`` (its DataLoader of PIL images, ``ToTensor``, batch 50, its

@@ -1,6 +1,6 @@
 """Start-up cost: a fully reused `cabench eval` against the imports of the heavy libraries, side by side.
 
-Run: ``python -m benchmark.bench_startup [--frames 120] [--repeats 3]``. It writes a ground-truth video and
+Run: ``python tests/bench/bench_startup.py [--frames 120] [--repeats 3]``. It writes a ground-truth video and
 a method's video (``--frames`` frames of 176x144, a moving crop of scikit-image's astronaut photo plus
 noise) to a temporary folder, runs ``cabench eval --metrics l2,psnr,ssim`` once to store every number,
 then alternates, ``--repeats`` times: (a) a fresh ``python -c "import torch, torchvision, diffusers,

@@ -1,6 +1,6 @@
 """Peak memory of a FID run against its number of frames (not a pytest suite: a measurement).
 
-Run: ``python -m benchmark.bench_fid_memory --frames 250 --frames 2000 --weights PATH``. For each
+Run: ``python tests/bench/bench_fid_memory.py --frames 250 --frames 2000 --weights PATH``. For each
 count it writes a ground-truth folder and a method folder of that many 176x144 PNG frames, runs
 ``python -m benchmark eval --metrics fid --protocol pytorch-fid --set-resamples 0`` on them in a
 fresh process, and prints that process's peak resident memory (``ru_maxrss``) and wall time.
