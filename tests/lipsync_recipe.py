@@ -3,7 +3,8 @@ boxes, and a random-weight ``syncnet_v2.model``.
 
 The reference (``joonson/syncnet_python``, and Wav2Lip's ``SyncNetInstance_calc_scores.py`` for the
 whole-frame case) is run on these by ``tests/calibration/run_syncnet.py`` outside the project; the
-numbers it gave are ``tests/calibration/lipsync.csv``, compared by ``tests/test_calibration_lipsync.py``.
+numbers it gave are ``tests/calibration/lipsync.csv``, compared by ``tests/test_calibration_lipsync.py``
+on the inputs stored with the table (:data:`INPUTS`; the recipe is checked to remake them up to CPU rounding).
 
 The weights are SyncNet initialised by PyTorch after ``torch.manual_seed(SEED)``: syncnet_python's
 ``S`` and :class:`metrics.syncnet.SyncNet` create their layers in the same order, so both draw the
@@ -21,6 +22,9 @@ import numpy as np
 SEED = 0
 FRAMES = 20
 SIZE = 128
+# the inputs the table was made from, stored (synthetic frames are float-rendered: regenerated on another
+# CPU they can differ by a grey level here and there, see calibration_recipe)
+INPUTS = Path(__file__).parent / "calibration" / "inputs" / "lipsync"
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,26 @@ def make_case(case: LipCase, work: Path):
     if case.shift:
         sequence.audio_file = root / "audio_shifted.wav"
     return sequence, sequence.audio()
+
+
+def save_case(name: str, frames: np.ndarray, audio) -> Path:
+    """Store a case's frames (PNG bytes, see calibration_recipe.png_entries) and its audio aligned to frame 0."""
+    from calibration_recipe import png_entries
+
+    INPUTS.mkdir(parents=True, exist_ok=True)
+    np.savez(INPUTS / f"{name}.npz", samples=audio.samples, rate=audio.rate, fps=audio.fps, **png_entries("frame", frames))
+    return INPUTS / f"{name}.npz"
+
+
+def stored_case(name: str):
+    """(frames (T,H,W,3) uint8, audio aligned to frame 0) as :func:`save_case` stored them."""
+    from calibration_recipe import png_frames
+
+    from metrics.audio import Audio
+
+    with np.load(INPUTS / f"{name}.npz") as stored:
+        frames = png_frames(stored, "frame", sum(key.startswith("frame.") for key in stored.files))
+        return frames, Audio(stored["samples"], int(stored["rate"]), float(stored["fps"]))
 
 
 def frames_rgb(sequence) -> np.ndarray:

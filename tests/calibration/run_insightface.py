@@ -104,7 +104,8 @@ def main() -> None:
                                            "the ground truth of each frame, compute_sim(pred, gt); input mean/std "
                                            f"{found['input_mean']}/{found['input_std']} by its graph rule"}},
         "shims": SHIMS,
-        "model": {"recipe": "tests/arcface_recipe.py arcface_onnx (seed 0)", "initializer_sha256": meta["onnx_digest"]},
+        "model": {"recipe": "tests/arcface_recipe.py arcface_onnx (seed 0; the last BatchNorm's statistics from "
+                            "tests/calibration/arcface_embedding_stats.npz)", "initializer_sha256": meta["onnx_digest"]},
         "cases": {name: {"face_region": case["face_region"], "frames_sha256": case["frames_sha256"]}
                   for name, case in meta["cases"].items()},
         "reference_environment": dict(zip(("onnxruntime", "scikit-image", "opencv", "numpy"), versions)),

@@ -8,7 +8,8 @@ with torch, numpy, scipy, opencv-python-headless and python_speech_features, no 
     python tests/calibration/run_syncnet.py --syncnet /path/syncnet_python --wav2lip /path/Wav2Lip \\
         --syncnet-commit SHA --wav2lip-commit SHA --ref-python /work/ref/syncnet/.venv/bin/python --work /tmp/lse-calibration
 
-Steps: (1, project python) the recipe's inputs (``tests/lipsync_recipe.py``): per case the frames
+Steps: (1, project python) the recipe's inputs as stored (``tests/calibration/inputs/lipsync``, made by
+``tests/lipsync_recipe.py``; ``--remake-inputs`` regenerates and stores them first): per case the frames
 as the metric sees them, the audio aligned to frame 0, and dlib's face boxes; (2, reference python,
 ``--reference``) syncnet_python's random ``S`` after ``torch.manual_seed(0)`` saved by its instance
 (``torch.save(SyncNetInstance().__S__.state_dict())``, the format of ``syncnet_v2.model``) and loaded
@@ -49,25 +50,38 @@ SHIMS = [
 ]
 
 
-def prepare(work: Path) -> dict:
+def prepare(work: Path, remake_inputs: bool = False) -> dict:
     sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]
     import numpy as np
     import torch
-    from lipsync_recipe import CASES, dlib_boxes, frames_rgb, make_case, syncnet_weights, tensor_digest
+    from lipsync_recipe import (
+        CASES,
+        dlib_boxes,
+        frames_rgb,
+        make_case,
+        save_case,
+        stored_case,
+        syncnet_weights,
+        tensor_digest,
+    )
     from scipy.io import wavfile
 
     cases = {}
     for case in CASES.values():
-        sequence, audio = make_case(case, work / "sequences")
-        frames = frames_rgb(sequence)
+        if remake_inputs:
+            sequence, audio = make_case(case, work / "sequences")
+            frames = frames_rgb(sequence)
+            save_case(case.name, frames, audio.aligned(len(frames)))
+        frames, audio = stored_case(case.name)
         folder = work / "inputs" / case.name
         folder.mkdir(parents=True, exist_ok=True)
         np.save(folder / "frames_bgr.npy", frames[..., ::-1].copy())
-        wavfile.write(folder / "audio.wav", 16000, audio.aligned(len(frames)).samples)
+        wavfile.write(folder / "audio.wav", 16000, audio.samples)
         boxes = dlib_boxes(frames)
         json.dump(boxes, open(folder / "boxes.json", "w"))
         cases[case.name] = {"seed": case.seed, "shift": case.shift, "crop": case.crop, "frames": len(frames),
-                            "frames_sha256": __import__("hashlib").sha256(frames.tobytes()).hexdigest()}
+                            "frames_sha256": __import__("hashlib").sha256(frames.tobytes()).hexdigest(),
+                            "audio_sha256": audio.digest()}
     ours = syncnet_weights(work / "ours.model")
     return {"cases": cases, "our_weights_digest": tensor_digest(torch.load(ours))}
 
@@ -209,6 +223,8 @@ def main() -> None:
     parser.add_argument("--wav2lip-commit", default="", help="the Wav2Lip commit checked out")
     parser.add_argument("--ref-python", default=None, help="the reference environment's python")
     parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--remake-inputs", action="store_true",
+                        help="regenerate the inputs from the recipe and store them (tests/calibration/inputs/lipsync) first")
     parser.add_argument("--reference", action="store_true", help="(internal) step 2, in the reference environment")
     args = parser.parse_args()
     if args.reference:
@@ -216,7 +232,7 @@ def main() -> None:
         return
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
-    meta = prepare(args.work)
+    meta = prepare(args.work, args.remake_inputs)
     (args.work / "meta.json").write_text(json.dumps(meta))
     subprocess.run([args.ref_python, __file__, "--reference", "--syncnet", str(args.syncnet), "--wav2lip",
                     str(args.wav2lip), "--work", str(args.work)], check=True)
