@@ -1,6 +1,7 @@
 """Every compatibility protocol, tOF and the warping error against the numbers the published
 scripts themselves produced (``tests/calibration/``, made by ``tests/calibration/run_scripts.py``
-outside the project), on inputs regenerated here from ``calibration_recipe``.
+outside the project), on the inputs stored with the table (``tests/calibration/inputs``); the recipe
+that made them (``calibration_recipe.make_inputs``) is checked to remake them up to CPU rounding.
 
 Tolerances (the acceptance bar for "equal to the script"): |cabench - script| <= 1e-4 dB for
 PSNR and <= 1e-5 for SSIM / MS-SSIM, LPIPS, L1 and L2, per frame; tOF and the warping error to
@@ -17,7 +18,16 @@ from functools import cache
 import numpy as np
 import pytest
 import torch
-from calibration_recipe import CASES, TABLE, analytic_flows, make_inputs, save_alexnet_trunk
+from calibration_recipe import (
+    CASES,
+    TABLE,
+    analytic_flows,
+    input_file,
+    make_inputs,
+    rounding_differences,
+    save_alexnet_trunk,
+    stored_inputs,
+)
 
 from benchmark import evaluate
 from metrics.errors import InputError
@@ -40,12 +50,12 @@ def table(script: str) -> dict[str, list[dict]]:
 
 @cache
 def inputs(name: str):
-    """The case's inputs, checked against the checksum the table was made from."""
-    made = make_inputs(CASES[name])
-    if made.checksum() != MANIFEST["cases"][name]["sha256"]:
-        pytest.fail(f"calibration input {name!r} is not the one the table was made from (the synthetic renderer "
-                    "or a degradation changed): re-make tests/calibration with run_scripts.py")
-    return made
+    """The case's stored inputs, checked against the checksum of those the table was made from."""
+    stored = stored_inputs(name)
+    if stored.checksum() != MANIFEST["cases"][name]["sha256"]:
+        pytest.fail(f"{input_file(name)} is not the input the table was made from: re-make tests/calibration "
+                    "with run_scripts.py")
+    return stored
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +70,34 @@ def test_the_table_names_each_script_and_every_input_recipe():
         assert set(table(script)) <= set(MANIFEST["cases"])
     for name, case in MANIFEST["cases"].items():
         assert name in CASES and case["recipe"]["synth_size"] == CASES[name].synth_size
+    assert {path.stem for path in input_file("any").parent.glob("*.npz")} == set(MANIFEST["cases"]) == set(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_recipe_remakes_the_stored_input_up_to_cpu_rounding(name):
+    """Bit-equality cannot hold across CPUs (OpenCV and NumPy pick SIMD kernels at run time, see
+    calibration_recipe); one grey level in a few values and 1e-6 px can, and a change to the renderer or a
+    degradation breaks it."""
+    assert MANIFEST["cases"][name]["file"] == f"inputs/{name}.npz"
+    problems = rounding_differences(make_inputs(CASES[name]), inputs(name))
+    assert not problems, f"the recipe no longer makes calibration input {name!r} (the synthetic renderer or a " \
+                         f"degradation changed): {'; '.join(problems)}; re-make tests/calibration with run_scripts.py"
+
+
+def test_rounding_differences_tell_cpu_rounding_from_a_changed_input():
+    stored = inputs("256x256-alpha")
+    same = type(stored)(stored.gt.copy(), stored.pred.copy(), stored.landmarks + 1e-9)
+    same.gt[0, 10, 20, 1] ^= 1  # one value one grey level off: rounding
+    assert rounding_differences(same, stored) == []
+    brighter = type(stored)(np.minimum(stored.gt.astype(int) + 1, 255).astype(np.uint8), stored.pred, stored.landmarks)
+    assert rounding_differences(brighter, stored) and "gt" in rounding_differences(brighter, stored)[0]
+    two_off = type(stored)(stored.gt, stored.pred.copy(), stored.landmarks)
+    value = int(two_off.pred[1, 5, 5, 0])
+    two_off.pred[1, 5, 5, 0] = value + 2 if value < 254 else value - 2  # one value, but two grey levels
+    assert rounding_differences(two_off, stored)[0].startswith("pred: up to 2 grey levels")
+    moved = type(stored)(stored.gt, stored.pred, stored.landmarks + 1e-3)
+    assert rounding_differences(moved, stored)[0].startswith("landmarks")
+    assert rounding_differences(inputs("256x256-plain"), stored)  # RGB vs RGBA
 
 
 @pytest.mark.parametrize("script", PROTOCOL_SCRIPTS)

@@ -14,6 +14,12 @@ recipe in ``tests/calibration_recipe.py``) and computes its numbers with its own
 be changed for it to run here (a package it imports for something else, CUDA placement on a
 machine without a GPU, APIs current libraries removed) is stubbed minimally, and every such step
 is listed in ``SHIMS`` and written to the manifest.
+
+The scripts run on the stored inputs (``tests/calibration/inputs``, read by
+``calibration_recipe.stored_inputs``), so a re-run reproduces the table from exactly the files the
+tests read, on any CPU. ``--remake-inputs`` first regenerates them from the recipe and stores them
+(``calibration_recipe.save_inputs``): needed only when the renderer or a degradation changed, since
+on another CPU the recipe's frames differ from the stored ones by rounding (see that module).
 """
 
 from __future__ import annotations
@@ -34,7 +40,17 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests/, for the recipe
 
-from calibration_recipe import CASES, IMAGE_CASES, TOF_CASES, WARP_CASES, Case, analytic_flows, make_inputs  # noqa: E402
+from calibration_recipe import (  # noqa: E402
+    CASES,
+    IMAGE_CASES,
+    TOF_CASES,
+    WARP_CASES,
+    Case,
+    analytic_flows,
+    make_inputs,
+    save_inputs,
+    stored_inputs,
+)
 
 SCRIPTS = {
     "imavatar": {"repository": "zhengyuf/IMavatar", "commit": "923b60aa46bae49478830af98cc839a1cf33e273",
@@ -517,6 +533,8 @@ def main() -> None:
     parser.add_argument("--old-skimage", type=Path, help="unpacked scikit-image 0.16.2 wheel")
     parser.add_argument("--out", type=Path, default=HERE, help="where the table goes (default: next to this file)")
     parser.add_argument("--only", help="comma-separated scripts to run (default: all)")
+    parser.add_argument("--remake-inputs", action="store_true",
+                        help="regenerate the inputs from the recipe and store them before running the scripts")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.sources, args.work, args.out = args.sources.resolve(), args.work.resolve(), args.out.resolve()
@@ -542,10 +560,15 @@ def main() -> None:
         "lai": (WARP_CASES, lambda c, i, w: run_lai(args.sources, c, i, w)),
     }
     chosen = args.only.split(",") if args.only else list(runners)
+    if args.remake_inputs:
+        for case in {case for name in chosen for case in runners[name][0]}:
+            save_inputs(case.name, make_inputs(case))
     manifest_path = args.out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"scripts": {}, "cases": {}}
-    manifest["about"] = ("Per-frame numbers the published evaluation scripts produced on the inputs of "
-                         "tests/calibration_recipe.py, made by tests/calibration/run_scripts.py; "
+    manifest["about"] = ("Per-frame numbers the published evaluation scripts produced on the inputs stored in "
+                         "tests/calibration/inputs (made by tests/calibration_recipe.py; sha256: "
+                         "calibration_recipe.Inputs.checksum of the stored arrays), made by "
+                         "tests/calibration/run_scripts.py; "
                          "LPIPS: both sides load calibration_recipe.alexnet_trunk() (seed 2024) as the "
                          "torchvision AlexNet trunk, with the lpips package's own v0.1 linear heads")
     manifest["environment"] = versions()
@@ -553,9 +576,9 @@ def main() -> None:
         cases, run = runners[name]
         rows = []
         for case in cases:
-            inputs = make_inputs(case)
+            inputs = stored_inputs(case.name)
             manifest["cases"][case.name] = {"recipe": {k: v for k, v in vars(case).items() if k != "name"},
-                                            "sha256": inputs.checksum()}
+                                            "file": f"inputs/{case.name}.npz", "sha256": inputs.checksum()}
             work = args.work / name / case.name
             for row in run(case, inputs, work):
                 rows.append({"case": case.name, **{k: (v if isinstance(v, str) else repr(float(v))) for k, v in row.items()
