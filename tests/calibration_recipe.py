@@ -12,10 +12,12 @@ Why stored and not regenerated: the renderer and the degradations are float code
 blurs, resizes and warps in OpenCV, sin / cos / exp in NumPy), and both libraries pick their SIMD
 kernels when they start, from the CPU they find (OpenCV's ``cv2.getCPUFeaturesLine()``; NumPy's
 float64 sin / cos / exp use SVML kernels only on AVX-512). Two CPUs therefore round the same
-float expression differently in the last bit, and after rounding to uint8 a few pixels land one
-grey level apart: 8 of the 15 inputs made on an AVX-512 machine were not bit-equal to those made
-on an AVX2-only one, with identical package versions. A per-frame PSNR to 1e-4 dB cannot absorb
-that, so bit-equality of regenerated frames is not a property any CPU can promise. What does hold
+float expression differently in the last bit, and after rounding to uint8 a few pixels can land
+one grey level apart (moving those kernels' results by one ulp at random moved at most 1 grey level
+in at most 5e-6 of the values): 7 of the 15 inputs made on an AVX-512 machine were not bit-equal to those made
+on an AVX2-only one, with identical package versions (the scripts' numbers on them differed by up
+to 4e-5). So bit-equality of regenerated frames is not a property any CPU can promise, and the
+checksum that ties the tests to the table's own inputs can only hold for stored files. What does hold
 on every CPU, and is tested, is that :func:`make_inputs` remakes the stored inputs up to that
 rounding (:func:`rounding_differences`): at most one grey level apart in at most
 :data:`MAX_DIFFERING` of the values, landmarks within :data:`LANDMARK_TOLERANCE` px. A change to
