@@ -208,7 +208,8 @@ def test_inception_features_equal_pytorch_fids(case, inception_file):
 PROTOCOL_FEATURES = TABLE / "set_features_protocols.npz"  # each reference's features of 2 real + 2 generated frames
 PROTOCOL_INFO = json.loads((TABLE / "fid_protocols.json").read_text())  # resize hashes, versions, shims
 # one case per protocol for the fast feature check (the slow test runs every case the reference ran)
-FEATURE_CASES = {"torch-fidelity": "synth-256x320"}
+FEATURE_CASES = {"clean-fid": "photos-320x200", "torch-fidelity": "synth-256x320", "clean-fid-legacy-pytorch": "synth-176x144",
+                 "clean-fid-legacy-tensorflow": "synth-176x144"}
 
 
 @pytest.fixture(scope="module")
