@@ -126,8 +126,9 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
         if total:
             log(f"reused {runner.reused} stored (frame, metric) results and computed {runner.computed} "
                 f"({100.0 * runner.reused / total:.0f}% reused)")
-        result = _publish(folder, config, plans, protocols, plots, report, share.device, publish)
-        result.sets = _sets(folder, config, plans, options, protocols, share.device, log, result.files)
+        sets, set_paths = _sets(folder, config, plans, options, protocols, share.device, log)
+        result = _publish(folder, config, plans, protocols, plots, report, share.device, publish, sets)
+        result.sets, result.files = sets, [*result.files, *set_paths]
         if share.shard == (0, 1) and stamp is not None:  # one process saw every input: its stamp is the outputs'
             record(folder.meta, folder.path, stamp, result.files, runner.computed + runner.reused)
     result.computed_frames, result.reused_frames = runner.computed, runner.reused
@@ -148,24 +149,24 @@ def merge_run(config: RunConfig, plots: bool = True, report: bool = True,
     with folder.lock(), terminate_as_exception():
         folder.prepare()
         device = launch(config.device, (0, 1)).device
-        result = _publish(folder, config, plans, protocols, plots, report, device, publish)
-        result.sets = _sets(folder, config, plans, options, protocols, device, print, result.files)
+        sets, set_paths = _sets(folder, config, plans, options, protocols, device, print)
+        result = _publish(folder, config, plans, protocols, plots, report, device, publish, sets)
+        result.sets, result.files = sets, [*result.files, *set_paths]
         return result
 
 
 def _sets(folder: RunFolder, config: RunConfig, plans, options: dict, protocols: list[str], device: str,
-          log: Callable[[str], None], files: list[Path]) -> pd.DataFrame | None:
-    """The set-level metrics (FID, KID) of the run, written beside the tables (benchmark.engine.sets);
-    the files written are added to ``files``."""
+          log: Callable[[str], None]) -> tuple[pd.DataFrame | None, list[Path]]:
+    """The set-level metrics (FID, KID) of the run (benchmark.engine.sets) and the files written
+    (``set_metrics.csv``); computed before the tables are published, which show them."""
     from benchmark.engine.sets import compute_sets, set_metric_names, write_sets
     from benchmark.evaluation import parse_metrics
 
     names = set_metric_names(parse_metrics(config.metrics))
     if not names:
-        return None
+        return None, []
     rows = compute_sets(folder, config, plans, names, options, protocols, device, log)
-    files += write_sets(folder, rows)
-    return rows
+    return rows, write_sets(folder, rows)
 
 
 def _launched(shard: tuple[int, int] | None) -> bool:
@@ -188,7 +189,7 @@ def _stored_report(folder: RunFolder, done: dict) -> RunReport:
 
 
 def _publish(folder: RunFolder, config: RunConfig, plans, protocols: list[str], plots: bool, report: bool,
-             device: str, publish: Publisher | None) -> RunReport:
+             device: str, publish: Publisher | None, sets: pd.DataFrame | None = None) -> RunReport:
     from benchmark.engine.metadata import run_metadata
     from benchmark.engine.outputs import write_outputs
     from benchmark.results.merge import merge
@@ -200,5 +201,5 @@ def _publish(folder: RunFolder, config: RunConfig, plans, protocols: list[str], 
     metadata = run_metadata(config, plans, per_frame, protocols, device,
                             lambda stored: folder.pair_folder(stored.dataset, stored.sequence, stored.method))
     files = write_outputs(folder, config, per_frame, missing, protocols, plots=plots, report=report,
-                          summary=summary, metadata=metadata, publish=publish)
+                          summary=summary, metadata=metadata, publish=publish, sets=sets)
     return RunReport(folder.path, per_frame, summary, missing, files=files, metadata=metadata)

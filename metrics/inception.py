@@ -9,8 +9,17 @@ with a 3x3 *max* pool, and the classifier has 1008 outputs. The module below is 
 that description with the parameter names of the published file (torchvision's names:
 ``Conv2d_1a_3x3.conv.weight``, ``Mixed_5b.branch1x1.bn.running_mean``, ...), so the file loads
 as it is. Its forward takes images already resized and scaled to [-1, 1]; resizing and scaling
-are the protocol's job (:mod:`metrics.fid_protocols`), because that is where the published
+are the protocol's job (:mod:`metrics.fid_inputs`), because that is where the published
 implementations differ.
+
+The same network is published in a second format: NVIDIA's TorchScript ``inception-2015-12-05.pt``
+(StyleGAN2-ADA's metrics, which clean-fid loads). Its ``layers`` hold one module per TensorFlow
+convolution node (``conv``, ``conv_1``, ..., ``mixed``, ``mixed_1``, ..., ``mixed_10``, with
+``tower``/``tower_1``/``tower_2`` branches), each with ``weight``, ``beta``, ``mean`` and ``var``
+(batch norm without a scale: TensorFlow's graph has none), and ``output`` the classifier; its
+branches and convolutions come in the order of the blocks here. :func:`nvidia_state` reads such a
+file (``torch.jit.load``, which runs no Python code) into this network's names by that order, checking
+every suffix and shape, with the batch-norm scale 1.
 
 Batch-norm layers use eps = 0.001 (TensorFlow's); every convolution has no bias.
 """
@@ -214,6 +223,9 @@ class FIDInception(nn.Module):
 
 
 PYTORCH_FID_WEIGHTS = from_manifest("fid-inception-pytorch-fid", check=lambda path: inception_state(path) and None)
+TORCH_FIDELITY_WEIGHTS = from_manifest("fid-inception-torch-fidelity", check=lambda path: inception_state(path) and None)
+CLEAN_FID_WEIGHTS = from_manifest("fid-inception-clean-fid", check=lambda path: nvidia_state(path) and None)
+NVIDIA_SUFFIXES = ("weight", "beta", "mean", "var")  # one TensorFlow convolution node: conv, bn shift, bn statistics
 
 
 def _expected_state() -> dict[str, torch.Tensor]:
@@ -239,17 +251,52 @@ def inception_state(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_inception(path: str | Path, device: str | torch.device = "cpu") -> FIDInception:
-    """The network with the weights of ``path``, in evaluation mode, on ``device`` (cached per file)."""
+def nvidia_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The FID Inception state dict (this module's names) of NVIDIA's TorchScript file ``path`` (see the
+    module docstring): its convolution nodes in order onto this network's, each node's four tensors
+    checked by suffix and shape, the classifier from ``output``.
+
+    Raises:
+        WeightsUnusableError: one line naming the file and what does not fit.
+    """
+    try:
+        loaded = torch.jit.load(str(path), map_location="cpu").state_dict()
+    except (RuntimeError, ValueError, OSError) as error:
+        raise WeightsUnusableError(path, f"not a TorchScript file ({str(error).splitlines()[0][:120]})") from None
+    theirs = {key: value for key, value in loaded.items() if key.startswith("layers.")}
+    nodes = list(dict.fromkeys(key.rsplit(".", 1)[0] for key in theirs))
+    expected = _expected_state()
+    ours = list(dict.fromkeys(key.rsplit(".", 2)[0] for key in expected if key.endswith(".conv.weight")))
+    if len(nodes) != len(ours) or "output.weight" not in loaded:
+        raise WeightsUnusableError(path, f"{len(nodes)} convolution nodes and {'an' if 'output.weight' in loaded else 'no'} "
+                                         f"output layer, not NVIDIA's FID Inception ({len(ours)} nodes and a classifier)")
+    state = {f"fc.{key.split('.')[1]}": value for key, value in loaded.items() if key.startswith("output.")}
+    for node, module in zip(nodes, ours):
+        tensors = {key.rsplit(".", 1)[1]: value for key, value in theirs.items() if key.rsplit(".", 1)[0] == node}
+        if set(tensors) != set(NVIDIA_SUFFIXES):
+            raise WeightsUnusableError(path, f"node {node!r} holds {sorted(tensors)}, not {list(NVIDIA_SUFFIXES)}")
+        state[f"{module}.conv.weight"] = tensors["weight"]
+        state[f"{module}.bn.weight"] = torch.ones_like(tensors["beta"])
+        state[f"{module}.bn.bias"] = tensors["beta"]
+        state[f"{module}.bn.running_mean"] = tensors["mean"]
+        state[f"{module}.bn.running_var"] = tensors["var"]
+    compare_state(state, expected, path, "the FID Inception v3 (NVIDIA's TorchScript inception-2015-12-05.pt)")
+    return state
+
+
+def load_inception(path: str | Path, device: str | torch.device = "cpu", format: str = "state") -> FIDInception:
+    """The network with the weights of ``path`` (``format`` ``state``: pytorch-fid's / torch-fidelity's
+    state dict; ``nvidia``: NVIDIA's TorchScript), in evaluation mode, on ``device`` (cached per file)."""
     path = Path(path).resolve()
     stat = path.stat()
-    return _load(str(path), str(torch.device(device)), stat.st_size, stat.st_mtime_ns)
+    return _load(str(path), str(torch.device(device)), format, stat.st_size, stat.st_mtime_ns)
 
 
 @lru_cache(maxsize=2)
-def _load(path: str, device: str, size: int, mtime_ns: int) -> FIDInception:
+def _load(path: str, device: str, format: str, size: int, mtime_ns: int) -> FIDInception:
     model = FIDInception()
-    missing, unexpected = model.load_state_dict(inception_state(path), strict=False)
+    state = nvidia_state(path) if format == "nvidia" else inception_state(path)
+    missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not key.endswith("num_batches_tracked") for key in missing):
         raise WeightsUnusableError(path, "the state dict does not fit the FID Inception v3")  # checked above
     return model.eval().requires_grad_(False).to(device)

@@ -394,7 +394,7 @@ class PytorchFidProtocol(Protocol):
     Frames as its loader reads image files, ``PIL.Image.open(path).convert('RGB')``: the colour
     channels as stored, an RGBA file's alpha dropped (not composited), ``x / 255`` in float32; the
     full frame (no mask). Resizing to 299 and scaling to [-1, 1] belong to its network's input step
-    (:func:`metrics.setlevel.resize_pytorch_fid`). Per-frame image metrics are not part of it;
+    (:func:`metrics.fid_inputs.resize_pytorch_fid`). Per-frame image metrics are not part of it;
     per-frame metrics that need no ground truth comparison (``cpbd``) see these frames.
     """
 
@@ -412,9 +412,56 @@ class PytorchFidProtocol(Protocol):
         return _to_tensor(_stored(pred), torch.device(device))
 
 
+def _set_only(implementation: str) -> Callable[[], dict[str, str]]:
+    return lambda: dict.fromkeys(FRAME_METRICS, f"{implementation} computes FID/KID only; use --protocol canonical "
+                                                "(or a compatibility protocol) for it")
+
+
+@dataclass(frozen=True)
+class CleanFidProtocol(PytorchFidProtocol):
+    """clean-fid's ``compute_fid`` / ``compute_kid`` of two folders, mode ``clean`` (set-level FID/KID).
+
+    Frames as its ``ResizeDataset`` reads them, ``PIL.Image.open(path).convert('RGB')`` (alpha dropped);
+    each channel resized as a float32 PIL image by PIL's antialiasing bicubic, before any
+    quantisation; NVIDIA's TorchScript Inception (:mod:`metrics.fid_inputs`).
+    """
+
+    id: str = "clean-fid"
+    unsupported: dict[str, str] = field(default_factory=_set_only("clean-fid"))
+
+
+@dataclass(frozen=True)
+class CleanFidLegacyPytorchProtocol(CleanFidProtocol):
+    """clean-fid's mode ``legacy_pytorch``: pytorch-fid's network and bilinear resize, on 0-255 values."""
+
+    id: str = "clean-fid-legacy-pytorch"
+
+
+@dataclass(frozen=True)
+class CleanFidLegacyTensorflowProtocol(CleanFidProtocol):
+    """clean-fid's mode ``legacy_tensorflow``: NVIDIA's TorchScript with its TensorFlow-1 bilinear resize inside."""
+
+    id: str = "clean-fid-legacy-tensorflow"
+
+
+@dataclass(frozen=True)
+class TorchFidelityProtocol(PytorchFidProtocol):
+    """torch-fidelity's ``calculate_metrics(fid=True, kid=True)`` with its ``inception-v3-compat``
+    extractor (what torchmetrics' FID and KID use).
+
+    Frames as its ``ImagesPathDataset`` reads them, ``PIL.Image.open(path).convert('RGB')`` (alpha
+    dropped), as uint8; TensorFlow 1's bilinear resize of their float32 values, ``(x - 128) / 128``
+    (:mod:`metrics.fid_inputs`); KID with its defaults (100 subsets, rng_seed 2020).
+    """
+
+    id: str = "torch-fidelity"
+    unsupported: dict[str, str] = field(default_factory=_set_only("torch-fidelity"))
+
+
 PROTOCOLS: Registry[Protocol] = Registry("protocol")
 for _protocol in (Protocol(), IMavatarProtocol(), PointAvatarProtocol(), InstaProtocol(), NerfaceProtocol(), NhaProtocol(),
-                  PytorchFidProtocol()):
+                  PytorchFidProtocol(), CleanFidProtocol(), CleanFidLegacyPytorchProtocol(),
+                  CleanFidLegacyTensorflowProtocol(), TorchFidelityProtocol()):
     PROTOCOLS.register(_protocol.id, _protocol)
 
 

@@ -10,19 +10,20 @@ method, and a killed run resumes) and calls (2) per sequence and per method over
 
 Protocols (one per published implementation; the protocol id is recorded beside each value):
 
-- ``pytorch-fid`` (mseitzer/pytorch-fid 0.3.0, ``python -m pytorch_fid``): frames as PIL reads them
-  (colour channels as stored, alpha dropped), ``x / 255`` in float32, resized to 299 x 299 by
-  ``torch.nn.functional.interpolate(mode='bilinear', align_corners=False)`` (no antialiasing, in
-  float32), scaled to [-1, 1] by ``2x - 1``, the FID Inception's 2048-d pool_3 features
-  (``pt_inception-2015-12-05-6726825d.pth``), statistics in float64 (``np.mean``, ``np.cov``),
-  the Fréchet distance. pytorch-fid takes Tr sqrt(S1 S2) with ``scipy.linalg.sqrtm`` of the 2048²
-  product (:func:`metrics.fid.frechet_distance` does exactly that, and is tested against the
-  others); the values here use exact symmetric forms of the same quantity, equal to it within 1e-6
-  relative: from the features, the nuclear norm of the centred cross products when a set has fewer
-  frames than dimensions (:func:`metrics.fid.frechet_distance_features`), and from running
-  statistics two symmetric eigen-decompositions (:func:`metrics.fid.fid_from_statistics`); sqrtm
-  of a 2048² matrix costs tens of seconds on a CPU. KID (which pytorch-fid does not compute) is torch-fidelity's
-  estimator on the same features (:func:`metrics.fid.kid`).
+- ``pytorch-fid``, ``clean-fid`` (and its ``legacy_pytorch`` / ``legacy_tensorflow`` modes),
+  ``torch-fidelity``: each implementation's weight file, resize, quantisation and value range
+  (:mod:`metrics.fid_inputs`), the FID Inception's 2048-d pool_3 features in float32
+  (:mod:`metrics.inception`), statistics in float64 (``np.mean``, ``np.cov``), the Fréchet
+  distance. The implementations take Tr sqrt(S1 S2) with ``scipy.linalg.sqrtm`` of the 2048²
+  product (pytorch-fid, clean-fid; :func:`metrics.fid.frechet_distance` does exactly that, and is
+  tested against the others) or from the eigenvalues of the product (torch-fidelity); the values
+  here use exact symmetric forms of the same quantity, equal to them within 1e-6 relative: from the
+  features, the nuclear norm of the centred cross products when a set has fewer frames than
+  dimensions (:func:`metrics.fid.frechet_distance_features`), and from running statistics two
+  symmetric eigen-decompositions (:func:`metrics.fid.fid_from_statistics`); sqrtm of a 2048²
+  matrix costs tens of seconds on a CPU. KID is torch-fidelity's estimator (clean-fid's is the
+  same unbiased MMD²; pytorch-fid has none) on the protocol's features (:func:`metrics.fid.kid`),
+  its subsets drawn from a seeded generator (recorded: clean-fid draws from numpy's unseeded one).
 
 Uncertainty: a moving-block bootstrap over frames (blocks of about n^(1/3) consecutive frames,
 each set resampled on its own, ``resamples`` times, seed fixed): the 2.5 and 97.5 percentiles
@@ -39,29 +40,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from metrics import fid as kernels
 from metrics.errors import CabenchError, WeightsMissingError
+from metrics.fid_inputs import INPUTS, resize_pytorch_fid
 from metrics.inception import load_inception  # registers the Inception weight files
 from metrics.registry import Evaluator, MetricSpec, register
 from metrics.truth import weight_stamp
 from metrics.weights import usable_weight
 
-INCEPTION_SIZE = 299
-# protocol id -> the weight file (metrics.weights key) its features come from; the canonical protocol's
-# FID is pytorch-fid's (the implementation most papers cite) on the canonical frames (alpha on white)
-FEATURE_WEIGHTS = {"pytorch-fid": "fid-inception-pytorch-fid", "canonical": "fid-inception-pytorch-fid"}
 DEFAULT_RESAMPLES = 100
-
-
-def resize_pytorch_fid(frames: torch.Tensor) -> torch.Tensor:
-    """pytorch-fid's ``InceptionV3`` input step: float (N,3,H,W) in [0,1] -> bilinear 299 x 299 (no
-    antialias, align_corners False) -> ``2x - 1``. The frames are made contiguous (NCHW) first, the
-    layout its data loader gives."""
-    resized = F.interpolate(frames.contiguous(), size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear",
-                            align_corners=False)
-    return 2 * resized - 1
+__all__ = ["SetMetric", "SetValue", "resize_pytorch_fid", "set_reason"]
 
 
 @dataclass(frozen=True)
@@ -86,10 +75,11 @@ class SetMetric(Evaluator):
                  subsets: int, subset_size: int | None, seed: int):
         self.name = name
         self.protocol_id = getattr(protocol, "id", protocol or "pytorch-fid")
-        if self.protocol_id not in FEATURE_WEIGHTS:
+        if self.protocol_id not in INPUTS:
             raise CabenchError(protocol_reason(name, self.protocol_id))
+        self.input = INPUTS[self.protocol_id]
         self.device = device
-        self.weight_path = usable_weight(FEATURE_WEIGHTS[self.protocol_id], weights)
+        self.weight_path = usable_weight(self.input.weights, weights)
         self.resamples, self.subsets, self.subset_size, self.seed = resamples, subsets, subset_size, seed
         self.columns = ()
 
@@ -101,9 +91,9 @@ class SetMetric(Evaluator):
 
     def features(self, frames: torch.Tensor) -> np.ndarray:
         """Float (N,3,H,W) frames in [0,1], prepared by the protocol -> (N,2048) float32 features."""
-        model = load_inception(self.weight_path, self.device)
+        model = load_inception(self.weight_path, self.device, self.input.format)
         with torch.inference_mode():
-            return model(resize_pytorch_fid(frames.to(self.device))).float().cpu().numpy()
+            return model(self.input.prepare(frames.to(self.device))).float().cpu().numpy()
 
     @property
     def streams(self) -> bool:
@@ -129,7 +119,8 @@ class SetMetric(Evaluator):
         else:
             result = kernels.kid(generated, real, self.subsets, self.subset_size, self.seed)
             point = result.mean
-            details = {"subsets": result.subsets, "subset_size": result.subset_size, "subset_std": result.std}
+            details = {"subsets": result.subsets, "subset_size": result.subset_size, "subset_std": result.std,
+                       "seed": self.seed, "draws": self.input.kid_draws}
 
             def statistic(x: np.ndarray, y: np.ndarray) -> float:
                 return kernels.kid(x, y, max(1, self.subsets // 10), self.subset_size, self.seed).mean
@@ -149,18 +140,28 @@ class SetMetric(Evaluator):
 
 def protocol_reason(name: str, protocol_id: str) -> str | None:
     """Why set metric ``name`` is not defined under ``protocol_id``, or None."""
-    if protocol_id in FEATURE_WEIGHTS:
+    if protocol_id in INPUTS:
         return None
-    return f"{name} is not part of protocol {protocol_id!r}; use --protocol {' or '.join(FEATURE_WEIGHTS)}"
+    return f"{name} is not part of protocol {protocol_id!r}; use --protocol {' or '.join(INPUTS)}"
+
+
+def set_reason(name: str, protocol_id: str, options: dict[str, Any]) -> str | None:
+    """Why ``name`` cannot run under ``protocol_id``: not defined there, or the protocol's weight file is
+    missing or unusable (with the command that fetches it); None when it can."""
+    reason = protocol_reason(name, protocol_id)
+    if reason is None:
+        key = INPUTS[protocol_id].weights
+        try:
+            usable_weight(key, options.get("fid_weights"))
+        except WeightsMissingError as error:
+            return f"{error}; fetch it with: cabench weights --download {key}"
+    return reason
 
 
 def set_unavailable(options: dict[str, Any]) -> str | None:
-    """Why FID/KID cannot run: the Inception weight file is missing or unusable."""
-    try:
-        usable_weight(FEATURE_WEIGHTS["pytorch-fid"], options.get("fid_weights"))
-    except WeightsMissingError as error:
-        return f"{error}; fetch it with: cabench weights --download fid-inception-pytorch-fid"
-    return None
+    """Why FID/KID cannot run under the default protocols (pytorch-fid's Inception file); other protocols'
+    files are checked per protocol (:func:`set_reason`)."""
+    return set_reason("fid", "pytorch-fid", options)
 
 
 def _factory(name: str):

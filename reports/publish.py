@@ -53,9 +53,10 @@ def table_files(per_frame: pd.DataFrame, summary: pd.DataFrame, missing: pd.Data
 def publish(out: str | Path, *, per_frame: pd.DataFrame, summary: pd.DataFrame, missing: pd.DataFrame,
             roles: Mapping[str, str], methods: Sequence[str], metadata: Mapping[str, Any] | None, config_text: str,
             protocols: Mapping[str, str], bootstrap: BootstrapSettings, plots: bool = True,
-            report: bool = True) -> list[Path]:
-    """Write the tables, the per-sequence tables (when a dataset has several sequences), the plots
-    (``out/plots``) and ``report.html`` of a run into ``out``; returns the files written.
+            report: bool = True, sets: pd.DataFrame | None = None) -> list[Path]:
+    """Write the tables, the per-sequence tables (when a dataset has several sequences), the set values'
+    tables (``sets``: the rows of ``set_metrics.csv``; :mod:`reports.sets`), the plots (``out/plots``)
+    and ``report.html`` of a run into ``out``; returns the files written.
 
     roles: method -> role (``method`` or ``sanity``); methods: the run's method names in order (the
     plots' colours); protocols: protocol id -> its description (the report's protocol section)."""
@@ -70,8 +71,12 @@ def publish(out: str | Path, *, per_frame: pd.DataFrame, summary: pd.DataFrame, 
         written.append(atomic_write_csv(per_sequence, out / "summary_per_sequence.csv"))
         files, per_sequence_marks = table_files(per_frame, per_sequence, missing, roles, bootstrap, notes)
         written += [atomic_write_text(out / name, text) for name, text in files.items()]
+    if sets is not None:
+        from reports.sets import set_files
+
+        written += [atomic_write_text(out / name, text) for name, text in set_files(sets, summary).items()]
     names = {path.name for path in written}
-    for stale in [*out.glob("table[12]*.*"), *out.glob("metrics*.*")]:  # a table an earlier run of the folder had
+    for stale in [*out.glob("table[12]*.*"), *out.glob("metrics*.*"), *out.glob("set_metrics.md")]:  # a table an earlier run of the folder had
         if stale.suffix in (".md", ".tex", ".csv") and stale.name not in names and "_paper" not in stale.name:
             stale.unlink()
     if plots and len(per_frame):

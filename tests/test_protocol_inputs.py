@@ -43,8 +43,12 @@ def test_all_runs_what_fits_and_lists_the_rest_as_missing(videos, tmp_path, caps
     assert code == 0
     per_frame = pd.read_csv(out / "per_frame.csv")
     ran = set(per_frame["protocol"])
-    # imavatar needs the face hull (landmarks or a mask); pytorch-fid computes set metrics (FID, KID) only
-    assert ran == set(PROTOCOLS.keys()) - {"imavatar", "pytorch-fid"}
+    # imavatar needs the face hull (landmarks or a mask); pytorch-fid, clean-fid (and its legacy modes) and
+    # torch-fidelity compute set metrics (FID, KID) only
+    set_only = {name for name, protocol in PROTOCOLS.items() if {"l2", "psnr", "ssim"} <= set(protocol.unsupported)}
+    assert set_only == {"pytorch-fid", "clean-fid", "clean-fid-legacy-pytorch", "clean-fid-legacy-tensorflow",
+                        "torch-fidelity"}
+    assert ran == set(PROTOCOLS.keys()) - {"imavatar"} - set_only
     assert per_frame.loc[per_frame["protocol"] == "nha", "ssim"].isna().all()  # MS-SSIM needs > 160 px
     assert per_frame.loc[per_frame["protocol"] == "nha", "psnr"].notna().all()
     assert per_frame.loc[per_frame["protocol"] == "canonical", ["l2", "psnr", "ssim"]].notna().all().all()

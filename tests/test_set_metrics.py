@@ -203,31 +203,121 @@ def test_inception_features_equal_pytorch_fids(case, inception_file):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+# ------------------------------------------------- clean-fid and torch-fidelity (their own runs)
+
+PROTOCOL_FEATURES = TABLE / "set_features_protocols.npz"  # each reference's features of 2 real + 2 generated frames
+PROTOCOL_INFO = json.loads((TABLE / "fid_protocols.json").read_text())  # resize hashes, versions, shims
+# one case per protocol for the fast feature check (the slow test runs every case the reference ran)
+FEATURE_CASES = {"clean-fid": "photos-320x200", "torch-fidelity": "synth-256x320", "clean-fid-legacy-pytorch": "synth-176x144",
+                 "clean-fid-legacy-tensorflow": "synth-176x144"}
+
+
+@pytest.fixture(scope="module")
+def nvidia_file(tmp_path_factory):
+    """The recipe's random FID Inception as a TorchScript file in NVIDIA's layout (clean-fid's
+    ``inception-2015-12-05.pt``), made as the calibration run made it (run_fid_protocols.py)."""
+    sys.path.insert(0, str(TABLE))
+    from run_fid_protocols import save_torchscript
+    from set_metrics_recipe import inception_state
+
+    from metrics.inception import FIDInception
+    from metrics.weights import meta_state
+
+    path = tmp_path_factory.mktemp("weights") / "inception-2015-12-05.pt"
+    save_torchscript(inception_state({key: tuple(v.shape) for key, v in meta_state(FIDInception).items()}), path)
+    return path
+
+
+def weight_file(protocol: str, request) -> Path:
+    """The random-weight file in the format ``protocol`` reads (the TorchScript made only when needed)."""
+    from metrics.fid_inputs import INPUTS
+
+    return request.getfixturevalue("nvidia_file" if INPUTS[protocol].format == "nvidia" else "inception_file")
+
+
+@pytest.mark.parametrize("protocol", sorted(PROTOCOL_INFO["resize_sha256"]))
+def test_resize_is_bit_equal_to_the_references(protocol):
+    """The 299 x 299 values each reference fed its network (SHA-256 of the float32 array of the first two
+    real frames of every case: clean-fid's ResizeDataset, torch-fidelity's TensorFlow-1 interpolation)."""
+    import hashlib
+
+    from metrics.fid_inputs import INPUTS
+    from metrics.protocols import get_protocol
+
+    for case, want in PROTOCOL_INFO["resize_sha256"][protocol].items():
+        real, _ = inputs(case)
+        resized = INPUTS[protocol].resize(get_protocol(protocol).prepare_gt(real[:2]).gt)
+        got = hashlib.sha256(np.ascontiguousarray(resized.numpy(), dtype=np.float32).tobytes()).hexdigest()
+        assert got == want, f"{protocol} {case}"
+
+
+@pytest.mark.parametrize("protocol", sorted(FEATURE_CASES))
+def test_features_equal_each_references(protocol, request):
+    """Two real and two generated frames through the network defined here, read from each reference's
+    weight file, equal that reference's features of them."""
+    import torch
+
+    from metrics.protocols import get_protocol
+    from metrics.setlevel import SetMetric
+
+    case = FEATURE_CASES[protocol]
+    real, fake = inputs(case)
+    with np.load(PROTOCOL_FEATURES) as stored:
+        want = np.concatenate([stored[f"{protocol}/{case}/real"], stored[f"{protocol}/{case}/fake"]])
+    metric = SetMetric("fid", get_protocol(protocol), torch.device("cpu"),
+                       str(weight_file(protocol, request)), 0, 1, None, 0)
+    got = metric.features(get_protocol(protocol).prepare_gt(np.concatenate([real[:2], fake[-2:]])).gt)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_a_state_dict_is_not_nvidias_torchscript(inception_file):
+    from metrics.errors import WeightsUnusableError
+    from metrics.inception import nvidia_state
+
+    with pytest.raises(WeightsUnusableError, match="not a TorchScript file"):
+        nvidia_state(inception_file)
+
+
+# the end-to-end runs: pytorch-fid on every case; each other protocol on one case (the CI's time), the
+# resize of every case being checked bit for bit above and the network on each protocol's frames
+END_TO_END = {"torch-fidelity": "synth-176x144"}
+
+
+def _reference_runs() -> list[tuple[str, str, str]]:
+    """(protocol, case, reference) of the FIDs the end-to-end test compares with."""
+    runs = [("pytorch-fid", case, "pytorch-fid") for case, _ in sorted(reference("fid", "pytorch-fid"))]
+    return runs + [(protocol, case, f"protocol:{protocol}") for protocol, case in END_TO_END.items()]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_fid_end_to_end_equals_pytorch_fid(case, inception_file):
-    """Every frame through the network defined here: FID within 1e-3 of pytorch-fid's number."""
+@pytest.mark.parametrize("protocol, case, reference_name", _reference_runs())
+def test_fid_end_to_end_equals_each_reference(protocol, case, reference_name, request):
+    """Every frame through the network defined here, under each protocol: FID (and KID, where the
+    reference computed it on its own features) within 1e-3 of the reference's number."""
     import torch
 
     from metrics.protocols import get_protocol
     from metrics.setlevel import SetMetric
 
     real, fake = inputs(case)
-    protocol = get_protocol("pytorch-fid")
-    metric = SetMetric("fid", protocol, torch.device("cpu"), str(inception_file), 0, 1, None, 0)
-    features = [np.concatenate([metric.features(protocol.prepare_gt(s[i : i + 8]).gt) for i in range(0, len(s), 8)])
+    prepared = get_protocol(protocol)
+    metric = SetMetric("fid", prepared, torch.device("cpu"), str(weight_file(protocol, request)), 0, 1, None, 0)
+    features = [np.concatenate([metric.features(prepared.prepare_gt(s[i : i + 8]).gt) for i in range(0, len(s), 8)])
                 for s in (fake, real)]
-    assert metric.value(*features).value == pytest.approx(reference("fid", "pytorch-fid")[(case, -1)], rel=1e-3)
+    assert metric.value(*features).value == pytest.approx(reference("fid", reference_name)[(case, -1)], rel=1e-3)
+    if reference_name != "pytorch-fid":  # pytorch-fid has no KID (its features' KID is checked above)
+        kid = kernels.kid(*features, subset_size=None).mean
+        assert kid == pytest.approx(reference("kid", reference_name)[(case, -1)], rel=1e-3)
 
 
 # ------------------------------------------------------------------------- in a run (cabench eval)
 
 
-def _eval(tmp_path, metrics="fid,kid,cpbd", out="out"):
+def _eval(tmp_path, metrics="fid,kid,cpbd", out="out", protocol="pytorch-fid"):
     from benchmark.cli import main
 
     return main(["eval", "--gt", str(tmp_path / "gt"), "--pred", f"blurred={tmp_path / 'blurred'}",
-                 "--pred", f"copy={tmp_path / 'copy'}", "--metrics", metrics, "--protocol", "pytorch-fid",
+                 "--pred", f"copy={tmp_path / 'copy'}", "--metrics", metrics, "--protocol", protocol,
                  "--out", str(tmp_path / out), "--quiet", "--no-plots"])
 
 
@@ -275,11 +365,16 @@ def test_eval_gives_fid_per_sequence_and_dataset_and_computes_ground_truth_featu
         return original(self, kind, options, keys, wrapped)
 
     monkeypatch.setattr(TruthStore, "get", counting)
-    assert _eval(set_folders) == 0
-    # 4 ground-truth frames + 4 blurred ones; the copy's frames are the ground truth's (same content, same key)
-    # and FID and KID share the features: 8 frames through the network in all
-    assert sum(computed) == 8
+    # torch-fidelity's file is pytorch-fid's bytes: found under pytorch-fid's name (a manifest alternative)
+    assert _eval(set_folders, protocol="pytorch-fid,torch-fidelity") == 0
+    # per protocol, 4 ground-truth frames + 4 blurred ones; the copy's frames are the ground truth's (same
+    # content, same key) and FID and KID share the features: 8 frames through the network per protocol
+    assert sum(computed) == 16
     rows = pd.read_csv(set_folders / "out" / "set_metrics.csv")
+    assert set(rows["protocol"]) == {"pytorch-fid", "torch-fidelity"} and rows["missing"].isna().all()
+    beside = (set_folders / "out" / "table1_sets.md").read_text()  # Table 1's rows with their set values
+    assert "| FID ↓ | KID ↓ |" in beside and "torch-fidelity" in beside and "(n=4/4)" in beside
+    rows = rows[rows.protocol == "pytorch-fid"]
     fid = rows[(rows.metric == "fid") & (rows.scope == "sequence")].set_index("method")
     assert fid.loc["copy", "value"] == pytest.approx(0.0, abs=1e-6)
     assert fid.loc["blurred", "value"] > 1.0
@@ -290,8 +385,13 @@ def test_eval_gives_fid_per_sequence_and_dataset_and_computes_ground_truth_featu
     table = (set_folders / "out" / "set_metrics.md").read_text()
     assert "FID ↓ (pytorch-fid)" in table and "(n=4/4)" in table
     computed.clear()
-    assert _eval(set_folders) == 0  # a rerun computes no feature
+    assert _eval(set_folders, protocol="pytorch-fid,torch-fidelity") == 0  # a rerun computes no feature
     assert sum(computed) == 0
+    from benchmark.cli import main
+    from benchmark.commands.compare import SET_NOTE
+
+    assert main(["compare", "--run", str(set_folders / "out"), "--resamples", "20"]) == 0  # cpbd compared,
+    assert SET_NOTE in (set_folders / "out" / "compare.md").read_text()  # the set values: why not, in one line
 
 
 def test_fid_from_statistics_equals_pytorch_fids_sqrtm_path():

@@ -8,12 +8,19 @@ dataset, protocol and metric) into the run folder. The statistics are in
 :mod:`benchmark.results.statistics`; how a result table is cut into them in
 :mod:`benchmark.results.significance`; which columns score a method, and in which direction, the
 metric registry says (:func:`metrics.registry.compared_columns`).
+
+Set-level values (FID, KID in ``set_metrics.csv``) are not compared here: :data:`SET_NOTE` says why
+in one line, printed and written under the tables when the run has them.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+
+SET_NOTE = ("Set metrics (FID, KID) are not compared here: a set value has no per-frame values to pair, so a paired "
+            "test needs the stored features, which compare does not read; their block-bootstrap intervals and frame "
+            "counts are in set_metrics.csv and table1_sets.md.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -93,12 +100,18 @@ def run(args: argparse.Namespace) -> int:
     per_frame, _ = read_run(folder)
     if not 0 < args.alpha < 1:
         raise InputError(f"--alpha {args.alpha}: must be between 0 and 1")
-    columns = select_columns(per_frame, args.metric)
+    has_sets = (folder / "set_metrics.csv").is_file()
+    try:
+        columns = select_columns(per_frame, args.metric)
+    except InputError as error:
+        raise InputError(f"{error}. {SET_NOTE}" if has_sets else str(error)) from None
     comparisons = compare_table(per_frame, columns, baseline=args.baseline, alpha=args.alpha,
                                 resamples=args.resamples, seed=args.seed)
     if comparisons.empty:
         raise InputError(f"{folder / 'per_frame.csv'}: fewer than two methods with the same frames; nothing to compare")
     markdown = render_markdown(comparisons, args.alpha, args.resamples, args.seed)
+    if has_sets:
+        markdown += "\n" + SET_NOTE + "\n"
     atomic_write_csv(comparisons, folder / "compare.csv")
     atomic_write_text(folder / "compare.md", markdown)
     print(markdown)

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "over the masks only (default: none, full frames)")
     parser.add_argument("--metrics", default="l2,psnr,ssim,lpips", help="comma-separated metric names (default: %(default)s)")
     parser.add_argument("--protocol", default="canonical",
-                        help="evaluation protocol: canonical, imavatar, pointavatar, insta, nerface, nha or pytorch-fid (the README's "
+                        help="evaluation protocol: canonical, imavatar, pointavatar, insta, nerface, nha, pytorch-fid, clean-fid, "
+                             "clean-fid-legacy-pytorch, clean-fid-legacy-tensorflow or torch-fidelity (the README's "
                              "protocol table defines them), a comma list of them, or all (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="frames per batch (default: %(default)s)")
@@ -159,7 +160,7 @@ def print_outcome(report, plots: bool) -> None:
     import pandas as pd
 
     out = report.out
-    for name in ("table1.md", "metrics.md", "set_metrics.md"):
+    for name in ("table1.md", "metrics.md", "table1_sets.md", "set_metrics.md"):
         if (out / name).exists():
             print((out / name).read_text())
     missing = report.missing
@@ -169,7 +170,7 @@ def print_outcome(report, plots: bool) -> None:
     if len(missing):
         for reason, rows in missing.groupby("reason", sort=False):
             print(f"{', '.join(dict.fromkeys(rows['metric']))}: missing ({reason})")
-    tables = [stem for stem in ("table1", "table2", "metrics", "set_metrics") if (out / f"{stem}.md").exists()]
+    tables = [stem for stem in ("table1", "table2", "metrics", "table1_sets", "set_metrics") if (out / f"{stem}.md").exists()]
     files = ["per_frame.csv", "summary.csv", "missing.csv", *([f"{'/'.join(tables)} .md .tex .csv"] if tables else []),
              *(["plots/", "report.html"] if plots else [])]
     print(f"results in {out} ({', '.join(files)})")

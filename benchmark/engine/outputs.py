@@ -29,7 +29,7 @@ from benchmark.results.schema import methods_table
 from benchmark.results.summary import summarize
 
 # publish(out, *, per_frame, summary, missing, roles, methods, metadata, config_text, protocols, bootstrap,
-#         plots, report) -> the files written (reports.publish.publish)
+#         plots, report, sets) -> the files written (reports.publish.publish)
 Publisher = Callable[..., list[Path]]
 
 
@@ -42,10 +42,11 @@ def protocol_descriptions(protocols: list[str]) -> dict[str, str]:
 def write_outputs(folder: RunFolder, config: RunConfig, per_frame: pd.DataFrame, missing: pd.DataFrame,
                   protocols: list[str], plots: bool = True, report: bool = True,
                   summary: pd.DataFrame | None = None, metadata: dict[str, Any] | None = None,
-                  publish: Publisher | None = None) -> list[Path]:
+                  publish: Publisher | None = None, sets: pd.DataFrame | None = None) -> list[Path]:
     """Write the result table, its summary (``summary``, or computed here), the methods' roles, the
     metadata (:func:`benchmark.engine.metadata.run_metadata`) and the config into the run folder, then,
-    when ``publish`` is given, the tables, plots (``plots``) and report (``report``) through it."""
+    when ``publish`` is given, the tables (with the set values ``sets``, the rows of
+    :mod:`benchmark.engine.sets`, when the run has any), plots (``plots``) and report (``report``) through it."""
     out = folder.path
     if summary is None:
         summary = summarize(per_frame, bootstrap=config.bootstrap)
@@ -60,5 +61,6 @@ def write_outputs(folder: RunFolder, config: RunConfig, per_frame: pd.DataFrame,
         files += publish(out, per_frame=per_frame, summary=summary, missing=missing,
                          roles=dict(zip(methods["method"], methods["role"])), methods=list(methods["method"]),
                          metadata=metadata, config_text=config_text, protocols=protocol_descriptions(protocols),
-                         bootstrap=config.bootstrap, plots=plots, report=report)
+                         bootstrap=config.bootstrap, plots=plots, report=report,
+                         **({"sets": sets} if sets is not None else {}))
     return files

@@ -15,8 +15,10 @@ For each protocol and each set metric (registry kind ``set``, :mod:`metrics.setl
   method) over all its sequences' frames (``scope = dataset``) is computed from those features,
   with its bootstrap interval, resample count and frame counts, and the SHA-256 of the weight file.
 
-The rows go to ``<out>/set_metrics.csv`` and a Markdown table, ``set_metrics.md``; a metric that
-cannot run (its weights absent) gets one row per scope with the reason and no value.
+The rows go to ``<out>/set_metrics.csv``, and as plain values to the publisher, which shows them
+beside Table 1 and in ``set_metrics.md`` (:mod:`reports.sets`); a metric that cannot run (its
+weights absent) gets one row per scope with the reason and no value. They are computed before the
+tables are published, so the tables of one run show them.
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ from benchmark.align import align as align_sources
 from benchmark.config import RunConfig
 from benchmark.engine.parts import PairPlan
 from benchmark.engine.plan import SubsetFrames
-from benchmark.results.files import atomic_write_csv, atomic_write_text
+from benchmark.results.files import atomic_write_csv
 from benchmark.results.folder import RunFolder
 from metrics import registry
 from metrics.fid import FeatureStatistics
 from metrics.inception import FEATURE_DIM
 from metrics.protocols import get_protocol
-from metrics.setlevel import protocol_reason
+from metrics.setlevel import set_reason
 from metrics.truth import TruthStore, content_key
 from metrics.weights import file_sha256
 
@@ -112,8 +114,7 @@ def compute_sets(folder: RunFolder, config: RunConfig, plans: list[PairPlan], na
     stores = {} if stores is None else stores
     for protocol_id in protocols:
         for name in names:
-            spec = registry.get(name)
-            reason = protocol_reason(name, protocol_id) or spec.unavailable_reason(options[name])
+            reason = set_reason(name, protocol_id, options[name])
             if reason is None:
                 metric = registry.create(name, device=device, protocol=get_protocol(protocol_id), **options[name])
                 weights = file_sha256(metric.weight_path)
@@ -159,42 +160,9 @@ def _row(scope: str, where: dict[str, Any], value: Any, weights: str) -> dict[st
             "weights_sha256": weights, "details": json.dumps(value.details, sort_keys=True), "missing": ""}
 
 
-def set_table(rows: pd.DataFrame) -> str:
-    """A Markdown table of the set values: one row per (dataset, sequence or all, method), one column
-    per (metric, protocol) showing value [95% interval] and the frames used (generated / real)."""
-    if rows.empty:
-        return ""
-    lines = []
-    keys = list(dict.fromkeys(zip(rows["metric"], rows["protocol"])))
-    header = ["dataset", "sequence", "method", *(f"{registry.get(m).name.upper()} {registry.get(m).arrow} ({p})"
-                                                 for m, p in keys)]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + " --- |" * len(header))
-    for (dataset, sequence, method), group in rows.groupby(["dataset", "sequence", "method"], sort=False):
-        cells = [dataset, "all" if sequence == ALL_SEQUENCES else sequence, method]
-        for metric, protocol in keys:
-            match = group[(group["metric"] == metric) & (group["protocol"] == protocol)]
-            cells.append(_cell(match.iloc[0], registry.get(metric).paper_format) if len(match) else "")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _cell(row: pd.Series, fmt: str) -> str:
-    if isinstance(row["missing"], str) and row["missing"]:
-        return "missing"
-    text = format(float(row["value"]), fmt)
-    if int(row["resamples"]) > 0 and np.isfinite(row["ci_low"]):
-        text += f" [{format(float(row['ci_low']), fmt)}, {format(float(row['ci_high']), fmt)}]"
-    return text + f" (n={int(row['frames'])}/{int(row['gt_frames'])})"
-
-
 def write_sets(folder: RunFolder, rows: pd.DataFrame) -> list[Path]:
-    """``set_metrics.csv`` and ``set_metrics.md`` in the run folder (nothing when there are no rows)."""
+    """``set_metrics.csv`` in the run folder (nothing when there are no rows); the tables that show the
+    values are the publisher's (:mod:`reports.sets`)."""
     if rows.empty:
         return []
-    csv_path, md_path = folder.path / "set_metrics.csv", folder.path / "set_metrics.md"
-    atomic_write_csv(rows, csv_path)
-    note = ("\nSet values (FID, KID): value [2.5%, 97.5% block-bootstrap interval] (n = generated / real frames). "
-            "FID is biased upward at small n; compare values computed on the same numbers of frames.\n")
-    atomic_write_text(md_path, set_table(rows) + note)
-    return [csv_path, md_path]
+    return [atomic_write_csv(rows, folder.path / "set_metrics.csv")]
