@@ -25,13 +25,8 @@ def frames():
     return gt[:FRAMES], damaged[:FRAMES]
 
 
-def test_lmd_with_fan_is_zero_on_identical_frames(weights, frames):
-    gt, _ = frames
-    result = evaluate(pred=gt, gt=gt, metrics="lmd", landmarks="fan", fan_weights=str(weights), progress=False)
-    assert not result.missing and result.frames["lmd"].tolist() == [0.0] * FRAMES
-
-
-def test_lmd_and_akd_share_fan_landmarks_and_equal_a_hand_computation(weights, frames, monkeypatch):
+def test_lmd_and_akd_share_fan_landmarks_equal_a_hand_computation_and_are_zero_on_the_frame_itself(
+        weights, frames, monkeypatch, tmp_path):
     gt, pred = frames
     model = fan_module.load_fan(weights)
     boxes = akd_boxes(gt)  # the ground truth's dlib box: where FAN looks in both frames (face_region="gt")
@@ -45,11 +40,15 @@ def test_lmd_and_akd_share_fan_landmarks_and_equal_a_hand_computation(weights, f
     calls = []
     original = fan_module.fan_landmarks
     monkeypatch.setattr(fan_module, "fan_landmarks", lambda *a, **k: calls.append(1) or original(*a, **k))
-    result = evaluate(pred=pred, gt=gt, metrics="lmd,akd", landmarks="fan", fan_weights=str(weights), progress=False)
+    options = {"landmarks": "fan", "fan_weights": str(weights), "truth_cache": tmp_path / "truth", "progress": False}
+    result = evaluate(pred=pred, gt=gt, metrics="lmd,akd", **options)
     assert not result.missing
     np.testing.assert_allclose(result.frames["lmd"], expected_lmd, rtol=1e-12)
     np.testing.assert_allclose(result.frames["akd"], expected_akd, rtol=1e-12)
     assert len(calls) == 2 * FRAMES  # FAN once per frame of each side, for both metrics
+    itself = evaluate(pred=gt, gt=gt, metrics="lmd", **options)
+    assert itself.frames["lmd"].tolist() == [0.0] * FRAMES
+    assert len(calls) == 3 * FRAMES  # the ground truth's points came from the truth cache
 
     dlib = evaluate(pred=pred, gt=gt, metrics="lmd,akd", landmarks="dlib", progress=False).frames
     default = evaluate(pred=pred, gt=gt, metrics="lmd", progress=False).frames
