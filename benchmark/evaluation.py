@@ -144,7 +144,7 @@ def evaluate(
             computed in this call only.
         audio: the ground truth's audio aligned to its first evaluated frame (lip-sync metrics;
             those metrics are missing without it). Metrics whose values need the whole sequence
-            (an evaluator with ``finish(audio, shared)``) give them after the last batch, as one
+            (an evaluator with ``finish(audio, shared, truth)``) give them after the last batch, as one
             more chunk of rows for every frame.
         options: metric options (e.g. ``net="vgg"`` for LPIPS), given to the metrics that take them,
             or per metric as a table under its name (``lpips={"net": "vgg"}, tlp={"net": "alex"}``);
@@ -229,7 +229,7 @@ def evaluate(
         finally:
             bar.close()
     frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=["frame", "protocol", *columns])
-    finished = _finish_sequence(evaluators, pair.frame_ids, audio, protocol_obj.id)
+    finished = _finish_sequence(evaluators, pair.frame_ids, audio, protocol_obj.id, truth)
     if finished is not None:
         if on_rows is not None and len(finished):
             on_rows(finished)
@@ -240,14 +240,16 @@ def evaluate(
 
 
 def _finish_sequence(evaluators: dict[str, registry.Evaluator], frame_ids: list[int], audio: Audio | None,
-                     protocol: str) -> pd.DataFrame | None:
+                     protocol: str, truth: TruthStore) -> pd.DataFrame | None:
     """The values of the sequence-level evaluators (those with ``finish``) for every evaluated frame, as
-    one chunk of rows (None when no evaluator has ``finish``)."""
+    one chunk of rows (None when no evaluator has ``finish``). ``shared`` lets the evaluators of one
+    call share their work (lse_d, lse_c and av_offset score once); ``truth`` carries the ground
+    truth's side (its audio features) across the methods of a sequence."""
     finishing = [e for e in evaluators.values() if hasattr(e, "finish")]
     if not finishing:
         return None
     shared: dict = {}
-    values = {column: v for evaluator in finishing for column, v in evaluator.finish(audio, shared).items()}
+    values = {column: v for evaluator in finishing for column, v in evaluator.finish(audio, shared, truth).items()}
     return pd.DataFrame({"frame": np.asarray(frame_ids), "protocol": protocol,
                          **{column: np.asarray(v, dtype=np.float64) for column, v in values.items()}})
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +299,109 @@ def pred_landmarks(batch: Batch, face_region: str) -> list[np.ndarray | None]:
     return batch.share(("pred landmarks", face_region), compute)
 
 
+LANDMARK_BACKENDS = ("dlib", "fan")
+FAN_VERSION = 1  # what FAN's stored ground-truth landmarks depend on besides the weights (shared by akd and lmd)
+
+
+@lru_cache(maxsize=2)
+def _fan(path: str, device_type: str):
+    from metrics.fan import load_fan
+
+    return load_fan(path, device_type)
+
+
+def fan_weight_path(weights: str | None) -> Path:
+    from metrics.fan import FAN_WEIGHTS
+
+    return usable_weight(FAN_WEIGHTS.key, weights)
+
+
+def gt_fan_landmarks(batch: Batch, weights: str | None, device: torch.device) -> list[np.ndarray | None]:
+    """FAN's 68 landmarks of the ground truth in every frame, from its dlib face box (None where dlib finds
+    no face): computed once per frame for every method and every metric (``akd``, ``lmd`` with
+    ``landmarks="fan"``) through the truth store."""
+    from metrics.fan import fan_landmarks
+
+    path = fan_weight_path(weights)
+
+    def landmarks() -> list[np.ndarray | None]:
+        boxes = [None if face is None else face.box for face in gt_faces(batch)]
+        found = [i for i, box in enumerate(boxes) if box is not None]
+        model = _fan(str(path), device.type)
+
+        def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
+            images = batch.uint8("gt")
+            return [{"landmarks": fan_landmarks(model, images[found[j]], boxes[found[j]])} for j in indices]
+
+        options = {**_dlib_options(), "fan": weight_stamp(path), "version": FAN_VERSION}
+        stored = batch.truth.get("fan", options, [(batch.gt_keys[i],) for i in found], compute)
+        out: list[np.ndarray | None] = [None] * len(batch)
+        for i, value in zip(found, stored):
+            out[i] = value["landmarks"]
+        return out
+
+    return batch.share(("gt fan landmarks", str(path)), landmarks)
+
+
+def pred_fan_landmarks(batch: Batch, weights: str | None, device: torch.device, face_region: str) -> list[np.ndarray | None]:
+    """FAN's 68 landmarks of the method's frames, shared by the metrics of the batch: from the ground
+    truth's face box (``face_region="gt"``) or from dlib's detection in the method's frame (``"detect"``);
+    None where there is no box."""
+    from metrics.fan import fan_landmarks
+
+    path = fan_weight_path(weights)
+
+    def landmarks() -> list[np.ndarray | None]:
+        images = batch.uint8("pred")
+        if face_region == "detect":
+            boxes = [None if found is None else found[0] for found in batch.map(detect_face, list(images))]
+        else:
+            boxes = [None if face is None else face.box for face in gt_faces(batch)]
+        model = _fan(str(path), device.type)
+        return [None if box is None else fan_landmarks(model, image, box) for image, box in zip(images, boxes)]
+
+    return batch.share(("pred fan landmarks", str(path), face_region), landmarks)
+
+
+def landmark_pairs(batch: Batch, backend: str, face_region: str, fan_weights: str | None,
+                   device: torch.device) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+    """(method's, ground truth's) 68 landmarks per frame from one backend: ``dlib`` (its shape predictor,
+    :func:`pred_landmarks`) or ``fan`` (face_alignment's FAN, :mod:`metrics.fan`); the one landmark
+    stack behind ``lmd``, ``mlmd`` and ``akd``."""
+    if backend == "fan":
+        return (pred_fan_landmarks(batch, fan_weights, device, face_region),
+                gt_fan_landmarks(batch, fan_weights, device))
+    return pred_landmarks(batch, face_region), [None if face is None else face.landmarks for face in gt_faces(batch)]
+
+
+def check_backend(name: str, landmarks: str) -> None:
+    if landmarks not in LANDMARK_BACKENDS:
+        raise InputError(f"{name}: landmarks must be one of {', '.join(LANDMARK_BACKENDS)}, got {landmarks!r}")
+
+
+def landmarks_unavailable(options: dict) -> str | None:
+    """Why a metric on ``options["landmarks"]`` cannot run: dlib (always: it finds the face box), and FAN's
+    weights with ``landmarks="fan"``."""
+    reason = dlib_unavailable(options)
+    if reason or options.get("landmarks") != "fan":
+        return reason
+    try:
+        fan_weight_path(options.get("fan_weights"))
+    except WeightsMissingError as error:
+        return str(error)
+    return None
+
+
+def landmark_weights(options: dict) -> dict[str, str | None]:
+    """The weight files a landmark metric loads with ``options``."""
+    from metrics.fan import FAN_WEIGHTS
+
+    files: dict[str, str | None] = {DLIB_LANDMARKS.key: None}
+    if options.get("landmarks") == "fan":
+        files[FAN_WEIGHTS.key] = options.get("fan_weights")
+    return files
+
+
 class FaceMetric(Evaluator):
     """A per-frame comparison of the faces of the generated and ground-truth frames."""
 
@@ -310,9 +414,12 @@ class FaceMetric(Evaluator):
             raise InputError(f"{name}: face_region must be one of {', '.join(FACE_REGIONS)}, got {self.face_region!r}")
         self.frames_without_face = 0
 
+    def landmarks_of(self, batch: Batch) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+        """(method's, ground truth's) landmarks per frame: dlib's."""
+        return landmark_pairs(batch, "dlib", self.face_region, None, self.device)
+
     def update(self, batch: Batch) -> dict[str, np.ndarray]:
-        gt_lmk = [None if face is None else face.landmarks for face in gt_faces(batch)]
-        pred_lmk = pred_landmarks(batch, self.face_region)
+        pred_lmk, gt_lmk = self.landmarks_of(batch)
         values = np.full(len(batch), np.nan)
         found = [i for i in range(len(batch)) if pred_lmk[i] is not None and gt_lmk[i] is not None]
         self.frames_without_face += len(batch) - len(found)
@@ -336,7 +443,19 @@ class LandmarkExpression(FaceMetric):
 
 
 class LandmarkDistance(FaceMetric):
+    """``lmd`` / ``mlmd`` on the landmarks of ``landmarks``: ``dlib`` (the default) or ``fan`` (FAN's 68
+    points as ``akd`` gets them; ``fan_weights``: its state-dict file, None: looked up)."""
+
     points = slice(0, 68)
+
+    def __init__(self, name: str, device: torch.device, *, landmarks: str = "dlib", fan_weights: str | None = None,
+                 **face: Any):
+        super().__init__(name, device, **face)
+        check_backend(name, landmarks)
+        self.landmarks, self.fan_weights = landmarks, fan_weights
+
+    def landmarks_of(self, batch: Batch) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
+        return landmark_pairs(batch, self.landmarks, self.face_region, self.fan_weights, self.device)
 
     def compare(self, batch, found, pred_lmk, gt_lmk):
         return np.array([landmark_distance(pred_lmk[i], gt_lmk[i], self.points) for i in found])
@@ -460,15 +579,18 @@ _LANDMARK_METRICS = (
      False, (0.0, 180.0)),
     ("lmk_expr", LandmarkExpression, "IOD", "landmark distance (points 17-67) after similarity alignment, over inter-ocular distance",
      False, (0.0, math.inf)),
-    ("lmd", LandmarkDistance, "IOD", "mean distance of the 68 dlib landmarks over the inter-ocular distance",
-     True, (0.0, math.inf)),
+    ("lmd", LandmarkDistance, "IOD", "mean distance of the 68 landmarks (dlib's, or FAN's with landmarks=\"fan\") "
+     "over the inter-ocular distance", True, (0.0, math.inf)),
     ("mlmd", MouthLandmarkDistance, "IOD", "mean distance of the 20 mouth landmarks over the inter-ocular distance",
      False, (0.0, math.inf)),
 )
 for _name, _cls, _unit, _description, _trace, _range in _LANDMARK_METRICS:
+    _distance = issubclass(_cls, LandmarkDistance)
     register(MetricSpec(_name, higher_is_better=False, unit=_unit, description=_description,
-                        factory=_factory(_cls, _name), needs=_DLIB, defaults=dict(FACE_DEFAULTS), check=_dlib_check,
-                        weights=lambda options: {DLIB_LANDMARKS.key: None}, kind="face", trace=_trace, value_range=_range,
+                        factory=_factory(_cls, _name), needs=_DLIB,
+                        defaults=keyword_defaults(_cls, FaceMetric) if _distance else dict(FACE_DEFAULTS),
+                        check=landmarks_unavailable if _distance else _dlib_check,
+                        weights=landmark_weights, kind="face", trace=_trace, value_range=_range,
                         version=FACE_VERSION))
 register(MetricSpec("csim", higher_is_better=True, unit="",
                     description="cosine similarity of dlib face-recognition descriptors, generated vs ground truth",

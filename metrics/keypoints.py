@@ -18,26 +18,22 @@ once per frame for every method.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import torch
 
-from metrics.errors import WeightsMissingError
-from metrics.face import FACE_REGIONS, _dlib_options, gt_faces
-from metrics.fan import FAN_WEIGHTS, fan_landmarks, load_fan
-from metrics.landmarks import DLIB_LANDMARKS
+from metrics.face import (
+    FACE_REGIONS,
+    FAN_VERSION,
+    check_backend,
+    landmark_pairs,
+    landmark_weights,
+    landmarks_unavailable,
+)
 from metrics.registry import Batch, Evaluator, MetricSpec, keyword_defaults, register
-from metrics.truth import weight_stamp
-from metrics.weights import usable_weight
 
-AKD_VERSION = 1
-
-
-@lru_cache(maxsize=2)
-def _fan(path: str, device_type: str):
-    return load_fan(path, device_type)
+AKD_VERSION = FAN_VERSION
 
 
 def akd(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -46,62 +42,34 @@ def akd(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 class KeypointDistance(Evaluator):
-    """``akd`` (see the module docstring)."""
+    """``akd`` (see the module docstring); ``landmarks="dlib"`` measures it on dlib's 68 landmarks instead
+    of FAN's (the landmarks ``lmd`` uses by default; not pose-evaluation's number)."""
 
-    def __init__(self, device: torch.device, *, fan_weights: str | None = None, face_region: str = "gt"):
+    def __init__(self, device: torch.device, *, fan_weights: str | None = None, face_region: str = "gt",
+                 landmarks: str = "fan"):
         from metrics.errors import InputError
 
         if face_region not in FACE_REGIONS:
             raise InputError(f"akd: face_region must be one of {', '.join(FACE_REGIONS)}, got {face_region!r}")
+        check_backend("akd", landmarks)
         self.columns = ("akd",)
-        self.device, self.weights, self.face_region = device, fan_weights, face_region
+        self.device, self.weights, self.face_region, self.landmarks = device, fan_weights, face_region, landmarks
 
     def update(self, batch: Batch) -> dict[str, np.ndarray]:
-        from metrics.landmarks import detect_face
-
-        path = usable_weight(FAN_WEIGHTS.key, self.weights)
-        model = _fan(str(path), self.device.type)
-        boxes = [None if face is None else face.box for face in gt_faces(batch)]
-        found = [i for i, box in enumerate(boxes) if box is not None]
-
-        def compute(indices: list[int]) -> list[dict[str, np.ndarray]]:
-            images = batch.uint8("gt")
-            return [{"landmarks": fan_landmarks(model, images[found[j]], boxes[found[j]])} for j in indices]
-
-        options = {**_dlib_options(), "fan": weight_stamp(path), "version": AKD_VERSION}
-        stored = batch.truth.get("fan", options, [(batch.gt_keys[i],) for i in found], compute)
-        gt_points = {i: v["landmarks"] for i, v in zip(found, stored)}
-        pred_images = batch.uint8("pred")
-        if self.face_region == "detect":
-            detected = batch.map(detect_face, [pred_images[i] for i in found])
-            pred_boxes = {i: None if d is None else d[0] for i, d in zip(found, detected)}
-        else:
-            pred_boxes = {i: boxes[i] for i in found}
-        values = np.full(len(batch), np.nan)
-        for i in found:
-            if pred_boxes[i] is not None:
-                values[i] = akd(fan_landmarks(model, pred_images[i], pred_boxes[i]), gt_points[i])
-        return {"akd": values}
-
-
-def akd_unavailable(options: dict) -> str | None:
-    from metrics.landmarks import dlib_unavailable
-
-    try:
-        usable_weight(FAN_WEIGHTS.key, options.get("fan_weights"))
-    except WeightsMissingError as error:
-        return str(error)
-    return dlib_unavailable(options)
+        pred, gt = landmark_pairs(batch, self.landmarks, self.face_region, self.weights, self.device)
+        return {"akd": np.array([np.nan if p is None or g is None else akd(p, g) for p, g in zip(pred, gt)])}
 
 
 def _factory(device: torch.device, protocol: Any = None, **options: Any) -> Evaluator:
     return KeypointDistance(device, **options)
 
 
+AKD_DEFAULTS = keyword_defaults(KeypointDistance)
 register(MetricSpec("akd", higher_is_better=False, unit="px",
                     description="AKD: mean absolute difference of FAN's 68 landmark coordinates, generated vs ground "
                                 "truth (FOMM's pose-evaluation)",
                     factory=_factory, needs=("package:dlib", "weights:2DFAN-4.pth.tar"),
-                    defaults=keyword_defaults(KeypointDistance), check=akd_unavailable, kind="face", trace=True,
-                    weights=lambda options: {FAN_WEIGHTS.key: options.get("fan_weights"), DLIB_LANDMARKS.key: None},
+                    defaults=AKD_DEFAULTS, check=lambda options: landmarks_unavailable({**AKD_DEFAULTS, **options}),
+                    kind="face", trace=True,
+                    weights=lambda options: landmark_weights({**AKD_DEFAULTS, **options}),
                     value_range=(0.0, math.inf), version=AKD_VERSION))

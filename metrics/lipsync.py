@@ -70,6 +70,7 @@ from metrics.syncnet import (
     sync_scores,
     window_count,
 )
+from metrics.truth import TruthStore, weight_stamp
 from metrics.weights import usable_weight
 
 CROP_SCALE = 0.4
@@ -118,17 +119,40 @@ def whole_frame_crop(image_bgr: np.ndarray) -> np.ndarray:
     return cv2.resize(image_bgr, (CROP, CROP))
 
 
-def score_crops(model: torch.nn.Module, crops: Any, count: int, audio: Audio, vshift: int = VSHIFT,
-                batch: int = 20) -> SyncScores | None:
-    """SyncNet scores of ``count`` BGR crops (``crops(i)`` gives crop ``i``) against ``audio``
-    (aligned to frame 0 at 25 fps); None when there are too few frames for a window."""
+def audio_windows(model: torch.nn.Module, audio: Audio, batch: int = 20) -> torch.Tensor:
+    """(W, D) SyncNet audio features of every 5-frame window the track covers (``W = floor(samples /
+    640) - 5`` at 16 kHz, the most any frame count can use): the ground truth's side of the score,
+    the same for every method of a sequence (:func:`gt_audio_windows` computes it once)."""
+    samples = _scored_samples(audio)
+    windows = window_count(len(samples) // round(AUDIO_RATE / FPS), len(samples))
+    if windows <= 0:
+        return torch.zeros(0, model.netfcaud[-1].out_features)
+    return audio_features(model, mfcc(samples, AUDIO_RATE), windows, batch)
+
+
+def _scored_samples(audio: Audio) -> np.ndarray:
+    """The track at 16 kHz, zero-padded to whole frames from frame 0 (what syncnet_python's MFCC sees)."""
     audio = audio.resampled(AUDIO_RATE)
-    samples = audio.for_frames(0, math.ceil(len(audio.samples) / (AUDIO_RATE / audio.fps)))
-    windows = window_count(count, len(samples))
+    return audio.for_frames(0, math.ceil(len(audio.samples) / (AUDIO_RATE / audio.fps)))
+
+
+def gt_audio_windows(model: torch.nn.Module, audio: Audio, truth: TruthStore, options: dict[str, Any]) -> torch.Tensor:
+    """:func:`audio_windows` through the truth store, keyed by the track's digest and ``options`` (the
+    weight file's stamp, versions, device): one computation per sequence, shared by every method."""
+    stored = truth.get("syncnet_audio", options, [(audio.digest(),)],
+                       lambda indices: [{"features": audio_windows(model, audio).numpy()}])
+    return torch.from_numpy(stored[0]["features"])
+
+
+def score_crops(model: torch.nn.Module, crops: Any, count: int, audio: Audio, vshift: int = VSHIFT,
+                batch: int = 20, audio_feats: torch.Tensor | None = None) -> SyncScores | None:
+    """SyncNet scores of ``count`` BGR crops (``crops(i)`` gives crop ``i``) against ``audio``
+    (aligned to frame 0 at 25 fps); None when there are too few frames for a window.
+    ``audio_feats``: the track's :func:`audio_windows`, when already computed."""
+    windows = window_count(count, len(_scored_samples(audio)))
     if windows <= 0:
         return None
-    cepstra = mfcc(samples, AUDIO_RATE)
-    cc = audio_features(model, cepstra, windows, batch)
+    cc = (audio_windows(model, audio, batch) if audio_feats is None else audio_feats)[:windows]
     video = []
     recent: list[torch.Tensor] = []
     pending: list[torch.Tensor] = []
@@ -202,11 +226,12 @@ class LipSync(Evaluator):
         """What the sequence's scores depend on besides the frames (shared by lse_d, lse_c, av_offset)."""
         return ("lipsync", self.weights, self.crop, self.face_region, self.vshift)
 
-    def finish(self, audio: Audio | None, shared: dict) -> dict[str, np.ndarray]:
-        """The per-frame values of every frame seen, in order (see the module docstring)."""
+    def finish(self, audio: Audio | None, shared: dict, truth: TruthStore | None = None) -> dict[str, np.ndarray]:
+        """The per-frame values of every frame seen, in order (see the module docstring). ``truth``: where
+        the ground truth's audio features are computed once per sequence (None: computed here)."""
         try:
             if self.key() not in shared:
-                shared[self.key()] = self._scores(audio)
+                shared[self.key()] = self._scores(audio, TruthStore() if truth is None else truth)
             scores = shared[self.key()]
         finally:
             self.spill.close()
@@ -217,7 +242,7 @@ class LipSync(Evaluator):
             values[:len(column)] = column
         return {self.name: values}
 
-    def _scores(self, audio: Audio | None) -> SyncScores | None:
+    def _scores(self, audio: Audio | None, truth: TruthStore) -> SyncScores | None:
         if audio is None:
             raise InputError(f"{self.name}: the sequence has no audio")
         if abs(audio.fps - FPS) > 1e-6:
@@ -235,8 +260,11 @@ class LipSync(Evaluator):
 
             def crops(i: int) -> np.ndarray:
                 return syncnet_crop(np.ascontiguousarray(self.spill.read(i)[:, :, ::-1]), *centres[i])
-        model = load_syncnet(usable_weight(SYNCNET_WEIGHTS.key, self.weights), self.device)
-        return score_crops(model, crops, count, audio, self.vshift)
+        path = usable_weight(SYNCNET_WEIGHTS.key, self.weights)
+        model = load_syncnet(path, self.device)
+        options = {"syncnet": weight_stamp(path), "torch": torch.__version__, "device": self.device.type,
+                   "version": LSE_VERSION}
+        return score_crops(model, crops, count, audio, self.vshift, audio_feats=gt_audio_windows(model, audio, truth, options))
 
 
 def lipsync_unavailable(options: dict) -> str | None:

@@ -119,7 +119,7 @@ class MetricSpec:
     ``face`` (NaN where no face is found; summaries state the share of frames it is defined on)
     ``runtime`` (measured while a method renders, not computed from frames: ``time_s``) or ``sequence``
     (its values need the whole sequence, given after the last batch by the evaluator's
-    ``finish(audio, shared)``; a stored part is recomputed from the first frame, like a temporal one).
+    ``finish(audio, shared, truth)``; a stored part is recomputed from the first frame, like a temporal one).
     """
 
     name: str

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from metrics.weights import checked_state, from_manifest
+from metrics.weights import checked_state, from_manifest, load_checkpoint
 
 AUDIO_RATE = 16000
 FPS = 25.0
@@ -49,29 +49,39 @@ def _bn_relu(layer: nn.Module, channels: int, dims: int, inplace: bool = True) -
 
 
 class SyncNet(nn.Module):
-    """syncnet_python's ``S`` (see the module docstring); ``forward_lip`` / ``forward_aud`` give the features."""
+    """syncnet_python's ``S`` (see the module docstring); ``forward_lip`` / ``forward_aud`` give the features.
 
-    def __init__(self, features: int = FEATURES):
+    ``width`` scales every layer's channels (1: syncnet_python's network) and ``features`` sets the
+    embedding size: the same architecture at a reduced width, for weights a test trains on CPU
+    (:func:`syncnet_state` reads both from a state dict's shapes)."""
+
+    def __init__(self, features: int = FEATURES, width: float = 1.0):
         super().__init__()
         c2, c3 = nn.Conv2d, nn.Conv3d
+
+        def w(channels: int) -> int:
+            return max(1, round(channels * width))
+
         self.netcnnaud = nn.Sequential(
-            *_bn_relu(c2(1, 64, (3, 3), (1, 1), (1, 1)), 64, 2), nn.MaxPool2d((1, 1), (1, 1)),
-            *_bn_relu(c2(64, 192, (3, 3), (1, 1), (1, 1)), 192, 2), nn.MaxPool2d((3, 3), (1, 2)),
-            *_bn_relu(c2(192, 384, (3, 3), padding=(1, 1)), 384, 2),
-            *_bn_relu(c2(384, 256, (3, 3), padding=(1, 1)), 256, 2),
-            *_bn_relu(c2(256, 256, (3, 3), padding=(1, 1)), 256, 2), nn.MaxPool2d((3, 3), (2, 2)),
-            *_bn_relu(c2(256, 512, (5, 4), padding=(0, 0)), 512, 2, inplace=False),
+            *_bn_relu(c2(1, w(64), (3, 3), (1, 1), (1, 1)), w(64), 2), nn.MaxPool2d((1, 1), (1, 1)),
+            *_bn_relu(c2(w(64), w(192), (3, 3), (1, 1), (1, 1)), w(192), 2), nn.MaxPool2d((3, 3), (1, 2)),
+            *_bn_relu(c2(w(192), w(384), (3, 3), padding=(1, 1)), w(384), 2),
+            *_bn_relu(c2(w(384), w(256), (3, 3), padding=(1, 1)), w(256), 2),
+            *_bn_relu(c2(w(256), w(256), (3, 3), padding=(1, 1)), w(256), 2), nn.MaxPool2d((3, 3), (2, 2)),
+            *_bn_relu(c2(w(256), w(512), (5, 4), padding=(0, 0)), w(512), 2, inplace=False),
         )
-        self.netfcaud = nn.Sequential(nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, features))
-        self.netfclip = nn.Sequential(nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, features))
+        self.netfcaud = nn.Sequential(nn.Linear(w(512), w(512)), nn.BatchNorm1d(w(512)), nn.ReLU(),
+                                      nn.Linear(w(512), features))
+        self.netfclip = nn.Sequential(nn.Linear(w(512), w(512)), nn.BatchNorm1d(w(512)), nn.ReLU(),
+                                      nn.Linear(w(512), features))
         self.netcnnlip = nn.Sequential(
-            *_bn_relu(c3(3, 96, (5, 7, 7), (1, 2, 2), 0), 96, 3), nn.MaxPool3d((1, 3, 3), (1, 2, 2)),
-            *_bn_relu(c3(96, 256, (1, 5, 5), (1, 2, 2), (0, 1, 1)), 256, 3),
+            *_bn_relu(c3(3, w(96), (5, 7, 7), (1, 2, 2), 0), w(96), 3), nn.MaxPool3d((1, 3, 3), (1, 2, 2)),
+            *_bn_relu(c3(w(96), w(256), (1, 5, 5), (1, 2, 2), (0, 1, 1)), w(256), 3),
             nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
-            *_bn_relu(c3(256, 256, (1, 3, 3), padding=(0, 1, 1)), 256, 3),
-            *_bn_relu(c3(256, 256, (1, 3, 3), padding=(0, 1, 1)), 256, 3),
-            *_bn_relu(c3(256, 256, (1, 3, 3), padding=(0, 1, 1)), 256, 3), nn.MaxPool3d((1, 3, 3), (1, 2, 2)),
-            *_bn_relu(c3(256, 512, (1, 6, 6), padding=0), 512, 3),
+            *_bn_relu(c3(w(256), w(256), (1, 3, 3), padding=(0, 1, 1)), w(256), 3),
+            *_bn_relu(c3(w(256), w(256), (1, 3, 3), padding=(0, 1, 1)), w(256), 3),
+            *_bn_relu(c3(w(256), w(256), (1, 3, 3), padding=(0, 1, 1)), w(256), 3), nn.MaxPool3d((1, 3, 3), (1, 2, 2)),
+            *_bn_relu(c3(w(256), w(512), (1, 6, 6), padding=0), w(512), 3),
         )
 
     def forward_aud(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,9 +104,23 @@ def _fill_batch_counters(state: dict) -> dict:
     return state
 
 
-def syncnet_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """The state dict in a ``syncnet_v2.model`` file, checked to fit :class:`SyncNet`."""
-    return checked_state(path, SyncNet, "SyncNet (syncnet_python's S)", convert=_fill_batch_counters)
+def syncnet_shape(state: object) -> tuple[int, float]:
+    """(features, width) of the :class:`SyncNet` a state dict fits, read from its shapes (syncnet_python's
+    network: (1024, 1.0)); the full network's when the keys are not there (the check then names them)."""
+    if isinstance(state, dict):
+        first, last = state.get("netcnnaud.0.weight"), state.get("netfcaud.3.weight")
+        if isinstance(first, torch.Tensor) and isinstance(last, torch.Tensor) and first.ndim == 4 and last.ndim == 2:
+            return int(last.shape[0]), first.shape[0] / 64
+    return FEATURES, 1.0
+
+
+def syncnet_state(path: str | Path) -> tuple[dict[str, torch.Tensor], tuple[int, float]]:
+    """The state dict in a ``syncnet_v2.model`` file, checked to fit :class:`SyncNet` at the width its
+    shapes give, and that (features, width)."""
+
+    shape = syncnet_shape(_fill_batch_counters(load_checkpoint(path)))
+    state = checked_state(path, lambda: SyncNet(*shape), "SyncNet (syncnet_python's S)", convert=_fill_batch_counters)
+    return state, shape
 
 
 SYNCNET_WEIGHTS = from_manifest("syncnet-v2", check=lambda path: syncnet_state(path))
@@ -104,8 +128,9 @@ SYNCNET_WEIGHTS = from_manifest("syncnet-v2", check=lambda path: syncnet_state(p
 
 def load_syncnet(path: str | Path, device: torch.device | str = "cpu") -> SyncNet:
     """:class:`SyncNet` with the weights of ``path``, in evaluation mode."""
-    model = SyncNet()
-    model.load_state_dict(syncnet_state(path))
+    state, shape = syncnet_state(path)
+    model = SyncNet(*shape)
+    model.load_state_dict(state)
     return model.eval().to(device)
 
 
@@ -130,7 +155,7 @@ def audio_features(model: SyncNet, cepstra: np.ndarray, windows: int, batch: int
         for i in range(0, windows, batch):
             chunk = [cct[:, :, :, t * MFCC_PER_FRAME:t * MFCC_PER_FRAME + MFCC_WINDOW] for t in range(i, min(windows, i + batch))]
             out.append(model.forward_aud(torch.cat(chunk, 0).to(device)).cpu())
-    return torch.cat(out, 0) if out else torch.zeros(0, FEATURES)
+    return torch.cat(out, 0) if out else torch.zeros(0, model.netfcaud[-1].out_features)
 
 
 def lip_features(model: SyncNet, crops: torch.Tensor) -> torch.Tensor:

@@ -70,9 +70,9 @@ def test_bad_audio_beside_frames_is_one_line_exit_2(tmp_path):
 def test_offset_search_finds_a_known_shift(shift):
     """SyncNet's scoring (calc_pdist + the offset search) on features that carry the synchronised signal:
     each window's video feature is its 5 frames of mouth opening, each audio feature the loudness of the
-    same 5 frames of the track. Random SyncNet weights carry no sync signal, and a SyncNet trained on
-    the synthetic audio does not fit a CPU test run; so the network's part of the property is not
-    tested here (its equality with syncnet_python is, in tests/test_calibration_lipsync.py)."""
+    same 5 frames of the track. Random SyncNet weights carry no sync signal: the property with a network
+    that has learnt the synthetic face's sync is tests/test_lipsync_trained.py (its equality with
+    syncnet_python is tests/test_calibration_lipsync.py)."""
     rng = np.random.default_rng(0)
     frames = 80
     mouth = np.convolve(rng.random(frames + 40), np.ones(3) / 3, mode="same")[20:20 + frames]

@@ -52,6 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--face-region", default=None, choices=("gt", "detect"),
                         help="face metrics: locate the method's face from the ground truth's face region (gt, the "
                              "default) or detect it in the method's frame (detect: frames without a detected face drop out)")
+    parser.add_argument("--face-landmarks", dest="landmarks_backend", default=None, choices=("dlib", "fan"),
+                        help="landmarks of lmd, mlmd and akd: dlib's shape predictor or FAN's (face_alignment) 68 points "
+                             "(default: dlib for lmd and mlmd, fan for akd)")
+    parser.add_argument("--fan-weights", default=None, help="path of 2DFAN-4.pth.tar for akd and FAN landmarks (default: "
+                        "looked up as cabench weights lists)")
+    parser.add_argument("--syncnet-weights", default=None, help="path of syncnet_v2.model for lse_d, lse_c, av_offset "
+                        "(default: looked up as cabench weights lists)")
+    parser.add_argument("--lse-crop", default=None, choices=("syncnet", "frame"),
+                        help="lip-sync crops: syncnet_python's face crop (default) or the whole frame (Wav2Lip's LRS scoring)")
     parser.add_argument("--lpips-net", default=None, choices=("alex", "vgg"), help="LPIPS trunk (default: alex)")
     parser.add_argument("--lpips-weights", default=None, help="path of the LPIPS trunk's torchvision state dict (default: looked up as cabench weights lists)")
     parser.add_argument("--fid-weights", default=None, help="FID/KID Inception weights in pytorch-fid's format (default: "
@@ -93,8 +102,10 @@ def metric_options(args: argparse.Namespace) -> dict:
         options["net"] = args.lpips_net
     if args.lpips_weights:
         options["backbone_weights"] = args.lpips_weights
+    if getattr(args, "landmarks_backend", None):
+        options["landmarks"] = args.landmarks_backend
     for name in ("flow", "flow_weights", "flow_updates", "crop", "variant", "deca_weights", "face_region", "fid_weights",
-                 "resamples"):
+                 "resamples", "fan_weights", "syncnet_weights", "lse_crop"):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
