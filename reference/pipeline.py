@@ -78,6 +78,7 @@ from reference.tsd import tsd
 
 __all__ = ["ABLATIONS", "NEUTRAL", "ConsistentAvatarOutput", "ConsistentAvatarPipeline"]
 NEUTRAL = "neutral"
+EMOTION_DB = "emotion_db"  # the folder's expression database (reference.emotion)
 OUTPUT_TYPES = ("pt", "np", "pil", "latent")
 
 
@@ -112,6 +113,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.refiner = None
+        self.emotion_database = None  # reference.emotion.ExpressionDatabase the FCSD was trained with, if any
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, ablation: str | None = None, lcm_lora: bool = True,
@@ -135,6 +137,10 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
                 load_distilled(pipe, root, variant)
             load_user_adapters(pipe, root, dropped=() if lcm_lora else (LCM_ADAPTER,))
         pipe.scheduler = checkpoint_sampler(pipe.scheduler, distilled=has_lcm_lora(pipe.unet))
+        if (root / EMOTION_DB).is_dir():
+            from reference.emotion import ExpressionDatabase
+
+            pipe.emotion_database = ExpressionDatabase.from_folder(root / EMOTION_DB)
         return pipe
 
     def save_pretrained(self, save_directory, *args, **kwargs):
@@ -153,6 +159,10 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
             if has_lcm_lora(getattr(self, name)):
                 save_lcm_lora(getattr(self, name), folder / sub)
         save_user_adapters(self, folder, skip=LCM_ADAPTER)
+        if (folder / EMOTION_DB).is_dir():
+            shutil.rmtree(folder / EMOTION_DB)
+        if self.emotion_database is not None:
+            self.emotion_database.save(folder / EMOTION_DB)
 
     @property
     def trained_ablation(self) -> str | None:
@@ -185,8 +195,12 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         index = torch.tensor([distinct.index(label) for label in labels], device=pooled.device)
         return pooled[index]
 
-    def emotion_labels(self, emotion, count: int) -> list[str]:
-        """Per-frame labels: none gives "neutral", one string labels every frame, a list one per frame."""
+    def emotion_labels(self, emotion, count: int, expression=None) -> list[str]:
+        """Per-frame labels: one string labels every frame, a list one per frame; none: each frame's label
+        from its ``expression`` (N, 100) by the pipeline's emotion database (``emotion_db/``, the one its
+        FCSD was trained with), else "neutral"."""
+        if emotion is None and self.emotion_database is not None and expression is not None:
+            return self.emotion_database.label(torch.as_tensor(expression).detach().cpu().float().numpy())
         if emotion is None:
             return [NEUTRAL] * count
         if isinstance(emotion, str):
@@ -315,7 +329,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         if switched == "wo_normal":
             normal = torch.zeros_like(normal)
         if emotion_embeds is None:
-            emotion_embeds = self.embed_emotions(self.emotion_labels(emotion, n))
+            emotion_embeds = self.embed_emotions(self.emotion_labels(emotion, n, expression))
         elif emotion_embeds.shape[0] != n:
             raise CabenchError(f"emotion_embeds: {emotion_embeds.shape[0]} rows for {n} frames")
         emotions = emotion_embeds.to(device).float()

@@ -290,15 +290,13 @@ def load_for_stage(options: TrainOptions, target: Target, output: Path, config: 
 
 
 def frame_emotions(pipe, data: SequenceData, emotion_db=None) -> tuple[torch.Tensor, list[str]]:
-    """Per-frame emotion embeddings: labels from the expression database, else "neutral"."""
-    from reference.pipeline import NEUTRAL
-
+    """Per-frame emotion embeddings: labels from the expression database ``emotion_db`` (a folder, which
+    then becomes the pipeline's, saved with it), else from the one the pipeline folder holds, else "neutral"."""
     if emotion_db is not None:
         from reference.emotion import ExpressionDatabase
 
-        labels = ExpressionDatabase.from_folder(emotion_db).label(data.expression)
-    else:
-        labels = [NEUTRAL] * len(data)
+        pipe.emotion_database = ExpressionDatabase.from_folder(emotion_db)
+    labels = pipe.emotion_labels(None, len(data), data.expression)
     return pipe.embed_emotions(labels).float().cpu(), labels
 
 
@@ -454,7 +452,10 @@ def save_target(pipe, target: Target, output: Path, options: TrainOptions) -> No
     LCM-LoRA), dropping an LCM-LoRA distilled from weights this stage replaced."""
     from reference.ablations import write_variant_record
     from reference.lcm import LORA_FOLDERS, save_lcm_lora
+    from reference.pipeline import EMOTION_DB
 
+    if pipe.emotion_database is not None:  # the labels the FCSD trained with label frames at inference too
+        pipe.emotion_database.save(output / EMOTION_DB)
     if target.lora_unet is not None:
         save_lcm_lora(getattr(pipe, target.lora_unet), target.folder / LORA_FOLDERS[target.lora_unet])
         return
