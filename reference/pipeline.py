@@ -74,7 +74,7 @@ from reference.schedulers import (
     is_lcm,
     make_scheduler,
 )
-from reference.tsd import tsd
+from reference.tsd import PAPER_CUTOFF, tsd
 
 __all__ = ["ABLATIONS", "NEUTRAL", "ConsistentAvatarOutput", "ConsistentAvatarPipeline"]
 NEUTRAL = "neutral"
@@ -99,7 +99,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
     _callback_tensor_inputs = ["latents"]
 
     def __init__(self, vae, text_encoder, tokenizer, tsdm_unet, tsdm_encoder, unet, controlnet, fcsd_encoder,
-                 scheduler, trained_ablation: str | None = None):
+                 scheduler, trained_ablation: str | None = None, tsd_cutoff: float = PAPER_CUTOFF):
         super().__init__()
         if tsdm_unet.config.get("shares_base_with") == "unet":
             tsdm_unet.tie_base(unet)  # sd15: the TSDM runs on the FCSD's frozen SD UNet (one copy)
@@ -110,6 +110,8 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         )
         # the paper row the FCSD was trained as (None: the full model); saved in model_index.json
         self.register_to_config(trained_ablation=trained_ablation)
+        # the TSD's high-pass cutoff D the models were trained with (reference.tsd); saved in model_index.json
+        self.register_to_config(tsd_cutoff=float(tsd_cutoff))
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.refiner = None
@@ -182,6 +184,10 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
     def encode_empty_prompt(self) -> torch.Tensor:
         """Empty-prompt CLIP hidden states (1, L, D) in the UNet's dtype: the UNets' own text context."""
         return self.text_encoder(self._tokens([""]))[0].to(self.unet.dtype)
+
+    def tsd_of(self, images: torch.Tensor) -> torch.Tensor:
+        """TSD maps of ``images`` (N,3,H,W) at the cutoff the pipeline was trained with (``tsd_cutoff``)."""
+        return tsd(images, cutoff=float(self.config.get("tsd_cutoff", PAPER_CUTOFF)))
 
     def text_context(self, batch: int) -> torch.Tensor:
         """The empty-prompt context expanded to ``batch`` rows (B, L, D)."""
@@ -318,7 +324,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         n = rgb.shape[0]
         rgb, normal = rgb.to(device, torch.float32), normal.to(device, torch.float32)
         pose, expression = pose.to(device, torch.float32), expression.to(device, torch.float32)
-        proxy = tsd(rgb)
+        proxy = self.tsd_of(rgb)
         if ablation in UNALIGNED_TSD:
             guide = proxy  # no stage 2: the unaligned TSD of the stage-1 RGB
         else:

@@ -138,7 +138,6 @@ def render_timed(pipe, inputs: dict, scheduler_kind: str, steps: int, seed: int 
     those ``pipe(..., generator=frame_generators(N, seed))`` gives with this sampler.
     """
     from reference.schedulers import make_scheduler
-    from reference.tsd import tsd
 
     device = pipe._execution_device
     scheduler = make_scheduler(scheduler_kind, pipe.scheduler.config)
@@ -149,7 +148,7 @@ def render_timed(pipe, inputs: dict, scheduler_kind: str, steps: int, seed: int 
         context = pipe.encode_empty_prompt()
         emotions = pipe.embed_emotions(inputs["labels"]).float()
     with _timer(ms, "tsd", device):
-        proxy = tsd(rgb)
+        proxy = pipe.tsd_of(rgb)
     with _timer(ms, "tsdm", device):
         guide = pipe.align_tsd(proxy, pose, expression, steps, generators, scheduler, context)
     with _timer(ms, "conditions", device):
@@ -231,8 +230,6 @@ def render_stock(pipe, stock: tuple, inputs: dict, scheduler_kind: str, steps: i
     ``ms`` (optional) receives the milliseconds of the whole run under ``"stock_total"`` (frame by
     frame) or ``"stock_batch_total"`` (batched).
     """
-    from reference.tsd import tsd
-
     tsdm, fcsd = stock
     device = pipe._execution_device
     size, count = inputs["rgb"].shape[-1], len(inputs["rgb"])
@@ -242,7 +239,7 @@ def render_stock(pipe, stock: tuple, inputs: dict, scheduler_kind: str, steps: i
         for part in _frame_groups(count, batched):
             generator = _call_generators(generators, part, batched)
             rgb, normal, pose, expression = (inputs[k][part].to(device) for k in ("rgb", "normal", "pose", "expression"))
-            f_c = pipe.tsdm_encoder(tsd(rgb), pose, expression).to(pipe.tsdm_unet.dtype)
+            f_c = pipe.tsdm_encoder(pipe.tsd_of(rgb), pose, expression).to(pipe.tsdm_unet.dtype)
             guide = _stock_call(tsdm, scheduler_kind, pipe.scheduler.config, size, steps, generator,
                                 **_condition_kwargs(f_c, batched)).float()
             emotion = pipe.embed_emotions(inputs["labels"][part]).float()

@@ -10,7 +10,12 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.datasets.synthetic import motion, sequence_motion, synthetic_splits
-from benchmark.datasets.synthetic_motion import EMOTIONS, emotion_reference, expression_vector, stationary_motion
+from benchmark.datasets.synthetic_motion import (
+    EMOTIONS,
+    emotion_reference,
+    expression_vector,
+    stationary_motion,
+)
 from reference.data import nearest_frame_distance
 from reference.emotion import ExpressionDatabase
 
@@ -87,3 +92,29 @@ def test_v1_is_the_default_and_the_motion_is_recorded_only_for_v2(tmp_path):
     assert "motion" not in v1 and all("emotion" not in f for f in v1["frames"])
     assert main(["synth", "--out", str(tmp_path), "--name", "db", "--emotion-reference"]) == 0
     assert ExpressionDatabase.from_folder(tmp_path / "db").label_names == sorted(EMOTIONS)
+
+
+def test_the_demo_tables_pair_frames_and_order_rows_by_the_difference():
+    """A row that is the full model plus a constant scores exactly that constant above it, with an interval of
+    zero width; rows come best first; the held-out and training means sit side by side."""
+    import pandas as pd
+
+    from benchmark.demo_tables import paired_table, split_table
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(20, 1, size=(2, 8))
+    rows = []
+    for method, shift in (("full", 0.0), ("worse", -1.5), ("better", 0.5)):
+        for s, sequence in enumerate(("a", "b")):
+            for frame in range(8):
+                rows.append({"method": method, "sequence": sequence, "frame": frame, "protocol": "canonical",
+                             "psnr": base[s, frame] + shift, "ssim": 0.5 + shift / 10})
+    per_frame = pd.DataFrame(rows)
+    table = paired_table(per_frame, "full", ["full", "worse", "better"]).splitlines()
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| better", "| worse"]
+    assert "+0.500 [+0.500, +0.500]" in table[2] and "-1.500 [-1.500, -1.500]" in table[3]
+    train = per_frame.assign(psnr=per_frame["psnr"] + 3)
+    lines = split_table(per_frame, train[train["method"] != "worse"]).splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| full | ")
+    test_mean, train_mean = (float(v) for v in lines[2].split(" | ")[1:3])
+    assert train_mean == pytest.approx(test_mean + 3, abs=1e-3)
