@@ -123,7 +123,9 @@ def demo_config(out: Path, data: Path, device: str = "cpu") -> RunConfig:
 def train_config(config: RunConfig, out: Path) -> RunConfig:
     """The same run on the training frames, for the rows scored there: the stage-1 proxy, its VAE round
     trip and the reference model's rows (the degradations say nothing about training), PSNR and SSIM."""
-    rows = [m for m in config.methods if m.adapter in ("insta", "proxy_vae", "consistentavatar")]
+    rows = [m for m in config.methods if m.adapter in ("proxy_vae", "consistentavatar")]
+    if any(m.adapter == "insta" for m in config.methods):  # INSTA's own renders are of the test split only
+        rows.insert(0, MethodConfig(STAGE1_ROW, adapter="proxy_vae", settings={"vae": False}))
     return RunConfig(datasets=config.datasets, methods=tuple(rows), metrics=SCORED_ON_TRAIN, out=str(out),
                      protocol=config.protocol, device=config.device, batch_size=config.batch_size, split="train")
 
