@@ -136,7 +136,11 @@ def with_notes(publish: Publisher | None, notes: list[str]) -> Publisher | None:
         return None
 
     def noted(out, **kwargs):
+        import json
+
         kwargs["metadata"] = {**(kwargs.get("metadata") or {}), "notes": notes}
+        # the report reads the run's metadata.json (written just before publishing): the notes go there too
+        atomic_write_text(Path(out) / "metadata.json", json.dumps(kwargs["metadata"], indent=1, default=str) + "\n")
         return publish(out, **kwargs)
 
     return noted
