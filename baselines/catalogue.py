@@ -29,6 +29,7 @@ ADAPTERS.register_lazy("maavatar", "baselines.folders:MAAvatar")
 ADAPTERS.register_lazy("nerface", "baselines.folders:NeRFace")
 ADAPTERS.register_lazy("nha", "baselines.folders:NHA")
 ADAPTERS.register_lazy("pointavatar", "baselines.folders:PointAvatar")
+ADAPTERS.register_lazy("proxy_vae", "baselines.proxy_vae:ProxyThroughVAE")
 ADAPTERS.register_lazy("sadtalker", "baselines.sadtalker:SadTalker")
 
 

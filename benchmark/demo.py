@@ -35,15 +35,20 @@ from benchmark.threads import one_thread_unless_set
 if TYPE_CHECKING:
     from benchmark.engine.outputs import Publisher
 
+PROXY_VAE_ROW = "INSTA (stage-1 proxy) -> VAE"
+
 DEMO_SEQUENCES = 2
 DEMO_FRAMES = 64     # test split = the last quarter: 16 frames per sequence
 DEMO_SIZE = 128
+DEMO_MOTION = "v2"   # the synthetic motion generator (benchmark.datasets.synthetic_motion): stationary, with emotions
 STAGE1_ROW = "INSTA (stage-1 proxy)"
+SCORED_ON_TRAIN = ("psnr", "ssim")  # the metrics of the training-frame table
 
 
 def make_data(root: Path, sequences: int = DEMO_SEQUENCES, frames: int = DEMO_FRAMES, size: int = DEMO_SIZE,
-              seed: int = 0, progress: bool = True) -> Path:
-    """The synthetic sequences ``talk0``, ``talk1``, ... under ``root`` (kept if already written)."""
+              seed: int = 0, progress: bool = True, motion_version: str = DEMO_MOTION) -> Path:
+    """The synthetic sequences ``talk0``, ``talk1``, ... under ``root`` (kept if already written with
+    these frames, seed and motion generator)."""
     import json
 
     from benchmark.datasets.synthetic import write_sequence
@@ -54,11 +59,13 @@ def make_data(root: Path, sequences: int = DEMO_SEQUENCES, frames: int = DEMO_FR
         if transforms.exists():
             try:
                 header = json.loads(transforms.read_text())
-                if len(header.get("frames", [])) == frames and header.get("seed", seed + index) == seed + index:
+                if (len(header.get("frames", [])) == frames and header.get("seed", seed + index) == seed + index
+                        and header.get("motion", "v1") == motion_version):
                     continue
             except (OSError, json.JSONDecodeError):
                 pass
-        write_sequence(root, frames=frames, size=size, seed=seed + index, name=name, progress=progress)
+        write_sequence(root, frames=frames, size=size, seed=seed + index, name=name, progress=progress,
+                       motion_version=motion_version, overwrite=True)
     return root
 
 
@@ -80,6 +87,8 @@ def demo_methods() -> list[MethodConfig]:
     if "insta" in adapters:
         methods.append(MethodConfig(STAGE1_ROW, adapter="insta", settings={"experiment": "stage1_proxy"}))
     checkpoint = reference_checkpoint()
+    if checkpoint and "proxy_vae" in adapters:  # the floor a latent model must beat
+        methods.append(MethodConfig(PROXY_VAE_ROW, adapter="proxy_vae", settings={"checkpoint": checkpoint}))
     if checkpoint and "consistentavatar" in adapters:
         from baselines.consistentavatar import ABLATION_ROWS
         from reference.ablations import ALIASES, trained_variant, trained_variants
@@ -111,11 +120,61 @@ def demo_config(out: Path, data: Path, device: str = "cpu") -> RunConfig:
                      split="test")
 
 
+def train_config(config: RunConfig, out: Path) -> RunConfig:
+    """The same run on the training frames, for the rows scored there: the stage-1 proxy, its VAE round
+    trip and the reference model's rows (the degradations say nothing about training), PSNR and SSIM."""
+    rows = [m for m in config.methods if m.adapter in ("proxy_vae", "consistentavatar")]
+    if any(m.adapter == "insta" for m in config.methods):  # INSTA's own renders are of the test split only
+        rows.insert(0, MethodConfig(STAGE1_ROW, adapter="proxy_vae", settings={"vae": False}))
+    return RunConfig(datasets=config.datasets, methods=tuple(rows), metrics=SCORED_ON_TRAIN, out=str(out),
+                     protocol=config.protocol, device=config.device, batch_size=config.batch_size, split="train")
+
+
+def with_notes(publish: Publisher | None, notes: list[str]) -> Publisher | None:
+    """``publish`` with ``notes`` added to the run's metadata (shown above the report's tables)."""
+    if publish is None:
+        return None
+
+    def noted(out, **kwargs):
+        import json
+
+        kwargs["metadata"] = {**(kwargs.get("metadata") or {}), "notes": notes}
+        # the report reads the run's metadata.json (written just before publishing): the notes go there too
+        atomic_write_text(Path(out) / "metadata.json", json.dumps(kwargs["metadata"], indent=1, default=str) + "\n")
+        return publish(out, **kwargs)
+
+    return noted
+
+
+def write_extra_tables(report, train_report, log: Callable[[str], None]) -> None:
+    """``heldout_vs_train.md`` and ``paired.md`` (:mod:`benchmark.demo_tables`) into the run folder."""
+    from baselines.consistentavatar import ABLATION_ROWS
+    from benchmark.demo_tables import CAPTION, paired_table, split_table
+
+    texts = {}
+    if train_report is not None:
+        texts["heldout_vs_train.md"] = ("Mean on the held-out test frames and on the training frames.\n\n"
+                                        + split_table(report.per_frame, train_report.per_frame))
+    full = ABLATION_ROWS[None]
+    if full in set(report.per_frame["method"]):
+        shown = [m for m in dict.fromkeys(report.per_frame["method"])
+                 if m in set(ABLATION_ROWS.values()) | {STAGE1_ROW, PROXY_VAE_ROW}]
+        texts["paired.md"] = (f"Each row minus {full} on the same held-out frames (block bootstrap, 95% interval), "
+                              f"best first.\n\n" + paired_table(report.per_frame, full, shown))
+    for name, text in texts.items():
+        atomic_write_text(report.out / name, f"{CAPTION}\n\n{text}")
+        log(f"wrote {report.out / name}")
+
+
 def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int = DEMO_SIZE,
              sequences: int = DEMO_SEQUENCES, seed: int = 0, device: str = "cpu", force: bool = False,
-             progress: bool = True, log: Callable[[str], None] = print, publish: Publisher | None = None):
+             progress: bool = True, log: Callable[[str], None] = print, publish: Publisher | None = None,
+             train_frames: bool = True):
     """Make the data, run every offline method and metric on it, write the report (through ``publish``,
-    see :func:`benchmark.runner.run_config`); returns the RunReport."""
+    see :func:`benchmark.runner.run_config`); returns the RunReport. ``train_frames``: also score the
+    reference rows on the training frames (a second run in ``OUT/train_frames``) for
+    ``heldout_vs_train.md``."""
+    from benchmark.demo_tables import CAPTION
     from benchmark.engine.methods import ADAPTER_RULES
     from benchmark.runner import claim_folder, run_config
     from metrics.errors import CabenchError
@@ -134,4 +193,15 @@ def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int
         atomic_write_text(out / "demo.toml", to_toml(config, ADAPTER_RULES))
         log(f"methods: {', '.join(m.name for m in config.methods)}")
         log(f"metrics: {', '.join(config.metrics)}")
-        return run_config(config, force=force, progress=progress, shard=(0, 1), log=log, publish=publish)
+        reference = reference_checkpoint() is not None
+        notes = [CAPTION] if reference else []
+        report = run_config(config, force=force, progress=progress, shard=(0, 1), log=log,
+                            publish=with_notes(publish, notes))
+        train_report = None
+        if train_frames and reference:
+            log("scoring the reference rows on the training frames too (OUT/train_frames)")
+            train_report = run_config(train_config(config, out / "train_frames"), force=force, progress=progress,
+                                      shard=(0, 1), log=log, publish=None)
+        if reference:
+            write_extra_tables(report, train_report, log)
+        return report

@@ -1,5 +1,9 @@
 """Emotion module (paper section 4.2): label each frame by its nearest MEAD expression.
 
+A pipeline folder keeps the database its FCSD was trained with in ``emotion_db/`` (one
+``<label>/frames.npy`` per label, rows L2-normalised: cosine similarity does not depend on the
+scale); such a pipeline labels each frame by its expression when no label is given, as at training.
+
 The database is built from MEAD-style clips: a folder ``<db>/<emotion label>/<clip>.npy`` (or
 ``.txt``), each holding a (frames, 100) array of FLAME/DECA expression vectors. A frame gets the
 label of the database vector with the highest cosine similarity to its expression (batched matrix
@@ -54,6 +58,16 @@ class ExpressionDatabase:
         if not clips:
             raise InputError(f"{folder} holds no <label>/<clip>.npy or .txt expression arrays")
         return cls.from_arrays(clips)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``folder/<label>/frames.npy`` (that label's rows, in order), read back by :meth:`from_folder`
+        as the same database (same rows in the same order, so the same labels)."""
+        folder = Path(folder)
+        for name in self.label_names:
+            rows = self.vectors[[i for i, label in enumerate(self.labels) if label == name]]
+            (folder / name).mkdir(parents=True, exist_ok=True)
+            np.save(folder / name / "frames.npy", rows.numpy())
+        return folder
 
     def label(self, expressions: np.ndarray | torch.Tensor, chunk: int = 4096) -> list[str]:
         """Label of the most cosine-similar database frame for each row of ``expressions`` (N, D)."""

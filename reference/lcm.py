@@ -198,10 +198,8 @@ class ConsistencyDistillation(nn.Module):
         with torch.no_grad():
             context = pipe.text_context(batch["image"].shape[0])
             if self.component == "tsdm":
-                from reference.tsd import tsd
-
-                latents = pipe.encode_latents(tsd(batch["image"]))
-                f_c = pipe.tsdm_encoder(tsd(batch["rgb"]), batch["pose"], batch["expression"])
+                latents = pipe.encode_latents(pipe.tsd_of(batch["image"]))
+                f_c = pipe.tsdm_encoder(pipe.tsd_of(batch["rgb"]), batch["pose"], batch["expression"])
             else:
                 latents = pipe.encode_latents(batch["image"])
                 control, f_d = pipe.fcsd_condition(batch["normal"], batch["guide"], batch["pose"],

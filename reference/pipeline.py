@@ -74,10 +74,11 @@ from reference.schedulers import (
     is_lcm,
     make_scheduler,
 )
-from reference.tsd import tsd
+from reference.tsd import PAPER_CUTOFF, tsd
 
 __all__ = ["ABLATIONS", "NEUTRAL", "ConsistentAvatarOutput", "ConsistentAvatarPipeline"]
 NEUTRAL = "neutral"
+EMOTION_DB = "emotion_db"  # the folder's expression database (reference.emotion)
 OUTPUT_TYPES = ("pt", "np", "pil", "latent")
 
 
@@ -98,7 +99,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
     _callback_tensor_inputs = ["latents"]
 
     def __init__(self, vae, text_encoder, tokenizer, tsdm_unet, tsdm_encoder, unet, controlnet, fcsd_encoder,
-                 scheduler, trained_ablation: str | None = None):
+                 scheduler, trained_ablation: str | None = None, tsd_cutoff: float = PAPER_CUTOFF):
         super().__init__()
         if tsdm_unet.config.get("shares_base_with") == "unet":
             tsdm_unet.tie_base(unet)  # sd15: the TSDM runs on the FCSD's frozen SD UNet (one copy)
@@ -109,9 +110,12 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         )
         # the paper row the FCSD was trained as (None: the full model); saved in model_index.json
         self.register_to_config(trained_ablation=trained_ablation)
+        # the TSD's high-pass cutoff D the models were trained with (reference.tsd); saved in model_index.json
+        self.register_to_config(tsd_cutoff=float(tsd_cutoff))
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.refiner = None
+        self.emotion_database = None  # reference.emotion.ExpressionDatabase the FCSD was trained with, if any
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, ablation: str | None = None, lcm_lora: bool = True,
@@ -135,6 +139,10 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
                 load_distilled(pipe, root, variant)
             load_user_adapters(pipe, root, dropped=() if lcm_lora else (LCM_ADAPTER,))
         pipe.scheduler = checkpoint_sampler(pipe.scheduler, distilled=has_lcm_lora(pipe.unet))
+        if (root / EMOTION_DB).is_dir():
+            from reference.emotion import ExpressionDatabase
+
+            pipe.emotion_database = ExpressionDatabase.from_folder(root / EMOTION_DB)
         return pipe
 
     def save_pretrained(self, save_directory, *args, **kwargs):
@@ -153,6 +161,10 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
             if has_lcm_lora(getattr(self, name)):
                 save_lcm_lora(getattr(self, name), folder / sub)
         save_user_adapters(self, folder, skip=LCM_ADAPTER)
+        if (folder / EMOTION_DB).is_dir():
+            shutil.rmtree(folder / EMOTION_DB)
+        if self.emotion_database is not None:
+            self.emotion_database.save(folder / EMOTION_DB)
 
     @property
     def trained_ablation(self) -> str | None:
@@ -173,6 +185,10 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         """Empty-prompt CLIP hidden states (1, L, D) in the UNet's dtype: the UNets' own text context."""
         return self.text_encoder(self._tokens([""]))[0].to(self.unet.dtype)
 
+    def tsd_of(self, images: torch.Tensor) -> torch.Tensor:
+        """TSD maps of ``images`` (N,3,H,W) at the cutoff the pipeline was trained with (``tsd_cutoff``)."""
+        return tsd(images, cutoff=float(self.config.get("tsd_cutoff", PAPER_CUTOFF)))
+
     def text_context(self, batch: int) -> torch.Tensor:
         """The empty-prompt context expanded to ``batch`` rows (B, L, D)."""
         return self.encode_empty_prompt().expand(batch, -1, -1)
@@ -185,8 +201,12 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         index = torch.tensor([distinct.index(label) for label in labels], device=pooled.device)
         return pooled[index]
 
-    def emotion_labels(self, emotion, count: int) -> list[str]:
-        """Per-frame labels: none gives "neutral", one string labels every frame, a list one per frame."""
+    def emotion_labels(self, emotion, count: int, expression=None) -> list[str]:
+        """Per-frame labels: one string labels every frame, a list one per frame; none: each frame's label
+        from its ``expression`` (N, 100) by the pipeline's emotion database (``emotion_db/``, the one its
+        FCSD was trained with), else "neutral"."""
+        if emotion is None and self.emotion_database is not None and expression is not None:
+            return self.emotion_database.label(torch.as_tensor(expression).detach().cpu().float().numpy())
         if emotion is None:
             return [NEUTRAL] * count
         if isinstance(emotion, str):
@@ -304,7 +324,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         n = rgb.shape[0]
         rgb, normal = rgb.to(device, torch.float32), normal.to(device, torch.float32)
         pose, expression = pose.to(device, torch.float32), expression.to(device, torch.float32)
-        proxy = tsd(rgb)
+        proxy = self.tsd_of(rgb)
         if ablation in UNALIGNED_TSD:
             guide = proxy  # no stage 2: the unaligned TSD of the stage-1 RGB
         else:
@@ -315,7 +335,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         if switched == "wo_normal":
             normal = torch.zeros_like(normal)
         if emotion_embeds is None:
-            emotion_embeds = self.embed_emotions(self.emotion_labels(emotion, n))
+            emotion_embeds = self.embed_emotions(self.emotion_labels(emotion, n, expression))
         elif emotion_embeds.shape[0] != n:
             raise CabenchError(f"emotion_embeds: {emotion_embeds.shape[0]} rows for {n} frames")
         emotions = emotion_embeds.to(device).float()

@@ -177,7 +177,8 @@ def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, abl
     uint8 (T,H,W,3) frames out (at the input size; the model runs at its training resolution).
 
     ``checkpoint``: a pipeline folder, ``"tiny"``, or a loaded pipeline. ``emotion``: one label for
-    every frame or one per frame (default neutral). ``ablation`` renders that paper row: its trained
+    every frame or one per frame (default: each frame's label from its expression by the checkpoint's
+    emotion database, ``emotion_db/``, else neutral). ``ablation`` renders that paper row: its trained
     variant from the checkpoint folder, or with ``ablation_mode="zero-input"`` the full model with
     the input switched off (a diagnosis). ``steps``: default the sampler's usual count (LCM 10;
     ``ablation="wo_lcm"`` samples the undistilled weights with DDIM, 50 steps).
@@ -201,7 +202,7 @@ def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, abl
     pipe.set_scheduler(scheduler)
     size = int(pipe.vae.config.sample_size)
     context = pipe.encode_empty_prompt()
-    emotions = pipe.embed_emotions(pipe.emotion_labels(labels, count))
+    emotions = pipe.embed_emotions(pipe.emotion_labels(labels, count, expression))
 
     from accelerate.utils import gather_object
 

@@ -118,11 +118,21 @@ def _timer(out: dict, key: str, device: torch.device):
 
 
 def timing_inputs(batch: int, size: int, seed: int = 0) -> dict:
-    """Random stage-1 inputs of ``batch`` frames at ``size`` px (speed does not depend on the values)."""
+    """Random stage-1 inputs of ``batch`` frames at ``size`` px (speed does not depend on the values); no
+    emotion labels: every path takes the pipeline's own (:func:`frame_labels`), as ``pipe(...)`` does."""
     g = torch.Generator().manual_seed(seed)
     return dict(rgb=torch.rand(batch, 3, size, size, generator=g), normal=torch.rand(batch, 3, size, size, generator=g),
                 pose=torch.randn(batch, 6, generator=g) * 0.1, expression=torch.randn(batch, 100, generator=g),
-                labels=["neutral"] * batch)
+                labels=None)
+
+
+def frame_labels(pipe, inputs: dict, part=slice(None)) -> list[str]:
+    """The emotion labels of ``inputs``' frames ``part``: its ``labels`` when given, else the pipeline's
+    (its emotion database's labels by expression, or neutral), which ``pipe(...)`` uses without a label."""
+    expression = inputs["expression"][part]
+    if inputs.get("labels") is not None:
+        return list(inputs["labels"][part])
+    return pipe.emotion_labels(None, len(expression), expression)
 
 
 def frame_generators(count: int, seed: int = 0) -> list[torch.Generator]:
@@ -138,7 +148,6 @@ def render_timed(pipe, inputs: dict, scheduler_kind: str, steps: int, seed: int 
     those ``pipe(..., generator=frame_generators(N, seed))`` gives with this sampler.
     """
     from reference.schedulers import make_scheduler
-    from reference.tsd import tsd
 
     device = pipe._execution_device
     scheduler = make_scheduler(scheduler_kind, pipe.scheduler.config)
@@ -147,9 +156,9 @@ def render_timed(pipe, inputs: dict, scheduler_kind: str, steps: int, seed: int 
     ms: dict[str, float] = {}
     with _timer(ms, "constants", device):
         context = pipe.encode_empty_prompt()
-        emotions = pipe.embed_emotions(inputs["labels"]).float()
+        emotions = pipe.embed_emotions(frame_labels(pipe, inputs)).float()
     with _timer(ms, "tsd", device):
-        proxy = tsd(rgb)
+        proxy = pipe.tsd_of(rgb)
     with _timer(ms, "tsdm", device):
         guide = pipe.align_tsd(proxy, pose, expression, steps, generators, scheduler, context)
     with _timer(ms, "conditions", device):
@@ -231,8 +240,6 @@ def render_stock(pipe, stock: tuple, inputs: dict, scheduler_kind: str, steps: i
     ``ms`` (optional) receives the milliseconds of the whole run under ``"stock_total"`` (frame by
     frame) or ``"stock_batch_total"`` (batched).
     """
-    from reference.tsd import tsd
-
     tsdm, fcsd = stock
     device = pipe._execution_device
     size, count = inputs["rgb"].shape[-1], len(inputs["rgb"])
@@ -242,10 +249,10 @@ def render_stock(pipe, stock: tuple, inputs: dict, scheduler_kind: str, steps: i
         for part in _frame_groups(count, batched):
             generator = _call_generators(generators, part, batched)
             rgb, normal, pose, expression = (inputs[k][part].to(device) for k in ("rgb", "normal", "pose", "expression"))
-            f_c = pipe.tsdm_encoder(tsd(rgb), pose, expression).to(pipe.tsdm_unet.dtype)
+            f_c = pipe.tsdm_encoder(pipe.tsd_of(rgb), pose, expression).to(pipe.tsdm_unet.dtype)
             guide = _stock_call(tsdm, scheduler_kind, pipe.scheduler.config, size, steps, generator,
                                 **_condition_kwargs(f_c, batched)).float()
-            emotion = pipe.embed_emotions(inputs["labels"][part]).float()
+            emotion = pipe.embed_emotions(frame_labels(pipe, inputs, part)).float()
             control, f_d = pipe.fcsd_condition(normal, guide, pose, expression, emotion)
             frames.append(_stock_call(fcsd, scheduler_kind, pipe.scheduler.config, size, steps, generator,
                                       image=control, **_condition_kwargs(f_d, batched)).float())

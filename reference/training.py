@@ -55,7 +55,7 @@ from reference.attention import is_condition_parameter
 from reference.config import ModelConfig, build_components, get_config
 from reference.data import SequenceData
 from reference.steps import Shard, StepDraw
-from reference.tsd import tsd
+from reference.tsd import PAPER_CUTOFF, tsd
 
 STAGES = ("vae", "stage2", "stage3", "distill-lcm")
 STAGE3_TSD = ("tsdm", "ground-truth")
@@ -84,6 +84,7 @@ class TrainOptions:
     component: str = "fcsd"  # distill-lcm: "fcsd" or "tsdm"
     lora_rank: int | None = None  # distill-lcm; None: the config's
     snr_gamma: float | None = None  # stage2, stage3: Min-SNR-gamma loss weighting; None: plain eps-MSE (the paper's)
+    tsd_cutoff: float | None = None  # the stage that makes the pipeline: the TSD's D (None: the paper's 10)
 
     def resolved(self, config: ModelConfig) -> tuple[int, int, float]:
         defaults = config.train[self.stage]
@@ -131,6 +132,8 @@ def stage_target(options: TrainOptions, output: Path) -> Target:
     if options.snr_gamma is not None and (stage not in ("stage2", "stage3") or not options.snr_gamma > 0):
         raise CabenchError(f"--snr-gamma applies to stage2 and stage3 and must be positive; got {options.snr_gamma} "
                            f"for {stage}")
+    if options.tsd_cutoff is not None and not options.tsd_cutoff > 0:
+        raise CabenchError(f"--tsd-cutoff must be positive, got {options.tsd_cutoff}")
     guide = None
     if fcsd:
         if not fcsd_inputs(variant).aligned_tsd:
@@ -165,12 +168,12 @@ def make_batch(data: SequenceData, indices: np.ndarray, emotions: torch.Tensor, 
     )
 
 
-def guide_tsd(kind: str, batch: Batch, aligned: torch.Tensor | None = None) -> torch.Tensor:
+def guide_tsd(kind: str, batch: Batch, aligned: torch.Tensor | None = None, cutoff: float = PAPER_CUTOFF) -> torch.Tensor:
     """The TSD stage 3 conditions on: TSDM's cached TSD' (``tsdm``), the ground truth's, or the unaligned."""
     if kind == "ground-truth":
-        return tsd(batch["image"])
+        return tsd(batch["image"], cutoff)
     if kind == "unaligned":
-        return tsd(batch["rgb"])
+        return tsd(batch["rgb"], cutoff)
     return aligned[batch["index"]].to(batch["image"].device)
 
 
@@ -236,7 +239,7 @@ class StageModel(nn.Module):
 
     def loss_vae(self, batch, draw):
         vae = self.pipe.vae
-        x = torch.cat([batch["image"], tsd(batch["image"])]) * 2 - 1
+        x = torch.cat([batch["image"], self.pipe.tsd_of(batch["image"])]) * 2 - 1
         posterior = vae.encode(x).latent_dist
         per_sample = draw.randn((2, *posterior.mean.shape[1:])).transpose(0, 1)  # (2, N, C, h, w): frame, TSD
         z = posterior.mean + posterior.std * per_sample.reshape(posterior.mean.shape).to(x.device)
@@ -245,9 +248,9 @@ class StageModel(nn.Module):
 
     def loss_stage2(self, batch, draw):
         pipe = self.pipe
-        latents = self._latents(tsd(batch["image"]))
+        latents = self._latents(pipe.tsd_of(batch["image"]))
         noisy, t, noise = add_noise(pipe.scheduler, latents, draw)
-        f_c = pipe.tsdm_encoder(tsd(batch["rgb"]), batch["pose"], batch["expression"])
+        f_c = pipe.tsdm_encoder(pipe.tsd_of(batch["rgb"]), batch["pose"], batch["expression"])
         context = pipe.text_context(latents.shape[0])
         eps = pipe.tsdm_unet(noisy, t, context, cross_attention_kwargs={"condition_tokens": f_c}).sample
         return eps_loss(eps, noise, t, pipe.scheduler, self.snr_gamma)
@@ -271,7 +274,8 @@ def load_for_stage(options: TrainOptions, target: Target, output: Path, config: 
         if target.variant or options.stage == "distill-lcm":
             raise CabenchError(f"{output} holds no pipeline (no model_index.json): train vae (tiny), stage2 and "
                                f"stage3 into it first")
-        return ConsistentAvatarPipeline(**build_components(config, options.sd_path, options.seed))
+        return ConsistentAvatarPipeline(**build_components(config, options.sd_path, options.seed),
+                                        tsd_cutoff=PAPER_CUTOFF if options.tsd_cutoff is None else options.tsd_cutoff)
     if target.variant is None:
         pipe = ConsistentAvatarPipeline.from_pretrained(output, lcm_lora=False)
     elif options.stage == "distill-lcm" or (options.resume and (target.folder / "variant.json").is_file()):
@@ -280,7 +284,7 @@ def load_for_stage(options: TrainOptions, target: Target, output: Path, config: 
         pipe = ConsistentAvatarPipeline.from_pretrained(output, lcm_lora=False)
         fresh = build_components(config, options.sd_path, options.seed, variant=target.variant)
         pipe = ConsistentAvatarPipeline(**{**pipe.components, **{part: fresh[part] for part in FCSD_PARTS}},
-                                        trained_ablation=target.variant)
+                                        trained_ablation=target.variant, tsd_cutoff=pipe.config.tsd_cutoff)
     if target.guide == "tsdm":  # the aligned TSD is sampled as the pipeline renders: with TSDM's LCM-LoRA
         from reference.lcm import LORA_FOLDERS, load_lcm_lora
 
@@ -290,15 +294,13 @@ def load_for_stage(options: TrainOptions, target: Target, output: Path, config: 
 
 
 def frame_emotions(pipe, data: SequenceData, emotion_db=None) -> tuple[torch.Tensor, list[str]]:
-    """Per-frame emotion embeddings: labels from the expression database, else "neutral"."""
-    from reference.pipeline import NEUTRAL
-
+    """Per-frame emotion embeddings: labels from the expression database ``emotion_db`` (a folder, which
+    then becomes the pipeline's, saved with it), else from the one the pipeline folder holds, else "neutral"."""
     if emotion_db is not None:
         from reference.emotion import ExpressionDatabase
 
-        labels = ExpressionDatabase.from_folder(emotion_db).label(data.expression)
-    else:
-        labels = [NEUTRAL] * len(data)
+        pipe.emotion_database = ExpressionDatabase.from_folder(emotion_db)
+    labels = pipe.emotion_labels(None, len(data), data.expression)
     return pipe.embed_emotions(labels).float().cpu(), labels
 
 
@@ -368,6 +370,10 @@ def train(options: TrainOptions, data: SequenceData, output: str | Path, emotion
                       f"trains on a random one; run `cabench train vae --output {output}` first", CabenchWarning,
                       stacklevel=2)
     pipe = load_for_stage(options, target, output, config).to(accelerator.device)
+    if options.tsd_cutoff is not None and float(pipe.config.tsd_cutoff) != float(options.tsd_cutoff):
+        raise CabenchError(f"--tsd-cutoff {options.tsd_cutoff}: the pipeline in {output} was made with "
+                           f"{pipe.config.tsd_cutoff} (its model_index.json tsd_cutoff); the TSD's cutoff is set "
+                           "by the stage that makes the folder")
     check_resolution(pipe, data, options.stage == "vae" or fresh, output)
     if options.stage == "distill-lcm":
         from reference.lcm import ConsistencyDistillation, add_lcm_lora
@@ -405,7 +411,7 @@ def train(options: TrainOptions, data: SequenceData, output: str | Path, emotion
             draw = StepDraw(options.seed, step, shard, micro_step)
             batch = make_batch(data, draw.frames(len(data)), emotions, accelerator.device)
             if target.guide is not None:
-                batch["guide"] = guide_tsd(target.guide, batch, aligned)
+                batch["guide"] = guide_tsd(target.guide, batch, aligned, pipe.config.tsd_cutoff)
             with accelerator.accumulate(model):
                 with accelerator.autocast():
                     loss = model(batch, draw)
@@ -445,7 +451,7 @@ def set_latent_scale(pipe, data: SequenceData, device) -> None:
     pipe.vae.register_to_config(scaling_factor=1.0)
     idx = np.arange(min(len(data), 64))
     batch = make_batch(data, idx, torch.zeros(len(data), 1), device)
-    latents = torch.cat([pipe.encode_latents(batch["image"]), pipe.encode_latents(tsd(batch["image"]))])
+    latents = torch.cat([pipe.encode_latents(batch["image"]), pipe.encode_latents(pipe.tsd_of(batch["image"]))])
     pipe.vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
 
 
@@ -454,7 +460,10 @@ def save_target(pipe, target: Target, output: Path, options: TrainOptions) -> No
     LCM-LoRA), dropping an LCM-LoRA distilled from weights this stage replaced."""
     from reference.ablations import write_variant_record
     from reference.lcm import LORA_FOLDERS, save_lcm_lora
+    from reference.pipeline import EMOTION_DB
 
+    if pipe.emotion_database is not None:  # the labels the FCSD trained with label frames at inference too
+        pipe.emotion_database.save(output / EMOTION_DB)
     if target.lora_unet is not None:
         save_lcm_lora(getattr(pipe, target.lora_unet), target.folder / LORA_FOLDERS[target.lora_unet])
         return

@@ -16,6 +16,16 @@ import torch
 from metrics.errors import InputError
 
 LUMA_601 = (0.299, 0.587, 0.114)
+PAPER_CUTOFF = 10.0
+"""The paper's D, at its 512 px. A pipeline records the D it was trained with (``tsd_cutoff``);
+:func:`scaled_cutoff` gives the D of the same band in cycles per pixel at another size."""
+
+
+def scaled_cutoff(size: int, reference_size: int = 512, cutoff: float = PAPER_CUTOFF) -> float:
+    """``cutoff * size / reference_size``: the same fraction of the Nyquist frequency at ``size`` px as
+    ``cutoff`` at ``reference_size`` px (1.25 at 64 px for the paper's 10 at 512). ``cutoff`` itself is
+    the same band in cycles per image, at any size."""
+    return float(cutoff) * size / reference_size
 
 
 def gaussian_highpass(height: int, width: int, cutoff: float, device=None, dtype=torch.float32) -> torch.Tensor:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from metrics.errors import CabenchError
+from reference.tsd import PAPER_CUTOFF
 
 SAMPLER = ("lcm", 10)
 CACHE_FILE = "aligned_tsd.safetensors"
@@ -40,6 +41,9 @@ def fingerprint(pipe, data, scheduler: str, steps: int, seed: int) -> str:
         digest.update(np.ascontiguousarray(array).tobytes())
     digest.update(json.dumps(dict(pipe.scheduler.config), sort_keys=True, default=str).encode())
     digest.update(f"{scheduler},{steps},{seed},{data.rgb.shape}".encode())
+    cutoff = float(pipe.config.get("tsd_cutoff", PAPER_CUTOFF))
+    if cutoff != PAPER_CUTOFF:  # (caches made before the cutoff was a setting keep their fingerprint)
+        digest.update(f"tsd_cutoff={cutoff}".encode())
     return digest.hexdigest()
 
 
@@ -47,7 +51,6 @@ def fingerprint(pipe, data, scheduler: str, steps: int, seed: int) -> str:
 def sample_aligned_tsd(pipe, data, scheduler: str, steps: int, seed: int, device) -> torch.Tensor:
     """TSD' of every frame of ``data`` (N,3,H,W) float32 on the CPU, frame j's noise from seed + j."""
     from reference.schedulers import make_scheduler
-    from reference.tsd import tsd
 
     out = []
     for start in range(0, len(data), BATCH):  # align_tsd samples LCM with TSDM's LCM-LoRA, if it has one
@@ -56,7 +59,7 @@ def sample_aligned_tsd(pipe, data, scheduler: str, steps: int, seed: int, device
         pose = torch.from_numpy(data.pose[rows]).to(device)
         expression = torch.from_numpy(data.expression[rows]).to(device)
         generators = [torch.Generator().manual_seed(seed + int(j)) for j in rows]
-        guide = pipe.align_tsd(tsd(rgb), pose, expression, steps, generators,
+        guide = pipe.align_tsd(pipe.tsd_of(rgb), pose, expression, steps, generators,
                                make_scheduler(scheduler, pipe.scheduler.config))
         out.append(guide.float().cpu())
     return torch.cat(out)

@@ -21,9 +21,10 @@ def shortfalls(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def policy_notes(metadata: Mapping[str, Any]) -> list[str]:
-    """Sentences on the mask and alignment policies of a run (none for a run without metadata)."""
+    """Sentences on the mask and alignment policies of a run (none for a run without metadata), after the
+    run's own ``notes`` (e.g. what the demo's reference checkpoint is)."""
     policies = metadata.get("policies") or {}
-    notes = []
+    notes = [str(note) for note in metadata.get("notes") or []]
     if policies.get("mask"):
         masked = [f"{d['name']}/{s['name']}" for d in metadata.get("datasets", []) for s in d.get("sequences", [])
                   if s.get("mask")]

@@ -11,7 +11,7 @@ import pytest
 
 from benchmark.cli import main
 
-ARGS = ["--frames", "12", "--size", "96", "--quiet"]
+ARGS = ["--frames", "12", "--size", "96", "--quiet", "--no-train-frames"]
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,10 @@ def test_demo_writes_every_output(demo_run):
     methods = [m.name for m in demo_methods()]
     assert list(dict.fromkeys(per_frame["method"])) == methods
     assert "INSTA (stage-1 proxy)" in methods and any(m.startswith("Synthetic: ") for m in methods)
+    assert "INSTA (stage-1 proxy) -> VAE" in methods  # the floor a latent model must beat
+    paired = (out / "paired.md").read_text()  # the reference rows against the full model, with intervals
+    assert "tiny" in paired and "INSTA (stage-1 proxy) -> VAE" in paired and "[95% interval]" in paired
+    assert "tiny* checkpoint" in (out / "report.html").read_text()  # the caption says what the rows are
     # the shipped tiny checkpoint renders its rows: the full model and its trained ablations (no
     # inference-time switches), each with its time per frame
     from baselines.consistentavatar import ABLATION_ROWS
@@ -99,9 +103,31 @@ def test_demo_prints_the_summary_and_where_the_report_is(demo_run):
 
 def test_demo_rerun_reuses_every_stored_number(demo_run, capsys):
     before = (demo_run["out"] / "per_frame.csv").read_text()
-    assert main(["demo", "--out", str(demo_run["out"]), "--frames", "12", "--size", "96"]) == 0
+    assert main(["demo", "--out", str(demo_run["out"]), "--frames", "12", "--size", "96", "--no-train-frames"]) == 0
     assert re.search(r"reused \d+ stored \(frame, metric\) results and computed 0 \(100% reused\)", capsys.readouterr().out)
     assert (demo_run["out"] / "per_frame.csv").read_text() == before
+
+
+def test_the_training_frame_run_scores_the_proxy_rows_on_the_training_split(tmp_path):
+    """heldout_vs_train.md's second run: the stage-1 proxy (INSTA's adapter serves the test split only, so
+    it is read as the sequence's stage-1 RGB) and its VAE round trip, on the training frames."""
+    from benchmark.config import RunConfig
+    from benchmark.demo import PROXY_VAE_ROW, STAGE1_ROW, demo_config, make_data, train_config
+    from benchmark.demo_tables import split_table
+    from benchmark.runner import claim_folder, run_config
+
+    out = claim_folder(tmp_path / "out").path
+    config = demo_config(out, make_data(out / "data", sequences=1, frames=8, size=64, progress=False))
+    config = RunConfig(datasets=config.datasets, methods=tuple(m for m in config.methods if m.adapter in ("insta", "proxy_vae")),
+                       metrics=("psnr",), out=str(out))
+    if len(config.methods) < 2:
+        pytest.skip("no shipped checkpoint")
+    test = run_config(config, progress=False, log=lambda m: None)
+    train = run_config(train_config(config, out / "train_frames"), progress=False, log=lambda m: None)
+    assert list(dict.fromkeys(train.per_frame["method"])) == [STAGE1_ROW, PROXY_VAE_ROW]
+    assert sorted(set(train.per_frame["frame"])) == list(range(6))  # the first 6 of 8 frames
+    lines = split_table(test.per_frame, train.per_frame, metrics=("psnr",)).splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == [f"| {STAGE1_ROW}", f"| {PROXY_VAE_ROW}"]
 
 
 def test_demo_rejects_bad_arguments(tmp_path, capsys):

@@ -28,7 +28,8 @@ def reduced(argv: list[str]) -> list[str]:
     argv = list(argv[1:])
     options = {"--frames": "8", "--size": "64"} if argv[0] == "synth" else {"--steps": "2" if "stage3" in argv else "1"}
     for flag, value in options.items():
-        argv[argv.index(flag) + 1] = value
+        if flag in argv:  # (the emotion reference set has no frames)
+            argv[argv.index(flag) + 1] = value
     if argv[0] == "train":
         argv += ["--size", "32"]
     return [*argv, "--quiet"]
@@ -55,15 +56,26 @@ def test_the_recipe_is_what_the_readme_says():
     trainings = [(argv[2], option(argv, "--ablation"), option(argv, "--component", "fcsd"))
                  for argv in commands if argv[1] == "train"]
     assert trainings[:3] == [("vae", None, "fcsd"), ("stage2", None, "fcsd"), ("distill-lcm", None, "tsdm")]
-    for variant in (None, "wo_stage2", "wo_normal", "wo_emotion"):  # each FCSD trained, then distilled
-        assert trainings.index(("stage3", variant, "fcsd")) < trainings.index(("distill-lcm", variant, "fcsd"))
-    assert len(trainings) == 11
-    # the demo's sequences: its make_data writes talk<i> with seed i, 64 frames of 128 px
-    from benchmark.demo import DEMO_FRAMES, DEMO_SEQUENCES, DEMO_SIZE
+    for variant in (None, "wo_stage2", "wo_normal", "wo_emotion"):  # each FCSD trained
+        assert ("stage3", variant, "fcsd") in trainings
+    assert trainings.index(("stage3", None, "fcsd")) < trainings.index(("distill-lcm", None, "fcsd"))
+    # stage 3 trains on the demo's sequences: its make_data writes talk<i> with seed i, 64 frames of 128 px,
+    # the demo's motion; every stage-3 training and distillation labels emotions from the reference set
+    from benchmark.demo import DEMO_FRAMES, DEMO_MOTION, DEMO_SEQUENCES, DEMO_SIZE
 
-    synth = [(option(a, "--name"), option(a, "--seed"), option(a, "--frames"), option(a, "--size"))
-             for a in commands if a[1] == "synth"]
-    assert synth == [(f"talk{i}", str(i), str(DEMO_FRAMES), str(DEMO_SIZE)) for i in range(DEMO_SEQUENCES)]
+    synth = {option(a, "--out"): [] for a in commands if a[1] == "synth"}
+    for a in commands:
+        if a[1] == "synth" and "--emotion-reference" not in a:
+            synth[option(a, "--out")].append((option(a, "--name"), option(a, "--seed"), option(a, "--frames"),
+                                              option(a, "--size"), option(a, "--motion", "v1")))
+    demo_data = {option(a, "--data") for a in commands if a[1] == "train" and a[2] == "stage3"}
+    assert len(demo_data) == 1
+    assert synth[demo_data.pop()] == [(f"talk{i}", str(i), str(DEMO_FRAMES), str(DEMO_SIZE), DEMO_MOTION)
+                                      for i in range(DEMO_SEQUENCES)]
+    [reference_set] = [a for a in commands if "--emotion-reference" in a]
+    emotion_db = f"{option(reference_set, '--out')}/{option(reference_set, '--name')}"
+    assert all(option(a, "--emotion-db") == emotion_db for a in commands
+               if a[1] == "train" and (a[2] == "stage3" or option(a, "--component", "fcsd") == "fcsd" and a[2] == "distill-lcm"))
 
 
 @pytest.mark.slow
@@ -81,6 +93,7 @@ def test_the_recipe_runs_end_to_end_and_remakes_the_same_files(tmp_path, monkeyp
     assert not differing
 
     assert trained_variants(first) == ["wo_stage2", "wo_normal", "wo_emotion"]
+    assert (first / "emotion_db").is_dir()  # the labels the FCSD trained with travel with it
     data = load_sequence(tmp_path / "a" / "data" / "demo" / "talk0", "test")
     for ablation in (None, "wo_stage2", "wo_lcm", "wo_normal", "wo_emotion", "wo_aligned_tsd"):
         frames = render_sequence(first, data.rgb[:1], data.normal[:1], data.pose[:1], data.expression[:1],

@@ -395,3 +395,49 @@ def test_nearest_frame_distance_equals_a_brute_force_scipy_search():
     assert np.all(nearest_frame_distance(train, train) < 1e-6)  # without same=True each frame finds itself
     with pytest.raises(InputError, match="nearest_frame_distance"):
         nearest_frame_distance(test, train[:, :5])
+
+
+def test_the_tsd_cutoff_is_recorded_in_the_folder_and_a_later_stage_cannot_change_it(small, tmp_path):
+    """``--tsd-cutoff`` (e.g. the paper's band scaled to 64 px) is recorded in model_index.json and used by
+    every TSD of the pipeline; a stage asking an existing folder for another cutoff is refused."""
+    from reference_helpers import tiny_pipeline
+
+    from reference.pipeline import ConsistentAvatarPipeline
+    from reference.tsd import scaled_cutoff
+
+    assert scaled_cutoff(64) == 1.25
+    ConsistentAvatarPipeline(**tiny_pipeline().components, tsd_cutoff=1.25).save_pretrained(tmp_path / "p")
+    pipe = ConsistentAvatarPipeline.from_pretrained(tmp_path / "p")
+    images = torch.rand(2, 3, 32, 32)
+    assert pipe.config.tsd_cutoff == 1.25
+    assert torch.equal(pipe.tsd_of(images), tsd(images, cutoff=1.25))
+    assert not torch.allclose(pipe.tsd_of(images), tsd(images))
+    data, folder = small  # made with the default, the paper's 10
+    with pytest.raises(CabenchError, match="tsd-cutoff 1.25"):
+        train(TrainOptions(stage="stage2", steps=1, batch_size=2, progress=False, tsd_cutoff=1.25), data, folder)
+
+
+def test_the_emotion_database_travels_with_the_pipeline(small, tmp_path):
+    """Training with an expression database keeps it in the folder; the loaded pipeline labels frames by
+    their expressions with it (no label given), and save_pretrained writes it again."""
+    from reference.emotion import ExpressionDatabase
+    from reference.pipeline import ConsistentAvatarPipeline
+
+    data, folder = small
+    db = tmp_path / "db"
+    for label, direction in (("happy", 1), ("sad", 2)):
+        (db / label).mkdir(parents=True)
+        clip = np.zeros((2, 100))
+        clip[:, direction] = 1
+        np.save(db / label / "c.npy", clip)
+    out = copy_of(folder, tmp_path / "pipe")
+    train(TrainOptions(stage="stage3", steps=1, batch_size=2, progress=False, stage3_tsd="ground-truth"), data, out,
+          emotion_db=db)
+    pipe = ConsistentAvatarPipeline.from_pretrained(out)
+    expression = np.zeros((3, 100), np.float32)
+    expression[:, 1] = [1, 0, 1]
+    expression[:, 2] = [0, 1, 0.5]
+    assert pipe.emotion_labels(None, 3, expression) == ["happy", "sad", "happy"]
+    assert pipe.emotion_labels("sad", 3, expression) == ["sad"] * 3
+    pipe.save_pretrained(tmp_path / "again")
+    assert ExpressionDatabase.from_folder(tmp_path / "again" / "emotion_db").label(expression) == ["happy", "sad", "happy"]

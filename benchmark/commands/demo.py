@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic motion (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="recompute every stored number")
+    parser.add_argument("--no-train-frames", action="store_true",
+                        help="skip scoring the reference rows on the training frames (heldout_vs_train.md)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
@@ -31,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     report = demo.run_demo(out=args.out, frames=args.frames or demo.DEMO_FRAMES, size=args.size or demo.DEMO_SIZE,
                            sequences=args.sequences or demo.DEMO_SEQUENCES, seed=args.seed, device=args.device,
                            force=args.force, progress=not args.quiet, log=(lambda m: None) if args.quiet else print,
-                           publish=publish)
-    for name in ("table1.md", "metrics.md"):  # Table 1 and the headline column of every other metric
+                           publish=publish, train_frames=not args.no_train_frames)
+    for name in ("table1.md", "metrics.md", "heldout_vs_train.md", "paired.md"):  # Table 1 and the headline column of every other metric
         if (report.out / name).exists():
             print((report.out / name).read_text())
     if len(report.missing):

@@ -24,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also write audio.wav: 16 kHz speech whose loudness follows the mouth opening")
     parser.add_argument("--audio-shift", type=int, default=0, metavar="FRAMES",
                         help="with --audio, also write audio_shifted.wav delayed by FRAMES frames (default: none)")
+    parser.add_argument("--motion", default="v1", choices=("v1", "v2"),
+                        help="motion generator: v1 drifts (the calibration inputs'), v2 is stationary (poses and "
+                             "expressions recur; frames carry emotion labels) (default: %(default)s)")
+    parser.add_argument("--emotion-reference", action="store_true",
+                        help="write the labelled expression reference set of v2's emotion classes to OUT/NAME "
+                             "(<label>/clip<k>.npy, for --emotion-db) instead of a sequence")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -31,8 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from benchmark.datasets.synthetic import write_sequence
 
+    if args.emotion_reference:
+        from pathlib import Path
+
+        from benchmark.datasets.synthetic_motion import write_emotion_reference
+
+        folder = write_emotion_reference(Path(args.out) / args.name, seed=args.seed)
+        print(f"wrote the emotion reference set to {folder}")
+        return 0
     root = write_sequence(args.out, frames=args.frames, size=args.size, seed=args.seed, fps=args.fps,
                           name=args.name, progress=not args.quiet, overwrite=args.overwrite,
-                          audio=args.audio, audio_shift=args.audio_shift)
+                          audio=args.audio, audio_shift=args.audio_shift, motion_version=args.motion)
     print(f"wrote {args.frames} frames to {root}")
     return 0

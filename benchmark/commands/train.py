@@ -50,7 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--snr-gamma", type=float,
                         help="stage2 / stage3: Min-SNR-gamma loss weighting, e.g. 5 (default: none, the paper's "
                              "plain noise MSE)")
-    parser.add_argument("--emotion-db", help="MEAD-style expression database folder <label>/<clip>.npy (default: none)")
+    parser.add_argument("--tsd-cutoff", type=float,
+                        help="the TSD's high-pass cutoff D, set by the stage that makes the folder (vae for tiny) and "
+                             "recorded in it (default: the paper's 10, at its 512 px; 1.25 at 64 px is the same "
+                             "fraction of the Nyquist frequency)")
+    parser.add_argument("--emotion-db",
+                        help="MEAD-style expression database folder <label>/<clip>.npy; the pipeline keeps it "
+                             "(emotion_db/) and labels frames with it at inference (default: the folder's, else none)")
     parser.add_argument("--rig-condition", default="tsd", choices=("tsd", "render"),
                         help="rig only: tsd (the released ConsistentAvatar code) or render (DiffusionRig) (default: %(default)s)")
     parser.add_argument("--size", type=int, help="resize frames to SIZE (default: the config's resolution)")
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             device=accelerate_device, sd_path=args.sd_path, progress=not args.quiet,
             gradient_accumulation_steps=args.gradient_accumulation_steps, ablation=args.ablation,
             stage3_tsd=args.stage3_tsd, component=args.component, lora_rank=args.lora_rank,
-            snr_gamma=args.snr_gamma,
+            snr_gamma=args.snr_gamma, tsd_cutoff=args.tsd_cutoff,
         )
         losses = train(options, data, args.output, emotion_db=args.emotion_db)
     if losses and is_main_process():

@@ -59,6 +59,7 @@ from benchmark.datasets.synthetic_face import (
     face_model,
     render,
 )
+from benchmark.datasets.synthetic_motion import EMOTIONS, MOTIONS, stationary_motion
 from benchmark.io import list_folder
 from metrics.errors import CabenchError
 
@@ -140,6 +141,7 @@ class SyntheticFrame:
     gt: Rendered
     proxy_rgba: np.ndarray    # uint8 (S,S,4)
     proxy_normal: np.ndarray  # uint8 (S,S,3)
+    emotion: str | None = None  # v2's emotion class of the frame (v1: none)
 
     @property
     def rgba(self) -> np.ndarray:
@@ -183,16 +185,26 @@ def check_arguments(frames: int, size: int, seed: int, fps: float, name: str) ->
             raise CabenchError(message)
 
 
-def generate(frames: int = 120, size: int = 256, seed: int = 0, fps: float = 25.0) -> Iterator[SyntheticFrame]:
-    """Yield the frames of one synthetic sequence, in order."""
+def sequence_motion(frames: int, fps: float, seed: int, motion_version: str = "v1") -> tuple[list[FaceParams], list[str] | None]:
+    """The face parameters of every frame and, for v2, their emotion labels (v1 has none)."""
+    if motion_version == "v1":
+        return motion(frames, fps, seed), None
+    if motion_version == "v2":
+        return stationary_motion(frames, fps, seed)
+    raise CabenchError(f"--motion {motion_version!r}: choose one of {', '.join(MOTIONS)}")
+
+
+def generate(frames: int = 120, size: int = 256, seed: int = 0, fps: float = 25.0,
+             motion_version: str = "v1") -> Iterator[SyntheticFrame]:
+    """Yield the frames of one synthetic sequence, in order (``motion_version``: see :data:`MOTIONS`)."""
     if size < 64:
         raise CabenchError(f"--size must be at least 64 pixels, got {size}")
-    params = motion(frames, fps, seed)
+    params, labels = sequence_motion(frames, fps, seed, motion_version)
     proxies, gains = proxy_params(params, seed)
     model = face_model(size)
-    for p, q, g in zip(params, proxies, gains):
+    for i, (p, q, g) in enumerate(zip(params, proxies, gains)):
         rgba, normal = render_proxy(q, size, float(g))
-        yield SyntheticFrame(p, render(model, p), rgba, normal)
+        yield SyntheticFrame(p, render(model, p), rgba, normal, None if labels is None else labels[i])
 
 
 MARKER = ".cabench-synth"  # written first into a sequence being built: the folder is cabench's, complete or not
@@ -204,13 +216,16 @@ SEQUENCE_ENTRIES = {"images", "seg_mask", "depth", "normal", "stage1", "flame", 
 
 def write_sequence(out: Path, frames: int = 120, size: int = 256, seed: int = 0, fps: float = 25.0,
                    name: str = "astronaut", progress: bool = True, overwrite: bool = False,
-                   audio: bool = False, audio_shift: int = 0) -> Path:
+                   audio: bool = False, audio_shift: int = 0, motion_version: str = "v1") -> Path:
     """Write one sequence under ``out/name`` (see the module docstring); returns its folder.
 
     Every argument, and whether ``out/name`` may be written, is checked before anything is created.
     The sequence is built in a hidden folder beside it (``out/.name.partial-<pid>-*``) that is
     renamed into place when complete, so a failed or killed run never leaves a half-written
     sequence under the name (a killed run's hidden folder is removed by the next run). An existing
+    ``motion_version``: the motion generator (:data:`MOTIONS`; ``v2`` is stationary and labels emotions,
+    :mod:`benchmark.datasets.synthetic_motion`); v1 sequences are written byte for byte as before v2
+    existed, v2 records ``"motion": "v2"`` in the header and each frame's ``emotion``. An existing
     ``out/name`` is replaced only when it is cabench's: with ``overwrite`` when it is a complete
     sequence, and always when it is an unfinished one (it carries the marker without
     ``transforms.json``, or holds nothing but a sequence's folders); stale frames of a longer
@@ -219,6 +234,8 @@ def write_sequence(out: Path, frames: int = 120, size: int = 256, seed: int = 0,
     from tqdm import tqdm
 
     check_arguments(frames, size, seed, fps, name)
+    if motion_version not in MOTIONS:
+        raise CabenchError(f"--motion {motion_version!r}: choose one of {', '.join(MOTIONS)}")
     if audio_shift and not audio:
         raise CabenchError("--audio-shift needs --audio")
     if abs(audio_shift) >= frames:
@@ -232,13 +249,13 @@ def write_sequence(out: Path, frames: int = 120, size: int = 256, seed: int = 0,
     _remove_abandoned(out, name)
     building = Path(tempfile.mkdtemp(prefix=f".{name}.partial-{os.getpid()}-", dir=out))
     try:
-        header = _header(size, fps, seed, frames, audio_shift if audio else None)
+        header = _header(size, fps, seed, frames, audio_shift if audio else None, motion_version)
         _write_json(building / MARKER, header)
-        items = tqdm(generate(frames, size, seed, fps), total=frames, desc=f"synth {name}", disable=not progress,
+        items = tqdm(generate(frames, size, seed, fps, motion_version), total=frames, desc=f"synth {name}", disable=not progress,
                      unit="frame")
         _write_frames(building, items, frames, size, fps, seed, header)
         if audio:
-            _write_audio(building, frames, fps, seed, audio_shift)
+            _write_audio(building, frames, fps, seed, audio_shift, motion_version)
         if replace:
             trash = Path(tempfile.mkdtemp(prefix=f".{name}.replaced-{os.getpid()}-", dir=out))
             root.rename(trash / name)
@@ -252,11 +269,11 @@ def write_sequence(out: Path, frames: int = 120, size: int = 256, seed: int = 0,
     return root
 
 
-def _write_audio(root: Path, frames: int, fps: float, seed: int, shift: int) -> None:
+def _write_audio(root: Path, frames: int, fps: float, seed: int, shift: int, motion_version: str = "v1") -> None:
     """``audio.wav`` (and ``audio_shifted.wav`` when ``shift``) from the motion's mouth opening."""
     from benchmark.datasets.audio import write_wav
 
-    jaw = np.array([p.jaw_open for p in motion(frames, fps, seed)])
+    jaw = np.array([p.jaw_open for p in sequence_motion(frames, fps, seed, motion_version)[0]])
     write_wav(root / AUDIO_NAME, speech_track(jaw, fps, seed), AUDIO_RATE)
     if shift:
         write_wav(root / SHIFTED_NAME, speech_track(jaw, fps, seed, shift_frames=shift), AUDIO_RATE)
@@ -366,6 +383,7 @@ def _frame_entry(stem: str, item: SyntheticFrame, expression: np.ndarray) -> dic
         "expression": _round(expression.tolist()),
         "landmarks": _round(item.gt.landmarks.tolist()),
         "head_euler_deg": _round(np.rad2deg([p.yaw, p.pitch, p.roll]).tolist()),
+        **({} if item.emotion is None else {"emotion": item.emotion}),
     }
 
 
@@ -378,7 +396,8 @@ def _camera_to_world(rotation: np.ndarray) -> np.ndarray:
     return np.linalg.inv(w2c)
 
 
-def _header(size: int, fps: float, seed: int, frames: int, audio_shift: int | None = None) -> dict:
+def _header(size: int, fps: float, seed: int, frames: int, audio_shift: int | None = None,
+            motion_version: str = "v1") -> dict:
     # Orthographic rendering, written as a long-focal-length pinhole that covers the frame.
     half_width_m = HEAD_HALF_WIDTH_MM / 1000.0 * size / (2 * face_model(size).axes[0])
     focal = CAMERA_DISTANCE_MM / 1000.0 * (size / 2) / half_width_m
@@ -391,6 +410,8 @@ def _header(size: int, fps: float, seed: int, frames: int, audio_shift: int | No
         "source_image": "skimage.data.astronaut()",
         "expression_names": list(EXPRESSION_NAMES),
         "split_rule": f"test = last min({MAX_TEST_FRAMES}, max(1, N // 4)) frames, val = last min({MAX_VAL_FRAMES}, len(test))",
+        # v2 only, so that v1 sequences stay byte for byte as they were
+        **({} if motion_version == "v1" else {"motion": motion_version, "emotion_names": list(EMOTIONS)}),
         # only with audio, so that the files of a sequence without audio stay byte for byte as they were
         **({} if audio_shift is None else
            {"audio": {"file": AUDIO_NAME, "rate": AUDIO_RATE, "shifted_file": SHIFTED_NAME if audio_shift else None,
