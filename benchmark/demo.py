@@ -78,7 +78,7 @@ def demo_methods() -> list[MethodConfig]:
     adapters = set(baselines.list_adapters())
     methods = []
     if "insta" in adapters:
-        methods.append(MethodConfig(STAGE1_ROW, adapter="insta", settings={"experiment": "stage1_proxy"}))
+        methods.append(MethodConfig(name=STAGE1_ROW, adapter="insta", settings={"experiment": "stage1_proxy"}))
     checkpoint = reference_checkpoint()
     if checkpoint and "consistentavatar" in adapters:
         from baselines.consistentavatar import ABLATION_ROWS
@@ -89,12 +89,12 @@ def demo_methods() -> list[MethodConfig]:
             if ablation in ALIASES or trained_variant(ablation) not in trained | {None}:
                 continue
             settings = {"checkpoint": checkpoint} if ablation is None else {"checkpoint": checkpoint, "ablation": ablation}
-            methods.append(MethodConfig(row, adapter="consistentavatar", settings=settings))
+            methods.append(MethodConfig(name=row, adapter="consistentavatar", settings=settings))
     if "degraded" in adapters:
         from baselines.degradations import DEFAULT_STRENGTH, ROW
 
         for degradation in DEFAULT_STRENGTH:
-            methods.append(MethodConfig(ROW[degradation], adapter="degraded", settings={"degradation": degradation}))
+            methods.append(MethodConfig(name=ROW[degradation], adapter="degraded", settings={"degradation": degradation}))
     return methods
 
 
@@ -106,9 +106,9 @@ def demo_metrics() -> list[str]:
 
 
 def demo_config(out: Path, data: Path, device: str = "cpu") -> RunConfig:
-    return RunConfig(datasets=(DatasetConfig("synthetic", str(data), kind="synthetic"),), methods=tuple(demo_methods()),
-                     metrics=tuple(demo_metrics()), out=str(out), protocol="canonical", device=device, batch_size=8,
-                     split="test")
+    return RunConfig(datasets=(DatasetConfig(name="synthetic", path=str(data), kind="synthetic"),),
+                     methods=tuple(demo_methods()), metrics=tuple(demo_metrics()), out=str(out), protocol=("canonical",),
+                     device=device, batch_size=8, split="test")
 
 
 def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int = DEMO_SIZE,
@@ -116,7 +116,7 @@ def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int
              progress: bool = True, log: Callable[[str], None] = print, publish: Publisher | None = None):
     """Make the data, run every offline method and metric on it, write the report (through ``publish``,
     see :func:`benchmark.runner.run_config`); returns the RunReport."""
-    from benchmark.engine.methods import ADAPTER_RULES
+    from benchmark.engine.methods import open_adapters
     from benchmark.runner import claim_folder, run_config
     from metrics.errors import CabenchError
 
@@ -131,7 +131,9 @@ def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int
         config = demo_config(out, data, device=device)
         if not config.methods:
             raise CabenchError("demo: no method can run offline in this installation (no baselines adapters found)")
-        atomic_write_text(out / "demo.toml", to_toml(config, ADAPTER_RULES))
+        config, adapters = open_adapters(config)  # its paths absolute; each adapter built once
+        atomic_write_text(out / "demo.toml", to_toml(config))
         log(f"methods: {', '.join(m.name for m in config.methods)}")
         log(f"metrics: {', '.join(config.metrics)}")
-        return run_config(config, force=force, progress=progress, shard=(0, 1), log=log, publish=publish)
+        return run_config(config, force=force, progress=progress, shard=(0, 1), log=log, publish=publish,
+                          adapters=adapters)
