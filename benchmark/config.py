@@ -180,6 +180,10 @@ Bootstrap = Annotated[BootstrapSettings, PlainValidator(_bootstrap), PlainSerial
 class _Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, validate_default=True)
 
+    def replace(self, **changes: Any) -> typing.Self:
+        """A copy with ``changes``, validated as a new config is (pydantic's ``model_copy`` checks nothing)."""
+        return type(self).model_validate({**dict(self), **changes})
+
 
 # ---------------------------------------------------------------------------- the config
 class DatasetConfig(_Model):

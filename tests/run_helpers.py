@@ -37,7 +37,7 @@ def config(videos: dict, out: Path, **changes) -> RunConfig:
     methods = tuple(MethodConfig(name=name, frames=str(root / name / "{sequence}")) for name in ("noisy", "blurred"))
     run = RunConfig(datasets=(DatasetConfig(name="synthetic", path=str(root / "gt" / "seq"), kind="frames"),), methods=methods,
                     metrics=("l2", "psnr", "ssim"), out=str(out), batch_size=4, split="all")
-    return run.model_copy(update=dict(**changes))
+    return run.replace(**changes)
 
 
 def sigint_as_keyboard_interrupt() -> None:

@@ -80,7 +80,7 @@ def runs(tmp_path_factory) -> dict:
                        bootstrap=BootstrapSettings(resamples=200, seed=1))
 
     def run(**changes):
-        return runner.run_config(config.model_copy(update=dict(**changes)), progress=False, plots=False,
+        return runner.run_config(config.replace(**changes), progress=False, plots=False,
                                  report=changes.get("protocol") != "imavatar", log=lambda m: None, publish=publish)
 
     return {"all": run(), **{p: run(protocol=p, out=str(root / p)) for p in PROTOCOLS}}

@@ -48,10 +48,10 @@ def _bmp_run(tmp_path: Path) -> tuple:
     for i, mask in enumerate(masks):
         Image.fromarray(mask).save(tmp_path / "mask" / f"{i:05d}.bmp")
     run = config({"root": tmp_path}, tmp_path / "out")
-    run = run.model_copy(update=dict(datasets=(DatasetConfig(name="synthetic", path=str(tmp_path / "gt"), kind="frames",
+    run = run.replace(datasets=(DatasetConfig(name="synthetic", path=str(tmp_path / "gt"), kind="frames",
                                                            mask=str(tmp_path / "mask")),),
                               methods=(MethodConfig(name="pred", frames=str(tmp_path / "pred")),), metrics=("l2", "psnr"),
-                              mask=True))
+                              mask=True)
     return run
 
 

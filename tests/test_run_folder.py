@@ -242,7 +242,7 @@ def test_hostile_dataset_and_method_names_cannot_write_outside_the_run_folder(vi
     run = config(videos, tmp_path / "nested" / "run")
     frames = run.methods[0].frames
     methods = tuple(MethodConfig(name=name, frames=frames) for name in HOSTILE[:6])
-    run = run.model_copy(update=dict(methods=methods, datasets=(DatasetConfig(name="..", path=run.datasets[0].path, kind="frames"),)))
+    run = run.replace(methods=methods, datasets=(DatasetConfig(name="..", path=run.datasets[0].path, kind="frames"),))
     absolute_existed = Path("/tmp/absolute").exists()
     before = {p for p in tmp_path.rglob("*")}
     report = runner.run_config(run, progress=False, plots=True, report=True, log=lambda m: None, publish=publish)

@@ -81,14 +81,14 @@ def test_interrupted_run_resumes_to_the_same_numbers_and_reuses_what_was_stored(
 def test_a_changed_setting_is_recomputed_not_reused(videos, tmp_path):
     run = config(videos, tmp_path / "run")
     _run(run)
-    swapped = run.model_copy(update=dict(methods=(run.methods[0].model_copy(update=dict(frames=run.methods[1].frames)),
-                                                run.methods[1])))
+    swapped = run.replace(methods=(run.methods[0].replace(frames=run.methods[1].frames),
+                                                run.methods[1]))
     work = _run(swapped)
     assert sorted(work.computed_parts) == [f"synthetic/seq/noisy/canonical/{m}" for m in ("l2", "psnr", "ssim")]
     table = work.per_frame
     np.testing.assert_allclose(table[table["method"] == "noisy"]["l2"].to_numpy(),
                                table[table["method"] == "blurred"]["l2"].to_numpy())
-    more = swapped.model_copy(update=dict(metrics=("l2", "psnr", "ssim", "l1")))
+    more = swapped.replace(metrics=("l2", "psnr", "ssim", "l1"))
     assert sorted(_run(more).computed_parts) == ["synthetic/seq/blurred/canonical/l1", "synthetic/seq/noisy/canonical/l1"]
 
 
@@ -197,7 +197,7 @@ def test_a_size_mismatch_in_a_run_names_the_config_key_that_fixes_it(videos, tmp
 
     small = videos["root"] / "small" / "seq"
     write_frames(small, videos["gt"][:, :32, :32].copy())
-    run = config(videos, tmp_path / "run").model_copy(update=dict(methods=(MethodConfig(name="small", frames=str(small)),)))
+    run = config(videos, tmp_path / "run").replace(methods=(MethodConfig(name="small", frames=str(small)),))
     with pytest.raises(CabenchError, match=r'frame size 32x32 differs .*align = \["resize"\] in \[run\]'):
         _run(run)
 
@@ -229,7 +229,7 @@ def test_time_s_is_the_adapters_time_after_load(videos, tmp_path, monkeypatch):
 
     monkeypatch.setitem(ADAPTERS._targets, Loaded.key, None)  # registered for this test only
     monkeypatch.setitem(ADAPTERS._objects, Loaded.key, Loaded)
-    run = config(videos, tmp_path / "run").model_copy(update=dict(methods=(MethodConfig(name="Loaded", adapter="test_loaded"),)))
+    run = config(videos, tmp_path / "run").replace(methods=(MethodConfig(name="Loaded", adapter="test_loaded"),))
     table = _run(run).per_frame
     assert calls == ["load", "outputs"] and (table["time_s"] == 0.125).all()
     metadata = json.loads((tmp_path / "run" / "metadata.json").read_text())
@@ -264,8 +264,8 @@ def test_each_adapter_is_built_once_and_serves_every_sequence(videos, tmp_path, 
     monkeypatch.setitem(ADAPTERS._objects, Counted.key, Counted)
     run = config(videos, tmp_path / "run")
     truth = run.datasets[0]
-    run = run.model_copy(update=dict(datasets=tuple(truth.model_copy(update={"name": name}) for name in ("one", "two")),
-                                     methods=(MethodConfig(name="Counted", adapter="test_counted"),)))
+    run = run.replace(datasets=tuple(truth.replace(name=name) for name in ("one", "two")),
+                                     methods=(MethodConfig(name="Counted", adapter="test_counted"),))
     table = _run(run).per_frame
     assert set(table["dataset"]) == {"one", "two"}
     assert len(built) == 1 and rendered == [built[0], built[0]]

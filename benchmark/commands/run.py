@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     config, adapters = open_config_file(args.config)  # every violation at once, before any work
     if args.out:
-        config = config.model_copy(update={"out": str(Path(args.out).resolve())})
+        config = config.replace(out=str(Path(args.out).resolve()))
     log = (lambda message: None) if args.quiet else print
     if args.merge_only:
         report = merge_run(config, plots=not args.no_plots, report=not args.no_plots, publish=publish,

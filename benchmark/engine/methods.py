@@ -81,9 +81,9 @@ def _adapters_of(methods: Any, base: Path, split: str
 
 
 def _with_settings(config: RunConfig, settings: dict[int, dict[str, Any]]) -> RunConfig:
-    methods = tuple(method.model_copy(update={"settings": settings[i]}) if i in settings else method
+    methods = tuple(method.replace(settings=settings[i]) if i in settings else method
                     for i, method in enumerate(config.methods))
-    return config.model_copy(update={"methods": methods})
+    return config.replace(methods=methods)
 
 
 def open_config(data: Any, base: str | os.PathLike = ".", source: str = "config") -> tuple[RunConfig, Adapters]:
