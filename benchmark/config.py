@@ -35,14 +35,21 @@ A config file looks like::
 A dataset of ``kind = "frames"`` is one sequence given directly (``path``: a folder of frames or a
 video; optional ``mask`` and ``landmarks``): what ``cabench eval`` runs (benchmark.datasets.adhoc).
 
-Relative paths (``out``, dataset paths, ``frames``, and the adapters' path settings) are resolved
-against the config file's folder when it is read, and :func:`to_toml` writes them absolute, so a
-config, and the ``config.toml`` a run saves, run the same from any working directory.
+The schema is the config: :class:`RunConfig`, :class:`DatasetConfig` and :class:`MethodConfig` are
+strict, closed and frozen pydantic models (no coercion: ``"false"`` is not a boolean, ``true`` is not
+an integer, a string is not a list; an unknown key is an error; a loaded config cannot be changed),
+and what the engine receives. Each field is declared once, here: the TOML a run saves
+(:func:`to_toml`) is written from ``model_dump()``. After loading, every list is a tuple and
+``protocol`` is always a tuple of ids (``"canonical,insta"`` and ``"all"`` are read as such).
 
-This module imports no adapter: what a config needs to know of adapters (their names, the types and
-values of their settings, which settings are paths) is given by the caller as :class:`AdapterRules`
-(the engine's, :data:`benchmark.engine.methods.ADAPTER_RULES`, which ``cabench run`` passes), and
-checked with the schema in one pass, so that every violation is reported at once.
+Relative paths (``out``, dataset paths, ``frames``) are resolved against the config file's folder
+when it is read (:meth:`RunConfig.resolved` for a config made in code: against the working
+directory), and :func:`to_toml` writes them as they are, absolute, so a config, and the
+``config.toml`` a run saves, run the same from any working directory.
+
+This module imports no adapter: a method's ``settings`` are a table here. The engine
+(:mod:`benchmark.engine.methods`) checks them against the adapter, resolves the adapter's path
+settings and builds each adapter once, reporting its violations with the schema's in one message.
 Everything a number depends on (the contents of the frames, the method settings, the protocol,
 the metric options and versions) goes into the fingerprint of each stored result
 (:mod:`benchmark.results.fingerprint`), so a rerun reuses a result only when it would compute the
@@ -55,8 +62,7 @@ import json
 import os
 import tomllib
 import typing
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -66,80 +72,48 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
-from benchmark.config_errors import key_path, violations
+from benchmark.config_errors import violations
 from benchmark.io import BATCH_SIZE
 from benchmark.results.bootstrap import BootstrapSettings
 from metrics.device import check_device
 from metrics.errors import CabenchError
 
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    name: str
-    path: str
-    kind: str | None = None
-    sequences: tuple[str, ...] | None = None
-    mask: str | None = None       # kind "frames": a folder of masks
-    landmarks: str | None = None  # kind "frames": a .npy (T, 68, 2)
-    audio: str | None = None      # a sequence's audio file; "{sequence}" in it is each sequence's name
-    audio_offset: float = 0.0     # seconds of the audio's first sample after frame 0
+# ---------------------------------------------------------------------------- field types
+# Validation context (given by parse_config, and by RunConfig.resolved): "base", the folder relative
+# paths are taken against, and "names", whether metric, protocol and dataset-kind names are looked up
+# in their registries (a config made in code leaves that to the run, which a run whose outputs are up
+# to date does not reach: the metric registry imports torch).
 
 
-@dataclass(frozen=True)
-class MethodConfig:
-    name: str
-    adapter: str | None = None
-    frames: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
+def _as_tuple(split_commas: bool = False, one: bool = False) -> BeforeValidator:
+    """A list read as a tuple (a frozen config holds no list); ``split_commas``: ``"l2, psnr"`` ->
+    ``("l2", "psnr")``; ``one``: ``"resize"`` -> ``("resize",)`` and ``""`` -> ``()``. Anything
+    else is left to fail."""
 
-    def identity(self) -> dict[str, Any]:
-        """What the method's output depends on (its name is a label, not part of it)."""
-        return {"adapter": self.adapter, "frames": self.frames, "settings": self.settings}
+    def convert(value: Any) -> Any:
+        if isinstance(value, str) and split_commas:
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, str) and one:
+            return (value,) if value else ()
+        return tuple(value) if isinstance(value, list) else value
 
-
-@dataclass(frozen=True)
-class RunConfig:
-    datasets: tuple[DatasetConfig, ...]
-    methods: tuple[MethodConfig, ...]
-    metrics: tuple[str, ...] = ("l2", "psnr", "ssim", "lpips")
-    out: str = "runs/run"
-    protocol: str | tuple[str, ...] = "canonical"  # an id, "all", or several ids
-    device: str = "cpu"
-    batch_size: int = BATCH_SIZE
-    split: str = "test"
-    align: tuple[str, ...] = ()
-    mask: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
-    bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
+    return BeforeValidator(convert)
 
 
-# ---------------------------------------------------------------------------- the schema
-# One pydantic model per TOML table, strict (no coercion: "false" is not a boolean, true is not an
-# integer, a string is not a list) and closed (an unknown key is an error). A new [run] key is one
-# field of RunTable (its default taken from RunConfig) beside its RunConfig field.
+def _checked_by(check: Callable[[Any], Any], names: bool = False) -> AfterValidator:
+    """A validator that runs ``check(value)``, which raises CabenchError for a value not allowed;
+    ``names``: only where the context asks for registry lookups (see above)."""
 
-
-def _comma_separated(value: Any) -> Any:
-    """``"l2, psnr"`` -> ``["l2", "psnr"]`` (a list passes through; anything else is left to fail)."""
-    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
-
-
-def _one_or_more(value: Any) -> Any:
-    """``"resize"`` -> ``["resize"]``; ``""`` -> ``[]``."""
-    return ([value] if value else []) if isinstance(value, str) else value
-
-
-def _checked_by(check: Callable[[Any], Any]) -> AfterValidator:
-    """A validator that runs ``check(value)``, which raises CabenchError for a value not allowed."""
-
-    def validate(value: Any) -> Any:
+    def validate(value: Any, info: ValidationInfo) -> Any:
+        if names and not (info.context or {}).get("names"):
+            return value
         try:
             check(value)
         except CabenchError as error:
@@ -149,18 +123,7 @@ def _checked_by(check: Callable[[Any], Any]) -> AfterValidator:
     return AfterValidator(validate)
 
 
-def _one_of(what: str, choices: Callable[[], Iterable[str]]) -> AfterValidator:
-    """A validator that allows the names ``choices()`` gives (looked up when a config is read)."""
-
-    def check(value: str) -> None:
-        known = list(choices())
-        if value not in known:
-            raise CabenchError(f"unknown {what} {value!r}; choose from {', '.join(known)}")
-
-    return _checked_by(check)
-
-
-def _metric_names(names: list[str]) -> None:
+def _metric_names(names: Iterable[str]) -> None:
     from metrics import registry
 
     if not names:
@@ -169,106 +132,143 @@ def _metric_names(names: list[str]) -> None:
         registry.get(name)
 
 
-def _protocol_names(names: list[str]) -> None:
+def _protocol_names(names: Iterable[str]) -> None:
     from metrics.protocols import PROTOCOLS
 
-    if not names:
-        raise CabenchError("no protocol given")
     for name in names:
         if name != "all" and name not in PROTOCOLS:
             raise CabenchError(f"unknown protocol {name!r}; choose from {', '.join(PROTOCOLS)} or all")
 
 
-def _dataset_kinds() -> Iterable[str]:
+def _some_protocol(names: tuple[str, ...]) -> None:
+    if not names:
+        raise CabenchError("no protocol given")
+
+
+def _dataset_kind(kind: str) -> None:
     from benchmark.datasets import KINDS
 
-    return KINDS
+    if kind not in KINDS:
+        raise CabenchError(f"unknown dataset kind {kind!r}; choose from {', '.join(KINDS)}")
 
 
-@dataclass(frozen=True)
-class AdapterRules:
-    """What a config checks of its adapter methods, given by the engine (this module imports no adapter).
-
-    violations(method, where): (key path, what is wrong) for one ``[[methods]]`` entry as read from
-        TOML: an unknown adapter, unknown, missing or mistyped settings, values the adapter refuses;
-        ``where`` is the entry's key path (``methods[1]``).
-    resolve(adapter, settings, base): ``settings`` with the adapter's relative path settings made
-        absolute against ``base``.
-    """
-
-    violations: Callable[[Any, str], list[tuple[str, str]]]
-    resolve: Callable[[str, dict[str, Any], Path], dict[str, Any]]
+def _absolute(value: str, info: ValidationInfo) -> str:
+    """A path made absolute against the context's ``base`` (none: kept as given); templates that start
+    at ``{root}`` (the sequence's folder) are kept."""
+    base = (info.context or {}).get("base")
+    if base is None or value.startswith("{root}"):
+        return value
+    return str((Path(base) / value).resolve())
 
 
-class _Table(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+def _bootstrap(value: Any) -> BootstrapSettings:
+    if isinstance(value, BootstrapSettings):
+        return value
+    try:
+        return BootstrapSettings.from_mapping(value, _BOOTSTRAP_WHERE)
+    except CabenchError as error:
+        raise ValueError(str(error)) from None
 
 
-class RunTable(_Table):
-    """``[run]``: how every pair is evaluated (see the module docstring)."""
+_BOOTSTRAP_WHERE = "run.bootstrap"  # BootstrapSettings names its keys itself (run.bootstrap.seed)
 
-    out: str = RunConfig.out
-    protocol: Annotated[list[str], BeforeValidator(_comma_separated), _checked_by(_protocol_names)] = [RunConfig.protocol]
-    device: Annotated[str, _checked_by(lambda name: check_device(name, "device"))] = RunConfig.device
-    batch_size: Annotated[int, Field(ge=1)] = RunConfig.batch_size
-    split: Literal["test", "train", "val", "all"] = RunConfig.split  # the split names the dataset readers give
-    metrics: Annotated[list[str], BeforeValidator(_comma_separated), _checked_by(_metric_names)] = list(RunConfig.metrics)
-    align: Annotated[list[Literal["intersect", "resize"]], BeforeValidator(_one_or_more)] = list(RunConfig.align)
-    mask: bool = RunConfig.mask
-    options: dict[str, Any] = {}
-    bootstrap: dict[str, Any] = {}  # its keys and values are checked by BootstrapSettings.from_mapping
+Names = Annotated[tuple[str, ...], _as_tuple()]
+PathText = Annotated[str, AfterValidator(_absolute)]
+Bootstrap = Annotated[BootstrapSettings, PlainValidator(_bootstrap), PlainSerializer(BootstrapSettings.to_mapping)]
 
 
-class DatasetTable(_Table):
-    """One ``[[datasets]]`` entry."""
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, validate_default=True)
 
-    path: str
-    name: str | None = None
-    kind: Annotated[str, _one_of("dataset kind", _dataset_kinds)] | None = None
-    sequences: Annotated[list[str], Field(min_length=1)] | None = None
-    mask: str | None = None       # kind "frames": a folder of masks
-    landmarks: str | None = None  # kind "frames": a .npy (T, 68, 2)
-    audio: str | None = None      # a sequence's audio file; "{sequence}" in it is each sequence's name
-    audio_offset: float = 0.0     # seconds of the audio's first sample after frame 0
+    def replace(self, **changes: Any) -> typing.Self:
+        """A copy with ``changes``, validated as a new config is (pydantic's ``model_copy`` checks nothing)."""
+        return type(self).model_validate({**dict(self), **changes})
 
 
-class MethodTable(_Table):
+# ---------------------------------------------------------------------------- the config
+class DatasetConfig(_Model):
+    """One ``[[datasets]]`` entry; ``name`` defaults to the last part of ``path``."""
+
+    path: PathText
+    name: str = ""
+    kind: Annotated[str, _checked_by(_dataset_kind, names=True)] | None = None  # detected from the layout otherwise
+    sequences: Annotated[Names, Field(min_length=1)] | None = None  # every sequence otherwise
+    mask: PathText | None = None       # kind "frames": a folder of masks
+    landmarks: PathText | None = None  # kind "frames": a .npy (T, 68, 2)
+    audio: PathText | None = None      # a sequence's audio file; "{sequence}" in it is each sequence's name
+    audio_offset: float = 0.0          # seconds of the audio's first sample after frame 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_from_path(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name") and isinstance(data.get("path"), str):
+            return {**data, "name": Path(data["path"]).name}
+        return data
+
+
+class MethodConfig(_Model):
     """One ``[[methods]]`` entry: an adapter with its settings, or stored frames."""
 
     name: str
-    adapter: str | None = None  # its name and settings: AdapterRules
-    frames: str | None = None
+    adapter: str | None = None  # checked, with its settings, by the engine (benchmark.engine.methods)
+    frames: PathText | None = None
     settings: dict[str, Any] = {}
 
     @model_validator(mode="after")
-    def _adapter_or_frames(self) -> MethodTable:
+    def _adapter_or_frames(self) -> MethodConfig:
         if (self.adapter is None) == (self.frames is None):
             raise ValueError(f"method {self.name!r} needs exactly one of 'adapter' or 'frames'")
         if self.frames is not None and self.settings:
             raise ValueError(f"method {self.name!r}: settings are given to an adapter; stored frames take none")
         return self
 
+    def identity(self) -> dict[str, Any]:
+        """What the method's output depends on (its name is a label, not part of it)."""
+        return {"adapter": self.adapter, "frames": self.frames, "settings": self.settings}
 
-class ConfigFile(_Table):
-    """A whole config file."""
 
-    run: RunTable = RunTable()
-    datasets: Annotated[list[DatasetTable], Field(min_length=1)]
-    methods: Annotated[list[MethodTable], Field(min_length=1)]
+class RunConfig(_Model):
+    """A whole run config: the ``[run]`` table's keys (see the module docstring), its datasets and methods."""
+
+    out: PathText = "runs/run"
+    protocol: Annotated[tuple[str, ...], _as_tuple(split_commas=True), _checked_by(_some_protocol),
+                        _checked_by(_protocol_names, names=True)] = ("canonical",)  # ids, or "all"
+    device: Annotated[str, _checked_by(lambda name: check_device(name, "device"))] = "cpu"
+    batch_size: Annotated[int, Field(ge=1)] = BATCH_SIZE
+    split: Literal["test", "train", "val", "all"] = "test"  # the split names the dataset readers give
+    metrics: Annotated[tuple[str, ...], _as_tuple(split_commas=True),
+                       _checked_by(_metric_names, names=True)] = ("l2", "psnr", "ssim", "lpips")
+    align: Annotated[tuple[Literal["intersect", "resize"], ...], _as_tuple(one=True)] = ()
+    mask: bool = False
+    options: dict[str, Any] = {}  # checked against the metrics when the run starts (split_options)
+    bootstrap: Bootstrap = BootstrapSettings()
+    datasets: Annotated[tuple[DatasetConfig, ...], _as_tuple(), Field(min_length=1)]
+    methods: Annotated[tuple[MethodConfig, ...], _as_tuple(), Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _names_once(self) -> ConfigFile:
-        for what, names in (("dataset", [d.name or Path(d.path).name for d in self.datasets]),
-                            ("method", [m.name for m in self.methods])):
+    def _names_once(self) -> RunConfig:
+        for what, names in (("dataset", [d.name for d in self.datasets]), ("method", [m.name for m in self.methods])):
             twice = sorted({n for n in names if names.count(n) > 1})
             if twice:
                 raise ValueError(f"{what} name(s) given twice: {', '.join(twice)}")
         return self
 
+    def resolved(self, base: str | os.PathLike | None = None) -> RunConfig:
+        """This config with its relative paths (``out``, datasets, ``frames``) made absolute against
+        ``base`` (default: the working directory, as a run takes them); absolute ones are kept."""
+        return RunConfig.model_validate(self.model_dump(), context={"base": Path(base or Path.cwd()).resolve()})
 
+
+RUN_KEYS = tuple(name for name in RunConfig.model_fields if name not in ("datasets", "methods"))  # the [run] table's
+TOP_KEYS = ("datasets", "methods", "run")
+
+
+# ---------------------------------------------------------------------------- TOML in
 def _known_keys(loc: tuple) -> list[str]:
     """The keys the table at ``loc`` (a pydantic error location, its last part the key) allows."""
-    model: type[BaseModel] = ConfigFile
+    if len(loc) == 1:
+        return sorted(RUN_KEYS)
+    model: type[BaseModel] = RunConfig
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -280,84 +280,86 @@ def _known_keys(loc: tuple) -> list[str]:
     return sorted(model.model_fields)
 
 
-def config_violations(data: dict[str, Any], adapters: AdapterRules | None = None
-                      ) -> tuple[ConfigFile | None, list[tuple[str, str]]]:
-    """The validated config (None when it is not valid) and every (key path, what is wrong), the
-    adapter methods' by ``adapters`` (see :class:`AdapterRules`; None: adapters are not checked here).
-    """
-    found: list[tuple[str, str]] = []
-    document = None
+def _flattened(data: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The TOML document as the model's fields (the ``[run]`` table's keys beside ``datasets`` and
+    ``methods``), and what is wrong with its shape (a key outside the three tables, ``run`` not a table)."""
+    from benchmark.config_errors import shown
+
+    if not isinstance(data, Mapping):
+        return {}, [("", f"expected a table, got {shown(data)}")]
+    wrong = [(key, f"unknown key (known: {', '.join(TOP_KEYS)})") for key in data if key not in TOP_KEYS]
+    run = data.get("run", {})
+    if not isinstance(run, Mapping):
+        wrong.append(("run", f"expected a table, got {shown(run)}"))
+        run = {}
+    wrong += [(f"run.{key}", f"unknown key (known: {', '.join(sorted(RUN_KEYS))})")
+              for key in run if key in ("datasets", "methods")]
+    fields = {key: value for key, value in run.items() if key not in ("datasets", "methods")}
+    fields.update({key: data[key] for key in ("datasets", "methods") if key in data})
+    return fields, wrong
+
+
+def config_violations(data: Any, base: str | os.PathLike = ".") -> tuple[RunConfig | None, list[tuple[str, str]]]:
+    """The config of a parsed TOML document (None when it is not valid), its relative paths taken
+    against ``base``, and every (key path, what is wrong) against the schema."""
+    fields, found = _flattened(data)
+    config = None
     try:
-        document = ConfigFile.model_validate(data)
+        config = RunConfig.model_validate(fields, context={"base": Path(base).resolve(), "names": True})
     except ValidationError as error:
         for item in error.errors():
-            path, why = violations([item])[0]
+            loc = item["loc"]
+            loc = ("run", *loc) if loc and loc[0] in RUN_KEYS or (item["type"] == "extra_forbidden" and len(loc) == 1) else loc
+            path, why = violations([{**item, "loc": loc}])[0]
             if item["type"] == "extra_forbidden":
                 why = f"unknown key (known: {', '.join(_known_keys(item['loc']))})"
-            elif item["type"] in ("missing", "too_short") and len(item["loc"]) == 1:
-                why = f"no [[{item['loc'][0]}]] given"
+            elif item["type"] in ("missing", "too_short") and loc in (("datasets",), ("methods",)):
+                why = f"no [[{loc[0]}]] given"
+            elif why.startswith(_BOOTSTRAP_WHERE):  # BootstrapSettings names the key itself
+                path, _, why = why.partition(": ")
             found.append((path, why))
-    methods = data.get("methods") if isinstance(data, dict) else None
-    if adapters is not None:
-        for i, method in enumerate(methods if isinstance(methods, list) else []):
-            found += adapters.violations(method, key_path(("methods", i)))
-    return (None if found else document), found
+    return (None if found else config), found
 
 
-def parse_config(data: dict[str, Any], base: str | os.PathLike = ".", source: str = "config",
-                 adapters: AdapterRules | None = None) -> RunConfig:
-    """A :class:`RunConfig` from parsed TOML, validated against the schema above before any work;
-    relative paths (``out``, dataset paths, ``frames``, and with ``adapters`` the adapters' path
-    settings) are resolved against ``base``.
+def violation_error(found: list[tuple[str, str]], source: str) -> CabenchError:
+    """One error, one line per (key path, what is wrong), each naming ``source``."""
+    return CabenchError("\n".join(f"{source}: {path or 'the top level'}: {why}" for path, why in found))
+
+
+def parse_config(data: Any, base: str | os.PathLike = ".", source: str = "config") -> RunConfig:
+    """The :class:`RunConfig` of parsed TOML, validated against the schema before any work; relative
+    paths are resolved against ``base``. Method settings are not checked here (see the module docstring).
 
     Raises:
         CabenchError: one line per violation, each naming ``source``, the key path
-            (``methods[2].settings.strength``, indices from 0) and what was expected.
+            (``run.batch_size``, ``methods[2].frames``; indices from 0) and what was expected.
     """
-    base = Path(base).resolve()
-    document, wrong = config_violations(data, adapters)
+    config, wrong = config_violations(data, base)
     if wrong:
-        raise CabenchError("\n".join(f"{source}: {path or 'the top level'}: {why}" for path, why in wrong))
-
-    def resolved(path: str | None) -> str | None:
-        return None if path is None else str(base / path)
-
-    datasets = tuple(DatasetConfig(name=d.name or Path(d.path).name, path=str(base / d.path), kind=d.kind,
-                                   sequences=tuple(d.sequences) if d.sequences else None,
-                                   mask=resolved(d.mask), landmarks=resolved(d.landmarks), audio=resolved(d.audio),
-                                   audio_offset=d.audio_offset) for d in document.datasets)
-    methods = []
-    for method in document.methods:
-        frames = method.frames
-        if frames is not None and not Path(frames).is_absolute() and not frames.startswith("{root}"):
-            frames = str(base / frames)
-        settings = (adapters.resolve(method.adapter, method.settings, base) if method.adapter and adapters
-                    else dict(method.settings))
-        methods.append(MethodConfig(name=method.name, adapter=method.adapter, frames=frames, settings=settings))
-    run = document.run
-    values = {key: tuple(value) if isinstance(value, list) else value for key, value in run.model_dump().items()}
-    values["out"] = str(base / run.out)
-    values["protocol"] = run.protocol[0] if len(run.protocol) == 1 else tuple(run.protocol)
-    values["bootstrap"] = BootstrapSettings.from_mapping(run.bootstrap, f"{source}: run.bootstrap")
-    return RunConfig(datasets=datasets, methods=tuple(methods), **values)
+        raise violation_error(wrong, source)
+    return config
 
 
-def load_config(path: str | os.PathLike, adapters: AdapterRules | None = None) -> RunConfig:
-    """Read a TOML run config (errors name the file); ``adapters``: see :func:`parse_config` (without
-    them adapter settings are neither checked nor resolved here; :func:`benchmark.runner.load_config`
-    reads a config with the engine's)."""
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """A TOML file's document; an absent, unreadable or invalid file is one error naming it."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CabenchError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise CabenchError(f"{path}: cannot read ({error})") from None
     except tomllib.TOMLDecodeError as error:
         raise CabenchError(f"{path}: not valid TOML ({error})") from None
-    return parse_config(data, base=path.parent, source=str(path), adapters=adapters)
 
 
+def load_config(path: str | os.PathLike) -> RunConfig:
+    """Read a TOML run config against the schema (errors name the file); method settings are checked
+    by the engine (:func:`benchmark.runner.load_config` reads a config as ``cabench run`` does)."""
+    return parse_config(read_toml(path), base=Path(path).parent, source=str(path))
+
+
+# ---------------------------------------------------------------------------- TOML out
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -374,48 +376,17 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))
 
 
-def to_toml(config: RunConfig, adapters: AdapterRules | None = None) -> str:
-    """The config as TOML that :func:`load_config` reads back to an equal config, from any folder: the
-    paths of a loaded config are absolute already (relative ones are resolved here against the
-    working directory, as the run that uses them would; the adapters' path settings with ``adapters``)."""
-    config = absolute_paths(config, adapters)
-    lines = ["[run]"]
-    for key in ("out", "protocol", "device", "batch_size", "split", "metrics", "align", "mask"):
-        lines.append(f"{key} = {_toml_value(getattr(config, key))}")
-    lines.append(f"bootstrap = {_toml_value(config.bootstrap.to_mapping())}")
-    if config.options:
-        lines.append(f"options = {_toml_value(config.options)}")
-    for dataset in config.datasets:
-        lines += ["", "[[datasets]]", f"name = {_toml_value(dataset.name)}", f"path = {_toml_value(dataset.path)}"]
-        if dataset.kind:
-            lines.append(f"kind = {_toml_value(dataset.kind)}")
-        if dataset.sequences:
-            lines.append(f"sequences = {_toml_value(dataset.sequences)}")
-        for key in ("mask", "landmarks", "audio", "audio_offset"):
-            if getattr(dataset, key):
-                lines.append(f"{key} = {_toml_value(getattr(dataset, key))}")
-    for method in config.methods:
-        lines += ["", "[[methods]]", f"name = {_toml_value(method.name)}"]
-        lines.append(f"adapter = {_toml_value(method.adapter)}" if method.adapter else f"frames = {_toml_value(method.frames)}")
-        if method.settings:
-            lines.append(f"settings = {_toml_value(method.settings)}")
+def _table(values: dict[str, Any]) -> list[str]:
+    return [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+
+
+def to_toml(config: RunConfig) -> str:
+    """The config as TOML, written from ``model_dump()`` (unset optional keys left out), that
+    :func:`load_config` reads back to an equal config from any folder once its paths are absolute
+    (a loaded config's are; :meth:`RunConfig.resolved` makes a config made in code so)."""
+    data = config.model_dump(exclude_none=True)
+    lines = ["[run]", *_table({key: data[key] for key in RUN_KEYS})]
+    for key in ("datasets", "methods"):
+        for entry in data[key]:
+            lines += ["", f"[[{key}]]", *_table(entry)]
     return "\n".join(lines) + "\n"
-
-
-def absolute_paths(config: RunConfig, adapters: AdapterRules | None = None) -> RunConfig:
-    """``config`` with every path absolute: ``out``, datasets, ``frames`` and, with ``adapters``, the
-    adapters' path settings; relative ones are taken against the working directory (a loaded config's
-    are absolute already). Templates that start at ``{root}`` are kept."""
-    from dataclasses import replace
-
-    def absolute(path: str | None) -> str | None:
-        return path if path is None or path.startswith("{root}") else str(Path(path).resolve())
-
-    datasets = tuple(replace(d, path=absolute(d.path), mask=absolute(d.mask), landmarks=absolute(d.landmarks),
-                             audio=absolute(d.audio))
-                     for d in config.datasets)
-    methods = tuple(replace(m, frames=absolute(m.frames),
-                            settings=adapters.resolve(m.adapter, m.settings, Path.cwd()) if m.adapter and adapters
-                            else m.settings)
-                    for m in config.methods)
-    return replace(config, out=absolute(config.out), datasets=datasets, methods=methods)

@@ -85,10 +85,10 @@ def demo_methods() -> list[MethodConfig]:
     adapters = set(baselines.list_adapters())
     methods = []
     if "insta" in adapters:
-        methods.append(MethodConfig(STAGE1_ROW, adapter="insta", settings={"experiment": "stage1_proxy"}))
+        methods.append(MethodConfig(name=STAGE1_ROW, adapter="insta", settings={"experiment": "stage1_proxy"}))
     checkpoint = reference_checkpoint()
     if checkpoint and "proxy_vae" in adapters:  # the floor a latent model must beat
-        methods.append(MethodConfig(PROXY_VAE_ROW, adapter="proxy_vae", settings={"checkpoint": checkpoint}))
+        methods.append(MethodConfig(name=PROXY_VAE_ROW, adapter="proxy_vae", settings={"checkpoint": checkpoint}))
     if checkpoint and "consistentavatar" in adapters:
         from baselines.consistentavatar import ABLATION_ROWS
         from reference.ablations import ALIASES, trained_variant, trained_variants
@@ -98,12 +98,12 @@ def demo_methods() -> list[MethodConfig]:
             if ablation in ALIASES or trained_variant(ablation) not in trained | {None}:
                 continue
             settings = {"checkpoint": checkpoint} if ablation is None else {"checkpoint": checkpoint, "ablation": ablation}
-            methods.append(MethodConfig(row, adapter="consistentavatar", settings=settings))
+            methods.append(MethodConfig(name=row, adapter="consistentavatar", settings=settings))
     if "degraded" in adapters:
         from baselines.degradations import DEFAULT_STRENGTH, ROW
 
         for degradation in DEFAULT_STRENGTH:
-            methods.append(MethodConfig(ROW[degradation], adapter="degraded", settings={"degradation": degradation}))
+            methods.append(MethodConfig(name=ROW[degradation], adapter="degraded", settings={"degradation": degradation}))
     return methods
 
 
@@ -115,9 +115,9 @@ def demo_metrics() -> list[str]:
 
 
 def demo_config(out: Path, data: Path, device: str = "cpu") -> RunConfig:
-    return RunConfig(datasets=(DatasetConfig("synthetic", str(data), kind="synthetic"),), methods=tuple(demo_methods()),
-                     metrics=tuple(demo_metrics()), out=str(out), protocol="canonical", device=device, batch_size=8,
-                     split="test")
+    return RunConfig(datasets=(DatasetConfig(name="synthetic", path=str(data), kind="synthetic"),),
+                     methods=tuple(demo_methods()), metrics=tuple(demo_metrics()), out=str(out), protocol=("canonical",),
+                     device=device, batch_size=8, split="test")
 
 
 def train_config(config: RunConfig, out: Path) -> RunConfig:
@@ -125,7 +125,7 @@ def train_config(config: RunConfig, out: Path) -> RunConfig:
     trip and the reference model's rows (the degradations say nothing about training), PSNR and SSIM."""
     rows = [m for m in config.methods if m.adapter in ("proxy_vae", "consistentavatar")]
     if any(m.adapter == "insta" for m in config.methods):  # INSTA's own renders are of the test split only
-        rows.insert(0, MethodConfig(STAGE1_ROW, adapter="proxy_vae", settings={"vae": False}))
+        rows.insert(0, MethodConfig(name=STAGE1_ROW, adapter="proxy_vae", settings={"vae": False}))
     return RunConfig(datasets=config.datasets, methods=tuple(rows), metrics=SCORED_ON_TRAIN, out=str(out),
                      protocol=config.protocol, device=config.device, batch_size=config.batch_size, split="train")
 
@@ -175,7 +175,7 @@ def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int
     reference rows on the training frames (a second run in ``OUT/train_frames``) for
     ``heldout_vs_train.md``."""
     from benchmark.demo_tables import CAPTION
-    from benchmark.engine.methods import ADAPTER_RULES
+    from benchmark.engine.methods import open_adapters
     from benchmark.runner import claim_folder, run_config
     from metrics.errors import CabenchError
 
@@ -190,18 +190,20 @@ def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int
         config = demo_config(out, data, device=device)
         if not config.methods:
             raise CabenchError("demo: no method can run offline in this installation (no baselines adapters found)")
-        atomic_write_text(out / "demo.toml", to_toml(config, ADAPTER_RULES))
+        config, adapters = open_adapters(config)  # its paths absolute; each adapter built once
+        atomic_write_text(out / "demo.toml", to_toml(config))
         log(f"methods: {', '.join(m.name for m in config.methods)}")
         log(f"metrics: {', '.join(config.metrics)}")
         reference = reference_checkpoint() is not None
         notes = [CAPTION] if reference else []
         report = run_config(config, force=force, progress=progress, shard=(0, 1), log=log,
-                            publish=with_notes(publish, notes))
+                            publish=with_notes(publish, notes), adapters=adapters)
         train_report = None
         if train_frames and reference:
             log("scoring the reference rows on the training frames too (OUT/train_frames)")
-            train_report = run_config(train_config(config, out / "train_frames"), force=force, progress=progress,
-                                      shard=(0, 1), log=log, publish=None)
+            train_config_, train_adapters = open_adapters(train_config(config, out / "train_frames"))
+            train_report = run_config(train_config_, force=force, progress=progress, shard=(0, 1), log=log,
+                                      publish=None, adapters=train_adapters)
         if reference:
             write_extra_tables(report, train_report, log)
         return report

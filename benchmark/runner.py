@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from benchmark.config import RunConfig, absolute_paths
+from benchmark.config import RunConfig
 from benchmark.engine.launch import launch
-from benchmark.engine.methods import ADAPTER_RULES
+from benchmark.engine.methods import Adapters, open_adapters, open_config_file
 from benchmark.engine.plan import protocols_of
 from benchmark.engine.published import forget, publication_stamp, published, record
 from benchmark.engine.signals import terminate_as_exception
@@ -62,11 +62,10 @@ def _selection(config: RunConfig) -> tuple[list[str], dict, list[str]]:
 def load_config(path: str | Path) -> RunConfig:
     """Read a TOML run config as ``cabench run`` does: the schema and the adapters' settings checked in
     one pass (every violation one line naming the file and key path), the adapters' relative path
-    settings resolved against the config's folder (:func:`benchmark.config.load_config` with the
-    engine's :data:`~benchmark.engine.methods.ADAPTER_RULES`)."""
-    from benchmark.config import load_config as load
-
-    return load(path, ADAPTER_RULES)
+    settings resolved against the config's folder
+    (:func:`benchmark.engine.methods.open_config_file`, whose adapters ``cabench run`` hands on to
+    :func:`run_config`)."""
+    return open_config_file(path)[0]
 
 
 def claim_folder(out: str | Path) -> RunFolder:
@@ -80,7 +79,7 @@ def claim_folder(out: str | Path) -> RunFolder:
 
 def run_config(config: RunConfig, force: bool = False, progress: bool = True, shard: tuple[int, int] | None = None,
                plots: bool = True, report: bool = True, log: Callable[[str], None] = print,
-               publish: Publisher | None = None) -> RunReport | None:
+               publish: Publisher | None = None, adapters: Adapters | None = None) -> RunReport | None:
     """Run ``config``: compute what is not stored, then (on the merging process) merge and write the outputs.
 
     publish: writes the tables, plots (``plots``) and report (``report``) from the run's values, in
@@ -88,14 +87,19 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
 
     shard: (index, count) to run only pairs index, index+count, ... and not merge; None takes the
     shard from ``accelerate launch`` when it started this process, else runs everything.
+    adapters: the methods' adapters, with the config they were opened with
+    (:func:`benchmark.engine.methods.open_config`); None: checked and built here, before any work
+    (:func:`~benchmark.engine.methods.open_adapters`), each once for every sequence.
+
     Returns None on a process that does not merge.
     """
-    config = absolute_paths(config, ADAPTER_RULES)
+    if adapters is None:
+        config, adapters = open_adapters(config)
     if check_device(config.device, "[run] device") != "cpu":  # the CPU is always there (and needs no torch to say so)
         resolve_device(config.device, "[run] device")  # before any work: a device that is not there stops the run
     folder = RunFolder(config.out)
     folder.check()
-    stamp = publication_stamp(config, plots, report)  # reads inputs only, as planning does; loads no metric
+    stamp = publication_stamp(config, adapters, plots, report)  # reads inputs only, as planning does; loads no metric
     done = None if force or _launched(shard) else published(folder.meta, folder.path, stamp)
     if done is not None:  # outputs made from exactly this: print them, make nothing again
         log(f"reused {done['results']} stored (frame, metric) results and computed 0 (100% reused); "
@@ -105,7 +109,7 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
     from benchmark.engine.parts import plan_run
 
     metrics, options, protocols = _selection(config)
-    plans = plan_run(config, metrics, options, protocols)  # reads inputs only: bad input leaves no folder behind
+    plans = plan_run(config, adapters, metrics, options, protocols)  # reads inputs only: bad input leaves no folder behind
     share = launch(config.device, shard)
     with folder.lock(share.lock_shard) as lock, terminate_as_exception():
         folder.prepare()
@@ -137,15 +141,17 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
 
 
 def merge_run(config: RunConfig, plots: bool = True, report: bool = True,
-              publish: Publisher | None = None) -> RunReport:
-    """Merge the stored parts of ``config`` (every shard's) and write the outputs."""
+              publish: Publisher | None = None, adapters: Adapters | None = None) -> RunReport:
+    """Merge the stored parts of ``config`` (every shard's) and write the outputs (``adapters``: see
+    :func:`run_config`)."""
     from benchmark.engine.parts import plan_run
 
-    config = absolute_paths(config, ADAPTER_RULES)
+    if adapters is None:
+        config, adapters = open_adapters(config)
     metrics, options, protocols = _selection(config)
     folder = RunFolder(config.out)
     folder.check()
-    plans = plan_run(config, metrics, options, protocols)
+    plans = plan_run(config, adapters, metrics, options, protocols)
     with folder.lock(), terminate_as_exception():
         folder.prepare()
         device = launch(config.device, (0, 1)).device

@@ -344,9 +344,14 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         control, f_d = self.fcsd_condition(normal, guide, pose, expression, emotions)
         return proxy, guide, control, emotions, f_d
 
-    def sampler_for(self, ablation: str | None):
-        """The FCSD sampler of a call: the pipeline's, or for ``wo_lcm`` the undistilled one (fresh)."""
-        scheduler = make_scheduler(UNDISTILLED_SAMPLER, self.scheduler.config) if ablation == "wo_lcm" else self.scheduler
+    def sampler_for(self, ablation: str | None, scheduler=None):
+        """The FCSD sampler of a call: for ``wo_lcm`` the undistilled one (fresh); else ``scheduler`` (a
+        name or a scheduler, made fresh from the pipeline's training schedule, so the pipeline's own is
+        never changed and callers sharing one pipeline cannot affect each other) or the pipeline's."""
+        if ablation == "wo_lcm":
+            scheduler = make_scheduler(UNDISTILLED_SAMPLER, self.scheduler.config)
+        else:
+            scheduler = self.scheduler if scheduler is None else _fresh(scheduler, self.scheduler.config)
         check_noise_prediction(scheduler)
         return scheduler
 
@@ -371,13 +376,16 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         emotion_embeds: torch.Tensor | None = None,
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs: list[str] | tuple[str, ...] = ("latents",),
+        scheduler=None,
     ):
         """Render frames: rgb/normal float (N,3,H,W) in [0,1], pose (N,6), expression (N,100).
 
         ``num_inference_steps`` (FCSD) and ``tsdm_steps`` default to the sampler's usual count (LCM 10).
         ``prompt_embeds`` (1 or N, L, D) and ``emotion_embeds`` (N, D) replace the empty-prompt
         context and the embeddings of ``emotion``. ``ablation`` / ``ablation_mode``: the paper row
-        to render (see the module docstring). Returns :class:`ConsistentAvatarOutput`, or its fields
+        to render (see the module docstring). ``scheduler``: this call's sampler (a name of
+        reference/schedulers.py or a scheduler; default the pipeline's, ``pipe.scheduler``), made
+        fresh for the call (see :meth:`sampler_for`). Returns :class:`ConsistentAvatarOutput`, or its fields
         as a tuple with ``return_dict=False``.
         """
         if rgb.ndim != 4 or rgb.shape[1] != 3 or normal.shape != rgb.shape:
@@ -392,7 +400,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
             raise CabenchError(f"callback_on_step_end_tensor_inputs: {sorted(unknown)} are not among "
                                f"{self._callback_tensor_inputs}")
         check_pipeline_matches(self.trained_ablation, ablation, ablation_mode)
-        scheduler = self.sampler_for(ablation)
+        scheduler = self.sampler_for(ablation, scheduler)
         steps = num_inference_steps or default_steps(scheduler)
         for model in (self.tsdm_unet, self.unet):
             check_condition_branch(model)

@@ -164,10 +164,9 @@ def warm_up(pipe, batch_size: int = 8, scheduler: str = "lcm") -> None:
     costs (kernel selection, allocator growth, lazy initialisation) stay out of a timed render."""
     size = int(pipe.vae.config.sample_size)
     blank = torch.zeros(batch_size, 3, size, size)
-    pipe.set_scheduler(scheduler)
     pipe(blank, blank, torch.zeros(batch_size, 6), torch.zeros(batch_size, 100), num_inference_steps=1,
          tsdm_steps=1, generator=[torch.Generator().manual_seed(i) for i in range(batch_size)],
-         ablation=pipe.trained_ablation)
+         ablation=pipe.trained_ablation, scheduler=scheduler)
 
 
 def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, ablation=None, scheduler="lcm",
@@ -198,8 +197,7 @@ def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, abl
     expression = _check("expression", expression, (100,), count).astype(np.float32)
     labels = _labels(emotion, count)
     pipe = load_pipeline(checkpoint, device, dtype, ablation=ablation if ablation_mode == "trained" else None,
-                         progress=progress)
-    pipe.set_scheduler(scheduler)
+                         progress=progress)  # one cached pipeline: the sampler is this call's (below), not set on it
     size = int(pipe.vae.config.sample_size)
     context = pipe.encode_empty_prompt()
     emotions = pipe.embed_emotions(pipe.emotion_labels(labels, count, expression))
@@ -217,7 +215,7 @@ def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, abl
                 _to_tensor(rgb[sl], size), _to_tensor(normal[sl], size), torch.from_numpy(pose[sl]),
                 torch.from_numpy(expression[sl]), num_inference_steps=None if steps is None else int(steps),
                 generator=[torch.Generator().manual_seed(seed + i) for i in frames], ablation=ablation,
-                ablation_mode=ablation_mode, prompt_embeds=context, emotion_embeds=emotions[sl],
+                ablation_mode=ablation_mode, prompt_embeds=context, emotion_embeds=emotions[sl], scheduler=scheduler,
             ).images
             if result.shape[-2:] != (height, width):
                 result = torch.nn.functional.interpolate(result, size=(height, width), mode="bicubic",

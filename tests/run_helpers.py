@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import cv2
@@ -35,10 +34,10 @@ def write_videos(root: Path, frames: int = FRAMES, size: int = 64) -> dict:
 def config(videos: dict, out: Path, **changes) -> RunConfig:
     """A run of the two methods on the ground truth (an ad-hoc ``frames`` dataset named ``synthetic``)."""
     root = videos["root"]
-    methods = tuple(MethodConfig(name, frames=str(root / name / "{sequence}")) for name in ("noisy", "blurred"))
-    run = RunConfig(datasets=(DatasetConfig("synthetic", str(root / "gt" / "seq"), kind="frames"),), methods=methods,
+    methods = tuple(MethodConfig(name=name, frames=str(root / name / "{sequence}")) for name in ("noisy", "blurred"))
+    run = RunConfig(datasets=(DatasetConfig(name="synthetic", path=str(root / "gt" / "seq"), kind="frames"),), methods=methods,
                     metrics=("l2", "psnr", "ssim"), out=str(out), batch_size=4, split="all")
-    return dataclasses.replace(run, **changes)
+    return run.replace(**changes)
 
 
 def sigint_as_keyboard_interrupt() -> None:

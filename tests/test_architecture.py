@@ -132,7 +132,7 @@ def test_only_the_commands_import_the_reports():
 
 
 def test_the_config_imports_no_adapter():
-    """The config is a schema: what it checks of adapters is given to it (benchmark.engine.methods.ADAPTER_RULES)."""
+    """The config is a schema: the engine checks, resolves and builds the adapters (benchmark.engine.methods)."""
     assert {n for n in _imports("benchmark")["benchmark/config.py"] if n.startswith("baselines")} == set()
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from benchmark.cli import main
-from benchmark.config import load_config
-from benchmark.engine.methods import ADAPTER_RULES
+from benchmark.config import RunConfig, load_config, to_toml
+from benchmark.runner import load_config as runner_load_config
 from metrics.errors import CabenchError
 
 VALID = """
@@ -41,7 +41,7 @@ def _write(tmp_path, old: str, new: str):
 
 def test_the_valid_config_loads(tmp_path):
     config = load_config(_write(tmp_path, "", ""))
-    assert config.mask is False and config.batch_size == 4 and config.protocol == "canonical" and config.datasets[0].sequences == ("astronaut",)
+    assert config.mask is False and config.batch_size == 4 and config.protocol == ("canonical",) and config.datasets[0].sequences == ("astronaut",)
     assert config.methods[1].settings == {"degradation": "flicker", "strength": 0.05}
 
 
@@ -83,7 +83,7 @@ def test_the_valid_config_loads(tmp_path):
 def test_each_violation_names_the_file_the_key_path_and_what_was_expected(tmp_path, old, new, expected):
     path = _write(tmp_path, old, new)
     with pytest.raises(CabenchError) as error:
-        load_config(path, ADAPTER_RULES)
+        runner_load_config(path)
     lines = str(error.value).splitlines()
     assert all(line.startswith(f"{path}: ") for line in lines)
     assert any(line.startswith(f"{path}: {expected}") for line in lines), lines
@@ -106,6 +106,35 @@ def test_every_violation_is_its_own_line_and_nothing_is_created(tmp_path, capsys
 
 
 def test_protocols_one_all_or_several(tmp_path):
-    for text, expected in (('"all"', "all"), ('["canonical", "insta"]', ("canonical", "insta")),
+    for text, expected in (('"all"', ("all",)), ('"canonical"', ("canonical",)), ('["canonical", "insta"]', ("canonical", "insta")),
                            ('"canonical,insta"', ("canonical", "insta"))):
         assert load_config(_write(tmp_path, "mask = false", f"protocol = {text}")).protocol == expected
+
+
+def test_the_loaded_config_is_the_frozen_schema_and_saves_from_its_fields(tmp_path):
+    """The pydantic model is the config the engine receives: frozen, its lists tuples, its TOML written from
+    ``model_dump()`` (every field of the model, each once) and read back, from another folder, equal."""
+    import tomllib
+
+    from pydantic import ValidationError
+
+    path = _write(tmp_path, "mask = false", 'mask = false\nprotocol = "canonical,insta"\nalign = "intersect"\n'
+                  'bootstrap = { resamples = 100 }\noptions = { flow = "dis", lpips = { net = "vgg" } }')
+    path.write_text(path.read_text().replace('path = "data"', 'path = "data"\nkind = "insta"\naudio = "{sequence}.wav"\n'
+                                                               'audio_offset = 0.5'))
+    config = load_config(path)
+    assert config.protocol == ("canonical", "insta") and config.align == ("intersect",)
+    assert config.datasets[0].name == "data" and config.datasets[0].audio == str(tmp_path / "{sequence}.wav")
+    with pytest.raises(ValidationError, match="frozen"):
+        config.batch_size = 2
+    with pytest.raises(ValidationError, match="frozen"):
+        config.methods[0].frames = "elsewhere"
+    text = to_toml(config)
+    document = tomllib.loads(text)
+    assert list(document["run"]) == [name for name in RunConfig.model_fields if name not in ("datasets", "methods")]
+    assert document["run"]["options"] == {"flow": "dis", "lpips": {"net": "vgg"}}
+    assert document["datasets"][0]["audio_offset"] == 0.5 and "mask" not in document["datasets"][0]  # None: left out
+    saved = tmp_path / "run" / "config.toml"
+    saved.parent.mkdir()
+    saved.write_text(text)
+    assert load_config(saved) == config

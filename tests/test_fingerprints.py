@@ -137,8 +137,8 @@ def test_a_degradations_fingerprint_follows_its_ground_truth(tmp_path):
 
     data = tmp_path / "data"
     write_sequence(data, frames=6, size=64, seed=0, name="s0", progress=False)
-    run = RunConfig(datasets=(DatasetConfig("synthetic", str(data), kind="synthetic"),),
-                    methods=(MethodConfig("flicker", adapter="degraded", settings={"degradation": "flicker"}),),
+    run = RunConfig(datasets=(DatasetConfig(name="synthetic", path=str(data), kind="synthetic"),),
+                    methods=(MethodConfig(name="flicker", adapter="degraded", settings={"degradation": "flicker"}),),
                     metrics=("psnr",), out=str(tmp_path / "run"), split="all", batch_size=3)
     first = _run(run)
     assert first.computed_parts == ["synthetic/s0/flicker/canonical/psnr"]

@@ -50,7 +50,7 @@ def test_report_renders_its_tables_and_images_in_chromium(tmp_path, photos):
     from tests.test_reports_plots import _per_frame
 
     per_frame = _per_frame()
-    config = RunConfig(datasets=(DatasetConfig("synthetic", "d"),), methods=(MethodConfig("w/o LCM", frames="f"),),
+    config = RunConfig(datasets=(DatasetConfig(name="synthetic", path="d"),), methods=(MethodConfig(name="w/o LCM", frames="f"),),
                        out=str(tmp_path))
     folder = RunFolder(tmp_path)
     frames = ArrayFrames(np.stack([cv2.resize(photos["astronaut"], (64, 64))] * 4))

@@ -7,7 +7,6 @@ run under several protocols must reproduce each of them exactly.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -73,15 +72,15 @@ def runs(tmp_path_factory) -> dict:
 
     root = tmp_path_factory.mktemp("matrix")
     data = make_data(root / "data", sequences=2, frames=48, size=64, progress=False)
-    methods = (MethodConfig("proxy", adapter="insta", settings={"experiment": "stage1_proxy"}),
-               *(MethodConfig(name, adapter="degraded", settings={"degradation": name})
+    methods = (MethodConfig(name="proxy", adapter="insta", settings={"experiment": "stage1_proxy"}),
+               *(MethodConfig(name=name, adapter="degraded", settings={"degradation": name})
                  for name in ("oversmooth", "flicker", "colour_drift")))
-    config = RunConfig(datasets=(DatasetConfig("synthetic", str(data), kind="synthetic"),), methods=methods,
+    config = RunConfig(datasets=(DatasetConfig(name="synthetic", path=str(data), kind="synthetic"),), methods=methods,
                        metrics=("l2", "psnr", "ssim"), out=str(root / "all"), protocol=PROTOCOLS, batch_size=8,
                        bootstrap=BootstrapSettings(resamples=200, seed=1))
 
     def run(**changes):
-        return runner.run_config(dataclasses.replace(config, **changes), progress=False, plots=False,
+        return runner.run_config(config.replace(**changes), progress=False, plots=False,
                                  report=changes.get("protocol") != "imavatar", log=lambda m: None, publish=publish)
 
     return {"all": run(), **{p: run(protocol=p, out=str(root / p)) for p in PROTOCOLS}}

@@ -94,7 +94,7 @@ def test_the_stamp_names_the_outputs_and_a_changed_output_is_not_up_to_date(vide
     assert main(args) == 0
     config = eval_config(build_parser().parse_args(args))
     meta = out / ".cabench"
-    stamp = publication_stamp(config, plots=False, report=False)
+    stamp = publication_stamp(config, {}, plots=False, report=False)  # stored frames: no adapter
     record = published(meta, out, stamp)
     assert record is not None and {"per_frame.csv", "summary.csv", "table1.md"} <= set(record["outputs"])
     assert published(meta, out, stamp + "x") is None

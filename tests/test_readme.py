@@ -216,14 +216,12 @@ def test_the_link_checker_notices_drift():
 
 
 def test_the_run_config_passes_the_schema(page, blocks, tmp_path):
-    from benchmark.config import parse_config
-    from benchmark.engine.methods import ADAPTER_RULES
+    from benchmark.engine.methods import open_config
 
     configs = [b for b in blocks if b.language == "toml" and b.skip_reason is None]
     assert configs or page != README
     for block in configs:
-        config = parse_config(tomllib.loads(block.text), base=tmp_path, source=f"{_name(page)}:{block.line}",
-                              adapters=ADAPTER_RULES)
+        config, _ = open_config(tomllib.loads(block.text), base=tmp_path, source=f"{_name(page)}:{block.line}")
         assert config.datasets and config.methods
 
 

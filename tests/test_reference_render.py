@@ -110,3 +110,21 @@ def test_cli_infer_writes_frames(sequence, tmp_path, capsys):
     assert main([*args, "--output", str(tmp_path / "o4")]) == 2
     assert "cabench train stage3 --ablation wo_normal" in capsys.readouterr().err
     assert main([*args, "--output", str(tmp_path / "o5"), "--ablation-mode", "zero-input"]) == 0
+
+
+def test_callers_with_different_samplers_share_the_cached_pipeline_without_affecting_each_other(sequence):
+    """The sampler is each call's own: the one cached pipeline's scheduler is never replaced, so renders
+    with different samplers, interleaved, give what each gives alone. (When render_sequence set the
+    sampler on the shared pipeline, a w/o-LCM render after an Euler one sampled DDIM with
+    clip_sample=True: the Euler config had dropped the key, and DDIM was made from it.)"""
+    from reference.render import load_pipeline
+
+    _, data = sequence
+    args = (data.rgb[:2], data.normal[:2], data.pose[:2], data.expression[:2])
+    pipe = load_pipeline("tiny", progress=False)  # what render_sequence("tiny", ...) loads (cached)
+    own = pipe.scheduler
+    ddim = render_sequence("tiny", *args, ablation="wo_lcm", steps=2, batch_size=2)  # DDIM: the undistilled row
+    euler = render_sequence("tiny", *args, scheduler="euler", steps=2, batch_size=2)
+    assert not np.array_equal(ddim, euler)  # the sampler is used
+    np.testing.assert_array_equal(render_sequence("tiny", *args, ablation="wo_lcm", steps=2, batch_size=2), ddim)
+    assert load_pipeline("tiny", progress=False) is pipe and pipe.scheduler is own

@@ -3,7 +3,6 @@ are refused up front with one line, and signals at start-up end a command with o
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -49,9 +48,9 @@ def _bmp_run(tmp_path: Path) -> tuple:
     for i, mask in enumerate(masks):
         Image.fromarray(mask).save(tmp_path / "mask" / f"{i:05d}.bmp")
     run = config({"root": tmp_path}, tmp_path / "out")
-    run = dataclasses.replace(run, datasets=(DatasetConfig("synthetic", str(tmp_path / "gt"), kind="frames",
+    run = run.replace(datasets=(DatasetConfig(name="synthetic", path=str(tmp_path / "gt"), kind="frames",
                                                            mask=str(tmp_path / "mask")),),
-                              methods=(MethodConfig("pred", frames=str(tmp_path / "pred")),), metrics=("l2", "psnr"),
+                              methods=(MethodConfig(name="pred", frames=str(tmp_path / "pred")),), metrics=("l2", "psnr"),
                               mask=True)
     return run
 

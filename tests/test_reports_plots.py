@@ -120,7 +120,7 @@ def test_html_report_is_self_contained_with_tables_plots_samples_protocol_and_ve
     per_frame = _per_frame()
     missing = pd.DataFrame({"dataset": ["synthetic"], "sequence": ["s0"], "method": ["w/o LCM"], "protocol": ["canonical"],
                             "metric": ["lpips"], "reason": ["alexnet-owt-7be5be79.pth not found"]})
-    config = RunConfig(datasets=(DatasetConfig("synthetic", "d"),), methods=(MethodConfig("w/o LCM", frames="f"),),
+    config = RunConfig(datasets=(DatasetConfig(name="synthetic", path="d"),), methods=(MethodConfig(name="w/o LCM", frames="f"),),
                        out=str(tmp_path))
     folder = RunFolder(tmp_path)
     frames = ArrayFrames(np.stack([cv2.resize(photos["astronaut"], (64, 64))] * 6))

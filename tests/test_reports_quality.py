@@ -32,8 +32,8 @@ def _run_summary(data, tmp_path, blur: float, protocol: str | tuple[str, ...] = 
     from benchmark.config import DatasetConfig, MethodConfig, RunConfig
 
     metrics = ("l2", "psnr", "ssim", "tof")
-    config = RunConfig(datasets=(DatasetConfig("synthetic", str(data), kind="synthetic"),),
-                       methods=(MethodConfig("blurred", adapter="degraded",
+    config = RunConfig(datasets=(DatasetConfig(name="synthetic", path=str(data), kind="synthetic"),),
+                       methods=(MethodConfig(name="blurred", adapter="degraded",
                                              settings={"degradation": "oversmooth", "strength": blur}),),
                        metrics=metrics, out=str(tmp_path / "run"), split="all", batch_size=8, protocol=protocol)
     report = runner.run_config(config, progress=False, plots=False, report=False, log=lambda m: None, publish=publish)

@@ -4,7 +4,6 @@ results kept, stale temporary files removed, and names that cannot leave the fol
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import io
 import os
@@ -242,8 +241,8 @@ def test_safe_names_stay_one_component_inside_the_folder(tmp_path):
 def test_hostile_dataset_and_method_names_cannot_write_outside_the_run_folder(videos, tmp_path):
     run = config(videos, tmp_path / "nested" / "run")
     frames = run.methods[0].frames
-    methods = tuple(MethodConfig(name, frames=frames) for name in HOSTILE[:6])
-    run = dataclasses.replace(run, methods=methods, datasets=(DatasetConfig("..", run.datasets[0].path, kind="frames"),))
+    methods = tuple(MethodConfig(name=name, frames=frames) for name in HOSTILE[:6])
+    run = run.replace(methods=methods, datasets=(DatasetConfig(name="..", path=run.datasets[0].path, kind="frames"),))
     absolute_existed = Path("/tmp/absolute").exists()
     before = {p for p in tmp_path.rglob("*")}
     report = runner.run_config(run, progress=False, plots=True, report=True, log=lambda m: None, publish=publish)

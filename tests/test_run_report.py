@@ -40,10 +40,10 @@ def run(tmp_path_factory):
     for index in range(2):
         write_sequence(root / "data", frames=16, size=96, seed=index, name=f"talk{index}", progress=False)
     config = RunConfig(
-        datasets=(DatasetConfig("synthetic", str(root / "data"), kind="synthetic"),),
-        methods=(MethodConfig(METHODS[0], adapter="insta", settings={"experiment": "stage1_proxy"}),
-                 MethodConfig(METHODS[1], adapter="degraded", settings={"degradation": "flicker", "strength": 0.02}),
-                 MethodConfig(METHODS[2], adapter="degraded", settings={"degradation": "oversmooth"})),
+        datasets=(DatasetConfig(name="synthetic", path=str(root / "data"), kind="synthetic"),),
+        methods=(MethodConfig(name=METHODS[0], adapter="insta", settings={"experiment": "stage1_proxy"}),
+                 MethodConfig(name=METHODS[1], adapter="degraded", settings={"degradation": "flicker", "strength": 0.02}),
+                 MethodConfig(name=METHODS[2], adapter="degraded", settings={"degradation": "oversmooth"})),
         metrics=("l2", "psnr", "flow_gap", "warp_error", "lmd"), out=str(root / "out"), batch_size=4, split="test",
         options={"face_region": "detect"})  # detection on the method's frames: some frames have no face
     report = run_config(config, progress=False, log=lambda m: None, publish=publish)

@@ -3,7 +3,6 @@ missing metrics, samples, temporal metrics restarted, several protocols in one r
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -82,14 +81,14 @@ def test_interrupted_run_resumes_to_the_same_numbers_and_reuses_what_was_stored(
 def test_a_changed_setting_is_recomputed_not_reused(videos, tmp_path):
     run = config(videos, tmp_path / "run")
     _run(run)
-    swapped = dataclasses.replace(run, methods=(dataclasses.replace(run.methods[0], frames=run.methods[1].frames),
+    swapped = run.replace(methods=(run.methods[0].replace(frames=run.methods[1].frames),
                                                 run.methods[1]))
     work = _run(swapped)
     assert sorted(work.computed_parts) == [f"synthetic/seq/noisy/canonical/{m}" for m in ("l2", "psnr", "ssim")]
     table = work.per_frame
     np.testing.assert_allclose(table[table["method"] == "noisy"]["l2"].to_numpy(),
                                table[table["method"] == "blurred"]["l2"].to_numpy())
-    more = dataclasses.replace(swapped, metrics=("l2", "psnr", "ssim", "l1"))
+    more = swapped.replace(metrics=("l2", "psnr", "ssim", "l1"))
     assert sorted(_run(more).computed_parts) == ["synthetic/seq/blurred/canonical/l1", "synthetic/seq/noisy/canonical/l1"]
 
 
@@ -198,7 +197,7 @@ def test_a_size_mismatch_in_a_run_names_the_config_key_that_fixes_it(videos, tmp
 
     small = videos["root"] / "small" / "seq"
     write_frames(small, videos["gt"][:, :32, :32].copy())
-    run = dataclasses.replace(config(videos, tmp_path / "run"), methods=(MethodConfig("small", frames=str(small)),))
+    run = config(videos, tmp_path / "run").replace(methods=(MethodConfig(name="small", frames=str(small)),))
     with pytest.raises(CabenchError, match=r'frame size 32x32 differs .*align = \["resize"\] in \[run\]'):
         _run(run)
 
@@ -230,8 +229,43 @@ def test_time_s_is_the_adapters_time_after_load(videos, tmp_path, monkeypatch):
 
     monkeypatch.setitem(ADAPTERS._targets, Loaded.key, None)  # registered for this test only
     monkeypatch.setitem(ADAPTERS._objects, Loaded.key, Loaded)
-    run = dataclasses.replace(config(videos, tmp_path / "run"), methods=(MethodConfig("Loaded", adapter="test_loaded"),))
+    run = config(videos, tmp_path / "run").replace(methods=(MethodConfig(name="Loaded", adapter="test_loaded"),))
     table = _run(run).per_frame
     assert calls == ["load", "outputs"] and (table["time_s"] == 0.125).all()
     metadata = json.loads((tmp_path / "run" / "metadata.json").read_text())
     assert metadata["host"]["torch_threads"] >= 1 and metadata["host"]["device"] == "cpu"  # what the time was made on
+
+
+def test_each_adapter_is_built_once_and_serves_every_sequence(videos, tmp_path, monkeypatch):
+    """The engine checks and builds a method's adapter once, before any work, and every sequence of the
+    run renders through that one object (it was built per (sequence, method), and again to check it)."""
+    from baselines import base
+    from baselines.catalogue import ADAPTERS
+    from benchmark.config import MethodConfig
+    from benchmark.io import ArrayFrames
+
+    built, rendered = [], []
+
+    class Counted(base.Adapter):
+        key, row = "test_counted", "Counted"
+
+        def __init__(self, name: str | None = None, split: str = "test"):
+            super().__init__(name=name, split=split)
+            built.append(self)
+
+        def outputs(self, sequence):
+            rendered.append(self)
+            return base.MethodOutput(ArrayFrames(videos["noisy"], frame_ids=self.frame_ids(sequence)), {})
+
+        def fingerprint(self, sequence):
+            return "counted-v1"
+
+    monkeypatch.setitem(ADAPTERS._targets, Counted.key, None)  # registered for this test only
+    monkeypatch.setitem(ADAPTERS._objects, Counted.key, Counted)
+    run = config(videos, tmp_path / "run")
+    truth = run.datasets[0]
+    run = run.replace(datasets=tuple(truth.replace(name=name) for name in ("one", "two")),
+                                     methods=(MethodConfig(name="Counted", adapter="test_counted"),))
+    table = _run(run).per_frame
+    assert set(table["dataset"]) == {"one", "two"}
+    assert len(built) == 1 and rendered == [built[0], built[0]]

@@ -50,7 +50,7 @@ def test_config_is_parsed_with_paths_relative_to_the_file_and_round_trips(tmp_pa
     assert config.methods[0].settings == {"checkpoint": "ckpt/tiny", "steps": 4}
     assert config.methods[1].frames == "{root}/stage1/rgb"
     assert (config.protocol, config.metrics, config.align, config.mask, config.batch_size) == (
-        "insta", ("l2", "psnr"), ("intersect",), True, 4)
+        ("insta",), ("l2", "psnr"), ("intersect",), True, 4)
     assert config.options == {"flow": "dis"}
     again = tmp_path / "again" / "config.toml"
     again.parent.mkdir()

@@ -251,8 +251,8 @@ def test_a_three_method_run_computes_the_ground_truth_once_and_a_rerun_none(tmp_
     sequence = next(iter(open_dataset(tmp_path / "data", kind="synthetic")))
     counter = Counter(sequence.frames.read(sequence.frames.frame_ids).rgb)
     counter.install(monkeypatch)
-    methods = tuple(MethodConfig(d, adapter="degraded", settings={"degradation": d}) for d in ("oversmooth", "flicker", "jitter"))
-    config = RunConfig(datasets=(DatasetConfig("synthetic", str(tmp_path / "data"), kind="synthetic"),), methods=methods,
+    methods = tuple(MethodConfig(name=d, adapter="degraded", settings={"degradation": d}) for d in ("oversmooth", "flicker", "jitter"))
+    config = RunConfig(datasets=(DatasetConfig(name="synthetic", path=str(tmp_path / "data"), kind="synthetic"),), methods=methods,
                        metrics=("tof", "warp_error", "motion_inheritance", "lmd"), out=str(tmp_path / "run"), split="all",
                        batch_size=4, options={"flow": "dis"})  # one flow for all (tof's default is Farneback)
     first = run_config(config, progress=False, plots=False, report=False, log=lambda _: None, publish=publish).per_frame

@@ -276,7 +276,7 @@ def test_the_sha256_of_the_trunk_is_recorded_and_a_new_file_recomputes(server, u
     # another trunk, given explicitly: used, marked unverified, and the LPIPS parts are recomputed
     other = tmp_path / "other.pth"
     other.write_bytes(OTHER)
-    second = runner.run_config(dataclasses.replace(run, options={"backbone_weights": str(other)}), progress=False,
+    second = runner.run_config(run.replace(options={"backbone_weights": str(other)}), progress=False,
                                plots=False, report=True, log=lambda m: None, publish=publish)
     assert set(second.computed_parts) == {f"synthetic/seq/{m}/canonical/lpips" for m in ("noisy", "blurred")}
     assert not np.allclose(second.per_frame["lpips"], first.per_frame["lpips"])

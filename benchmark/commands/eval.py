@@ -117,27 +117,26 @@ def eval_config(args: argparse.Namespace):
     from pathlib import Path
 
     from benchmark.align import parse_policy
-    from benchmark.config import DatasetConfig, MethodConfig, RunConfig, absolute_paths
+    from benchmark.config import DatasetConfig, MethodConfig, RunConfig
     from benchmark.datasets.adhoc import sequence_name
     from metrics.errors import CabenchError
 
-    methods = tuple(MethodConfig(name, frames=str(Path(path).resolve())) for name, path in parse_named_paths(args.pred))
+    methods = tuple(MethodConfig(name=name, frames=str(Path(path).resolve())) for name, path in parse_named_paths(args.pred))
     gt = Path(args.gt).resolve()
-    dataset = DatasetConfig(args.dataset or sequence_name(gt), str(gt), kind="frames",
+    dataset = DatasetConfig(name=args.dataset or sequence_name(gt), path=str(gt), kind="frames",
                             mask=str(Path(args.mask).resolve()) if args.mask else None,
                             landmarks=str(Path(args.landmarks).resolve()) if args.landmarks else None)
-    protocol = [p.strip() for p in args.protocol.split(",") if p.strip()]
-    # names checked against the metric registry by the run (benchmark.evaluation.parse_metrics), which a
-    # run whose outputs are up to date does not load
+    # names checked against the metric and protocol registries by the run (benchmark.evaluation.parse_metrics,
+    # benchmark.engine.plan.protocols_of), which a run whose outputs are up to date does not load
     metrics = tuple(dict.fromkeys(name.strip() for name in args.metrics.split(",") if name.strip()))
     if not metrics:
         raise CabenchError("--metrics: no metric given")
-    config = RunConfig(datasets=(dataset,), methods=methods, metrics=metrics,
-                       out=str(Path(args.out).resolve()), protocol=protocol[0] if len(protocol) == 1 else tuple(protocol),
-                       device=args.device, batch_size=args.batch_size, split="all",
-                       align=tuple(sorted(parse_policy(args.align))), mask=args.mask is not None,
-                       options=metric_options(args))
-    return absolute_paths(config)
+    if not args.protocol.strip(", "):
+        raise CabenchError("--protocol: no protocol given")
+    return RunConfig(datasets=(dataset,), methods=methods, metrics=metrics, out=str(Path(args.out).resolve()),
+                     protocol=args.protocol, device=args.device, batch_size=args.batch_size, split="all",
+                     align=tuple(sorted(parse_policy(args.align))), mask=args.mask is not None,
+                     options=metric_options(args)).resolved()
 
 
 def run(args: argparse.Namespace) -> int:

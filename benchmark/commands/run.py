@@ -47,22 +47,24 @@ def parse_shard(value: str | None) -> tuple[int, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
     from pathlib import Path
 
     from benchmark.commands.eval import print_outcome
-    from benchmark.runner import load_config, merge_run, run_config
+    from benchmark.engine.methods import open_config_file
+    from benchmark.runner import merge_run, run_config
     from reports.publish import publish
 
-    config = load_config(args.config)
+    config, adapters = open_config_file(args.config)  # every violation at once, before any work
     if args.out:
-        config = dataclasses.replace(config, out=str(Path(args.out)))
+        config = config.replace(out=str(Path(args.out).resolve()))
     log = (lambda message: None) if args.quiet else print
     if args.merge_only:
-        report = merge_run(config, plots=not args.no_plots, report=not args.no_plots, publish=publish)
+        report = merge_run(config, plots=not args.no_plots, report=not args.no_plots, publish=publish,
+                           adapters=adapters)
     else:
         report = run_config(config, force=args.force, progress=not args.quiet, shard=parse_shard(args.shard),
-                            plots=not args.no_plots, report=not args.no_plots, log=log, publish=publish)
+                            plots=not args.no_plots, report=not args.no_plots, log=log, publish=publish,
+                            adapters=adapters)
     if report is None:
         return 0
     print_outcome(report, plots=not args.no_plots)  # as `cabench eval` does

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.config import RunConfig, to_toml
-from benchmark.engine.methods import ADAPTER_RULES, method_roles
+from benchmark.engine.methods import method_roles
 from benchmark.results.files import atomic_write_csv, atomic_write_text
 from benchmark.results.folder import RunFolder
 from benchmark.results.schema import methods_table
@@ -50,7 +50,7 @@ def write_outputs(folder: RunFolder, config: RunConfig, per_frame: pd.DataFrame,
     out = folder.path
     if summary is None:
         summary = summarize(per_frame, bootstrap=config.bootstrap)
-    config_text = to_toml(config, ADAPTER_RULES)
+    config_text = to_toml(config)  # its paths are absolute (the run resolved them)
     methods = methods_table(method_roles(config))
     files = [atomic_write_csv(per_frame, out / "per_frame.csv"), atomic_write_csv(summary, out / "summary.csv"),
              atomic_write_csv(missing, out / "missing.csv"), atomic_write_csv(methods, out / "methods.csv"),

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.config import RunConfig
-from benchmark.engine.methods import MethodSource
+from benchmark.engine.methods import Adapters, MethodSource
 from benchmark.engine.plan import (
     Pair,
-    evaluated_ids,
     landmarks_of,
     named_protocols,
     plan,
@@ -67,14 +66,14 @@ def weight_files(metrics: list[str], options: dict[str, dict[str, Any]],
             for name in metrics if not reasons[name]}
 
 
-def plan_pair(config: RunConfig, pair: Pair, metrics: list[str], options: dict[str, dict[str, Any]],
-              protocols: list[str], truth: str, reasons: dict[str, str | None],
+def plan_pair(config: RunConfig, pair: Pair, adapters: Adapters, metrics: list[str],
+              options: dict[str, dict[str, Any]], protocols: list[str], truth: str, reasons: dict[str, str | None],
               weights: dict[str, list[dict[str, Any]]] | None = None) -> PairPlan:
-    """The parts of ``pair``. ``truth``: the sequence's content stamp (:func:`plan.truth_stamp`);
+    """The parts of ``pair``. ``adapters``: the run's (:func:`benchmark.engine.methods.open_adapters`); ``truth``: the sequence's content stamp (:func:`plan.truth_stamp`);
     ``reasons``: :func:`unavailable_reasons`; ``weights``: :func:`weight_files` (part of each part's
     identity, so that another weight file recomputes)."""
-    ids = evaluated_ids(pair.sequence, config.split)
-    method = MethodSource(pair.method, pair.dataset.name, pair.sequence, config.split, tuple(config.align))
+    ids = pair.sequence.split_ids(config.split)  # a sequence without splits: all its frames
+    method = MethodSource(pair.method, pair.dataset.name, pair.sequence, adapters, config.align)
     method_identity = method.identity(ids)
     evaluation = {"split": config.split, "frames": text_stamp(ids), "count": len(ids), "align": sorted(config.align),
                   "mask": uses_mask(config, pair.sequence)}
@@ -103,10 +102,10 @@ def plan_pair(config: RunConfig, pair: Pair, metrics: list[str], options: dict[s
     return pair_plan
 
 
-def plan_run(config: RunConfig, metrics: list[str], options: dict[str, dict[str, Any]],
+def plan_run(config: RunConfig, adapters: Adapters, metrics: list[str], options: dict[str, dict[str, Any]],
              protocols: list[str]) -> list[PairPlan]:
     """The plans of every pair of the run, in sequence-major order; each sequence's ground truth is
-    stamped once."""
+    stamped once, and each method's one adapter (``adapters``) serves all its sequences."""
     reasons = unavailable_reasons(metrics, options)
     weights = weight_files(metrics, options, reasons)
     truths: dict[tuple[str, str], str] = {}
@@ -114,8 +113,8 @@ def plan_run(config: RunConfig, metrics: list[str], options: dict[str, dict[str,
     for pair in plan(config):
         key = (pair.dataset.name, pair.sequence.name)
         if key not in truths:
-            truths[key] = truth_stamp(config, pair.sequence, evaluated_ids(pair.sequence, config.split))
-        plans.append(plan_pair(config, pair, metrics, options, protocols, truths[key], reasons, weights))
+            truths[key] = truth_stamp(config, pair.sequence, pair.sequence.split_ids(config.split))
+        plans.append(plan_pair(config, pair, adapters, metrics, options, protocols, truths[key], reasons, weights))
     check_named_protocols(config, plans, metrics)
     return plans
 

@@ -34,12 +34,12 @@ class Pair:
 
 
 def protocols_of(config: RunConfig) -> list[str]:
-    """The protocol ids of a run: one id, ``"all"`` (every protocol), or several (a list or a comma list)."""
+    """The protocol ids of a run: its ids, ``"all"`` among them standing for every protocol."""
     from metrics.protocols import PROTOCOLS, get_protocol
 
     expanded = []
-    for name in _given_protocols(config):
-        expanded += list(PROTOCOLS) if name == "all" else [name] if name else []
+    for name in config.protocol:
+        expanded += list(PROTOCOLS) if name == "all" else [name]
     if not expanded:
         raise CabenchError("protocol: no protocol given")
     return [get_protocol(name).id for name in dict.fromkeys(expanded)]
@@ -49,12 +49,7 @@ def named_protocols(config: RunConfig) -> list[str]:
     """The protocol ids the config names itself, not through ``all``."""
     from metrics.protocols import get_protocol
 
-    return [get_protocol(name).id for name in dict.fromkeys(_given_protocols(config)) if name and name != "all"]
-
-
-def _given_protocols(config: RunConfig) -> list[str]:
-    value = config.protocol
-    return [p.strip() for p in value.split(",")] if isinstance(value, str) else [str(p) for p in value]
+    return [get_protocol(name).id for name in dict.fromkeys(config.protocol) if name != "all"]
 
 
 def open_datasets(config: RunConfig) -> list[tuple[DatasetConfig, list[Sequence]]]:
@@ -85,12 +80,6 @@ def plan(config: RunConfig) -> list[Pair]:
     """Every (dataset, sequence, method) of the config, sequence-major (see the module docstring)."""
     return [Pair(dataset, sequence, method) for dataset, sequences in open_datasets(config)
             for sequence in sequences for method in config.methods]
-
-
-def evaluated_ids(sequence: Sequence, split: str) -> list[int]:
-    """Frame ids of ``split`` (``Sequence.split_ids``; ``""`` as ``"all"``): a sequence without splits is
-    evaluated on all its frames."""
-    return sequence.split_ids(split or None)
 
 
 class SubsetFrames(FrameSource):

@@ -33,11 +33,14 @@ import json
 import os
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.config import RunConfig, to_toml
 from benchmark.results.files import atomic_write_text
 from benchmark.stamps import file_stamp, text_stamp, tree_stamp
+
+if TYPE_CHECKING:
+    from benchmark.engine.methods import Adapters
 
 STAMP_FILE = "published.json"
 PACKAGES = ("metrics", "benchmark", "reports", "baselines", "reference")
@@ -79,23 +82,24 @@ def _option_values(options: Any) -> list[Any]:
     return [options]
 
 
-def inputs_stamp(config: RunConfig) -> str:
-    """Each sequence's ground-truth stamp and each method's identity, as the engine's plan takes them."""
+def inputs_stamp(config: RunConfig, adapters: Adapters) -> str:
+    """Each sequence's ground-truth stamp and each method's identity, as the engine's plan takes them
+    (``adapters``: the run's, :func:`benchmark.engine.methods.open_adapters`)."""
     from benchmark.engine.methods import MethodSource
-    from benchmark.engine.plan import evaluated_ids, open_datasets, truth_stamp
+    from benchmark.engine.plan import open_datasets, truth_stamp
 
     stamps = []
     for dataset, sequences in open_datasets(config):
         for sequence in sequences:
-            ids = evaluated_ids(sequence, config.split)
+            ids = sequence.split_ids(config.split)
             stamps.append(truth_stamp(config, sequence, ids))
             for method in config.methods:
-                identity = MethodSource(method, dataset.name, sequence, config.split).identity(ids)
+                identity = MethodSource(method, dataset.name, sequence, adapters).identity(ids)
                 stamps.append(json.dumps(identity, sort_keys=True, default=str))
     return text_stamp(*stamps)
 
 
-def publication_stamp(config: RunConfig, plots: bool, report: bool) -> str | None:
+def publication_stamp(config: RunConfig, adapters: Adapters, plots: bool, report: bool) -> str | None:
     """The stamp of everything a run's outputs are made from (see the module docstring); None where an
     input cannot be read (the run's ordinary path then reports the problem, in its order of checks)."""
     from benchmark.results.fingerprint import cabench_version
@@ -103,7 +107,7 @@ def publication_stamp(config: RunConfig, plots: bool, report: bool) -> str | Non
 
     try:
         return text_stamp(to_toml(config), f"plots={plots}", f"report={report}", cabench_version(), code_stamp(),
-                          weights_stamp(config), inputs_stamp(config))
+                          weights_stamp(config), inputs_stamp(config, adapters))
     except (CabenchError, OSError, ValueError):
         return None
 

@@ -71,9 +71,9 @@ def make_data(root: Path) -> Path:
 
 
 def bench_config(data: Path, out: Path) -> RunConfig:
-    methods = [MethodConfig(f"degraded: {d}", adapter="degraded", settings={"degradation": d}) for d in DEGRADATIONS]
-    methods += [MethodConfig(name, frames=f"{{root}}/{folder}") for name, folder in STORED.items()]
-    return RunConfig(datasets=(DatasetConfig("synthetic", str(data), kind="synthetic"),), methods=tuple(methods),
+    methods = [MethodConfig(name=f"degraded: {d}", adapter="degraded", settings={"degradation": d}) for d in DEGRADATIONS]
+    methods += [MethodConfig(name=name, frames=f"{{root}}/{folder}") for name, folder in STORED.items()]
+    return RunConfig(datasets=(DatasetConfig(name="synthetic", path=str(data), kind="synthetic"),), methods=tuple(methods),
                      metrics=OFFLINE, out=str(out), protocol="canonical", device="cpu", split="all")
 
 
