@@ -130,22 +130,6 @@ def train_config(config: RunConfig, out: Path) -> RunConfig:
                      protocol=config.protocol, device=config.device, batch_size=config.batch_size, split="train")
 
 
-def with_notes(publish: Publisher | None, notes: list[str]) -> Publisher | None:
-    """``publish`` with ``notes`` added to the run's metadata (shown above the report's tables)."""
-    if publish is None:
-        return None
-
-    def noted(out, **kwargs):
-        import json
-
-        kwargs["metadata"] = {**(kwargs.get("metadata") or {}), "notes": notes}
-        # the report reads the run's metadata.json (written just before publishing): the notes go there too
-        atomic_write_text(Path(out) / "metadata.json", json.dumps(kwargs["metadata"], indent=1, default=str) + "\n")
-        return publish(out, **kwargs)
-
-    return noted
-
-
 def write_extra_tables(report, train_report, log: Callable[[str], None]) -> None:
     """``heldout_vs_train.md`` and ``paired.md`` (:mod:`benchmark.demo_tables`) into the run folder."""
     from baselines.consistentavatar import ABLATION_ROWS
@@ -197,7 +181,7 @@ def run_demo(out: str | Path = "runs/demo", frames: int = DEMO_FRAMES, size: int
         reference = reference_checkpoint() is not None
         notes = [CAPTION] if reference else []
         report = run_config(config, force=force, progress=progress, shard=(0, 1), log=log,
-                            publish=with_notes(publish, notes), adapters=adapters)
+                            publish=publish, adapters=adapters, notes=notes)
         train_report = None
         if train_frames and reference:
             log("scoring the reference rows on the training frames too (OUT/train_frames)")

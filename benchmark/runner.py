@@ -11,7 +11,7 @@ SIGTERM) keeps every batch stored so far; running the same command again resumes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,7 +79,8 @@ def claim_folder(out: str | Path) -> RunFolder:
 
 def run_config(config: RunConfig, force: bool = False, progress: bool = True, shard: tuple[int, int] | None = None,
                plots: bool = True, report: bool = True, log: Callable[[str], None] = print,
-               publish: Publisher | None = None, adapters: Adapters | None = None) -> RunReport | None:
+               publish: Publisher | None = None, adapters: Adapters | None = None,
+               notes: Sequence[str] = ()) -> RunReport | None:
     """Run ``config``: compute what is not stored, then (on the merging process) merge and write the outputs.
 
     publish: writes the tables, plots (``plots``) and report (``report``) from the run's values, in
@@ -90,6 +91,8 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
     adapters: the methods' adapters, with the config they were opened with
     (:func:`benchmark.engine.methods.open_config`); None: checked and built here, before any work
     (:func:`~benchmark.engine.methods.open_adapters`), each once for every sequence.
+    notes: lines for the reader of the outputs (what a row means), kept in ``metadata.json`` as ``notes``,
+    which the tables and report show above their tables.
 
     Returns None on a process that does not merge.
     """
@@ -131,7 +134,7 @@ def run_config(config: RunConfig, force: bool = False, progress: bool = True, sh
             log(f"reused {runner.reused} stored (frame, metric) results and computed {runner.computed} "
                 f"({100.0 * runner.reused / total:.0f}% reused)")
         sets, set_paths = _sets(folder, config, plans, options, protocols, share.device, log)
-        result = _publish(folder, config, plans, protocols, plots, report, share.device, publish, sets)
+        result = _publish(folder, config, plans, protocols, plots, report, share.device, publish, sets, notes)
         result.sets, result.files = sets, [*result.files, *set_paths]
         if share.shard == (0, 1) and stamp is not None:  # one process saw every input: its stamp is the outputs'
             record(folder.meta, folder.path, stamp, result.files, runner.computed + runner.reused)
@@ -195,7 +198,8 @@ def _stored_report(folder: RunFolder, done: dict) -> RunReport:
 
 
 def _publish(folder: RunFolder, config: RunConfig, plans, protocols: list[str], plots: bool, report: bool,
-             device: str, publish: Publisher | None, sets: pd.DataFrame | None = None) -> RunReport:
+             device: str, publish: Publisher | None, sets: pd.DataFrame | None = None,
+             notes: Sequence[str] = ()) -> RunReport:
     from benchmark.engine.metadata import run_metadata
     from benchmark.engine.outputs import write_outputs
     from benchmark.results.merge import merge
@@ -206,6 +210,8 @@ def _publish(folder: RunFolder, config: RunConfig, plans, protocols: list[str], 
     summary = summarize(per_frame, bootstrap=config.bootstrap)
     metadata = run_metadata(config, plans, per_frame, protocols, device,
                             lambda stored: folder.pair_folder(stored.dataset, stored.sequence, stored.method))
+    if notes:
+        metadata["notes"] = list(notes)
     files = write_outputs(folder, config, per_frame, missing, protocols, plots=plots, report=report,
                           summary=summary, metadata=metadata, publish=publish, sets=sets)
     return RunReport(folder.path, per_frame, summary, missing, files=files, metadata=metadata)
