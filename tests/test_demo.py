@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from contextlib import redirect_stdout
 from io import StringIO
@@ -41,6 +42,10 @@ def test_demo_writes_every_output(demo_run):
     assert list(dict.fromkeys(per_frame["method"])) == methods
     assert "INSTA (stage-1 proxy)" in methods and any(m.startswith("Synthetic: ") for m in methods)
     assert "INSTA (stage-1 proxy) -> VAE" in methods  # the floor a latent model must beat
+    from benchmark.demo_tables import CAPTION
+
+    # what the tiny checkpoint is, for a reader of the report alone: in the run's metadata and the report
+    assert json.loads((out / "metadata.json").read_text())["notes"] == [CAPTION]
     paired = (out / "paired.md").read_text()  # the reference rows against the full model, with intervals
     assert "tiny" in paired and "INSTA (stage-1 proxy) -> VAE" in paired and "[95% interval]" in paired
     assert "tiny* checkpoint" in (out / "report.html").read_text()  # the caption says what the rows are
