@@ -8,7 +8,8 @@ environment (a venv with ``insightface``, ``onnxruntime``, ``onnx``, ``scikit-im
         --work /tmp/arcface-calibration
 
 Steps: (1, project python) the recipe's inputs (``tests/arcface_recipe.py``): frames, the five
-keypoints of each, the random ArcFace ONNX; (2, reference python, ``--reference``) per frame
+keypoints of each, the stored random ArcFace ONNX (``--remake-model`` first remakes it with the recipe
+on this machine and stores it); (2, reference python, ``--reference``) per frame
 ``ArcFaceONNX(model_file).get(image_bgr, Face(kps=points))`` (its ``face_align.norm_crop`` and
 ``get_feat``) for the ground truth and the prediction, and ``compute_sim`` of the two; (3) the table.
 """
@@ -31,12 +32,12 @@ SHIMS = [
 ]
 
 
-def prepare(work: Path) -> dict:
+def prepare(work: Path, remake_model: bool) -> dict:
     sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]
     import hashlib
 
     import numpy as np
-    from arcface_recipe import CASES, arcface_onnx, case_frames, keypoints, onnx_digest
+    from arcface_recipe import CASES, STORED_MODEL, arcface_onnx, case_frames, keypoints, onnx_digest
 
     cases = {}
     for case in CASES.values():
@@ -46,7 +47,10 @@ def prepare(work: Path) -> dict:
         gt_points, pred_points = keypoints(gt, pred, case.face_region)
         cases[case.name] = {"face_region": case.face_region, "gt_points": gt_points, "pred_points": pred_points,
                             "frames_sha256": hashlib.sha256(gt.tobytes() + pred.tobytes()).hexdigest()}
-    model = arcface_onnx(work / "w600k_r50.onnx")
+    if remake_model:
+        arcface_onnx(STORED_MODEL)
+    model = work / "w600k_r50.onnx"
+    shutil.copyfile(STORED_MODEL, model)
     return {"cases": cases, "onnx_digest": onnx_digest(model)}
 
 
@@ -77,13 +81,15 @@ def main() -> None:
     parser.add_argument("--ref-python", default=None)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--reference", action="store_true", help="(internal) step 2, in the reference environment")
+    parser.add_argument("--remake-model", action="store_true",
+                        help="remake the stored random ArcFace model with the recipe before making the table")
     args = parser.parse_args()
     if args.reference:
         (args.work / "reference.json").write_text(json.dumps(reference(args.work)))
         return
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
-    meta = prepare(args.work)
+    meta = prepare(args.work, args.remake_model)
     (args.work / "meta.json").write_text(json.dumps(meta))
     subprocess.run([args.ref_python, __file__, "--reference", "--work", str(args.work)], check=True)
     found = json.loads((args.work / "reference.json").read_text())
@@ -105,7 +111,8 @@ def main() -> None:
                                            f"{found['input_mean']}/{found['input_std']} by its graph rule"}},
         "shims": SHIMS,
         "model": {"recipe": "tests/arcface_recipe.py arcface_onnx (seed 0; the last BatchNorm's statistics from "
-                            "tests/calibration/arcface_embedding_stats.npz)", "initializer_sha256": meta["onnx_digest"]},
+                            "tests/calibration/arcface_embedding_stats.npz), stored as "
+                            "tests/calibration/inputs/arcface_random.onnx", "initializer_sha256": meta["onnx_digest"]},
         "cases": {name: {"face_region": case["face_region"], "frames_sha256": case["frames_sha256"]}
                   for name, case in meta["cases"].items()},
         "reference_environment": dict(zip(("onnxruntime", "scikit-image", "opencv", "numpy"), versions)),
