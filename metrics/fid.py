@@ -126,14 +126,15 @@ def fid_from_statistics(first: FeatureStatistics, second: FeatureStatistics) -> 
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
 
 
-def frechet_distance_features(first: np.ndarray, second: np.ndarray) -> float:
+def frechet_distance_features(first: np.ndarray, second: np.ndarray, ddof: int = 1) -> float:
     """The Fréchet distance of two feature sets (n1, d), (n2, d), exactly, without a d x d square root
-    when a set is smaller than d (see the module docstring)."""
+    when a set is smaller than d (see the module docstring). ``ddof``: the covariances divide the
+    scatter by n - ddof (1: ``numpy.cov``; 0: StyleGAN-V's FVD statistics)."""
     first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
     n1, n2 = len(first), len(second)
     mu1, mu2 = first.mean(axis=0), second.mean(axis=0)
-    a1 = (first - mu1) / np.sqrt(n1 - 1)
-    a2 = (second - mu2) / np.sqrt(n2 - 1)
+    a1 = (first - mu1) / np.sqrt(n1 - ddof)
+    a2 = (second - mu2) / np.sqrt(n2 - ddof)
     diff = mu1 - mu2
     if min(n1, n2) <= first.shape[1]:
         trace_sqrt = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum()

@@ -147,7 +147,12 @@ def protocol_reason(name: str, protocol_id: str) -> str | None:
 
 def set_reason(name: str, protocol_id: str, options: dict[str, Any]) -> str | None:
     """Why ``name`` cannot run under ``protocol_id``: not defined there, or the protocol's weight file is
-    missing or unusable (with the command that fetches it); None when it can."""
+    missing or unusable (with the command that fetches it); None when it can. FVD's reasons are
+    :func:`metrics.fvd.fvd_reason`'s."""
+    if name == "fvd":
+        from metrics.fvd import fvd_reason
+
+        return fvd_reason(protocol_id, options)
     reason = protocol_reason(name, protocol_id)
     if reason is None:
         key = INPUTS[protocol_id].weights
