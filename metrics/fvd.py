@@ -54,7 +54,7 @@ class FVDMetric(SetMetric):
         self.input = FVD_INPUTS[self.protocol_id]
         self.clip_length = self.input.clip_length
         self.device = device
-        self.weight_path = usable_weight(self.input.weights, weights)
+        self.weight_path = usable_weight(self.input.weights, weights_for(self.protocol_id, weights))
         self.resamples, self.seed = resamples, seed
         self.subsets, self.subset_size = 0, None
         self.columns = ()
@@ -107,6 +107,18 @@ def clip_starts(count: int, length: int) -> list[int]:
     return list(range(0, count - length + 1, length))
 
 
+def weights_for(protocol_id: str, option: str | None) -> str | None:
+    """The explicit weight file of ``protocol_id`` in ``--fvd-weights``: ``PATH`` (every FVD protocol of the
+    run), or ``PROTOCOL=PATH`` items, comma-separated (``videogpt=a.pt,stylegan-v=b.pt``); None: search."""
+    if not option:
+        return None
+    items = [item.strip() for item in str(option).split(",") if item.strip()]
+    named = dict(item.split("=", 1) for item in items if item.split("=", 1)[0] in FVD_INPUTS and "=" in item)
+    if named:
+        return named.get(protocol_id)
+    return str(option)
+
+
 def fvd_protocol_reason(protocol_id: str) -> str | None:
     """Why FVD is not defined under ``protocol_id``, or None."""
     if protocol_id in FVD_INPUTS:
@@ -121,7 +133,7 @@ def fvd_reason(protocol_id: str, options: dict[str, Any]) -> str | None:
     if reason is None:
         key = FVD_INPUTS[protocol_id].weights
         try:
-            usable_weight(key, options.get("fvd_weights"))
+            usable_weight(key, weights_for(protocol_id, options.get("fvd_weights")))
         except WeightsMissingError as error:
             return f"{error}; fetch it with: cabench weights --download {key}"
     return reason

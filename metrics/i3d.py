@@ -14,10 +14,13 @@ loads from TF-Hub, ``i3d-kinetics-400``), converted to PyTorch in two different 
   ``detector(x, rescale=True, resize=True, return_features=True)``. What is public about it, and what
   :func:`torchscript_state` assumes, is in the ``stylegan-v`` notes of :mod:`metrics.fvd_inputs`.
   Its tensors are read by order and shape (``torch.jit.load`` runs no Python code): the 5-D tensors
-  are the 58 convolutions in the order of the blocks here (each checked by shape, which pins most of
-  them: the branches of one block differ in channels or kernel), each followed by its batch norm's
-  1-D tensors (recognised by name: ``running_mean``/``mean``, ``running_var``/``var``,
-  ``bias``/``beta``, optionally ``weight``/``gamma``; without a scale, 1), and the classifier's bias.
+  are the 58 convolutions; the one followed by a bias and no batch norm is the classifier (wherever
+  it is registered: VideoGPT's ``InceptionI3d`` registers ``logits`` first), the others are the 57
+  convolutions in the order of the blocks here (each checked by shape, which pins most of them: the
+  branches of one block differ in channels or kernel), each followed, under its module, by its batch
+  norm's 1-D tensors (recognised by name: ``running_mean``/``mean``/``moving_mean``,
+  ``running_var``/``var``/``moving_variance``, ``bias``/``beta``, optionally ``weight``/``gamma``/``scale``;
+  without a scale, 1). Every tensor of the file must find its place.
 
 Every convolution and max pool pads like TensorFlow's ``SAME`` for the input it gets (computed per
 call: total padding ``max(k - s, 0)`` when the size divides by the stride, else ``max(k - size % s, 0)``,
@@ -170,13 +173,13 @@ def videogpt_state(path: str | Path) -> dict[str, torch.Tensor]:
 
 _NORM_NAMES = {"running_mean": "running_mean", "mean": "running_mean", "moving_mean": "running_mean",
                "running_var": "running_var", "var": "running_var", "moving_variance": "running_var",
-               "bias": "bias", "beta": "bias", "weight": "weight", "gamma": "weight", "scale": "weight"}
+               "bias": "bias", "beta": "bias", "b": "bias", "weight": "weight", "gamma": "weight", "scale": "weight"}
 
 
 def torchscript_state(path: str | Path) -> dict[str, torch.Tensor]:
     """The I3D state dict (this module's names) of StyleGAN-V's TorchScript ``path`` (see the module
-    docstring): convolutions by order and shape, each convolution's batch-norm tensors by name, the
-    classifier's bias last; every tensor of the file is used exactly once.
+    docstring): the classifier as the one convolution with a bias and no batch norm, the others by order
+    and shape, each convolution's batch-norm tensors by name; every tensor of the file is used exactly once.
 
     Raises:
         WeightsUnusableError: one line naming the file and what does not fit.
@@ -193,32 +196,28 @@ def torchscript_state(path: str | Path) -> dict[str, torch.Tensor]:
     if len(convs) != len(ours):
         raise WeightsUnusableError(path, f"{len(convs)} 3D convolutions, not I3D's {len(ours)}")
     keys = list(theirs)
-    state: dict[str, torch.Tensor] = {}
-    used: set[str] = set()
-    for index, (conv, unit) in enumerate(zip(convs, ours)):
+    groups: dict[str, list[str]] = {}  # each convolution's 1-D tensors: those after it, before the next, under its module
+    for index, conv in enumerate(convs):
+        stop = keys.index(convs[index + 1]) if index + 1 < len(convs) else len(keys)
+        prefix = conv.rsplit(".", 2)[0] + "." if conv.count(".") >= 2 else ""
+        groups[conv] = [key for key in keys[keys.index(conv) + 1: stop]
+                        if theirs[key].ndim == 1 and key.startswith(prefix) and key.rsplit(".", 1)[-1] in _NORM_NAMES]
+    heads = [conv for conv in convs if len(groups[conv]) == 1 and _NORM_NAMES[groups[conv][0].rsplit(".", 1)[-1]] == "bias"]
+    if len(heads) != 1:
+        raise WeightsUnusableError(path, f"{len(heads)} convolutions with a bias and no batch norm, not I3D's one classifier")
+    state: dict[str, torch.Tensor] = {"logits.conv3d.weight": theirs[heads[0]], "logits.conv3d.bias": theirs[groups[heads[0]][0]]}
+    used: set[str] = {heads[0], groups[heads[0]][0]}
+    for conv, unit in zip([conv for conv in convs if conv != heads[0]], [unit for unit in ours if unit != "logits"]):
         state[f"{unit}.conv3d.weight"] = theirs[conv]
         used.add(conv)
-        following = keys[keys.index(conv) + 1: keys.index(convs[index + 1]) if index + 1 < len(convs) else len(keys)]
-        prefix = conv.rsplit(".", 2)[0] if conv.count(".") >= 2 else ""
-        if unit == "logits":
-            biases = [key for key in following if theirs[key].ndim == 1]
-            if len(biases) != 1:
-                raise WeightsUnusableError(path, f"the classifier {conv!r} is followed by {len(biases)} 1-D tensors, not a bias")
-            state["logits.conv3d.bias"] = theirs[biases[0]]
-            used.add(biases[0])
-            continue
-        norm: dict[str, torch.Tensor] = {}
-        for key in following:
-            name = _NORM_NAMES.get(key.rsplit(".", 1)[-1])
-            if name is None or theirs[key].ndim != 1 or (prefix and not key.startswith(prefix)) or name in norm:
-                continue
-            norm[name] = theirs[key]
+        norm = {_NORM_NAMES[key.rsplit(".", 1)[-1]]: key for key in groups[conv]}
+        if len(norm) != len(groups[conv]) or not {"running_mean", "running_var", "bias"} <= set(norm):
+            raise WeightsUnusableError(path, f"convolution {conv!r} is not followed by one batch norm (mean, variance, "
+                                             f"shift, optionally a scale): {[k.rsplit('.', 1)[-1] for k in groups[conv]]}")
+        for name, key in norm.items():
+            state[f"{unit}.bn.{name}"] = theirs[key]
             used.add(key)
-        if not {"running_mean", "running_var", "bias"} <= set(norm):
-            raise WeightsUnusableError(path, f"convolution {conv!r} has no batch norm (mean, variance, shift) after it")
-        norm.setdefault("weight", torch.ones_like(norm["bias"]))
-        for name, value in norm.items():
-            state[f"{unit}.bn.{name}"] = value
+        state.setdefault(f"{unit}.bn.weight", torch.ones_like(theirs[norm["bias"]]))
     left = sorted(set(theirs) - used)
     if left:
         raise WeightsUnusableError(path, f"{len(left)} tensors of the file have no place in I3D: {', '.join(left[:4])}")

@@ -25,17 +25,25 @@ from metrics.errors import WeightsUnusableError
 from metrics.fid import frechet_distance_features
 from metrics.fvd_inputs import videogpt_prepare
 from metrics.i3d import I3D, torchscript_state, videogpt_state
-from tests.fvd_recipe import CALIBRATION, CASES, i3d_state, load_case, state_checksum, write_weights
+from tests.fvd_recipe import CALIBRATION, CASES, i3d_state, load_case, state_checksum
 
 INFO = json.loads((CALIBRATION / "fvd.json").read_text())
 FEATURES = CALIBRATION / "fvd_features.npz"
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    """VideoGPT's random-weight file, regenerated: its checksum is the one VideoGPT's network saved."""
-    path = write_weights(tmp_path_factory.mktemp("i3d") / "i3d_pretrained_400.pt")
-    assert state_checksum(i3d_state()) == INFO["weights_checksum"]
+def state() -> dict[str, torch.Tensor]:
+    """The recipe's random I3D state: its checksum is the one of the file VideoGPT's network saved."""
+    arrays = i3d_state()
+    assert state_checksum(arrays) == INFO["weights_checksum"]
+    return {key: torch.from_numpy(value) for key, value in arrays.items()}
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, state) -> Path:
+    """VideoGPT's random-weight file, regenerated (``torch.save`` of the state dict, as its file is)."""
+    path = tmp_path_factory.mktemp("i3d") / "i3d_pretrained_400.pt"
+    torch.save(state, path)
     return path
 
 
@@ -83,7 +91,7 @@ def test_cabench_eval_fvd_videogpt_per_clip_cache_and_missing_weights(weights, t
     pred = _write_frames(tmp_path / "pred", np.concatenate([real[0], fake[1]]))
     out = tmp_path / "out"
     args = ["eval", "--gt", str(gt), "--pred", f"degraded={pred}", "--metrics", "fvd", "--protocol",
-            "videogpt,stylegan-v", "--fvd-weights", str(weights), "--set-resamples", "20",
+            "videogpt,stylegan-v", "--fvd-weights", f"videogpt={weights}", "--set-resamples", "20",
             "--out", str(out), "--no-plots", "--quiet"]
     assert main(args) == 0
     rows = pd.read_csv(out / "set_metrics.csv")
@@ -166,8 +174,7 @@ def _tf_hub_layout(state: dict[str, torch.Tensor], scale: bool) -> torch.jit.Scr
     return torch.jit.script(Wrapper(root))
 
 
-def test_torchscript_layout_maps_every_tensor(tmp_path):
-    state = {k: torch.from_numpy(v) for k, v in i3d_state().items()}
+def test_torchscript_layout_maps_every_tensor(tmp_path, state):
     state = {k: v + 0.5 if k.endswith("bn.weight") else v for k, v in state.items()}
     path = tmp_path / "i3d_torchscript.pt"
     _tf_hub_layout(state, scale=True).save(str(path))
@@ -187,3 +194,18 @@ def test_torchscript_layout_maps_every_tensor(tmp_path):
     assert set(videogpt_state(tmp_path / "state.pt")) == set(state)
     with pytest.raises(WeightsUnusableError, match="not a TorchScript"):
         torchscript_state(tmp_path / "state.pt")
+
+
+def test_stylegan_v_protocol_reproduces_the_stand_in_torchscript(tmp_path, state):
+    """The stand-in for StyleGAN-V's file (``run_fvd_references.py stylegan-v-shim``: VideoGPT's network traced,
+    eps 1e-3, the assumed rescale/resize call) gave these logits; the same tensors in TF-Hub's naming, read by
+    the ``stylegan-v`` protocol, give them too (checks the plumbing, not StyleGAN-V's real file)."""
+    from metrics.fvd import FVDMetric
+
+    path = tmp_path / "i3d_torchscript.pt"
+    _tf_hub_layout(state, scale=True).save(str(path))
+    real, _ = load_case("synth-80x48")
+    with np.load(FEATURES) as stored:
+        expected = stored["stylegan-v-shim/synth-80x48/real"][:1]
+    features = FVDMetric("stylegan-v", torch.device("cpu"), str(path), 0, 0).features(_clips(real[:1]))
+    np.testing.assert_allclose(features, expected, atol=1e-4, rtol=0)

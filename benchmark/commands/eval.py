@@ -68,7 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "looked up as cabench weights lists)")
     parser.add_argument("--fvd-weights", default=None, help="FVD I3D weights of the protocol's implementation: VideoGPT's "
                         "i3d_pretrained_400.pt state dict (--protocol videogpt) or StyleGAN-V's i3d_torchscript.pt "
-                        "(--protocol stylegan-v) (default: looked up as cabench weights lists)")
+                        "(--protocol stylegan-v); PATH, or PROTOCOL=PATH items comma-separated for both (default: looked up as "
+                        "cabench weights lists)")
     parser.add_argument("--set-resamples", dest="resamples", type=int, default=None,
                         help="bootstrap resamples of the set metrics FID, KID and FVD (default 100; 0: no interval, and FID "
                              "streams its statistics)")

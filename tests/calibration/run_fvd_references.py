@@ -36,6 +36,11 @@ StyleGAN-V's Fréchet computation: its ``compute_fvd`` (``src/metrics/frechet_vi
 on the same features, with ``metric_utils.compute_feature_stats_for_dataset`` replaced by a function
 returning its own ``FeatureStats`` filled with them (shim 4; ``src.dnnlib`` and
 ``src.training.dataset`` stand-ins, shim 5): its biased covariance and ``scipy.linalg.sqrtm``.
+
+``stylegan-v-shim`` (VideoGPT's venv, after ``videogpt``) writes a stand-in for StyleGAN-V's TorchScript
+(shim 6, see :func:`stylegan_v_shim`) and its features on the non-square case::
+
+    /work/venvs/videogpt/bin/python tests/calibration/run_fvd_references.py stylegan-v-shim --work /work/ref/fvd
 """
 
 from __future__ import annotations
@@ -228,9 +233,75 @@ def _stylegan_v(repo: Path, work: Path):
     return compute
 
 
+def stylegan_v_shim(work: Path, repo: Path) -> None:
+    """A TorchScript in the role of StyleGAN-V's ``i3d_torchscript.pt`` (shim 6; the real file cannot be
+    obtained here): VideoGPT's ``InceptionI3d`` with the calibration's weights and batch-norm eps 1e-3
+    (TF-Hub's), traced at (1, 3, 16, 224, 224), inside a scripted module with StyleGAN-V's call
+    ``forward(x, rescale, resize, return_features)`` doing what the project assumes (``x / 255 * 2 - 1``;
+    every frame bilinear to 224 x 224, ``align_corners=False``; the logits). Its output on the
+    non-square case's real clips goes to ``fvd_features.npz`` (``stylegan-v-shim/...``); the project's
+    ``stylegan-v`` protocol reading this file must give the same features. This checks the reading of
+    a TorchScript and the protocol's plumbing, not StyleGAN-V's real file."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(2)
+    package = _stub("videogpt")
+    package.__path__ = [str(work / "src" / "videogpt")]  # shim 1 (videogpt step's extracted sources)
+    from videogpt.fvd.pytorch_i3d import InceptionI3d
+
+    i3d = InceptionI3d(400, in_channels=3)
+    i3d.load_state_dict(torch.load(work / "i3d_pretrained_400.pt"))
+    for module in i3d.modules():
+        if isinstance(module, torch.nn.BatchNorm3d):
+            module.eps = 1e-3
+    i3d.eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(i3d, torch.zeros(1, 3, 16, 224, 224))
+
+    class Detector(torch.nn.Module):
+        def __init__(self, network: torch.nn.Module):
+            super().__init__()
+            self.network = network
+
+        def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False,
+                    return_features: bool = False) -> torch.Tensor:
+            if rescale:
+                x = x / 255 * 2 - 1
+            if resize:
+                b, c, t, h, w = x.shape
+                frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+                frames = F.interpolate(frames, size=(224, 224), mode="bilinear", align_corners=False)
+                x = frames.reshape(b, t, c, 224, 224).permute(0, 2, 1, 3, 4).contiguous()
+            logits = self.network(x)
+            return logits if return_features else torch.softmax(logits, dim=1)
+
+    detector = torch.jit.script(Detector(traced))
+    detector.save(str(work / "i3d_torchscript.pt"))
+    real = np.load(INPUTS / "fvd-synth-80x48.npz")["real"]
+    with torch.no_grad():
+        clips = torch.from_numpy(real).permute(0, 4, 1, 2, 3).contiguous()  # uint8 (N, C, T, H, W)
+        features = torch.cat([detector(clip[None], rescale=True, resize=True, return_features=True) for clip in clips])
+    stored = dict(np.load(FEATURES))
+    stored["stylegan-v-shim/synth-80x48/real"] = features.numpy()
+    np.savez(FEATURES, **stored)
+    info = json.loads(INFO.read_text())
+    info["stylegan_v_shim"] = {"file_sha256": hashlib.sha256((work / "i3d_torchscript.pt").read_bytes()).hexdigest(),
+                               "torch": torch.__version__, "case": "synth-80x48", "clips": len(real),
+                               "doc": stylegan_v_shim.__doc__.split(". This")[0].strip()}
+    if SHIM_6 not in info["shims"]:
+        info["shims"].append(SHIM_6)
+    INFO.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    print("stylegan-v shim features", features.shape, float(features.abs().max()))
+
+
+SHIM_6 = ("StyleGAN-V's i3d_torchscript.pt cannot be obtained: a stand-in TorchScript (VideoGPT's InceptionI3d traced, "
+          "batch-norm eps 1e-3, the assumed rescale/resize/return_features call), for the plumbing only")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("prepare", "videogpt"))
+    parser.add_argument("step", choices=("prepare", "videogpt", "stylegan-v-shim"))
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--videogpt", type=Path, default=Path("/work/.mirror/wilson1yan+VideoGPT/repo"))
     parser.add_argument("--stylegan-v", type=Path, default=Path("/work/.mirror/universome+stylegan-v/repo"))
@@ -238,6 +309,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     if args.step == "prepare":
         prepare(args.work)
+    elif args.step == "stylegan-v-shim":
+        stylegan_v_shim(args.work, args.videogpt)
     else:
         videogpt(args.work, args.videogpt, args.stylegan_v)
 
