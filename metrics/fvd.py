@@ -135,7 +135,13 @@ def fvd_reason(protocol_id: str, options: dict[str, Any]) -> str | None:
         try:
             usable_weight(key, weights_for(protocol_id, options.get("fvd_weights")))
         except WeightsMissingError as error:
-            return f"{error}; fetch it with: cabench weights --download {key}"
+            from metrics.manifest import manifest_entry
+
+            hint = f"cabench weights --download {key}"
+            # the hint is in the message already, or no download is allowed (VideoGPT's file: its steps are there)
+            if hint in str(error) or not manifest_entry(key).downloadable:
+                return str(error)
+            return f"{error}; fetch it with: {hint}"
     return reason
 
 
