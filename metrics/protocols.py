@@ -478,14 +478,19 @@ class VideoGPTProtocol(PytorchFidProtocol):
 
 @dataclass(frozen=True)
 class StyleganVProtocol(PytorchFidProtocol):
-    """StyleGAN-V's FVD (``src/metrics/frechet_video_distance.py``): 16-frame clips of the frames as stored.
+    """StyleGAN-V's FVD (``src/metrics/frechet_video_distance.py``) and FID (StyleGAN2-ADA's
+    ``frechet_inception_distance.py``: NVIDIA's TorchScript Inception with its own resize, biased covariances,
+    :mod:`metrics.fid_inputs`); FVD on 16-frame clips of the frames as stored.
 
     Frames as uint8 RGB (alpha dropped), the full frame; its TorchScript I3D's ``rescale`` and
     ``resize`` (to 224 x 224, aspect not kept), biased covariances (:mod:`metrics.fvd_inputs`).
     """
 
     id: str = "stylegan-v"
-    unsupported: dict[str, str] = field(default_factory=_fvd_only("stylegan-v"))
+    unsupported: dict[str, str] = field(default_factory=lambda: {
+        **_fvd_only("stylegan-v")(),
+        "kid": "StyleGAN-V computes KID only from a generator, not from frames; the same network and resize on frames: "
+               "--protocol clean-fid-legacy-tensorflow"})
 
 
 PROTOCOLS: Registry[Protocol] = Registry("protocol")

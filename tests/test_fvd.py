@@ -23,8 +23,10 @@ import torch
 from benchmark.cli import main
 from metrics.errors import WeightsUnusableError
 from metrics.fid import frechet_distance_features
+from metrics.fid_inputs import INPUTS
 from metrics.fvd_inputs import videogpt_prepare
 from metrics.i3d import I3D, torchscript_state, videogpt_state
+from metrics.setlevel import SetMetric
 from tests.fvd_recipe import CALIBRATION, CASES, i3d_state, load_case, state_checksum
 
 INFO = json.loads((CALIBRATION / "fvd.json").read_text())
@@ -209,3 +211,18 @@ def test_stylegan_v_protocol_reproduces_the_stand_in_torchscript(tmp_path, state
         expected = stored["stylegan-v-shim/synth-80x48/real"][:1]
     features = FVDMetric("stylegan-v", torch.device("cpu"), str(path), 0, 0).features(_clips(real[:1]))
     np.testing.assert_allclose(features, expected, atol=1e-4, rtol=0)
+
+
+def test_stylegan_v_fid_equals_its_compute_fid():
+    """FID under ``stylegan-v`` (covariances divided by n) equals StyleGAN-V's own ``compute_fid`` on the same
+    Inception features (run outside the project: ``run_fvd_references.py stylegan-v-fid``), and differs from
+    the n - 1 covariances of the other protocols by more than that tolerance."""
+    values = INFO["stylegan_v_fid"]["values"]
+    metric = SetMetric.__new__(SetMetric)  # the value step only: no weight file is read
+    metric.name, metric.resamples, metric.seed, metric.input = "fid", 0, 0, INPUTS["stylegan-v"]
+    with np.load(CALIBRATION / "set_features.npz") as stored:
+        for case, expected in values.items():
+            real, fake = stored[f"{case}/real"], stored[f"{case}/fake"]
+            found = metric.value(fake, real).value
+            assert found == pytest.approx(expected, rel=1e-4), case
+            assert frechet_distance_features(fake, real) != pytest.approx(expected, rel=1e-3), case

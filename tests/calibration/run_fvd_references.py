@@ -37,6 +37,14 @@ on the same features, with ``metric_utils.compute_feature_stats_for_dataset`` re
 returning its own ``FeatureStats`` filled with them (shim 4; ``src.dnnlib`` and
 ``src.training.dataset`` stand-ins, shim 5): its biased covariance and ``scipy.linalg.sqrtm``.
 
+``stylegan-v-fid`` (VideoGPT's venv) runs StyleGAN-V's ``compute_fid``
+(``src/metrics/frechet_inception_distance.py``, StyleGAN2-ADA's: biased covariances, ``scipy.linalg.sqrtm``)
+with shims 4 and 5 on the Inception features of the set-metric calibration (``set_features.npz``: the
+pytorch-fid features of its four cases, 20-24 frames each; the computation, not the network, is what
+this checks) and stores its values in ``fvd.json`` (``stylegan_v_fid``)::
+
+    /work/venvs/videogpt/bin/python tests/calibration/run_fvd_references.py stylegan-v-fid --work /work/ref/fvd
+
 ``stylegan-v-shim`` (VideoGPT's venv, after ``videogpt``) writes a stand-in for StyleGAN-V's TorchScript
 (shim 6, see :func:`stylegan_v_shim`) and its features on the non-square case::
 
@@ -192,10 +200,12 @@ def videogpt(work: Path, repo: Path, stylegan_repo: Path) -> None:
     }, indent=2, sort_keys=True) + "\n")
 
 
-def _stylegan_v(repo: Path, work: Path):
-    """StyleGAN-V's ``compute_fvd`` as a function of (real, generated) features (shims 4 and 5)."""
+def _stylegan_v(repo: Path, work: Path, metric: str = "fvd"):
+    """StyleGAN-V's ``compute_fvd`` (or ``compute_fid``, ``metric="fid"``) as a function of (real,
+    generated) features (shims 4 and 5)."""
     source = work / "stylegan-v"
-    for path in ("src/metrics/frechet_video_distance.py", "src/metrics/metric_utils.py"):
+    for path in ("src/metrics/frechet_video_distance.py", "src/metrics/frechet_inception_distance.py",
+                 "src/metrics/metric_utils.py"):
         (source / path).parent.mkdir(parents=True, exist_ok=True)
         (source / path).write_text(_git_show(repo, path))
 
@@ -215,7 +225,7 @@ def _stylegan_v(repo: Path, work: Path):
     _stub("src.training.dataset", video_to_image_dataset_kwargs=None)
     import src
     src.dnnlib = sys.modules["src.dnnlib"]
-    from src.metrics import frechet_video_distance, metric_utils
+    from src.metrics import frechet_inception_distance, frechet_video_distance, metric_utils
 
     def compute(real: np.ndarray, fake: np.ndarray) -> float:
         queue = [real, fake]
@@ -228,6 +238,8 @@ def _stylegan_v(repo: Path, work: Path):
         metric_utils.compute_feature_stats_for_dataset = stats
         metric_utils.rewrite_opts_for_gen_dataset = lambda opts: opts
         opts = EasyDict(dataset_kwargs=EasyDict(resolution=256), generator_as_dataset=True, rank=0)
+        if metric == "fid":
+            return float(frechet_inception_distance.compute_fid(opts, max_real=len(real), num_gen=len(fake)))
         return float(frechet_video_distance.compute_fvd(opts, max_real=len(real), num_gen=len(fake), num_frames=16))
 
     return compute
@@ -299,9 +311,24 @@ SHIM_6 = ("StyleGAN-V's i3d_torchscript.pt cannot be obtained: a stand-in TorchS
           "batch-norm eps 1e-3, the assumed rescale/resize/return_features call), for the plumbing only")
 
 
+def stylegan_v_fid(work: Path, repo: Path) -> None:
+    """StyleGAN-V's ``compute_fid`` on ``set_features.npz``'s cases, into ``fvd.json`` (module docstring)."""
+    fid = _stylegan_v(repo, work, metric="fid")
+    with np.load(HERE / "set_features.npz") as stored:
+        cases = sorted({key.split("/")[0] for key in stored.files})
+        values = {case: fid(stored[f"{case}/real"].astype(np.float32), stored[f"{case}/fake"].astype(np.float32))
+                  for case in cases}
+    info = json.loads(INFO.read_text())
+    info["stylegan_v_fid"] = {"features": "tests/calibration/set_features.npz (pytorch-fid features)",
+                              "stylegan_v_commit": _commit(repo), "scipy": __import__("scipy").__version__,
+                              "values": values}
+    INFO.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(values, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("prepare", "videogpt", "stylegan-v-shim"))
+    parser.add_argument("step", choices=("prepare", "videogpt", "stylegan-v-shim", "stylegan-v-fid"))
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--videogpt", type=Path, default=Path("/work/.mirror/wilson1yan+VideoGPT/repo"))
     parser.add_argument("--stylegan-v", type=Path, default=Path("/work/.mirror/universome+stylegan-v/repo"))
@@ -309,6 +336,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     if args.step == "prepare":
         prepare(args.work)
+    elif args.step == "stylegan-v-fid":
+        stylegan_v_fid(args.work, args.stylegan_v)
     elif args.step == "stylegan-v-shim":
         stylegan_v_shim(args.work, args.videogpt)
     else:
