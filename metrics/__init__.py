@@ -13,7 +13,8 @@ from metrics.errors import CabenchError, InputError, WeightsMissingError
 from metrics.lazy import lazy_getattr
 
 METRIC_MODULES = ("metrics.frame", "metrics.temporal", "metrics.face", "metrics.runtime", "metrics.lipsync",
-                  "metrics.arcface", "metrics.keypoints", "metrics.cpbd", "metrics.setlevel")
+                  "metrics.arcface", "metrics.keypoints", "metrics.cpbd", "metrics.setlevel",
+                  "metrics.fvd")
 
 _EXPORTS = {
     **dict.fromkeys(("l1", "l2", "lpips", "ms_ssim", "psnr", "ssim"), "metrics.image"),

@@ -74,9 +74,13 @@ class FeatureStatistics:
     @property
     def covariance(self) -> np.ndarray:
         """The unbiased covariance (divided by n - 1), as ``numpy.cov(features, rowvar=False)``."""
+        return self.covariance_over(ddof=1)
+
+    def covariance_over(self, ddof: int) -> np.ndarray:
+        """The scatter divided by n - ``ddof`` (1: ``numpy.cov``; 0: StyleGAN2-ADA's ``FeatureStats``)."""
         if self.count < 2:
             raise ValueError(f"a covariance needs at least 2 feature vectors, got {self.count}")
-        return self.scatter / (self.count - 1)
+        return self.scatter / (self.count - ddof)
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
@@ -118,22 +122,24 @@ def _significant(values: np.ndarray) -> np.ndarray:
     return np.where(values > limit, values, 0.0)
 
 
-def fid_from_statistics(first: FeatureStatistics, second: FeatureStatistics) -> float:
+def fid_from_statistics(first: FeatureStatistics, second: FeatureStatistics, ddof: int = 1) -> float:
     """The Fréchet distance of two running statistics (:func:`trace_sqrt_product` for the square root;
-    equal to :func:`frechet_distance`'s sqrtm path within 1e-6 relative, tested)."""
+    equal to :func:`frechet_distance`'s sqrtm path within 1e-6 relative, tested); covariances divided
+    by n - ``ddof``."""
     diff = first.mean - second.mean
-    sigma1, sigma2 = first.covariance, second.covariance
+    sigma1, sigma2 = first.covariance_over(ddof), second.covariance_over(ddof)
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
 
 
-def frechet_distance_features(first: np.ndarray, second: np.ndarray) -> float:
+def frechet_distance_features(first: np.ndarray, second: np.ndarray, ddof: int = 1) -> float:
     """The Fréchet distance of two feature sets (n1, d), (n2, d), exactly, without a d x d square root
-    when a set is smaller than d (see the module docstring)."""
+    when a set is smaller than d (see the module docstring). ``ddof``: the covariances divide the
+    scatter by n - ddof (1: ``numpy.cov``; 0: StyleGAN-V's FID and FVD statistics)."""
     first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
     n1, n2 = len(first), len(second)
     mu1, mu2 = first.mean(axis=0), second.mean(axis=0)
-    a1 = (first - mu1) / np.sqrt(n1 - 1)
-    a2 = (second - mu2) / np.sqrt(n2 - 1)
+    a1 = (first - mu1) / np.sqrt(n1 - ddof)
+    a2 = (second - mu2) / np.sqrt(n2 - ddof)
     diff = mu1 - mu2
     if min(n1, n2) <= first.shape[1]:
         trace_sqrt = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum()

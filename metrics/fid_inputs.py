@@ -129,13 +129,15 @@ class InceptionInput:
     """One implementation's Inception: ``weights`` (manifest name), the file's ``format`` (``state``: a
     state dict with pytorch-fid's names; ``nvidia``: NVIDIA's TorchScript), ``resize`` (frames in [0,1]
     -> the 299 x 299 values the implementation resizes to, before its scaling), ``scale`` (those values
-    -> the network's [-1,1] input), and how it draws KID's subsets (``kid_draws``, recorded)."""
+    -> the network's [-1,1] input), how it draws KID's subsets (``kid_draws``, recorded) and the
+    covariance's divisor n - ``ddof``."""
 
     weights: str
     format: str
     resize: Callable[[torch.Tensor], torch.Tensor]
     scale: Callable[[torch.Tensor], torch.Tensor]
     kid_draws: str
+    ddof: int = 1
 
     def prepare(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames (N,3,H,W) in [0,1] -> the network's (N,3,299,299) input."""
@@ -148,6 +150,7 @@ def _identity(values: torch.Tensor) -> torch.Tensor:
 
 _TORCH_FIDELITY_KID = "numpy RandomState(seed) as torch-fidelity's rng_seed"
 _CLEAN_FID_KID = "numpy RandomState(seed) (clean-fid draws from numpy's unseeded global generator)"
+_STYLEGAN_KID = "numpy RandomState(seed) (StyleGAN2-ADA draws from numpy's unseeded global generator)"
 _PYTORCH_FID = InceptionInput("fid-inception-pytorch-fid", "state", resize_pytorch_fid, _identity, _TORCH_FIDELITY_KID)
 INPUTS: dict[str, InceptionInput] = {
     "pytorch-fid": _PYTORCH_FID,
@@ -160,4 +163,5 @@ INPUTS: dict[str, InceptionInput] = {
                                                   _CLEAN_FID_KID),
     "torch-fidelity": InceptionInput("fid-inception-torch-fidelity", "state", resize_torch_fidelity, tf_range,
                                      _TORCH_FIDELITY_KID),
+    "stylegan-v": InceptionInput("fid-inception-clean-fid", "nvidia", resize_nvidia, tf_range, _STYLEGAN_KID, ddof=0),
 }

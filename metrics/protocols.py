@@ -458,10 +458,45 @@ class TorchFidelityProtocol(PytorchFidProtocol):
     unsupported: dict[str, str] = field(default_factory=_set_only("torch-fidelity"))
 
 
+def _fvd_only(implementation: str) -> Callable[[], dict[str, str]]:
+    return lambda: dict.fromkeys(FRAME_METRICS, f"{implementation} computes FVD only; use --protocol canonical "
+                                                "(or a compatibility protocol) for it")
+
+
+@dataclass(frozen=True)
+class VideoGPTProtocol(PytorchFidProtocol):
+    """VideoGPT's FVD (``videogpt/fvd/fvd.py``, which TATS copies): 16-frame clips of the frames as stored.
+
+    Frames as uint8 RGB (alpha dropped), ``x / 255`` in float32, the full frame (no mask); the short
+    side resized to 224 (bilinear), a centre crop, ``2x - 1`` and its I3D state dict
+    (:mod:`metrics.fvd_inputs`, :mod:`metrics.fvd`).
+    """
+
+    id: str = "videogpt"
+    unsupported: dict[str, str] = field(default_factory=_fvd_only("videogpt"))
+
+
+@dataclass(frozen=True)
+class StyleganVProtocol(PytorchFidProtocol):
+    """StyleGAN-V's FVD (``src/metrics/frechet_video_distance.py``) and FID (StyleGAN2-ADA's
+    ``frechet_inception_distance.py``: NVIDIA's TorchScript Inception with its own resize, biased covariances,
+    :mod:`metrics.fid_inputs`); FVD on 16-frame clips of the frames as stored.
+
+    Frames as uint8 RGB (alpha dropped), the full frame; its TorchScript I3D's ``rescale`` and
+    ``resize`` (to 224 x 224, aspect not kept), biased covariances (:mod:`metrics.fvd_inputs`).
+    """
+
+    id: str = "stylegan-v"
+    unsupported: dict[str, str] = field(default_factory=lambda: {
+        **_fvd_only("stylegan-v")(),
+        "kid": "StyleGAN-V computes KID only from a generator, not from frames; the same network and resize on frames: "
+               "--protocol clean-fid-legacy-tensorflow"})
+
+
 PROTOCOLS: Registry[Protocol] = Registry("protocol")
 for _protocol in (Protocol(), IMavatarProtocol(), PointAvatarProtocol(), InstaProtocol(), NerfaceProtocol(), NhaProtocol(),
                   PytorchFidProtocol(), CleanFidProtocol(), CleanFidLegacyPytorchProtocol(),
-                  CleanFidLegacyTensorflowProtocol(), TorchFidelityProtocol()):
+                  CleanFidLegacyTensorflowProtocol(), TorchFidelityProtocol(), VideoGPTProtocol(), StyleganVProtocol()):
     PROTOCOLS.register(_protocol.id, _protocol)
 
 

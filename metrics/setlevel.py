@@ -104,7 +104,7 @@ class SetMetric(Evaluator):
         """FID from running statistics (memory O(d²) whatever the number of frames), no interval."""
         if generated.count < 2 or real.count < 2:
             raise CabenchError(f"{self.name} needs at least 2 frames in each set, got {generated.count} and {real.count}")
-        value = kernels.fid_from_statistics(generated, real)
+        value = kernels.fid_from_statistics(generated, real, self.input.ddof)
         return SetValue(value, float("nan"), float("nan"), 0, generated.count, real.count, {"streamed": True})
 
     def value(self, generated: np.ndarray, real: np.ndarray) -> SetValue:
@@ -114,8 +114,12 @@ class SetMetric(Evaluator):
             raise CabenchError(f"{self.name} needs at least 2 frames in each set, got {len(generated)} and {len(real)}")
         details: dict[str, Any] = {}
         if self.name == "fid":
-            point = kernels.frechet_distance_features(generated, real)
-            statistic = kernels.frechet_distance_features
+            ddof = self.input.ddof
+
+            def statistic(x: np.ndarray, y: np.ndarray) -> float:
+                return kernels.frechet_distance_features(x, y, ddof=ddof)
+
+            point = statistic(generated, real)
         else:
             result = kernels.kid(generated, real, self.subsets, self.subset_size, self.seed)
             point = result.mean
@@ -147,7 +151,12 @@ def protocol_reason(name: str, protocol_id: str) -> str | None:
 
 def set_reason(name: str, protocol_id: str, options: dict[str, Any]) -> str | None:
     """Why ``name`` cannot run under ``protocol_id``: not defined there, or the protocol's weight file is
-    missing or unusable (with the command that fetches it); None when it can."""
+    missing or unusable (with the command that fetches it); None when it can. FVD's reasons are
+    :func:`metrics.fvd.fvd_reason`'s."""
+    if name == "fvd":
+        from metrics.fvd import fvd_reason
+
+        return fvd_reason(protocol_id, options)
     reason = protocol_reason(name, protocol_id)
     if reason is None:
         key = INPUTS[protocol_id].weights

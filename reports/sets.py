@@ -24,6 +24,8 @@ from metrics import registry
 ALL_SEQUENCES = "*"  # the sequence of a dataset-scope row (benchmark.engine.sets)
 NOTE = ("Set values (FID, KID): value [2.5%, 97.5% block-bootstrap interval] (n = generated / real frames). "
         "FID is biased upward at small n; compare values computed on the same numbers of frames.")
+FVD_NOTE = ("FVD: n counts 16-frame clips (consecutive, non-overlapping, per sequence), not frames; like FID it is "
+            "biased upward at small n.")
 
 
 def set_cell(row: pd.Series | dict) -> str:
@@ -36,7 +38,8 @@ def set_cell(row: pd.Series | dict) -> str:
     low, high = float(row["ci_low"]), float(row["ci_high"])
     if int(row["resamples"]) > 0 and math.isfinite(low) and math.isfinite(high):
         text += f" [{format(low, fmt)}, {format(high, fmt)}]"
-    return text + f" (n={int(row['frames'])}/{int(row['gt_frames'])})"
+    unit = " clips" if row["metric"] == "fvd" else ""  # FVD counts 16-frame clips, not frames
+    return text + f" (n={int(row['frames'])}/{int(row['gt_frames'])}{unit})"
 
 
 def _header(metric: str, protocol: str) -> str:
@@ -99,9 +102,10 @@ def set_files(rows: pd.DataFrame, summary: pd.DataFrame) -> dict[str, str]:
     """{file name: Markdown} of the set values (see the module docstring); empty without rows."""
     if rows is None or rows.empty:
         return {}
-    files = {"set_metrics.md": set_table(rows) + "\n" + NOTE + "\n"}
+    note = NOTE + (" " + FVD_NOTE if "fvd" in set(rows["metric"]) else "")
+    files = {"set_metrics.md": set_table(rows) + "\n" + note + "\n"}
     beside = table1_with_sets(summary, rows)
     if beside:
         files["table1_sets.md"] = ("Table 1 with the set-level metrics (FID, KID: one value per method and "
-                                   "dataset)\n\n" + beside + "\n" + NOTE + "\n")
+                                   "dataset)\n\n" + beside + "\n" + note + "\n")
     return files

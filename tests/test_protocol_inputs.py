@@ -44,10 +44,10 @@ def test_all_runs_what_fits_and_lists_the_rest_as_missing(videos, tmp_path, caps
     per_frame = pd.read_csv(out / "per_frame.csv")
     ran = set(per_frame["protocol"])
     # imavatar needs the face hull (landmarks or a mask); pytorch-fid, clean-fid (and its legacy modes) and
-    # torch-fidelity compute set metrics (FID, KID) only
+    # torch-fidelity compute set metrics (FID, KID) only, videogpt and stylegan-v FVD only
     set_only = {name for name, protocol in PROTOCOLS.items() if {"l2", "psnr", "ssim"} <= set(protocol.unsupported)}
     assert set_only == {"pytorch-fid", "clean-fid", "clean-fid-legacy-pytorch", "clean-fid-legacy-tensorflow",
-                        "torch-fidelity"}
+                        "torch-fidelity", "videogpt", "stylegan-v"}
     assert ran == set(PROTOCOLS.keys()) - {"imavatar"} - set_only
     assert per_frame.loc[per_frame["protocol"] == "nha", "ssim"].isna().all()  # MS-SSIM needs > 160 px
     assert per_frame.loc[per_frame["protocol"] == "nha", "psnr"].notna().all()

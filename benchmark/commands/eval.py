@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics", default="l2,psnr,ssim,lpips", help="comma-separated metric names (default: %(default)s)")
     parser.add_argument("--protocol", default="canonical",
                         help="evaluation protocol: canonical, imavatar, pointavatar, insta, nerface, nha, pytorch-fid, clean-fid, "
-                             "clean-fid-legacy-pytorch, clean-fid-legacy-tensorflow or torch-fidelity (the README's "
+                             "clean-fid-legacy-pytorch, clean-fid-legacy-tensorflow, torch-fidelity (FID/KID), videogpt or stylegan-v "
+                             "(FVD; docs/set-metrics.md) (the README's "
                              "protocol table defines them), a comma list of them, or all (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="frames per batch (default: %(default)s)")
@@ -65,8 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lpips-weights", default=None, help="path of the LPIPS trunk's torchvision state dict (default: looked up as cabench weights lists)")
     parser.add_argument("--fid-weights", default=None, help="FID/KID Inception weights in pytorch-fid's format (default: "
                         "looked up as cabench weights lists)")
+    parser.add_argument("--fvd-weights", default=None, help="FVD I3D weights of the protocol's implementation: VideoGPT's "
+                        "i3d_pretrained_400.pt state dict (--protocol videogpt) or StyleGAN-V's i3d_torchscript.pt "
+                        "(--protocol stylegan-v); PATH, or PROTOCOL=PATH items comma-separated for both (default: looked up as "
+                        "cabench weights lists)")
     parser.add_argument("--set-resamples", dest="resamples", type=int, default=None,
-                        help="bootstrap resamples of the set metrics FID and KID (default 100; 0: no interval, and FID "
+                        help="bootstrap resamples of the set metrics FID, KID and FVD (default 100; 0: no interval, and FID "
                              "streams its statistics)")
     parser.add_argument("--out", default="runs/eval",
                         help="output folder: absent, empty or a cabench run folder (default: %(default)s)")
@@ -104,7 +109,7 @@ def metric_options(args: argparse.Namespace) -> dict:
         options["backbone_weights"] = args.lpips_weights
     if getattr(args, "landmarks_backend", None):
         options["landmarks"] = args.landmarks_backend
-    for name in ("flow", "flow_weights", "flow_updates", "crop", "variant", "deca_weights", "face_region", "fid_weights",
+    for name in ("flow", "flow_weights", "flow_updates", "crop", "variant", "deca_weights", "face_region", "fid_weights", "fvd_weights",
                  "resamples", "fan_weights", "syncnet_weights", "lse_crop"):
         value = getattr(args, name, None)
         if value is not None:

@@ -38,6 +38,7 @@ from benchmark.engine.plan import SubsetFrames
 from benchmark.results.files import atomic_write_csv
 from benchmark.results.folder import RunFolder
 from metrics import registry
+from metrics.errors import CabenchError
 from metrics.fid import FeatureStatistics
 from metrics.inception import FEATURE_DIM
 from metrics.protocols import get_protocol
@@ -77,11 +78,58 @@ def pair_features(plan: PairPlan, pred: Any, protocol_id: str, metric: Any, stor
         yield found["pred"], found["gt"]
 
 
+def clip_features(plan: PairPlan, pred: Any, protocol_id: str, metric: Any, store: TruthStore, batch_size: int,
+                  align: tuple[str, ...], device: str, info: dict[str, int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The (method, ground truth) features (c, d) float32 of one pair's clips (``metric.clip_length``
+    consecutive evaluated frames, non-overlapping, from the first), through ``store`` (kind ``i3d``,
+    keyed by the clip's frames' content keys); ``info`` gets the frame and clip counts and the frames
+    left after the last whole clip."""
+    import torch
+
+    protocol = get_protocol(protocol_id)
+    salt = f"{protocol.id}/{protocol.version}"
+    length = metric.clip_length
+    group = max(1, min(4, batch_size // length))  # clips per network call
+    pair = align_sources(SubsetFrames(pred, plan.ids), SubsetFrames(plan.pair.sequence.frames, plan.ids), align or None)
+    pending: dict[str, list[torch.Tensor]] = {"pred": [], "gt": []}
+    info.update(frames=0, clips=0, dropped_frames=0)
+
+    def flush(final: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        frames = {role: torch.cat(parts) if parts else None for role, parts in pending.items()}
+        count = 0 if frames["gt"] is None else len(frames["gt"])
+        whole = count // length if final or count >= group * length else 0
+        if not whole:
+            return
+        found = {}
+        for role, stacked in frames.items():
+            clips = stacked[: whole * length].reshape(whole, length, *stacked.shape[1:])
+            keys = [[content_key(frame, salt) for frame in clip] for clip in clips]
+
+            def compute(indices: list[int], clips=clips) -> list[dict[str, np.ndarray]]:
+                rows = [metric.features(clips[indices[i:i + group]]) for i in range(0, len(indices), group)]
+                return [{"features": row} for row in np.concatenate(rows)]
+
+            found[role] = np.stack([e["features"] for e in store.get("i3d", metric.feature_key, keys, compute)])
+            pending[role] = [stacked[whole * length:]] if not final else []
+        info["clips"] += whole
+        yield found["pred"], found["gt"]
+
+    for pred_frames, gt_frames in pair.batches(batch_size):
+        truth = protocol.prepare_gt(gt_frames, None, None, torch.device(device))
+        pending["pred"].append(protocol.prepare_pred(pred_frames, truth, torch.device(device)).cpu())
+        pending["gt"].append(truth.gt.cpu())
+        info["frames"] += len(truth.gt)
+        yield from flush(final=False)
+    yield from flush(final=True)
+    info["dropped_frames"] = info["frames"] - info["clips"] * length
+
+
 class _Collected:
     """A pair's (or a dataset's) features: stacked when the value needs them, else running statistics."""
 
     def __init__(self, streams: bool):
         self.streams = streams
+        self.info: dict[str, int] = {}
         self.parts: dict[str, list[np.ndarray]] = {"pred": [], "gt": []}
         self.stats = {role: FeatureStatistics(FEATURE_DIM) for role in ("pred", "gt")} if streams else None
 
@@ -98,10 +146,22 @@ class _Collected:
                 self.stats[role].merge(other.stats[role])
             else:
                 self.parts[role].extend(other.parts[role])
+        for key, count in other.info.items():
+            self.info[key] = self.info.get(key, 0) + count
 
     def value(self, metric: Any) -> Any:
         if self.streams:
             return metric.value_from_statistics(self.stats["pred"], self.stats["gt"])
+        if getattr(metric, "clip_length", None):  # FVD: clips; a set of fewer than 2 clips is a reason, not an error
+            parts = {role: np.concatenate(self.parts[role]) if self.parts[role] else
+                     np.zeros((0, metric.feature_dim), np.float32) for role in ("pred", "gt")}
+            try:
+                value = metric.value(parts["pred"], parts["gt"])
+            except CabenchError as error:
+                return f"{error} ({self.info.get('frames', 0)} evaluated frames, {self.info.get('clips', 0)} clips)"
+            value.details.update(self.info, clips_from=f"consecutive non-overlapping {metric.clip_length}-frame clips "
+                                 "of each sequence's evaluated frames (stride " f"{metric.clip_length})")
+            return value
         return metric.value(np.concatenate(self.parts["pred"]), np.concatenate(self.parts["gt"]))
 
 
@@ -128,8 +188,13 @@ def compute_sets(folder: RunFolder, config: RunConfig, plans: list[PairPlan], na
                 cache = folder.truth_cache(plan.stored.dataset, plan.stored.sequence)
                 store = stores.setdefault(cache, TruthStore(cache))
                 collected = _Collected(metric.streams)
-                for pred, gt in pair_features(plan, plan.method.output().frames, protocol_id, metric, store,
-                                              config.batch_size, config.align, device):
+                if getattr(metric, "clip_length", None):
+                    features = clip_features(plan, plan.method.output().frames, protocol_id, metric, store,
+                                             config.batch_size, config.align, device, collected.info)
+                else:
+                    features = pair_features(plan, plan.method.output().frames, protocol_id, metric, store,
+                                             config.batch_size, config.align, device)
+                for pred, gt in features:
                     collected.add(pred, gt)
                 per_method.setdefault((plan.stored.dataset, plan.stored.method), []).append(collected)
                 rows.append(_row("sequence", {**where, "sequence": plan.stored.sequence}, collected.value(metric), weights))
@@ -155,6 +220,8 @@ def compute_sets(folder: RunFolder, config: RunConfig, plans: list[PairPlan], na
 
 
 def _row(scope: str, where: dict[str, Any], value: Any, weights: str) -> dict[str, Any]:
+    if isinstance(value, str):  # a reason (FVD: too few clips)
+        return {"scope": scope, **where, "missing": value}
     return {"scope": scope, **where, "value": value.value, "ci_low": value.low, "ci_high": value.high,
             "resamples": value.resamples, "frames": value.frames, "gt_frames": value.gt_frames,
             "weights_sha256": weights, "details": json.dumps(value.details, sort_keys=True), "missing": ""}
