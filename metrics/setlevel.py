@@ -69,7 +69,14 @@ class SetValue:
 
 
 class SetMetric(Evaluator):
-    """Features per frame and the set value of FID or KID under one protocol (see the module docstring)."""
+    """Features per frame and the set value of FID or KID under one protocol (see the module docstring).
+
+    ``feature_batch``: frames per network call, pytorch-fid's default batch (50). On a CPU the
+    Inception's time per frame halves from batch 8 to 48 (measured: 42.9 s against 20.6 s for 48
+    frames at 299 x 299, and the same for pytorch-fid's network), so the engine reads at least this
+    many frames at a time for a set metric whatever the run's ``batch_size``."""
+
+    feature_batch = 50
 
     def __init__(self, name: str, protocol: Any, device: torch.device, weights: str | None, resamples: int,
                  subsets: int, subset_size: int | None, seed: int):

@@ -57,14 +57,15 @@ def set_metric_names(metrics: list[str]) -> list[str]:
 
 def pair_features(plan: PairPlan, pred: Any, protocol_id: str, metric: Any, store: TruthStore, batch_size: int,
                   align: tuple[str, ...], device: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The (method, ground truth) features (b, d) float32 of one pair's evaluated frames, batch by batch,
+    """The (method, ground truth) features (b, d) float32 of one pair's evaluated frames, batch by batch
+    (at least the metric's ``feature_batch`` frames: the network's cost per frame falls with the batch),
     through ``store``."""
     import torch
 
     protocol = get_protocol(protocol_id)
     salt = f"{protocol.id}/{protocol.version}"
     pair = align_sources(SubsetFrames(pred, plan.ids), SubsetFrames(plan.pair.sequence.frames, plan.ids), align or None)
-    for pred_frames, gt_frames in pair.batches(batch_size):
+    for pred_frames, gt_frames in pair.batches(max(batch_size, metric.feature_batch)):
         truth = protocol.prepare_gt(gt_frames, None, None, torch.device(device))
         prepared = {"pred": protocol.prepare_pred(pred_frames, truth, torch.device(device)), "gt": truth.gt}
         found = {}
