@@ -130,7 +130,7 @@ class InceptionInput:
     state dict with pytorch-fid's names; ``nvidia``: NVIDIA's TorchScript), ``resize`` (frames in [0,1]
     -> the 299 x 299 values the implementation resizes to, before its scaling), ``scale`` (those values
     -> the network's [-1,1] input), how it draws KID's subsets (``kid_draws``, recorded) and the
-    covariance's divisor n - ``ddof``."""
+    covariance's divisor n - ``ddof``; ``no_kid``: why the implementation has no KID of frames (None: it has)."""
 
     weights: str
     format: str
@@ -138,6 +138,7 @@ class InceptionInput:
     scale: Callable[[torch.Tensor], torch.Tensor]
     kid_draws: str
     ddof: int = 1
+    no_kid: str | None = None
 
     def prepare(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames (N,3,H,W) in [0,1] -> the network's (N,3,299,299) input."""
@@ -150,7 +151,6 @@ def _identity(values: torch.Tensor) -> torch.Tensor:
 
 _TORCH_FIDELITY_KID = "numpy RandomState(seed) as torch-fidelity's rng_seed"
 _CLEAN_FID_KID = "numpy RandomState(seed) (clean-fid draws from numpy's unseeded global generator)"
-_STYLEGAN_KID = "numpy RandomState(seed) (StyleGAN2-ADA draws from numpy's unseeded global generator)"
 _PYTORCH_FID = InceptionInput("fid-inception-pytorch-fid", "state", resize_pytorch_fid, _identity, _TORCH_FIDELITY_KID)
 INPUTS: dict[str, InceptionInput] = {
     "pytorch-fid": _PYTORCH_FID,
@@ -163,5 +163,7 @@ INPUTS: dict[str, InceptionInput] = {
                                                   _CLEAN_FID_KID),
     "torch-fidelity": InceptionInput("fid-inception-torch-fidelity", "state", resize_torch_fidelity, tf_range,
                                      _TORCH_FIDELITY_KID),
-    "stylegan-v": InceptionInput("fid-inception-clean-fid", "nvidia", resize_nvidia, tf_range, _STYLEGAN_KID, ddof=0),
+    "stylegan-v": InceptionInput("fid-inception-clean-fid", "nvidia", resize_nvidia, tf_range, "none", ddof=0,
+                                 no_kid="StyleGAN-V computes KID only from a generator, not from frames; the same "
+                                        "network and resize on frames: --protocol clean-fid-legacy-tensorflow"),
 }

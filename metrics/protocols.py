@@ -458,8 +458,8 @@ class TorchFidelityProtocol(PytorchFidProtocol):
     unsupported: dict[str, str] = field(default_factory=_set_only("torch-fidelity"))
 
 
-def _fvd_only(implementation: str) -> Callable[[], dict[str, str]]:
-    return lambda: dict.fromkeys(FRAME_METRICS, f"{implementation} computes FVD only; use --protocol canonical "
+def _video_set_only(implementation: str, computes: str) -> Callable[[], dict[str, str]]:
+    return lambda: dict.fromkeys(FRAME_METRICS, f"{implementation} computes {computes} only; use --protocol canonical "
                                                 "(or a compatibility protocol) for it")
 
 
@@ -473,7 +473,7 @@ class VideoGPTProtocol(PytorchFidProtocol):
     """
 
     id: str = "videogpt"
-    unsupported: dict[str, str] = field(default_factory=_fvd_only("videogpt"))
+    unsupported: dict[str, str] = field(default_factory=_video_set_only("videogpt", "FVD"))
 
 
 @dataclass(frozen=True)
@@ -487,10 +487,7 @@ class StyleganVProtocol(PytorchFidProtocol):
     """
 
     id: str = "stylegan-v"
-    unsupported: dict[str, str] = field(default_factory=lambda: {
-        **_fvd_only("stylegan-v")(),
-        "kid": "StyleGAN-V computes KID only from a generator, not from frames; the same network and resize on frames: "
-               "--protocol clean-fid-legacy-tensorflow"})
+    unsupported: dict[str, str] = field(default_factory=_video_set_only("stylegan-v", "FID and FVD"))
 
 
 PROTOCOLS: Registry[Protocol] = Registry("protocol")

@@ -82,8 +82,9 @@ class SetMetric(Evaluator):
                  subsets: int, subset_size: int | None, seed: int):
         self.name = name
         self.protocol_id = getattr(protocol, "id", protocol or "pytorch-fid")
-        if self.protocol_id not in INPUTS:
-            raise CabenchError(protocol_reason(name, self.protocol_id))
+        reason = protocol_reason(name, self.protocol_id)
+        if reason:
+            raise CabenchError(reason)
         self.input = INPUTS[self.protocol_id]
         self.device = device
         self.weight_path = usable_weight(self.input.weights, weights)
@@ -152,7 +153,7 @@ class SetMetric(Evaluator):
 def protocol_reason(name: str, protocol_id: str) -> str | None:
     """Why set metric ``name`` is not defined under ``protocol_id``, or None."""
     if protocol_id in INPUTS:
-        return None
+        return INPUTS[protocol_id].no_kid if name == "kid" else None
     return f"{name} is not part of protocol {protocol_id!r}; use --protocol {' or '.join(INPUTS)}"
 
 

@@ -226,3 +226,11 @@ def test_stylegan_v_fid_equals_its_compute_fid():
             found = metric.value(fake, real).value
             assert found == pytest.approx(expected, rel=1e-4), case
             assert frechet_distance_features(fake, real) != pytest.approx(expected, rel=1e-3), case
+
+
+def test_stylegan_v_has_fid_and_fvd_but_no_kid_of_frames():
+    from metrics.setlevel import protocol_reason
+
+    assert protocol_reason("fid", "stylegan-v") is None
+    assert "only from a generator" in protocol_reason("kid", "stylegan-v")
+    assert protocol_reason("kid", "torch-fidelity") is None
