@@ -3,6 +3,8 @@ landmark pose under a known in-plane rotation, Procrustes vs SciPy, identity, fa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -330,19 +332,27 @@ def faces(tmp_path_factory, face) -> np.ndarray:
     return np.concatenate([sequence.frames.read(sequence.frames.frame_ids).rgb, face[None], wide[None]])
 
 
+@pytest.fixture(scope="module")
+def faces_truth(tmp_path_factory) -> Path:
+    """One truth cache for every scoring against ``faces``: their boxes, landmarks and descriptors found
+    once (the numbers do not depend on the cache: tests/test_truth.py)."""
+    return tmp_path_factory.mktemp("faces_truth")
+
+
 @pytest.mark.parametrize("damage", DAMAGES)
-def test_damaged_faces_get_values_that_grow_with_the_damage(faces, damage):
+def test_damaged_faces_get_values_that_grow_with_the_damage(faces, faces_truth, damage):
     function, levels = DAMAGES[damage]
     means = {}
     for level in levels:
         pred = np.stack([function(image, level) for image in faces])
-        result = evaluate(pred=pred, gt=faces, metrics=FACE_METRICS, progress=False).frames
+        result = evaluate(pred=pred, gt=faces, metrics=FACE_METRICS, progress=False, truth_cache=faces_truth).frames
         assert np.isfinite(result[FACE_METRICS].to_numpy()).all(), (damage, level)  # every frame has a value
         means[level] = result[FACE_METRICS].mean()
         if level == levels[-1]:
             # detected on the method's frame instead, the heavily damaged faces are mostly not found,
             # and the mean would cover only the frames that were: the selection the default avoids
-            detected = evaluate(pred=pred, gt=faces, metrics=["lmd"], progress=False, face_region="detect").frames
+            detected = evaluate(pred=pred, gt=faces, metrics=["lmd"], progress=False, face_region="detect",
+                                truth_cache=faces_truth).frames
             assert detected["lmd"].notna().sum() <= len(faces) // 2
     for lighter, heavier in zip(levels, levels[1:]):
         for name in ("lmk_pose", "lmk_expr", "lmd", "mlmd"):

@@ -3,39 +3,41 @@ finds a known shift. (Equality with syncnet_python itself: tests/test_calibratio
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from benchmark.cli import main
 from metrics.syncnet import VSHIFT, sync_distances, sync_scores
 from tests.audio_helpers import write_talking_video
 from tests.lipsync_recipe import CASES, frames_rgb, make_case, syncnet_weights
 
 
-def _run(args, env):
-    return subprocess.run([sys.executable, "-m", "benchmark", *args], capture_output=True, text=True, env=env)
+def _run(args, capsys) -> tuple[int, str, str]:
+    """``cabench ARGS`` (the command line's own entry, in this process): exit status, stdout, stderr."""
+    capsys.readouterr()
+    status = main(args)
+    out, err = capsys.readouterr()
+    return status, out, err
 
 
-def test_cabench_eval_reads_the_audio_of_the_ground_truth_video(tmp_path):
+def test_cabench_eval_reads_the_audio_of_the_ground_truth_video(tmp_path, monkeypatch, capsys):
     sequence, audio = make_case(CASES["talk-sync"], tmp_path / "data")
     frames = frames_rgb(sequence)
     talk = write_talking_video(tmp_path / "talk.mkv", frames, 25, audio.aligned(len(frames)).samples)
     ours = write_talking_video(tmp_path / "ours.mkv", np.roll(frames, 2, axis=0), 25, None)  # 2 frames late, no audio
     weights = tmp_path / "weights"
     weights.mkdir()
-    env = {**os.environ, "CABENCH_WEIGHTS": str(weights), "TORCH_HOME": str(tmp_path / "torch")}
+    monkeypatch.setenv("CABENCH_WEIGHTS", str(weights))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     args = ["eval", "--gt", str(talk), "--pred", f"ours={ours}", "--metrics", "lse_c,lse_d", "--no-plots", "--quiet"]
-    missing = _run([*args, "--out", str(tmp_path / "no-weights")], env)
-    assert missing.returncode == 0, missing.stderr
-    assert "lse_d: missing (syncnet_v2.model" in missing.stdout and "cabench weights --download syncnet-v2" in missing.stdout
+    status, out, err = _run([*args, "--out", str(tmp_path / "no-weights")], capsys)
+    assert status == 0, err
+    assert "lse_d: missing (syncnet_v2.model" in out and "cabench weights --download syncnet-v2" in out
     syncnet_weights(weights / "syncnet_v2.model")
-    done = _run([*args, "--out", str(tmp_path / "run")], env)
-    assert done.returncode == 0, done.stderr
+    status, out, err = _run([*args, "--out", str(tmp_path / "run")], capsys)
+    assert status == 0, err
     rows = pd.read_csv(tmp_path / "run" / "per_frame.csv")
     windows = len(frames) - 5
     for column in ("lse_d", "lse_c"):
@@ -43,12 +45,12 @@ def test_cabench_eval_reads_the_audio_of_the_ground_truth_video(tmp_path):
             rows.sort_values("frame")[column].to_numpy()
         assert np.isfinite(values[:windows]).all() and np.isnan(values[windows:]).all()
     silent = write_talking_video(tmp_path / "silent.mkv", frames, 25, None)
-    no_audio = _run(["eval", "--gt", str(silent), "--pred", f"ours={ours}", "--metrics", "lse_d", "--no-plots", "--quiet",
-                     "--out", str(tmp_path / "silent-run")], env)
-    assert no_audio.returncode == 0 and "lse_d: missing (the ground truth has no audio" in no_audio.stdout
+    status, out, _ = _run(["eval", "--gt", str(silent), "--pred", f"ours={ours}", "--metrics", "lse_d", "--no-plots",
+                           "--quiet", "--out", str(tmp_path / "silent-run")], capsys)
+    assert status == 0 and "lse_d: missing (the ground truth has no audio" in out
 
 
-def test_bad_audio_beside_frames_is_one_line_exit_2(tmp_path):
+def test_bad_audio_beside_frames_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
     import cv2
 
     gt = tmp_path / "gt"
@@ -59,11 +61,11 @@ def test_bad_audio_beside_frames_is_one_line_exit_2(tmp_path):
     weights = tmp_path / "weights"
     weights.mkdir()
     syncnet_weights(weights / "syncnet_v2.model")
-    env = {**os.environ, "CABENCH_WEIGHTS": str(weights)}
-    done = _run(["eval", "--gt", str(gt), "--pred", f"m={gt}", "--metrics", "lse_d", "--no-plots", "--quiet",
-                 "--out", str(tmp_path / "run")], env)
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "gt.wav" in done.stderr, done.stderr
+    monkeypatch.setenv("CABENCH_WEIGHTS", str(weights))
+    status, _, err = _run(["eval", "--gt", str(gt), "--pred", f"m={gt}", "--metrics", "lse_d", "--no-plots", "--quiet",
+                           "--out", str(tmp_path / "run")], capsys)
+    assert status == 2
+    assert err.strip().count("\n") == 0 and "gt.wav" in err, err
 
 
 @pytest.mark.parametrize("shift", [0, 3, -4])

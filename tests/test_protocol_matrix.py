@@ -64,14 +64,16 @@ def test_sanity_rows_and_the_runtime_stay_out_of_the_matrix():
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
     """The same four methods on the synthetic set, evaluated under three protocols in one run and in
-    one run per protocol."""
+    one run per protocol. Two sequences of 8 frames (the test split: 2 frames each): the imavatar and
+    pointavatar protocols score at 512 x 512, so each frame costs; the equalities are exact whatever
+    the count, and the rankings still disagree on this set (checked below)."""
     from benchmark import runner
     from benchmark.config import DatasetConfig, MethodConfig, RunConfig
     from benchmark.demo import make_data
     from benchmark.results.bootstrap import BootstrapSettings
 
     root = tmp_path_factory.mktemp("matrix")
-    data = make_data(root / "data", sequences=2, frames=48, size=64, progress=False)
+    data = make_data(root / "data", sequences=2, frames=8, size=64, progress=False)
     methods = (MethodConfig(name="proxy", adapter="insta", settings={"experiment": "stage1_proxy"}),
                *(MethodConfig(name=name, adapter="degraded", settings={"degradation": name})
                  for name in ("oversmooth", "flicker", "colour_drift")))

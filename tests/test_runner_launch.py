@@ -126,7 +126,7 @@ def test_runs_killed_at_random_points_resume_to_byte_identical_results(tmp_path)
         process.wait()
         killed += process.returncode == -signal.SIGKILL
     assert killed >= 3, "the runs finished before they could be killed"
-    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr[-2000:]
+    # the run that finishes: the same command, in this process (nothing is killed any more; a launch costs seconds)
+    assert main(command[3:]) == 0
     assert (tmp_path / "killed" / "per_frame.csv").read_bytes() == expected
     assert not list((tmp_path / "killed").rglob("*.tmp")) and not list((tmp_path / "killed").rglob("*.log"))

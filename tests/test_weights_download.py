@@ -299,13 +299,15 @@ def test_verify_rehashes_and_reports_a_mismatch(use_manifest, torch_home, capsys
     assert weights.resolve("lpips-alex").status == "mismatch"  # still usable, never as the published file
 
 
-@pytest.mark.slow  # the demo trains nothing but renders every ablation: about a minute of CPU
+@pytest.mark.slow  # the demo trains nothing but renders every ablation: tens of seconds of CPU
 def test_download_then_demo_gives_lpips_numbers(server, use_manifest, tmp_path, torch_home, capsys):
-    """The issue's "done when": a fresh cache, `cabench weights --download lpips-alex`, then `cabench demo`."""
+    """The issue's "done when": a fresh cache, `cabench weights --download lpips-alex`, then `cabench demo`
+    (its smallest run: one sequence of 8 frames, 64 px, no training-frame run; every method and metric
+    of the demo still runs, so LPIPS is computed on every row)."""
     use_manifest(_entry(urls=(f"{server}/good.pth",)))
     assert main(["weights", "--download", "lpips-alex", "--quiet"]) == 0
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--frames", "12", "--size", "96", "--sequences", "1",
-                 "--quiet"]) == 0
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--frames", "8", "--size", "64", "--sequences", "1",
+                 "--no-train-frames", "--quiet"]) == 0
     per_frame = pd.read_csv(tmp_path / "demo" / "per_frame.csv")
     assert np.isfinite(per_frame["lpips"]).all() and len(per_frame)
     metadata = json.loads((tmp_path / "demo" / "metadata.json").read_text())
