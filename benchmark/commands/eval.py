@@ -126,7 +126,11 @@ def eval_config(args: argparse.Namespace):
     from benchmark.datasets.adhoc import sequence_name
     from metrics.errors import CabenchError
 
-    methods = tuple(MethodConfig(name=name, frames=str(Path(path).resolve())) for name, path in parse_named_paths(args.pred))
+    named = parse_named_paths(args.pred)
+    for path in (args.gt, *(path for _, path in named), args.mask, args.landmarks):  # before the heavy imports
+        if path is not None and not Path(path).exists():
+            raise CabenchError(f"{Path(path).resolve()}: no such file or folder")
+    methods = tuple(MethodConfig(name=name, frames=str(Path(path).resolve())) for name, path in named)
     gt = Path(args.gt).resolve()
     dataset = DatasetConfig(name=args.dataset or sequence_name(gt), path=str(gt), kind="frames",
                             mask=str(Path(args.mask).resolve()) if args.mask else None,
@@ -145,15 +149,16 @@ def eval_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from benchmark.runner import run_config
     from metrics.errors import CabenchError
-    from reports.publish import publish
 
     if args.batch_size < 1:
         raise CabenchError(f"--batch-size must be at least 1, got {args.batch_size}")
-    config = eval_config(args)
+    config = eval_config(args)  # the command line checked before torch and the metrics are imported
+    import pandas as pd
+
+    from benchmark.runner import run_config
+    from reports.publish import publish
+
     log = (lambda message: None) if args.quiet else print
     report = run_config(config, force=args.force, progress=not args.quiet, shard=(0, 1), plots=not args.no_plots,
                         report=not args.no_plots, log=log, publish=publish)
