@@ -45,7 +45,7 @@ def test_shapes_and_dtypes_through_every_stage(pipe):
     assert emotions.shape == (2, pipe.text_encoder.config.hidden_size)
     assert f_d.shape == (2, 4, 32)
     latents = pipe.encode_latents(rgb)
-    assert latents.shape == (2, 4, 16, 16)
+    assert latents.shape == (2, 4, 8, 8)
 
 
 def test_output_types_follow_diffusers(pipe):
@@ -59,7 +59,7 @@ def test_output_types_follow_diffusers(pipe):
     assert len(pil) == 2 and pil[0].size == (32, 32) and pil[0].mode == "RGB"
     np.testing.assert_array_equal(np.asarray(pil[1]), (as_np[1] * 255).round().astype(np.uint8))
     latent = pipe(*inputs, num_inference_steps=2, generator=gen(), output_type="latent").images
-    assert latent.shape == (2, 4, 16, 16)
+    assert latent.shape == (2, 4, 8, 8)
     torch.testing.assert_close(pipe.decode_latents(latent), pt)
     as_tuple = pipe(*inputs, num_inference_steps=2, generator=gen(), return_dict=False)
     assert isinstance(as_tuple, tuple) and torch.equal(as_tuple[0], pt)
@@ -293,7 +293,7 @@ def test_callback_on_step_end_sees_and_replaces_the_latents(pipe):
 
     out = pipe(*inputs, num_inference_steps=3, generator=gen(), callback_on_step_end=zero_last,
                output_type="latent").images
-    assert [s[0] for s in seen] == [0, 1, 2] and seen[0][2] == (1, 4, 16, 16)
+    assert [s[0] for s in seen] == [0, 1, 2] and seen[0][2] == (1, 4, 8, 8)
     assert float(out.abs().max()) == 0
     with pytest.raises(CabenchError, match="callback_on_step_end_tensor_inputs"):
         pipe(*inputs, num_inference_steps=1, callback_on_step_end=zero_last,
