@@ -14,15 +14,16 @@ from reference.data import load_sequence
 from reference.pipeline import ConsistentAvatarPipeline
 from reference.training import TrainOptions, train
 
-SIZE = 32
+SIZE = 16
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    """A pipeline folder at 32 px: VAE, TSDM and FCSD, and the three trained variants. Two steps for
-    each FCSD: the ControlNet's zero-initialised layers let the condition through from the second on."""
+    """A pipeline folder at 16 px (2 training frames): VAE, TSDM and FCSD, and the three trained variants.
+    Two steps for each FCSD: the ControlNet's zero-initialised layers let the condition through from the
+    second on."""
     root = tmp_path_factory.mktemp("ablations")
-    data = load_sequence(make_sequence(root / "seq", frames=6, size=SIZE), "train")
+    data = load_sequence(make_sequence(root / "seq", frames=4, size=SIZE), "train")
     out = root / "pipe"
     for stage, ablation in (("vae", None), ("stage2", None), ("stage3", None), ("stage3", "wo_normal"),
                             ("stage3", "wo_emotion"), ("stage3", "wo_aligned_tsd")):

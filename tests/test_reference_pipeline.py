@@ -39,27 +39,27 @@ def test_shapes_and_dtypes_through_every_stage(pipe):
     rgb, normal, pose, expr = random_inputs(2)
     proxy, guide, control, emotions, f_d = pipe.prepare_conditions(rgb, normal, pose, expr, tsdm_steps=2,
                                                                    generator=gen())
-    assert proxy.shape == guide.shape == (2, 3, 64, 64) and guide.dtype == torch.float32
+    assert proxy.shape == guide.shape == (2, 3, 32, 32) and guide.dtype == torch.float32
     assert float(guide.min()) >= 0 and float(guide.max()) <= 1
-    assert control.shape == (2, 6, 64, 64)
+    assert control.shape == (2, 6, 32, 32)
     assert emotions.shape == (2, pipe.text_encoder.config.hidden_size)
     assert f_d.shape == (2, 4, 32)
     latents = pipe.encode_latents(rgb)
-    assert latents.shape == (2, 4, 16, 16)
+    assert latents.shape == (2, 4, 8, 8)
 
 
 def test_output_types_follow_diffusers(pipe):
     inputs = random_inputs(2)
     pt = pipe(*inputs, num_inference_steps=2, generator=gen()).images
-    assert pt.shape == (2, 3, 64, 64) and pt.dtype == torch.float32 and 0 <= float(pt.min()) <= float(pt.max()) <= 1
+    assert pt.shape == (2, 3, 32, 32) and pt.dtype == torch.float32 and 0 <= float(pt.min()) <= float(pt.max()) <= 1
     as_np = pipe(*inputs, num_inference_steps=2, generator=gen(), output_type="np").images
-    assert isinstance(as_np, np.ndarray) and as_np.shape == (2, 64, 64, 3) and as_np.dtype == np.float32
+    assert isinstance(as_np, np.ndarray) and as_np.shape == (2, 32, 32, 3) and as_np.dtype == np.float32
     np.testing.assert_array_equal(as_np, pt.permute(0, 2, 3, 1).numpy())
     pil = pipe(*inputs, num_inference_steps=2, generator=gen(), output_type="pil").images
-    assert len(pil) == 2 and pil[0].size == (64, 64) and pil[0].mode == "RGB"
+    assert len(pil) == 2 and pil[0].size == (32, 32) and pil[0].mode == "RGB"
     np.testing.assert_array_equal(np.asarray(pil[1]), (as_np[1] * 255).round().astype(np.uint8))
     latent = pipe(*inputs, num_inference_steps=2, generator=gen(), output_type="latent").images
-    assert latent.shape == (2, 4, 16, 16)
+    assert latent.shape == (2, 4, 8, 8)
     torch.testing.assert_close(pipe.decode_latents(latent), pt)
     as_tuple = pipe(*inputs, num_inference_steps=2, generator=gen(), return_dict=False)
     assert isinstance(as_tuple, tuple) and torch.equal(as_tuple[0], pt)
@@ -239,7 +239,7 @@ def test_named_samplers_sample(scheduler, steps):
     p = fresh_pipeline()
     p.set_scheduler(scheduler)
     out = p(*random_inputs(1), num_inference_steps=steps, generator=gen()).images
-    assert out.shape == (1, 3, 64, 64) and torch.isfinite(out).all()
+    assert out.shape == (1, 3, 32, 32) and torch.isfinite(out).all()
     assert len(p.scheduler.timesteps) == steps
 
 
@@ -293,7 +293,7 @@ def test_callback_on_step_end_sees_and_replaces_the_latents(pipe):
 
     out = pipe(*inputs, num_inference_steps=3, generator=gen(), callback_on_step_end=zero_last,
                output_type="latent").images
-    assert [s[0] for s in seen] == [0, 1, 2] and seen[0][2] == (1, 4, 16, 16)
+    assert [s[0] for s in seen] == [0, 1, 2] and seen[0][2] == (1, 4, 8, 8)
     assert float(out.abs().max()) == 0
     with pytest.raises(CabenchError, match="callback_on_step_end_tensor_inputs"):
         pipe(*inputs, num_inference_steps=1, callback_on_step_end=zero_last,

@@ -23,10 +23,10 @@ def recipe() -> list[list[str]]:
 
 
 def reduced(argv: list[str]) -> list[str]:
-    """The same command on 8 frames of 64 px (synth), at 32 px and 1 step (2 for the FCSD, whose
+    """The same command on 4 frames of 64 px (synth), at 32 px and 1 step (2 for the FCSD, whose
     ControlNet lets its condition through from the second step on)."""
     argv = list(argv[1:])
-    options = {"--frames": "8", "--size": "64"} if argv[0] == "synth" else {"--steps": "2" if "stage3" in argv else "1"}
+    options = {"--frames": "4", "--size": "64"} if argv[0] == "synth" else {"--steps": "2" if "stage3" in argv else "1"}
     for flag, value in options.items():
         if flag in argv:  # (the emotion reference set has no frames)
             argv[argv.index(flag) + 1] = value

@@ -26,7 +26,7 @@ def test_refiner_pass(tmp_path):
                    refiner_strength=0.3, refiner_steps=4).images
     again = pipe(*inputs, num_inference_steps=1, generator=torch.Generator().manual_seed(0),
                  refiner_strength=0.3, refiner_steps=4).images
-    assert refined.shape == plain.shape == (2, 3, 64, 64)
+    assert refined.shape == plain.shape == (2, 3, 32, 32)
     assert torch.isfinite(refined).all() and float(refined.min()) >= 0 and float(refined.max()) <= 1
     assert not torch.equal(refined, plain) and torch.equal(refined, again)
     with pytest.raises(CabenchError, match="does not exist"):

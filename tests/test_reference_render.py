@@ -36,14 +36,14 @@ def test_shipped_checkpoint_is_small_safetensors_that_a_wheel_carries():
 
 def test_render_sequence_shapes_seed_and_batch_independence(sequence):
     _, data = sequence
-    args = (data.rgb, data.normal, data.pose, data.expression)
-    a = render_sequence("tiny", *args, steps=2, seed=1, batch_size=4)
-    b = render_sequence("tiny", *args, steps=2, seed=1, batch_size=3)
-    assert a.shape == (4, 64, 64, 3) and a.dtype == np.uint8
+    args = (data.rgb[:3], data.normal[:3], data.pose[:3], data.expression[:3])
+    a = render_sequence("tiny", *args, steps=2, seed=1, batch_size=3)
+    b = render_sequence("tiny", *args, steps=2, seed=1, batch_size=2)  # batches of 2 and 1
+    assert a.shape == (3, 64, 64, 3) and a.dtype == np.uint8
     # per-frame generators: the batch split changes only float rounding (batched kernels), not the noise
     diff = np.abs(a.astype(int) - b)
     assert diff.max() <= 2 and diff.mean() < 0.05
-    c = render_sequence("tiny", *args, steps=2, seed=2, batch_size=4)
+    c = render_sequence("tiny", *args, steps=2, seed=2, batch_size=3)
     assert not np.array_equal(a, c)
     # another input size: the model runs at 64 px, the output comes back at the input size
     big = np.repeat(np.repeat(data.rgb[:1], 2, 1), 2, 2)

@@ -51,12 +51,14 @@ def test_model_shapes_latent_and_sampling():
 def test_training_lowers_loss_and_resumes_identically(tmp_path):
     from reference.data import load_sequence
 
-    data = load_sequence(make_sequence(tmp_path / "seq", frames=4, size=32), "all")
+    # 16 px, two steps straight against one and one resumed: the model (a ResNet-18 beside the UNet) and its
+    # Adam state are the cost, and resuming one step proves the state round trip as well as resuming two
+    data = load_sequence(make_sequence(tmp_path / "seq", frames=4, size=16), "all")
     opts = dict(batch_size=2, learning_rate=2e-3, progress=False)
-    straight = train_rig(RigTrainOptions(steps=4, **opts), data, tmp_path / "a")
-    train_rig(RigTrainOptions(steps=2, **opts), data, tmp_path / "b")
-    resumed = train_rig(RigTrainOptions(steps=4, resume=True, **opts), data, tmp_path / "b")
-    assert resumed == straight[2:]
+    straight = train_rig(RigTrainOptions(steps=2, **opts), data, tmp_path / "a")
+    train_rig(RigTrainOptions(steps=1, **opts), data, tmp_path / "b")
+    resumed = train_rig(RigTrainOptions(steps=2, resume=True, **opts), data, tmp_path / "b")
+    assert resumed == straight[1:]
     a, b = RigModel.from_pretrained(tmp_path / "a"), RigModel.from_pretrained(tmp_path / "b")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     # a fixed batch: a few steps lower its loss
@@ -71,7 +73,7 @@ def test_training_lowers_loss_and_resumes_identically(tmp_path):
     opt = torch.optim.Adam(a.parameters(), lr=2e-3)
     with torch.no_grad():
         before = rig_loss(a, rig_scheduler(), batch, step_draw()).item()
-    for _ in range(10):
+    for _ in range(5):  # 5 steps: <= 0.73x the loss for 4 training seeds x 2 draws (0.24-0.42x after 10)
         loss = rig_loss(a, rig_scheduler(), batch, step_draw())
         loss.backward()
         opt.step()

@@ -9,11 +9,13 @@ import torch
 
 from benchmark.cli import main
 
+TIME_32 = ["time", "--config", "tiny", "--size", "32"]  # the same timing path at a quarter of the pixels
+
 
 def test_time_tiny_writes_milliseconds_with_threads_device_and_spread(tmp_path, capsys):
     out = tmp_path / "t"
     threads_before = torch.get_num_threads()
-    code = main(["time", "--config", "tiny", "--steps", "1,2", "--scheduler", "lcm,ddim", "--repeats", "2",
+    code = main([*TIME_32, "--steps", "1,2", "--scheduler", "lcm,ddim", "--repeats", "2",
                  "--warmup", "0", "--batch", "2", "--out", str(out), "--quiet"])
     assert code == 0
     frame = pd.read_csv(out / "times.csv")
@@ -24,13 +26,13 @@ def test_time_tiny_writes_milliseconds_with_threads_device_and_spread(tmp_path, 
     assert (frame["total_ms"] > 0).all() and (frame["refiner_ms"] == 0).all()
     assert (abs(frame[stages].sum(axis=1) - frame["total_ms"]) < 1e-6).all()
     assert (abs(frame["fcsd_step_ms"] * frame["steps"] - frame["fcsd_ms"]) < 1e-6).all()
-    assert (frame["threads"] == 1).all() and (frame["device"] == "cpu").all() and (frame["size"] == 64).all()
+    assert (frame["threads"] == 1).all() and (frame["device"] == "cpu").all() and (frame["size"] == 32).all()
     assert torch.get_num_threads() == threads_before  # the thread policy applies to the timing only
     assert (out / "timing_steps.png").stat().st_size > 1000
     printed = capsys.readouterr().out
     assert "device cpu, 1 thread(s)" in printed and "milliseconds per frame" in printed
     assert "total min" in printed and "total median" in printed and "total max" in printed
-    assert main(["time", "--config", "tiny", "--steps", "1", "--repeats", "1", "--warmup", "0", "--batch", "1",
+    assert main([*TIME_32, "--steps", "1", "--repeats", "1", "--warmup", "0", "--batch", "1",
                  "--threads", "2", "--out", str(out), "--quiet"]) == 0
     assert (pd.read_csv(out / "times.csv")["threads"] == 2).all()
 
@@ -39,7 +41,7 @@ def test_time_warns_when_the_machine_is_busy(tmp_path, capsys, monkeypatch):
     import os
 
     monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1) + 4.0, 0.0, 0.0))
-    assert main(["time", "--config", "tiny", "--steps", "1", "--repeats", "1", "--warmup", "0", "--batch", "1",
+    assert main([*TIME_32, "--steps", "1", "--repeats", "1", "--warmup", "0", "--batch", "1",
                  "--out", str(tmp_path), "--quiet"]) == 0
     assert "unreliable" in capsys.readouterr().out
 
@@ -51,7 +53,7 @@ def test_time_warns_when_the_machine_is_busy(tmp_path, capsys, monkeypatch):
 
 def test_time_compare_stock_reports_both_rows_and_the_speedup(tmp_path, capsys):
     out = tmp_path / "s"
-    assert main(["time", "--config", "tiny", "--steps", "2", "--repeats", "1", "--warmup", "0", "--batch", "2",
+    assert main([*TIME_32, "--steps", "2", "--repeats", "1", "--warmup", "0", "--batch", "2",
                  "--compare-stock", "--out", str(out), "--quiet"]) == 0
     frame = pd.read_csv(out / "times.csv")
     for column in ("stock_total_ms", "stock_batch_total_ms", "ours_fcsd_ms", "stock_fcsd_ms", "stock_batch_fcsd_ms"):
@@ -77,11 +79,11 @@ def test_stock_pipelines_render_our_frames(scheduler, steps):
     )
 
     pipe = timing_pipeline("tiny", checkpoint="tiny")
-    inputs = timing_inputs(3, 64)
+    inputs = timing_inputs(2, 32)  # two frames: per frame and batched still differ
     _, ours = render_timed(pipe, inputs, scheduler, steps)
     pipe.set_scheduler(scheduler)
     called = pipe(inputs["rgb"], inputs["normal"], inputs["pose"], inputs["expression"], num_inference_steps=steps,
-                  generator=frame_generators(3)).images
+                  generator=frame_generators(2)).images
     assert torch.equal(ours, called)
     stock = stock_pipelines(pipe)
     assert stock[1].unet is pipe.unet and stock[1].controlnet is pipe.controlnet and stock[0].unet is pipe.tsdm_unet
@@ -90,7 +92,7 @@ def test_stock_pipelines_render_our_frames(scheduler, steps):
     torch.testing.assert_close(theirs, ours, atol=1e-4, rtol=0)
     torch.testing.assert_close(render_stock(pipe, stock, inputs, scheduler, steps, batched=True), ours, atol=1e-4,
                                rtol=0)
-    control, f_d = torch.rand(3, 6, 64, 64), torch.randn(3, 4, 32)
+    control, f_d = torch.rand(2, 6, 32, 32), torch.randn(2, 4, 32)
     _, ours_fcsd, stock_fcsd, stock_batch_fcsd = fcsd_subset(pipe, stock, control, f_d, scheduler, steps)
     torch.testing.assert_close(stock_fcsd, ours_fcsd, atol=1e-4, rtol=0)
     torch.testing.assert_close(stock_batch_fcsd, ours_fcsd, atol=1e-4, rtol=0)
