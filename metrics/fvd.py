@@ -162,4 +162,5 @@ register(MetricSpec("fvd", higher_is_better=False, unit="",
                                 "(I3D logits; a set value over clips)",
                     factory=_factory, kind="set", needs=("weights:i3d_pretrained_400.pt",),
                     defaults={"fvd_weights": None, "resamples": DEFAULT_RESAMPLES}, check=fvd_unavailable,
+                    protocol_check=fvd_reason,
                     paper_format=".1f", value_range=(0.0, np.inf)))

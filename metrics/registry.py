@@ -131,6 +131,8 @@ class MetricSpec:
     needs: tuple[str, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)
     check: Callable[[dict[str, Any]], str | None] | None = None
+    # set metrics: why the metric cannot run under a protocol with these options (None: it can)
+    protocol_check: Callable[[str, dict[str, Any]], str | None] | None = None
     kind: str = "frame"  # "frame", "temporal", "face", "runtime" or "sequence"
     reference_columns: tuple[str, ...] = ()
     paper_format: str = ".4g"

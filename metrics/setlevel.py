@@ -36,6 +36,7 @@ reported beside its bootstrap interval.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -159,12 +160,8 @@ def protocol_reason(name: str, protocol_id: str) -> str | None:
 
 def set_reason(name: str, protocol_id: str, options: dict[str, Any]) -> str | None:
     """Why ``name`` cannot run under ``protocol_id``: not defined there, or the protocol's weight file is
-    missing or unusable (with the command that fetches it); None when it can. FVD's reasons are
-    :func:`metrics.fvd.fvd_reason`'s."""
-    if name == "fvd":
-        from metrics.fvd import fvd_reason
-
-        return fvd_reason(protocol_id, options)
+    missing or unusable (with the command that fetches it); None when it can (FID's and KID's
+    ``protocol_check``)."""
     reason = protocol_reason(name, protocol_id)
     if reason is None:
         key = INPUTS[protocol_id].weights
@@ -194,9 +191,11 @@ _OPTIONS = {"fid_weights": None, "resamples": DEFAULT_RESAMPLES}
 register(MetricSpec("fid", higher_is_better=False, unit="",
                     description="Fréchet Inception distance of the generated frames to the ground truth's (a set value)",
                     factory=_factory("fid"), kind="set", needs=("weights:pt_inception-2015-12-05-6726825d.pth",),
-                    defaults=dict(_OPTIONS), check=set_unavailable, paper_format=".2f", value_range=(0.0, np.inf)))
+                    defaults=dict(_OPTIONS), check=set_unavailable, protocol_check=partial(set_reason, "fid"),
+                    paper_format=".2f", value_range=(0.0, np.inf)))
 register(MetricSpec("kid", higher_is_better=False, unit="",
                     description="kernel Inception distance (torch-fidelity's subsets estimator; a set value)",
                     factory=_factory("kid"), kind="set", needs=("weights:pt_inception-2015-12-05-6726825d.pth",),
                     defaults={**_OPTIONS, "kid_subsets": kernels.KID_SUBSETS, "kid_subset_size": kernels.KID_SUBSET_SIZE},
-                    check=set_unavailable, paper_format=".4f", value_range=(-np.inf, np.inf)))
+                    check=set_unavailable, protocol_check=partial(set_reason, "kid"),
+                    paper_format=".4f", value_range=(-np.inf, np.inf)))

@@ -64,3 +64,13 @@ def test_listing_adapters_and_kinds_imports_none_of_them():
             "'benchmark.datasets.insta', 'benchmark.datasets.nerface') if m in sys.modules]\nassert not loaded, loaded\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_every_set_metric_says_why_it_cannot_run_under_a_protocol():
+    from metrics import registry
+
+    sets = [registry.get(name) for name in registry.list_metrics() if registry.get(name).kind == "set"]
+    assert {spec.name for spec in sets} >= {"fid", "kid", "fvd"}
+    for spec in sets:
+        assert spec.protocol_check is not None, spec.name
+        assert "not part of protocol" in spec.protocol_check("psnr-only-protocol", dict(spec.defaults)), spec.name

@@ -42,7 +42,6 @@ from metrics.errors import CabenchError
 from metrics.fid import FeatureStatistics
 from metrics.inception import FEATURE_DIM
 from metrics.protocols import get_protocol
-from metrics.setlevel import set_reason
 from metrics.truth import TruthStore, content_key
 from metrics.weights import file_sha256
 
@@ -175,7 +174,7 @@ def compute_sets(folder: RunFolder, config: RunConfig, plans: list[PairPlan], na
     stores = {} if stores is None else stores
     for protocol_id in protocols:
         for name in names:
-            reason = set_reason(name, protocol_id, options[name])
+            reason = registry.get(name).protocol_check(protocol_id, options[name])
             if reason is None:
                 metric = registry.create(name, device=device, protocol=get_protocol(protocol_id), **options[name])
                 weights = file_sha256(metric.weight_path)
