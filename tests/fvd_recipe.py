@@ -3,7 +3,7 @@
 Inputs: the synthetic dataset's frames (``cabench synth --motion v2``) as the real clips and a
 degraded copy (the ``degraded`` adapter) as the generated ones, at 64 x 64 and, centre-cropped, at
 80 x 48 (non-square): ``tests/calibration/run_fvd_references.py prepare`` made them and stored them in
-``tests/calibration/inputs/fvd-*.npz`` (uint8, small; the renderer's floating point could differ
+``tests/calibration/inputs/fvd/*.npz`` (uint8, small; the renderer's floating point could differ
 between CPUs, so the stored bytes are what both sides read).
 
 Weights: no I3D file can be downloaded here, so both sides load one random-weight file written by
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 CALIBRATION = Path(__file__).parent / "calibration"
-INPUTS = CALIBRATION / "inputs"
+INPUTS = CALIBRATION / "inputs" / "fvd"
 BN_STATS = CALIBRATION / "i3d_bn_stats.npz"
 CASES = ("synth-64x64", "synth-80x48")
 SEED = 2026
@@ -30,7 +30,7 @@ SEED = 2026
 
 def load_case(name: str) -> tuple[np.ndarray, np.ndarray]:
     """The case's real and generated clips, uint8 (n,16,H,W,3) each."""
-    with np.load(INPUTS / f"fvd-{name}.npz") as data:
+    with np.load(INPUTS / f"{name}.npz") as data:
         return data["real"], data["fake"]
 
 

@@ -11,7 +11,7 @@ Two steps::
 ``prepare`` renders two synthetic sequences (``cabench synth --motion v2``: 48 frames at 64 x 64, and 32
 frames at 80 x 80 centre-cropped to 80 x 48), degrades each with the ``degraded`` adapter (``oversmooth``
 1.5 and ``flicker`` 0.15) and stores the real and generated clips (16 frames each, consecutive,
-non-overlapping) as ``inputs/fvd-<case>.npz``; it also writes the recipe's random weights without
+non-overlapping) as ``inputs/fvd/<case>.npz``; it also writes the recipe's random weights without
 batch-norm statistics (``tests/fvd_recipe.py``) to ``<work>/weights.npz``.
 
 ``videogpt`` takes VideoGPT's ``videogpt/fvd/fvd.py``, ``videogpt/fvd/pytorch_i3d.py`` and
@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-INPUTS = HERE / "inputs"
+INPUTS = HERE / "inputs" / "fvd"
 INFO = HERE / "fvd.json"
 FEATURES = HERE / "fvd_features.npz"
 BN_STATS = HERE / "i3d_bn_stats.npz"
@@ -104,10 +104,10 @@ def prepare(work: Path) -> None:
         fake = Degraded(degradation, strength, seed=seed).outputs(sequence).frames.read(sequence.frame_ids).rgb
         fake = np.rint(np.clip(fake, 0, 255)).astype(np.uint8)
         clips = len(real) // CLIP
-        np.savez_compressed(INPUTS / f"fvd-{name}.npz", real=real[: clips * CLIP].reshape(clips, CLIP, height, width, 3),
+        np.savez_compressed(INPUTS / f"{name}.npz", real=real[: clips * CLIP].reshape(clips, CLIP, height, width, 3),
                             fake=fake[: clips * CLIP].reshape(clips, CLIP, height, width, 3))
     np.savez(work / "weights.npz", **i3d_weights(project_shapes()))
-    print("inputs:", sorted(p.name for p in INPUTS.glob("fvd-*.npz")))
+    print("inputs:", sorted(p.name for p in INPUTS.glob("*.npz")))
 
 
 def _git_show(repo: Path, path: str) -> str:
@@ -152,7 +152,7 @@ def videogpt(work: Path, repo: Path, stylegan_repo: Path) -> None:
     assert all(tuple(weights[k].shape) == tuple(state[k].shape) for k in weights)
     i3d.load_state_dict(weights, strict=False)
 
-    cases = {name: dict(np.load(INPUTS / f"fvd-{name}.npz")) for name in CASES}
+    cases = {name: dict(np.load(INPUTS / f"{name}.npz")) for name in CASES}
     norms = [m for m in i3d.modules() if isinstance(m, torch.nn.BatchNorm3d)]
     for norm in norms:
         norm.reset_running_stats()
@@ -290,7 +290,7 @@ def stylegan_v_shim(work: Path, repo: Path) -> None:
 
     detector = torch.jit.script(Detector(traced))
     detector.save(str(work / "i3d_torchscript.pt"))
-    real = np.load(INPUTS / "fvd-synth-80x48.npz")["real"]
+    real = np.load(INPUTS / "synth-80x48.npz")["real"]
     with torch.no_grad():
         clips = torch.from_numpy(real).permute(0, 4, 1, 2, 3).contiguous()  # uint8 (N, C, T, H, W)
         features = torch.cat([detector(clip[None], rescale=True, resize=True, return_features=True) for clip in clips])
