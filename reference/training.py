@@ -479,7 +479,8 @@ def save_target(pipe, target: Target, output: Path, options: TrainOptions) -> No
             print(f"note: removed {stale}: it was distilled from the {part} weights this stage replaced")
     if target.variant is not None:
         write_variant_record(target.folder, target.variant, stage3_tsd=target.guide, seed=options.seed,
-                             config=options.config, aliases=[a for a, v in ALIASES.items() if v == target.variant])
+                             config=options.config, snr_gamma=options.snr_gamma,
+                             aliases=[a for a, v in ALIASES.items() if v == target.variant])
 
 
 def save_checkpoint(accelerator, pipe, target: Target, output: Path, state_dir: Path, step: int,

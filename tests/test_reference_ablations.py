@@ -28,7 +28,7 @@ def folder(tmp_path_factory):
     for stage, ablation in (("vae", None), ("stage2", None), ("stage3", None), ("stage3", "wo_normal"),
                             ("stage3", "wo_emotion"), ("stage3", "wo_aligned_tsd")):
         train(TrainOptions(stage=stage, ablation=ablation, steps=1 if stage != "stage3" else 2, batch_size=2,
-                           progress=False, device="cpu"), data, out)
+                           snr_gamma=5.0 if ablation == "wo_normal" else None, progress=False, device="cpu"), data, out)
     return out
 
 
@@ -48,8 +48,9 @@ def test_the_folder_records_its_variants(folder, full):
     assert trained_variants(folder) == ["wo_stage2", "wo_normal", "wo_emotion"]  # wo_aligned_tsd is wo_stage2
     record = json.loads((folder / "ablations" / "wo_stage2" / "variant.json").read_text())
     assert record["trained_ablation"] == "wo_stage2" and record["stage3_tsd"] == "unaligned"
-    assert record["aliases"] == ["wo_aligned_tsd"]
-    assert json.loads((folder / "ablations" / "wo_normal" / "variant.json").read_text())["stage3_tsd"] == "tsdm"
+    assert record["aliases"] == ["wo_aligned_tsd"] and record["snr_gamma"] is None  # plain eps-MSE
+    wo_normal = json.loads((folder / "ablations" / "wo_normal" / "variant.json").read_text())
+    assert wo_normal["stage3_tsd"] == "tsdm" and wo_normal["snr_gamma"] == 5.0  # the loss weighting it trained with
     assert full.trained_ablation is None
     assert not any((folder / "ablations" / v / "tsdm_unet").exists() for v in ("wo_stage2", "wo_normal"))
 
