@@ -28,6 +28,7 @@ Conventions, and why:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -202,3 +203,20 @@ def block_bootstrap_indices(count: int, block: int, rng: np.random.Generator) ->
 def default_block(count: int) -> int:
     """The bootstrap block length: about n^(1/3) frames (the usual rate for a moving-block bootstrap)."""
     return max(1, round(count ** (1 / 3)))
+
+
+def block_bootstrap_interval(statistic: Callable[[np.ndarray, np.ndarray], float], generated: np.ndarray,
+                             real: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
+    """The 2.5 and 97.5 percentiles of ``statistic`` over ``resamples`` moving-block bootstrap resamples,
+    each set resampled on its own (blocks of :func:`default_block` consecutive rows, generator seeded
+    ``seed``); NaN, NaN when ``resamples`` is 0."""
+    if not resamples:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        x = generated[block_bootstrap_indices(len(generated), default_block(len(generated)), rng)]
+        y = real[block_bootstrap_indices(len(real), default_block(len(real)), rng)]
+        draws.append(statistic(x, y))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return float(low), float(high)

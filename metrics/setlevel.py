@@ -138,15 +138,8 @@ class SetMetric(Evaluator):
             def statistic(x: np.ndarray, y: np.ndarray) -> float:
                 return kernels.kid(x, y, max(1, self.subsets // 10), self.subset_size, self.seed).mean
 
-        low = high = float("nan")
+        low, high = kernels.block_bootstrap_interval(statistic, generated, real, self.resamples, self.seed)
         if self.resamples:
-            rng = np.random.default_rng(self.seed)
-            draws = []
-            for _ in range(self.resamples):
-                x = generated[kernels.block_bootstrap_indices(len(generated), kernels.default_block(len(generated)), rng)]
-                y = real[kernels.block_bootstrap_indices(len(real), kernels.default_block(len(real)), rng)]
-                draws.append(statistic(x, y))
-            low, high = (float(v) for v in np.percentile(draws, [2.5, 97.5]))
             details["block"] = kernels.default_block(len(generated))
         return SetValue(float(point), low, high, self.resamples, len(generated), len(real), details)
 
