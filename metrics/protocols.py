@@ -412,8 +412,8 @@ class PytorchFidProtocol(Protocol):
         return _to_tensor(_stored(pred), torch.device(device))
 
 
-def _set_only(implementation: str) -> Callable[[], dict[str, str]]:
-    return lambda: dict.fromkeys(FRAME_METRICS, f"{implementation} computes FID/KID only; use --protocol canonical "
+def _set_only(implementation: str, computes: str = "FID/KID") -> Callable[[], dict[str, str]]:
+    return lambda: dict.fromkeys(FRAME_METRICS, f"{implementation} computes {computes} only; use --protocol canonical "
                                                 "(or a compatibility protocol) for it")
 
 
@@ -458,11 +458,6 @@ class TorchFidelityProtocol(PytorchFidProtocol):
     unsupported: dict[str, str] = field(default_factory=_set_only("torch-fidelity"))
 
 
-def _video_set_only(implementation: str, computes: str) -> Callable[[], dict[str, str]]:
-    return lambda: dict.fromkeys(FRAME_METRICS, f"{implementation} computes {computes} only; use --protocol canonical "
-                                                "(or a compatibility protocol) for it")
-
-
 @dataclass(frozen=True)
 class VideoGPTProtocol(PytorchFidProtocol):
     """VideoGPT's FVD (``videogpt/fvd/fvd.py``, which TATS copies): 16-frame clips of the frames as stored.
@@ -473,7 +468,7 @@ class VideoGPTProtocol(PytorchFidProtocol):
     """
 
     id: str = "videogpt"
-    unsupported: dict[str, str] = field(default_factory=_video_set_only("videogpt", "FVD"))
+    unsupported: dict[str, str] = field(default_factory=_set_only("videogpt", "FVD"))
 
 
 @dataclass(frozen=True)
@@ -487,7 +482,7 @@ class StyleganVProtocol(PytorchFidProtocol):
     """
 
     id: str = "stylegan-v"
-    unsupported: dict[str, str] = field(default_factory=_video_set_only("stylegan-v", "FID and FVD"))
+    unsupported: dict[str, str] = field(default_factory=_set_only("stylegan-v", "FID and FVD"))
 
 
 PROTOCOLS: Registry[Protocol] = Registry("protocol")

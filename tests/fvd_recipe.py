@@ -16,7 +16,6 @@ sees normalised activations and the logits do not collapse.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -78,13 +77,3 @@ def write_weights(path: Path) -> Path:
 
     torch.save({key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in i3d_state().items()}, path)
     return path
-
-
-def state_checksum(state: dict[str, np.ndarray]) -> str:
-    """SHA-256 over the tensors' names, shapes and float32 bytes, in sorted name order."""
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        value = np.ascontiguousarray(state[key], dtype=np.float32)
-        digest.update(f"{key}|{value.shape}|".encode())
-        digest.update(value.tobytes())
-    return digest.hexdigest()

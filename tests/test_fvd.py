@@ -27,7 +27,8 @@ from metrics.fid_inputs import INPUTS
 from metrics.fvd_inputs import videogpt_prepare
 from metrics.i3d import I3D, torchscript_state, videogpt_state
 from metrics.setlevel import SetMetric
-from tests.fvd_recipe import CALIBRATION, CASES, i3d_state, load_case, state_checksum
+from tests.fvd_recipe import CALIBRATION, CASES, i3d_state, load_case
+from tests.set_metrics_recipe import state_checksum
 
 INFO = json.loads((CALIBRATION / "fvd.json").read_text())
 FEATURES = CALIBRATION / "fvd_features.npz"
