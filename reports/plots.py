@@ -532,7 +532,10 @@ def timing_plot(frame: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def quality_steps_plot(frame: pd.DataFrame, quality: pd.DataFrame, column: str, out: Path) -> list[Path]:
-    """Time and a quality metric against steps: ``quality`` has columns scheduler, steps and ``column``."""
+    """Time and a quality metric against steps: ``quality`` has columns scheduler, steps and ``column``;
+    LCM's LoRA-off rows of either are left out (``cabench time --quality`` draws those in :func:`sweep_plot`)."""
+    frame = frame[_sweep_labels(frame) == frame["scheduler"].astype(str)]
+    quality = quality[_sweep_labels(quality) == quality["scheduler"].astype(str)]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     other = ax.twinx()
