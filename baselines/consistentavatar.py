@@ -125,15 +125,22 @@ class ConsistentAvatar(Adapter):
         return text_stamp(self.input_stamp(sequence, files=[self.checkpoint], annotations=("pose", "expression")),
                           rgb.content_key(ids), normal.content_key(ids))
 
-    def render(self, sequence: Sequence) -> MethodOutput:
-        self.load()
-        _, render_sequence, _ = self._reference()
+    def render_inputs(self, sequence: Sequence) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What :meth:`render` gives ``render_sequence`` for the split's frames: (frame ids, stage-1 RGB
+        and normal uint8 (T,H,W,3), pose float32 (T,6), expression float32 (T,100)), read without
+        loading the pipeline (``cabench time --quality`` renders the same inputs at other settings)."""
         ids = self.frame_ids(sequence)
         rgb_source, normal_source = self.stage1_source.stage1(sequence, ids)
         rgb = rgb_source.read(ids).rgb
         normal = normal_source.read(ids).rgb
         pose = sequence.annotation("pose", ids).astype(np.float32)
         expression = sequence.annotation("expression", ids).astype(np.float32)
+        return ids, rgb, normal, pose, expression
+
+    def render(self, sequence: Sequence) -> MethodOutput:
+        self.load()
+        _, render_sequence, _ = self._reference()
+        ids, rgb, normal, pose, expression = self.render_inputs(sequence)
         start = time.perf_counter()
         out = render_sequence(self.pipeline, rgb, normal, pose, expression, emotion=self.emotion,
                               ablation=self.ablation, ablation_mode=self.ablation_mode, scheduler=self.scheduler,

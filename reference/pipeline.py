@@ -24,7 +24,10 @@ once; within a call the ControlNet's condition embedding is computed once for al
 Distilled and undistilled weights: the distilled weights are LCM-LoRAs on ``unet`` / ``tsdm_unet``:
 those of ``cabench train distill-lcm``, which ``from_pretrained`` loads with the folder
 (reference/lcm.py), or a published LCM-LoRA file loaded with :meth:`load_lcm_lora`. The LCM
-sampler runs with the LoRA on; every other sampler with it off (the undistilled weights). When
+sampler runs with the LoRA on; every other sampler with it off (the undistilled weights).
+``lcm_lora=False`` (a call's argument) switches it off under LCM too: the LCM sampler on the
+undistilled weights, the comparison that shows what the distillation buys; it changes nothing under
+any other sampler. When
 ``num_inference_steps`` is not given, LCM samples 10 steps, as the paper does.
 
 No classifier-free guidance is used (LCM sampling runs at guidance 1).
@@ -249,10 +252,11 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
 
     @torch.no_grad()
     def align_tsd(self, proxy_tsd, pose, expression, steps: int, generator=None, scheduler=None,
-                  prompt_embeds=None, unet=None) -> torch.Tensor:
+                  prompt_embeds=None, unet=None, lcm_lora: bool = True) -> torch.Tensor:
         """Stage 2 (TSDM): the aligned TSD' in [0,1] from the proxy TSD, pose and expression.
 
         ``scheduler``: a scheduler (copied: its state is not touched) or a name; default the pipeline's.
+        ``lcm_lora``: the LCM-LoRA samples under LCM (False: the undistilled weights; module docstring).
         """
         scheduler = _fresh(scheduler if scheduler is not None else self.scheduler, self.scheduler.config)
         unet = unet or self.tsdm_unet
@@ -266,7 +270,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
             return unet(x, t, encoder_hidden_states=context, added_cond_kwargs={"image_embeds": [f_c]},
                         return_dict=False)[0]
 
-        with lcm_weights([unet], enabled=is_lcm(scheduler)):
+        with lcm_weights([unet], enabled=lcm_lora and is_lcm(scheduler)):
             latents = self._sample(denoise, scheduler, shape, steps, generator, unet.dtype)
         return self.decode_latents(latents)
 
@@ -285,15 +289,17 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
 
     @torch.no_grad()
     def sample_fcsd(self, control_condition, f_d, steps: int, generator=None, scheduler=None, prompt_embeds=None,
-                    unet=None, callback_on_step_end=None, callback_on_step_end_tensor_inputs=("latents",)):
-        """Stage 3 (FCSD): frame latents from the control condition and f_d (uses ``scheduler`` itself)."""
+                    unet=None, callback_on_step_end=None, callback_on_step_end_tensor_inputs=("latents",),
+                    lcm_lora: bool = True):
+        """Stage 3 (FCSD): frame latents from the control condition and f_d (uses ``scheduler`` itself);
+        ``lcm_lora`` as in :meth:`align_tsd`."""
         scheduler = scheduler if scheduler is not None else self.scheduler
         unet = unet or self.unet
         n, _, h, w = control_condition.shape
         context = (self.encode_empty_prompt() if prompt_embeds is None else prompt_embeds).to(unet.dtype)
         context = context.expand(n, -1, -1)
         shape = (n, unet.config.in_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
-        with lcm_weights([unet], enabled=is_lcm(scheduler)), \
+        with lcm_weights([unet], enabled=lcm_lora and is_lcm(scheduler)), \
                 controlnet_condition_once(self.controlnet, control_condition.to(unet.dtype)) as embedded:
             denoise = self.fcsd_denoiser(embedded, f_d.to(unet.dtype), context, unet)
             return self._sample(denoise, scheduler, shape, steps, generator, unet.dtype, callback_on_step_end,
@@ -312,12 +318,13 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
 
     def prepare_conditions(self, rgb, normal, pose, expression, emotion=None, ablation=None, tsdm_steps=None,
                            generator=None, scheduler=None, prompt_embeds=None, emotion_embeds=None,
-                           ablation_mode="trained"):
+                           ablation_mode="trained", lcm_lora: bool = True):
         """Everything stage 3 sees: (proxy TSD, guide TSD, control condition, emotion, f_d).
 
         ``scheduler``: TSDM's sampler (a scheduler, copied, or a name; default the pipeline's);
         ``tsdm_steps`` default: that sampler's usual count. ``ablation`` must be one this pipeline
         can render (its trained variant, ``wo_lcm``, or any row with ``ablation_mode="zero-input"``).
+        ``lcm_lora``: TSDM's LCM-LoRA switch (:meth:`align_tsd`).
         """
         check_pipeline_matches(self.trained_ablation, ablation, ablation_mode)
         device = self._execution_device
@@ -330,7 +337,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         else:
             scheduler = _fresh(scheduler if scheduler is not None else self.scheduler, self.scheduler.config)
             guide = self.align_tsd(proxy, pose, expression, tsdm_steps or default_steps(scheduler), generator,
-                                   scheduler, prompt_embeds)
+                                   scheduler, prompt_embeds, lcm_lora=lcm_lora)
         switched = ablation if ablation_mode == "zero-input" else None
         if switched == "wo_normal":
             normal = torch.zeros_like(normal)
@@ -377,6 +384,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs: list[str] | tuple[str, ...] = ("latents",),
         scheduler=None,
+        lcm_lora: bool = True,
     ):
         """Render frames: rgb/normal float (N,3,H,W) in [0,1], pose (N,6), expression (N,100).
 
@@ -385,8 +393,9 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         context and the embeddings of ``emotion``. ``ablation`` / ``ablation_mode``: the paper row
         to render (see the module docstring). ``scheduler``: this call's sampler (a name of
         reference/schedulers.py or a scheduler; default the pipeline's, ``pipe.scheduler``), made
-        fresh for the call (see :meth:`sampler_for`). Returns :class:`ConsistentAvatarOutput`, or its fields
-        as a tuple with ``return_dict=False``.
+        fresh for the call (see :meth:`sampler_for`). ``lcm_lora=False``: LCM samples the undistilled
+        weights, both TSDM and FCSD (the module docstring; no effect under other samplers). Returns
+        :class:`ConsistentAvatarOutput`, or its fields as a tuple with ``return_dict=False``.
         """
         if rgb.ndim != 4 or rgb.shape[1] != 3 or normal.shape != rgb.shape:
             raise CabenchError(f"rgb and normal must both be (N,3,H,W); got {tuple(rgb.shape)} and {tuple(normal.shape)}")
@@ -407,9 +416,9 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         context = self.encode_empty_prompt() if prompt_embeds is None else prompt_embeds.to(self._execution_device)
         proxy, guide, control, emotions, f_d = self.prepare_conditions(
             rgb, normal, pose, expression, emotion, ablation, tsdm_steps or steps, generator, scheduler, context,
-            emotion_embeds, ablation_mode)
+            emotion_embeds, ablation_mode, lcm_lora)
         latents = self.sample_fcsd(control, f_d, steps, generator, scheduler, context, self.unet,
-                                   callback_on_step_end, callback_on_step_end_tensor_inputs)
+                                   callback_on_step_end, callback_on_step_end_tensor_inputs, lcm_lora)
         if output_type == "latent":
             images = latents
         else:

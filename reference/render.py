@@ -171,7 +171,7 @@ def warm_up(pipe, batch_size: int = 8, scheduler: str = "lcm") -> None:
 
 def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, ablation=None, scheduler="lcm",
                     steps=None, seed=0, device="auto", dtype=None, batch_size=8, progress=False,
-                    across_processes=False, ablation_mode="trained") -> np.ndarray:
+                    across_processes=False, ablation_mode="trained", lcm_lora: bool = True) -> np.ndarray:
     """Render a sequence: uint8 (T,H,W,3) stage-1 rgb/normal, pose (T,6), expression (T,100) in,
     uint8 (T,H,W,3) frames out (at the input size; the model runs at its training resolution).
 
@@ -182,6 +182,8 @@ def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, abl
     the input switched off (a diagnosis). ``steps``: default the sampler's usual count (LCM 10;
     ``ablation="wo_lcm"`` samples the undistilled weights with DDIM, 50 steps).
     ``across_processes``: share the batches between the processes of a launch (module docstring).
+    ``lcm_lora=False``: the LCM sampler on the undistilled weights, the checkpoint's LCM-LoRA switched
+    off (reference/pipeline.py; other samplers never use it, so it changes nothing for them).
     """
     check_ablation(ablation, ablation_mode)
     if scheduler not in SCHEDULERS:
@@ -216,6 +218,7 @@ def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, abl
                 torch.from_numpy(expression[sl]), num_inference_steps=None if steps is None else int(steps),
                 generator=[torch.Generator().manual_seed(seed + i) for i in frames], ablation=ablation,
                 ablation_mode=ablation_mode, prompt_embeds=context, emotion_embeds=emotions[sl], scheduler=scheduler,
+                lcm_lora=lcm_lora,
             ).images
             if result.shape[-2:] != (height, width):
                 result = torch.nn.functional.interpolate(result, size=(height, width), mode="bicubic",

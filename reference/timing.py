@@ -141,11 +141,12 @@ def frame_generators(count: int, seed: int = 0) -> list[torch.Generator]:
 
 
 @torch.no_grad()
-def render_timed(pipe, inputs: dict, scheduler_kind: str, steps: int, seed: int = 0) -> tuple[dict, torch.Tensor]:
+def render_timed(pipe, inputs: dict, scheduler_kind: str, steps: int, seed: int = 0,
+                 lcm_lora: bool = True) -> tuple[dict, torch.Tensor]:
     """Render one batch through the pipeline's stage methods, in ``__call__``'s order, timing each stage.
 
     Returns (milliseconds per stage for the whole batch, frames (N,3,H,W) in [0,1]); the frames are
-    those ``pipe(..., generator=frame_generators(N, seed))`` gives with this sampler.
+    those ``pipe(..., generator=frame_generators(N, seed), lcm_lora=lcm_lora)`` gives with this sampler.
     """
     from reference.schedulers import make_scheduler
 
@@ -160,11 +161,11 @@ def render_timed(pipe, inputs: dict, scheduler_kind: str, steps: int, seed: int 
     with _timer(ms, "tsd", device):
         proxy = pipe.tsd_of(rgb)
     with _timer(ms, "tsdm", device):
-        guide = pipe.align_tsd(proxy, pose, expression, steps, generators, scheduler, context)
+        guide = pipe.align_tsd(proxy, pose, expression, steps, generators, scheduler, context, lcm_lora=lcm_lora)
     with _timer(ms, "conditions", device):
         control, f_d = pipe.fcsd_condition(normal, guide, pose, expression, emotions)
     with _timer(ms, "fcsd", device):
-        latents = pipe.sample_fcsd(control, f_d, steps, generators, scheduler, context)
+        latents = pipe.sample_fcsd(control, f_d, steps, generators, scheduler, context, lcm_lora=lcm_lora)
     with _timer(ms, "vae_decode", device):
         images = pipe.decode_latents(latents)
     ms["refiner"] = 0.0
@@ -174,10 +175,11 @@ def render_timed(pipe, inputs: dict, scheduler_kind: str, steps: int, seed: int 
     return ms, images
 
 
-def time_once(pipe, scheduler_kind: str, steps: int, batch: int, seed: int = 0, size: int | None = None) -> dict:
+def time_once(pipe, scheduler_kind: str, steps: int, batch: int, seed: int = 0, size: int | None = None,
+              lcm_lora: bool = True) -> dict:
     """One timed render of ``batch`` frames: per-frame milliseconds of each stage (``*_ms``) and the total."""
     size = size or int(pipe.vae.config.sample_size)
-    ms, _ = render_timed(pipe, timing_inputs(batch, size, seed), scheduler_kind, steps, seed)
+    ms, _ = render_timed(pipe, timing_inputs(batch, size, seed), scheduler_kind, steps, seed, lcm_lora)
     per_frame = {f"{k}_ms": v / batch for k, v in ms.items()}
     per_frame["fcsd_step_ms"] = per_frame["fcsd_ms"] / steps
     per_frame["total_ms"] = sum(per_frame[f"{k}_ms"] for k in STAGES)
@@ -334,11 +336,21 @@ def load_warning(threads: int, own_load: float = 0.0) -> str | None:
     return None
 
 
+def lora_settings(scheduler: str, lcm_lora=("on",)) -> tuple[str, ...]:
+    """The LCM-LoRA settings a sampler's rows run with: LCM's are ``lcm_lora`` ("on": the checkpoint's
+    LCM-LoRA samples, as the pipeline does by default; "off": the undistilled weights); every other
+    sampler never uses the LoRA, so its rows are "off" only."""
+    return tuple(lcm_lora) if scheduler == "lcm" else ("off",)
+
+
 def time_pipeline(pipe, schedulers=("lcm",), steps=(1, 2, 4, 8, 10), batch: int = 8, repeats: int = 3,
-                  warmup: int = 1, progress: bool = False, compare_stock: bool = False, size: int | None = None):
-    """Rows (scheduler, steps, repeat, batch, size, device, dtype, threads, load_avg, ``*_ms`` ...) in
-    per-frame milliseconds; with ``compare_stock`` also ``stock_total_ms``, ``stock_batch_total_ms``,
-    ``ours_fcsd_ms``, ``stock_fcsd_ms`` and ``stock_batch_fcsd_ms`` (see the module docstring)."""
+                  warmup: int = 1, progress: bool = False, compare_stock: bool = False, size: int | None = None,
+                  lcm_lora=("on",)):
+    """Rows (scheduler, lora, steps, repeat, batch, size, device, dtype, threads, load_avg, ``*_ms`` ...)
+    in per-frame milliseconds; ``lora`` is "on" or "off" (:func:`lora_settings`; LCM is timed once per
+    setting in ``lcm_lora``). With ``compare_stock`` also ``stock_total_ms``, ``stock_batch_total_ms``,
+    ``ours_fcsd_ms``, ``stock_fcsd_ms`` and ``stock_batch_fcsd_ms`` (see the module docstring), on the rows
+    with the pipeline's default weights (LCM with the LoRA on, other samplers); empty on LCM's LoRA-off rows."""
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -347,16 +359,18 @@ def time_pipeline(pipe, schedulers=("lcm",), steps=(1, 2, 4, 8, 10), batch: int 
     meta = dict(batch=batch, size=size, device=str(pipe._execution_device), dtype=str(pipe.unet.dtype).replace("torch.", ""),
                 threads=torch.get_num_threads())
     rows = []
-    jobs = [(s, n) for s in schedulers for n in steps]
-    for kind, n in tqdm(jobs, desc="time", disable=not progress):
+    jobs = [(s, lora, n) for s in schedulers for lora in lora_settings(s, lcm_lora) for n in steps]
+    for kind, lora, n in tqdm(jobs, desc="time", disable=not progress):
+        on = lora == "on"
+        compare = stock is not None and (on or kind != "lcm")
         for _ in range(warmup):
-            time_once(pipe, kind, n, batch, size=size)
-            if stock is not None:
+            time_once(pipe, kind, n, batch, size=size, lcm_lora=on)
+            if compare:
                 time_compare(pipe, stock, kind, n, batch, size=size)
         for r in range(repeats):
-            row = {"scheduler": kind, "steps": n, "repeat": r, **meta, "load_avg": _load_average()}
-            row.update(time_once(pipe, kind, n, batch, r, size))
-            if stock is not None:
+            row = {"scheduler": kind, "lora": lora, "steps": n, "repeat": r, **meta, "load_avg": _load_average()}
+            row.update(time_once(pipe, kind, n, batch, r, size, lcm_lora=on))
+            if compare:
                 row.update(time_compare(pipe, stock, kind, n, batch, r, size))
             rows.append(row)
     return pd.DataFrame(rows)
@@ -374,9 +388,10 @@ def speedups(frame):
     the stock pipelines called frame by frame and given the same batch in one call: median ms per
     frame of each side, and the speed-up (stock / ours) of each repeat summarised by its median, min
     and max (ours and stock of one repeat run back to back, so their ratio is steadier than the times
-    when the machine's load drifts)."""
+    when the machine's load drifts). Rows timed without the stock side (LCM with the LoRA off) are left out."""
     import pandas as pd
 
+    frame = frame[frame["stock_total_ms"].notna()]  # LCM's LoRA-off rows have no stock side
     parts = []
     for label, stock_calls, ours, stock in (
             ("whole pipeline", "per frame", "total_ms", "stock_total_ms"),

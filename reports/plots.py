@@ -29,7 +29,11 @@ The plots:
   against the number of denoising steps, one panel per scheduler and one line per stage, from the
   CSV of ``cabench time`` (one row per (scheduler, steps, repeat), ``*_ms`` columns); the median
   over repeats is drawn, the spread as a band between min and max; stages that did not run are left
-  out.
+  out. LCM timed with its LCM-LoRA switched off (column ``lora`` = off) is a panel of its own,
+  "lcm (LoRA off)" (:func:`sweep_label`).
+- Sweep (``cabench time --quality``): PSNR against milliseconds per frame (log scale), one line per
+  sampler and LoRA setting, each point labelled with its step count, the PSNR's interval as the
+  error bar (:func:`sweep_plot`).
 """
 
 from __future__ import annotations
@@ -450,11 +454,25 @@ def timing_stages(frame: pd.DataFrame) -> list[str]:
     return [c for c in TIMING_STAGES if c in frame and pd.to_numeric(frame[c], errors="coerce").fillna(0).ne(0).any()]
 
 
+def sweep_label(scheduler: str, lora: str = "on") -> str:
+    """The name of a sampler's rows: the sampler, or "lcm (LoRA off)" for LCM with its LCM-LoRA switched
+    off (other samplers never use the LoRA, so their name carries no setting)."""
+    return f"{scheduler} (LoRA off)" if scheduler == "lcm" and lora == "off" else str(scheduler)
+
+
+def _sweep_labels(frame: pd.DataFrame) -> pd.Series:
+    """:func:`sweep_label` of each row (a CSV without a ``lora`` column: the sampler's name)."""
+    lora = frame["lora"] if "lora" in frame else pd.Series("on", index=frame.index)
+    return pd.Series([sweep_label(s, v) for s, v in zip(frame["scheduler"], lora)], index=frame.index)
+
+
 def timing_curves(frame: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
-    """{(scheduler, stage column): DataFrame(steps, median, low, high)} over the repeats of each step count."""
+    """{(scheduler label, stage column): DataFrame(steps, median, low, high)} over the repeats of each
+    step count; the label is :func:`sweep_label`'s (LCM with the LoRA off apart)."""
     curves = {}
-    for scheduler in dict.fromkeys(frame["scheduler"]):
-        grouped = frame[frame["scheduler"] == scheduler].groupby("steps")
+    labels = _sweep_labels(frame)
+    for scheduler in dict.fromkeys(labels):
+        grouped = frame[labels == scheduler].groupby("steps")
         for stage in timing_stages(frame):
             curve = pd.DataFrame({"median": grouped[stage].median(), "low": grouped[stage].min(),
                                   "high": grouped[stage].max()})
@@ -514,7 +532,10 @@ def timing_plot(frame: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def quality_steps_plot(frame: pd.DataFrame, quality: pd.DataFrame, column: str, out: Path) -> list[Path]:
-    """Time and a quality metric against steps: ``quality`` has columns scheduler, steps and ``column``."""
+    """Time and a quality metric against steps: ``quality`` has columns scheduler, steps and ``column``;
+    LCM's LoRA-off rows of either are left out (``cabench time --quality`` draws those in :func:`sweep_plot`)."""
+    frame = frame[_sweep_labels(frame) == frame["scheduler"].astype(str)]
+    quality = quality[_sweep_labels(quality) == quality["scheduler"].astype(str)]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     other = ax.twinx()
@@ -538,3 +559,52 @@ def quality_steps_plot(frame: pd.DataFrame, quality: pd.DataFrame, column: str, 
     ax.set_title(f"Time per frame (solid) and {column} (dashed) against steps")
     fig.tight_layout()
     return [_save(fig, out / _name("steps", column))]
+
+
+SWEEP_PNG = "sweep.png"
+
+
+def _plain_log_ticks(ax, values: np.ndarray) -> None:
+    """Plain numbers (``120``, not ``1.2 × 10²``) on a log x axis; the minor ticks labelled too when the
+    values span less than a decade (there may be no major tick among them)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    ax.xaxis.set_major_formatter(plain)
+    finite = values[np.isfinite(values) & (values > 0)]
+    narrow = len(finite) and finite.max() < 10 * finite.min()
+    ax.xaxis.set_minor_formatter(plain if narrow else NullFormatter())
+
+
+def sweep_plot(table: pd.DataFrame, out: Path, column: str = "psnr") -> list[Path]:
+    """``column`` (y) against the median milliseconds per frame (x, log scale) of the step sweep: one line
+    per ``label`` (sampler and LoRA setting, :func:`sweep_label`) through its step counts, each point
+    annotated with its number of steps, the error bar the interval ``<column>_low`` to ``<column>_high``
+    (the block bootstrap over frames of ``cabench time --quality``). Rows without a time are left out."""
+    plt = _pyplot()
+    rows = table[pd.to_numeric(table["total_ms"], errors="coerce").notna()]
+    labels = list(dict.fromkeys(rows["label"]))
+    colors = distinct_colors(labels)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label in labels:
+        line = rows[rows["label"] == label].sort_values("steps")
+        x, y = line["total_ms"].to_numpy(float), line[column].to_numpy(float)
+        error = np.abs(np.vstack([y - line[f"{column}_low"].to_numpy(float), line[f"{column}_high"].to_numpy(float) - y]))
+        style = {"linestyle": "--"} if label.endswith("(LoRA off)") else {}
+        ax.errorbar(x, y, yerr=error, marker="o", markersize=4, capsize=3, linewidth=1.4, color=colors[label],
+                    label=label, **style)
+        for xi, yi, steps in zip(x, y, line["steps"]):
+            ax.annotate(str(int(steps)), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                        color=colors[label])
+    ax.set_xscale("log")
+    _plain_log_ticks(ax, rows["total_ms"].to_numpy(float))
+    ax.set_xlabel("milliseconds per frame (median of the repeats, log scale)")
+    ax.set_ylabel(_label(column))
+    ax.set_title(f"{column.upper()} against time per frame; points labelled with their step count", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    _legend(ax)
+    fig.tight_layout()
+    caption = (f"Mean {column} over the held-out frames against the median milliseconds per frame, one line per "
+               "sampler and LCM-LoRA setting through its step counts (the numbers at the points); error bars: "
+               "the 95% block-bootstrap interval of the mean over frames.")
+    return [_save(fig, out / SWEEP_PNG, caption)]

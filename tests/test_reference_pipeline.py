@@ -173,7 +173,7 @@ def test_wo_lcm_samples_the_undistilled_weights_with_ddim(pipe):
 def test_a_folders_lcm_loras_load_and_only_lcm_sampling_uses_them(tmp_path):
     """LCM-LoRAs saved in a pipeline folder (as ``cabench train distill-lcm`` writes them; the TSDM's
     with the decoupled branch's earlier ``to_k_c`` / ``to_v_c`` key names) load with the folder; LCM
-    samples with them, DDIM and ``wo_lcm`` with the undistilled weights."""
+    samples with them (unless the call says ``lcm_lora=False``), DDIM and ``wo_lcm`` with the undistilled weights."""
     from safetensors.torch import load_file, save_file
 
     from reference.lcm import LORA_FOLDERS, LORA_WEIGHTS, add_lcm_lora, has_lcm_lora, save_lcm_lora
@@ -210,6 +210,8 @@ def test_a_folders_lcm_loras_load_and_only_lcm_sampling_uses_them(tmp_path):
     torch.testing.assert_close(lcm.guide_tsd, reference.guide_tsd)  # the legacy-named TSDM LoRA loaded whole
     torch.testing.assert_close(lcm.images, reference.images)
     assert not torch.allclose(lcm.images, frames(without, "lcm").images)
+    # the call's switch: LCM with the loaded LoRA off samples exactly the folder loaded without it
+    assert torch.equal(frames(loaded, "lcm", lcm_lora=False).images, frames(without, "lcm").images)
     assert torch.equal(frames(loaded, "ddim").images, frames(without, "ddim").images)
     assert torch.equal(frames(loaded, "lcm", ablation="wo_lcm").images, frames(without, "ddim").images)
 

@@ -5,11 +5,26 @@ timing runs on ``--threads`` threads, 1 unless asked otherwise, so that timings 
 different machine compare; on CUDA torch's own setting is kept unless ``--threads`` is given. The
 thread count, device and the 1-minute load average are recorded in every row and printed, with a
 warning when the load leaves fewer idle cores than the timing's threads.
+
+``--lcm-lora on|off|both``: LCM samples with the checkpoint's LCM-LoRA (on, the pipeline's default),
+without it (off: the undistilled weights under the LCM sampler) or both, the LoRA-off rows named
+"lcm (LoRA off)" (column ``lora`` of ``times.csv``; other samplers never use the LoRA: "off").
+
+``--quality DATA`` (with ``--checkpoint``): for every timed (scheduler, lora, steps), the held-out
+(test) frames of every sequence of the dataset DATA are rendered as the ``consistentavatar`` adapter
+renders them and scored with ``cabench eval``'s PSNR and SSIM (:mod:`benchmark.sweep`); writes
+``quality.csv`` (per frame), ``sweep.csv`` and ``sweep.md`` (per row: median ms per frame, mean PSNR
+and SSIM with their 95% block-bootstrap intervals over frames, and for LCM with the LoRA the paired
+difference to LCM without it) and ``sweep.png`` (PSNR against ms per frame), and prints the table.
+The quality renders use the timing's device, dtype and ``--batch``, at the dataset's frame size
+(``--size``, ``--channels-last`` and ``--compile`` apply to the timing only).
 """
 
 from __future__ import annotations
 
 import argparse
+
+LCM_LORA = {"on": ("on",), "off": ("off",), "both": ("on", "off")}  # --lcm-lora -> the settings LCM is run with
 
 
 def _steps(text: str) -> list[int]:
@@ -52,6 +67,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also time diffusers' stock pipelines on the same weights and seeds, called frame by "
                              "frame and given the same batch in one call")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per scheduler and step count (default: %(default)s)")
+    parser.add_argument("--lcm-lora", default="on", choices=("on", "off", "both"),
+                        help="LCM with the checkpoint's LCM-LoRA (on), without it (off: the undistilled weights) or "
+                             "both (adds rows 'lcm (LoRA off)') (default: %(default)s)")
+    parser.add_argument("--quality", metavar="DATA",
+                        help="also render the test frames of the dataset DATA (a cabench synth sequence or a folder of "
+                             "them) at every scheduler and step count, as the consistentavatar adapter does, and write "
+                             "their PSNR and SSIM beside the time: quality.csv, sweep.csv, sweep.md, sweep.png (needs "
+                             "--checkpoint) (default: none, timing only)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the repeats (default: %(default)s)")
     parser.add_argument("--out", default="cabench_time", help="output folder (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -70,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         raise CabenchError(f"--threads must be >= 1, got {args.threads}")
     if args.size is not None and args.size < 8:
         raise CabenchError(f"--size must be at least 8 px, got {args.size}")
+    if args.quality and not args.checkpoint:
+        raise CabenchError("--quality needs --checkpoint (random weights have no quality to measure)")
+    if args.quality and args.refiner:
+        raise CabenchError("--quality renders without the refiner pass; drop --refiner")
     device = resolve_device(args.device, "--device")  # CUDA checked before the pipeline is built
     threads = args.threads or (1 if device.type == "cpu" else torch.get_num_threads())
     previous = torch.get_num_threads()
@@ -84,7 +111,9 @@ def _time(args: argparse.Namespace, device, threads: int) -> int:
     from pathlib import Path
 
     from benchmark.results.files import atomic_write_csv
+    from benchmark.sweep import load_inputs
     from metrics.errors import CabenchError
+    from reference.lcm import has_lcm_lora
     from reference.schedulers import SCHEDULERS
     from reference.timing import load_warning, speedups, time_pipeline, timing_pipeline
     from reports.plots import timing_plot
@@ -93,16 +122,24 @@ def _time(args: argparse.Namespace, device, threads: int) -> int:
     for s in schedulers:
         if s not in SCHEDULERS:
             raise CabenchError(f"unknown scheduler {s!r} in --scheduler; choose from {', '.join(SCHEDULERS)}")
+    if args.lcm_lora != "on" and "lcm" not in schedulers:
+        raise CabenchError(f"--lcm-lora {args.lcm_lora} switches the LCM-LoRA of lcm; add lcm to --scheduler")
+    inputs = load_inputs(args.quality, args.checkpoint) if args.quality else None  # before the pipeline is built
     warnings = [load_warning(threads)]
     pipe = timing_pipeline(args.config, str(device), args.dtype, args.channels_last, args.compile, args.sd_path,
                            args.checkpoint)
+    if args.lcm_lora != "on" and not (has_lcm_lora(pipe.unet) or has_lcm_lora(pipe.tsdm_unet)):
+        raise CabenchError(f"--lcm-lora {args.lcm_lora}: {args.checkpoint or 'the ' + args.config + ' random weights'} "
+                           "has no LCM-LoRA to switch off")
     size = args.size or int(pipe.vae.config.sample_size)
     if size % pipe.vae_scale_factor:
         raise CabenchError(f"--size {size} must be a multiple of {pipe.vae_scale_factor}")
     if args.refiner:
         pipe.load_refiner(args.refiner)
     frame = time_pipeline(pipe, schedulers, args.steps, args.batch, args.repeats, args.warmup,
-                          progress=not args.quiet, compare_stock=args.compare_stock, size=size)
+                          progress=not args.quiet, compare_stock=args.compare_stock, size=size,
+                          lcm_lora=LCM_LORA[args.lcm_lora])
+    del pipe  # the quality renders load the pipeline as the adapter does
     frame.insert(0, "config", args.checkpoint or args.config)
     warnings.append(load_warning(threads, own_load=threads))
     out = Path(args.out)
@@ -112,7 +149,7 @@ def _time(args: argparse.Namespace, device, threads: int) -> int:
 
     print(f"{args.checkpoint or args.config} at {size} px, {args.dtype}, batch {args.batch}, device {device}, "
           f"{threads} thread(s), {args.repeats} repeats: milliseconds per frame")
-    grouped = frame.groupby(["scheduler", "steps"])
+    grouped = frame.groupby(["scheduler", "steps"] if args.lcm_lora == "on" else ["scheduler", "lora", "steps"])
     stages = [c for c in ("constants_ms", "tsd_ms", "tsdm_ms", "conditions_ms", "fcsd_step_ms", "vae_decode_ms", "refiner_ms")
               if c in frame and (c != "refiner_ms" or frame[c].any())]
     table = grouped[stages].median().round(2)
@@ -125,8 +162,32 @@ def _time(args: argparse.Namespace, device, threads: int) -> int:
         print("\nagainst diffusers' stock pipelines, called per frame and given the same batch in one call "
               "(median ms per frame; speed-up = stock / ours):")
         print(ratios.round(2).to_string(index=False))
+    written = [out / "times.csv"]
+    if inputs is not None:
+        written += _quality(args, device, frame, inputs, out)
     warning = next(filter(None, warnings), None)  # before the timing, else after it
     if warning:
         print(f"warning: {warning}")
-    print(f"wrote {out / 'times.csv'} and {', '.join(str(p) for p in plots)}")
+    print(f"wrote {', '.join(str(p) for p in [*written, *plots])}")
     return 0
+
+
+def _quality(args: argparse.Namespace, device, frame, inputs, out) -> list:
+    """Render and score every timed (scheduler, lora, steps); write and print the sweep table."""
+    from benchmark.results.files import atomic_write_csv, atomic_write_text
+    from benchmark.sweep import display_table, markdown, render_rows, sweep_table
+    from reports.plots import sweep_plot
+
+    rows = list(dict.fromkeys(zip(frame["scheduler"], frame["lora"], frame["steps"].astype(int))))
+    quality = render_rows(args.checkpoint, inputs, rows, device=str(device), dtype=args.dtype,
+                          batch_size=args.batch, progress=not args.quiet)
+    table = sweep_table(frame, quality)
+    shown = display_table(table)
+    files = [atomic_write_csv(quality, out / "quality.csv"), atomic_write_csv(table, out / "sweep.csv"),
+             atomic_write_text(out / "sweep.md", markdown(shown))]
+    files += sweep_plot(table, out)
+    frames = sorted({len(i.ids) for i in inputs})
+    print(f"\nquality of the test frames ({len(inputs)} sequence(s), {'/'.join(map(str, frames))} frames each), "
+          f"mean over frames with the 95% block-bootstrap interval; Δ: paired difference with the LoRA minus without:")
+    print(shown.to_string(index=False))
+    return files
