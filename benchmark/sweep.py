@@ -15,7 +15,7 @@ frames, no mask): PSNR in dB and SSIM on the frames composited on white, in [0, 
 Rows (:data:`QUALITY_COLUMNS`, per frame; :func:`sweep_table`, per (scheduler, lora, steps)):
 ``lora`` is "on" where the checkpoint's LCM-LoRA samples (LCM by default) and "off" otherwise (LCM
 with ``--lcm-lora off``, and every other sampler, which never uses it); ``label`` names the row as
-the plots do ("lcm", "lcm (LoRA off)", "ddim"; :func:`reports.plots.sweep_label`).
+the plots do ("lcm", "lcm (LoRA off)", "ddim"; :func:`benchmark.results.sweep.sweep_label`).
 
 Statistics: the mean over frames with its block-bootstrap interval over the sequences and their
 frames (:func:`benchmark.results.statistics.mean_interval`, the summaries' estimator), and for LCM
@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.results.sweep import METRICS
 from metrics.errors import InputError
 
 SPLIT = "test"
-SEED = 0
+SEED = 0  # the consistentavatar adapter's default seed: frame i renders from SEED + i
 QUALITY_COLUMNS = ("scheduler", "lora", "steps", "sequence", "frame", "psnr", "ssim")
-METRICS = ("psnr", "ssim")
 
 
 @dataclass
@@ -99,82 +99,3 @@ def render_rows(checkpoint, inputs: list[SweepInputs], rows: list[tuple[str, str
         parts.append(pd.DataFrame({"scheduler": scheduler, "lora": lora, "steps": int(steps), "sequence": sequence.name,
                                    "frame": scores["frame"].astype(int), **{m: scores[m] for m in METRICS}}))
     return pd.concat(parts, ignore_index=True)[list(QUALITY_COLUMNS)]
-
-
-def _series(rows: pd.DataFrame, column: str, sequences: list[str]) -> list[np.ndarray]:
-    """Per sequence, ``column`` in frame order (the order the block bootstrap needs)."""
-    return [rows[rows["sequence"] == s].sort_values("frame")[column].to_numpy(float) for s in sequences]
-
-
-def sweep_table(times: pd.DataFrame | None, quality: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """One row per (scheduler, lora, steps): ``total_ms`` (median over the repeats of the timing, NaN
-    where not timed), ``frames``, and per metric its mean with ``_low`` / ``_high`` (the ``level``
-    interval); for LCM with the LoRA, when LCM without it was rendered at the same steps, ``reference``
-    names that row and ``<metric>_diff`` (with ``_low``, ``_high``, ``_p``) is the paired difference
-    with the LoRA minus without it."""
-    from benchmark.results.statistics import estimate_seed, mean_interval, paired_difference
-    from reports.plots import sweep_label
-
-    keys = ["scheduler", "lora", "steps"]
-    medians = {}
-    if times is not None and len(times):
-        timed = times.assign(lora=times["lora"] if "lora" in times else "on")
-        medians = timed.groupby(keys)["total_ms"].median().to_dict()
-    sequences = list(dict.fromkeys(quality["sequence"]))
-    groups = {key: rows for key, rows in quality.groupby(keys, sort=False)}
-    table = []
-    for (scheduler, lora, steps), rows in groups.items():
-        label = sweep_label(scheduler, lora)
-        row = {"label": label, "scheduler": scheduler, "lora": lora, "steps": int(steps),
-               "total_ms": medians.get((scheduler, lora, steps), np.nan), "frames": len(rows)}
-        for metric in METRICS:
-            estimate = mean_interval(_series(rows, metric, sequences), level=level,
-                                     seed=estimate_seed(SEED, "sweep", label, steps, metric))
-            row.update({metric: estimate.mean, f"{metric}_low": estimate.low, f"{metric}_high": estimate.high})
-        reference = groups.get((scheduler, "off", steps)) if scheduler == "lcm" and lora == "on" else None
-        row["reference"] = sweep_label(scheduler, "off") if reference is not None else ""
-        for metric in METRICS:
-            names = [f"{metric}_diff", f"{metric}_diff_low", f"{metric}_diff_high", f"{metric}_diff_p"]
-            if reference is None:
-                row.update(dict.fromkeys(names, np.nan))
-                continue
-            paired = paired_difference(_series(rows, metric, sequences), _series(reference, metric, sequences),
-                                       level=level, seed=estimate_seed(SEED, "sweep", label, steps, metric, "paired"))
-            row.update(dict(zip(names, (paired.mean, paired.low, paired.high, paired.p_bootstrap))))
-        table.append(row)
-    return pd.DataFrame(table)
-
-
-def _interval(value: float, low: float, high: float, digits: int, signed: bool = False) -> str:
-    if not np.isfinite(value):
-        return ""
-    form = f"{'+' if signed else ''}.{digits}f"
-    return f"{value:{form}} [{low:{form}}, {high:{form}}]"
-
-
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The sweep table as printed and written to ``sweep.md``: ms per frame, PSNR and SSIM with their
-    intervals, and the paired difference to the reference row where there is one."""
-    shown = pd.DataFrame({
-        "row": table["label"], "steps": table["steps"],
-        "ms/frame": [f"{v:.1f}" if np.isfinite(v) else "" for v in table["total_ms"]],
-        "PSNR dB [95% CI]": [_interval(*r, 2) for r in table[["psnr", "psnr_low", "psnr_high"]].to_numpy(float)],
-        "SSIM [95% CI]": [_interval(*r, 3) for r in table[["ssim", "ssim_low", "ssim_high"]].to_numpy(float)],
-    })
-    if table["reference"].astype(bool).any():
-        shown["vs"] = table["reference"]
-        shown["ΔPSNR dB"] = [_interval(*r, 2, True) for r in
-                             table[["psnr_diff", "psnr_diff_low", "psnr_diff_high"]].to_numpy(float)]
-        shown["ΔSSIM"] = [_interval(*r, 3, True) for r in
-                          table[["ssim_diff", "ssim_diff_low", "ssim_diff_high"]].to_numpy(float)]
-    return shown
-
-
-def markdown(shown: pd.DataFrame) -> str:
-    """A Markdown table of :func:`display_table`'s rows."""
-    from reports.tables import markdown_escape
-
-    header = [str(c) for c in shown.columns]
-    lines = [[markdown_escape(v) for v in row] for row in shown.astype(str).to_numpy()]
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
-                      *("| " + " | ".join(cells) + " |" for cells in lines)]) + "\n"

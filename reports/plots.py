@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.results.schema import is_sanity
+from benchmark.results.sweep import sweep_label
 from metrics import registry
 from reports.tables import direction, scores
 
@@ -452,12 +453,6 @@ def timing_stages(frame: pd.DataFrame) -> list[str]:
     """The stage columns to draw: those of :data:`TIMING_STAGES` present with a non-zero value (a
     stage that did not run, such as the refiner without one, is left out)."""
     return [c for c in TIMING_STAGES if c in frame and pd.to_numeric(frame[c], errors="coerce").fillna(0).ne(0).any()]
-
-
-def sweep_label(scheduler: str, lora: str = "on") -> str:
-    """The name of a sampler's rows: the sampler, or "lcm (LoRA off)" for LCM with its LCM-LoRA switched
-    off (other samplers never use the LoRA, so their name carries no setting)."""
-    return f"{scheduler} (LoRA off)" if scheduler == "lcm" and lora == "off" else str(scheduler)
 
 
 def _sweep_labels(frame: pd.DataFrame) -> pd.Series:

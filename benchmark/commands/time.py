@@ -175,8 +175,10 @@ def _time(args: argparse.Namespace, device, threads: int) -> int:
 def _quality(args: argparse.Namespace, device, frame, inputs, out) -> list:
     """Render and score every timed (scheduler, lora, steps); write and print the sweep table."""
     from benchmark.results.files import atomic_write_csv, atomic_write_text
-    from benchmark.sweep import display_table, markdown, render_rows, sweep_table
+    from benchmark.results.sweep import sweep_table
+    from benchmark.sweep import render_rows
     from reports.plots import sweep_plot
+    from reports.sweep import display_table, markdown
 
     rows = list(dict.fromkeys(zip(frame["scheduler"], frame["lora"], frame["steps"].astype(int))))
     quality = render_rows(args.checkpoint, inputs, rows, device=str(device), dtype=args.dtype,
