@@ -20,6 +20,7 @@ import math
 import pandas as pd
 
 from metrics import registry
+from reports.tables import markdown_grid
 
 ALL_SEQUENCES = "*"  # the sequence of a dataset-scope row (benchmark.engine.sets)
 NOTE = ("Set values (FID, KID): value [2.5%, 97.5% block-bootstrap interval] (n = generated / real frames). "
@@ -47,11 +48,6 @@ def _header(metric: str, protocol: str) -> str:
     return f"{spec.name.upper()} {spec.arrow} ({protocol})"
 
 
-def _markdown(header: list[str], lines: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
-                      *("| " + " | ".join(cells) + " |" for cells in lines)]) + "\n"
-
-
 def set_table(rows: pd.DataFrame) -> str:
     """Every set value: one row per (dataset, sequence or all, method), one column per (metric, protocol)."""
     if rows.empty:
@@ -64,7 +60,7 @@ def set_table(rows: pd.DataFrame) -> str:
             match = group[(group["metric"] == metric) & (group["protocol"] == protocol)]
             cells.append(set_cell(match.iloc[0]) if len(match) else "")
         lines.append(cells)
-    return _markdown(["dataset", "sequence", "method", *(_header(m, p) for m, p in keys)], lines)
+    return markdown_grid(["dataset", "sequence", "method", *(_header(m, p) for m, p in keys)], lines)
 
 
 def table1_with_sets(summary: pd.DataFrame, rows: pd.DataFrame) -> str:
@@ -95,7 +91,7 @@ def table1_with_sets(summary: pd.DataFrame, rows: pd.DataFrame) -> str:
         lines.append(cells)
     header = ["dataset", "method", "protocol", *(label for _, label in frame_columns),
               *(f"{registry.get(m).name.upper()} {registry.get(m).arrow}" for m in set_metrics)]
-    return _markdown(header, lines)
+    return markdown_grid(header, lines)
 
 
 def set_files(rows: pd.DataFrame, summary: pd.DataFrame) -> dict[str, str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reports.tables import markdown_escape
+from reports.tables import markdown_escape, markdown_grid
 
 
 def _interval(value: float, low: float, high: float, digits: int, signed: bool = False) -> str:
@@ -37,7 +37,5 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(shown: pd.DataFrame) -> str:
     """A Markdown table of :func:`display_table`'s rows."""
-    header = [str(c) for c in shown.columns]
-    lines = [[markdown_escape(v) for v in row] for row in shown.astype(str).to_numpy()]
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
-                      *("| " + " | ".join(cells) + " |" for cells in lines)]) + "\n"
+    return markdown_grid([str(c) for c in shown.columns],
+                         [[markdown_escape(v) for v in row] for row in shown.astype(str).to_numpy()])

@@ -47,7 +47,7 @@ from __future__ import annotations
 import html as html_text
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -85,6 +85,13 @@ def _one_line(text: object) -> str:
 def markdown_escape(text: object) -> str:
     """``text`` as literal Markdown table text: HTML specials as entities, Markdown specials escaped."""
     return "".join(_MARKDOWN.get(c, c) for c in _one_line(text))
+
+
+def markdown_grid(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A Markdown table of cells already written as Markdown (escape them with :func:`markdown_escape`):
+    the header row, the rule, one line per row."""
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+                      *("| " + " | ".join(cells) + " |" for cells in rows)]) + "\n"
 
 
 def latex_escape(text: object) -> str:

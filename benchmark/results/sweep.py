@@ -28,18 +28,15 @@ def _series(rows: pd.DataFrame, column: str, sequences: list[str]) -> list[np.nd
     return [rows[rows["sequence"] == s].sort_values("frame")[column].to_numpy(float) for s in sequences]
 
 
-def sweep_table(times: pd.DataFrame | None, quality: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """One row per (scheduler, lora, steps): ``total_ms`` (median over the repeats of the timing, NaN
-    where not timed), ``frames``, and per metric its mean with ``_low`` / ``_high`` (the ``level``
+def sweep_table(times: pd.DataFrame, quality: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """One row per (scheduler, lora, steps) of ``quality``: ``total_ms`` (median over the repeats of
+    ``times``, the rows of ``cabench time``, NaN where not timed), ``frames``, and per metric its mean with ``_low`` / ``_high`` (the ``level``
     interval); for LCM with the LoRA, when LCM without it was rendered at the same steps, ``reference``
     names that row and ``<metric>_diff`` (with ``_low``, ``_high``, ``_p``) is the paired difference
     with the LoRA minus without it."""
 
     keys = ["scheduler", "lora", "steps"]
-    medians = {}
-    if times is not None and len(times):
-        timed = times.assign(lora=times["lora"] if "lora" in times else "on")
-        medians = timed.groupby(keys)["total_ms"].median().to_dict()
+    medians = times.groupby(keys)["total_ms"].median().to_dict()
     sequences = list(dict.fromkeys(quality["sequence"]))
     groups = {key: rows for key, rows in quality.groupby(keys, sort=False)}
     table = []
