@@ -12,7 +12,8 @@ switch (``lcm_lora``; reference/pipeline.py) change between rows. The split is `
 Scores are those of ``cabench eval`` (:func:`benchmark.evaluation.evaluate`, canonical protocol, full
 frames, no mask): PSNR in dB and SSIM on the frames composited on white, in [0, 1].
 
-Rows (:data:`QUALITY_COLUMNS`, per frame; :func:`sweep_table`, per (scheduler, lora, steps)):
+Rows (:data:`QUALITY_COLUMNS`, per frame; :func:`benchmark.results.sweep.sweep_table`, per (scheduler, lora,
+steps)):
 ``lora`` is "on" where the checkpoint's LCM-LoRA samples (LCM by default) and "off" otherwise (LCM
 with ``--lcm-lora off``, and every other sampler, which never uses it); ``label`` names the row as
 the plots do ("lcm", "lcm (LoRA off)", "ddim"; :func:`benchmark.results.sweep.sweep_label`).

@@ -1,7 +1,7 @@
 """The shipped checkpoint's LCM-LoRAs against their teachers, each stage from the same conditions and the same
 initial noise (docs/reference-lcm.md, "Stage by stage"): where the LoRA-free weights sampled in one or two LCM
-steps leave their teacher, the LoRAs bring them back; from four steps on, LCM on this model reproduces its
-teacher's frames with or without them.
+steps leave their teacher, the LoRAs bring them back; at four and ten steps LCM with the LoRA reproduces its
+teacher's frames and scores as the teacher does against the ground truth.
 
 Independent references: the teacher is the undistilled UNet under diffusers' DDIMScheduler at 50 steps, the
 ground truth's TSD is the TSD of the frames the synthetic generator wrote; PSNR is computed here from its
@@ -85,8 +85,10 @@ def test_the_fcsd_lora_reproduces_its_teacher(stages):
 
     teacher = frames("ddim", 50, False)
     one_step = {lora: psnr(frames("lcm", 1, lora), teacher) for lora in (True, False)}
-    assert one_step[True] > one_step[False] + 0.25, one_step  # measured: +0.75 dB here, +1.48 on the demo's test frames
-    four_steps = frames("lcm", 4, True)
-    assert psnr(four_steps, teacher) > 30, psnr(four_steps, teacher)  # measured: 33.7 dB here, 34.2 on the demo's
-    # the teacher and its four-step student score alike against the ground truth (measured: +0.59 dB here, +0.19)
-    assert abs(psnr(four_steps, inputs["truth"]) - psnr(teacher, inputs["truth"])) < 1.0
+    assert one_step[True] > one_step[False] + 0.7, one_step  # measured: +2.06 dB here, +2.43 on the demo's test frames
+    for steps in (4, 10):
+        student = frames("lcm", steps, True)
+        assert psnr(student, teacher) > 33, (steps, psnr(student, teacher))  # measured: 37.7-37.8 dB here, 36.8-36.9
+        # the teacher and its student score alike against the ground truth (measured: +0.26 / +0.09 dB here, -0.04 /
+        # +0.05 on the demo's 32 test frames, where the issue's 0.3 dB holds; 8 frames vary more)
+        assert abs(psnr(student, inputs["truth"]) - psnr(teacher, inputs["truth"])) < 0.5, steps
