@@ -233,11 +233,18 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
 
     # ----- sampling ---------------------------------------------------------------------------
     def _sample(self, denoise, scheduler, shape, steps: int, generator, dtype, callback=None,
-                callback_inputs=("latents",)) -> torch.Tensor:
-        """Generic reverse process: ``denoise(latents, t) -> eps`` for each timestep of ``scheduler``."""
+                callback_inputs=("latents",), latents=None) -> torch.Tensor:
+        """Generic reverse process: ``denoise(latents, t) -> eps`` for each timestep of ``scheduler``, from
+        ``latents`` (unit Gaussian noise of ``shape``, as diffusers' pipelines take it) or noise drawn from
+        ``generator``; either is scaled by the scheduler's ``init_noise_sigma``."""
         device = self._execution_device
         scheduler.set_timesteps(steps, device=device)
-        latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        elif tuple(latents.shape) != tuple(shape):
+            raise CabenchError(f"latents: shape {tuple(latents.shape)}, expected {tuple(shape)}")
+        else:
+            latents = latents.to(device, dtype)
         latents = latents * scheduler.init_noise_sigma
         extra = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
         with self.progress_bar(total=len(scheduler.timesteps)) as bar:
@@ -290,9 +297,9 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
     @torch.no_grad()
     def sample_fcsd(self, control_condition, f_d, steps: int, generator=None, scheduler=None, prompt_embeds=None,
                     unet=None, callback_on_step_end=None, callback_on_step_end_tensor_inputs=("latents",),
-                    lcm_lora: bool = True):
+                    lcm_lora: bool = True, latents=None):
         """Stage 3 (FCSD): frame latents from the control condition and f_d (uses ``scheduler`` itself);
-        ``lcm_lora`` as in :meth:`align_tsd`."""
+        ``lcm_lora`` as in :meth:`align_tsd`; ``latents``: the initial noise (:meth:`_sample`)."""
         scheduler = scheduler if scheduler is not None else self.scheduler
         unet = unet or self.unet
         n, _, h, w = control_condition.shape
@@ -303,7 +310,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
                 controlnet_condition_once(self.controlnet, control_condition.to(unet.dtype)) as embedded:
             denoise = self.fcsd_denoiser(embedded, f_d.to(unet.dtype), context, unet)
             return self._sample(denoise, scheduler, shape, steps, generator, unet.dtype, callback_on_step_end,
-                                tuple(callback_on_step_end_tensor_inputs))
+                                tuple(callback_on_step_end_tensor_inputs), latents)
 
     def fcsd_condition(self, normal, guide, pose, expression, emotions):
         """(ControlNet condition, f_d) for the inputs this FCSD was trained with: concat(normal, TSD)
@@ -385,6 +392,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         callback_on_step_end_tensor_inputs: list[str] | tuple[str, ...] = ("latents",),
         scheduler=None,
         lcm_lora: bool = True,
+        latents: torch.Tensor | None = None,
     ):
         """Render frames: rgb/normal float (N,3,H,W) in [0,1], pose (N,6), expression (N,100).
 
@@ -394,7 +402,10 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         to render (see the module docstring). ``scheduler``: this call's sampler (a name of
         reference/schedulers.py or a scheduler; default the pipeline's, ``pipe.scheduler``), made
         fresh for the call (see :meth:`sampler_for`). ``lcm_lora=False``: LCM samples the undistilled
-        weights, both TSDM and FCSD (the module docstring; no effect under other samplers). Returns
+        weights, both TSDM and FCSD (the module docstring; no effect under other samplers). ``latents``
+        (N, C, H/f, W/f): the FCSD's initial noise, unit Gaussian, as diffusers' pipelines take it (default:
+        drawn from ``generator`` after the TSDM has drawn its own); the same ``latents`` under two samplers
+        start stage 3 from the same noise, whatever the TSDM's sampler drew. Returns
         :class:`ConsistentAvatarOutput`, or its fields as a tuple with ``return_dict=False``.
         """
         if rgb.ndim != 4 or rgb.shape[1] != 3 or normal.shape != rgb.shape:
@@ -402,6 +413,9 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         n, _, h, w = rgb.shape
         if h % self.vae_scale_factor or w % self.vae_scale_factor:
             raise CabenchError(f"frame size {h}x{w} must be a multiple of {self.vae_scale_factor}")
+        latent_shape = (n, self.unet.config.in_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
+        if latents is not None and tuple(latents.shape) != latent_shape:
+            raise CabenchError(f"latents: shape {tuple(latents.shape)}, expected {latent_shape} for {n} frames of {h}x{w}")
         if output_type not in OUTPUT_TYPES:
             raise CabenchError(f"output_type {output_type!r}; choose one of: {', '.join(OUTPUT_TYPES)}")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
@@ -418,7 +432,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
             rgb, normal, pose, expression, emotion, ablation, tsdm_steps or steps, generator, scheduler, context,
             emotion_embeds, ablation_mode, lcm_lora)
         latents = self.sample_fcsd(control, f_d, steps, generator, scheduler, context, self.unet,
-                                   callback_on_step_end, callback_on_step_end_tensor_inputs, lcm_lora)
+                                   callback_on_step_end, callback_on_step_end_tensor_inputs, lcm_lora, latents)
         if output_type == "latent":
             images = latents
         else:

@@ -245,3 +245,30 @@ def test_an_adapter_file_has_the_same_bytes_whatever_order_safetensors_wrote_its
     with safe_open(str(files[0]), "pt") as f:
         assert f.metadata() == {"format": "pt", "lora_adapter_metadata": "{}"}
         assert all(torch.equal(f.get_tensor(k), v) for k, v in tensors.items())
+
+
+def test_latents_set_the_fcsds_initial_noise_as_in_diffusers_pipelines(capsys):
+    """``latents=``: the FCSD starts from them (times the sampler's ``init_noise_sigma``) instead of drawing
+    from the generator. Without a TSDM (``wo_stage2``) the FCSD's noise is the generator's first draw, so the
+    default call equals a call given that draw as latents (and the generator past it); under DDIM, which draws nothing after the start,
+    the latents alone decide the frames, whatever the generator. A wrong shape is one error naming them."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    from metrics.errors import CabenchError
+
+    pipe = shipped(ablation="wo_stage2")
+    inputs = random_inputs(2)
+    shape = (2, pipe.unet.config.in_channels, 32 // pipe.vae_scale_factor, 32 // pipe.vae_scale_factor)
+    call = dict(ablation="wo_stage2", num_inference_steps=2)
+    for scheduler in ("lcm", "ddim"):
+        drawn = pipe(*inputs, generator=gen(3), scheduler=scheduler, **call).images
+        generator = gen(3)
+        noise = randn_tensor(shape, generator=generator)  # the generator then goes on to LCM's later draws
+        given = pipe(*inputs, generator=generator, scheduler=scheduler, latents=noise, **call).images
+        assert torch.equal(drawn, given), scheduler
+    fixed = torch.randn(shape, generator=gen(8))
+    ddim = [pipe(*inputs, generator=gen(seed), scheduler="ddim", latents=fixed, **call).images for seed in (0, 1)]
+    assert torch.equal(ddim[0], ddim[1])
+    assert not torch.equal(ddim[0], pipe(*inputs, generator=gen(0), scheduler="ddim", **call).images)
+    with pytest.raises(CabenchError, match=r"latents: shape \(1, "):
+        pipe(*inputs, generator=gen(0), latents=fixed[:1], **call)
