@@ -455,6 +455,16 @@ def set_latent_scale(pipe, data: SequenceData, device) -> None:
     pipe.vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
 
 
+def forget_load_path(module) -> None:
+    """Drop ``_name_or_path`` (the folder a model was loaded from, which diffusers writes into its config)
+    from ``module``'s config. A variant's parts are built fresh by an uninterrupted run and loaded from the
+    variant's folder by a resumed one; without this the two would write different configs for the same
+    weights. diffusers keeps a model's config in the frozen ``_internal_dict`` and offers no removal."""
+    from diffusers.configuration_utils import FrozenDict
+
+    module._internal_dict = FrozenDict({k: v for k, v in module.config.items() if k != "_name_or_path"})
+
+
 def save_target(pipe, target: Target, output: Path, options: TrainOptions) -> None:
     """Write what the stage trained: the whole pipeline into a new folder, else its parts (or its
     LCM-LoRA), dropping an LCM-LoRA distilled from weights this stage replaced."""
@@ -471,7 +481,10 @@ def save_target(pipe, target: Target, output: Path, options: TrainOptions) -> No
         pipe.save_pretrained(output)
     else:
         for part in target.parts:
-            getattr(pipe, part).save_pretrained(target.folder / part)
+            module = getattr(pipe, part)
+            if target.variant is not None:
+                forget_load_path(module)
+            module.save_pretrained(target.folder / part)
     for part in set(target.parts) & set(LORA_FOLDERS):
         stale = target.folder / LORA_FOLDERS[part]
         if stale.is_dir():

@@ -122,6 +122,24 @@ def copy_of(folder, to):
     return shutil.copytree(folder, to)
 
 
+def test_a_resumed_variant_writes_the_files_of_an_uninterrupted_one(small, tmp_path):
+    """An ablation's stage 3, stopped and resumed, leaves byte-identical files in ``ablations/<name>/``,
+    configs included: the resumed run loads the variant's parts from that folder, and where it loaded them
+    from is not part of what it trained."""
+    data, start = small
+    a, b = copy_of(start, tmp_path / "a"), copy_of(start, tmp_path / "b")
+    common = dict(stage="stage3", ablation="wo_emotion", batch_size=2, progress=False)
+    train(TrainOptions(steps=2, **common), data, a)
+    train(TrainOptions(steps=1, **common), data, b)
+    train(TrainOptions(steps=2, resume=True, **common), data, b)
+    variant_a, variant_b = a / "ablations" / "wo_emotion", b / "ablations" / "wo_emotion"
+    files = sorted(p.relative_to(variant_a) for p in variant_a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(variant_b) for p in variant_b.rglob("*") if p.is_file())
+    assert any(f.name == "config.json" for f in files)
+    for name in files:
+        assert (variant_a / name).read_bytes() == (variant_b / name).read_bytes(), name
+
+
 def test_stage3_trains_on_cached_tsdm_outputs_and_resumes_exactly(small, tmp_path):
     from safetensors.torch import load_file
 
