@@ -15,7 +15,7 @@ import torch
 @torch.no_grad()
 def autoencode(checkpoint, rgb: np.ndarray, device: str = "auto", batch_size: int = 8, progress: bool = False) -> np.ndarray:
     """uint8 (T,H,W,3) in, the same frames encoded and decoded by the checkpoint's VAE out (uint8, same size)."""
-    from reference.render import _check, _to_tensor, load_pipeline
+    from reference.render import _check, frames_to_tensor, load_pipeline
 
     rgb = _check("rgb", rgb, (-1, -1, 3), None)
     pipe = load_pipeline(checkpoint, device, progress=progress)
@@ -23,7 +23,7 @@ def autoencode(checkpoint, rgb: np.ndarray, device: str = "auto", batch_size: in
     height, width = rgb.shape[1:3]
     out = []
     for start in range(0, len(rgb), batch_size):
-        x = _to_tensor(rgb[start:start + batch_size], size).to(pipe.device, pipe.vae.dtype)
+        x = frames_to_tensor(rgb[start:start + batch_size], size).to(pipe.device, pipe.vae.dtype)
         y = pipe.decode_latents(pipe.encode_latents(x)).float().clamp(0, 1)
         if y.shape[-2:] != (height, width):
             y = torch.nn.functional.interpolate(y, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)

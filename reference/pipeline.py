@@ -232,6 +232,10 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         return self.image_processor.denormalize(out.float())
 
     # ----- sampling ---------------------------------------------------------------------------
+    def latent_shape(self, unet, count: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """The shape of ``unet``'s latents for ``count`` frames of ``height`` x ``width`` pixels."""
+        return (count, unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+
     def _sample(self, denoise, scheduler, shape, steps: int, generator, dtype, callback=None,
                 callback_inputs=("latents",), latents=None) -> torch.Tensor:
         """Generic reverse process: ``denoise(latents, t) -> eps`` for each timestep of ``scheduler``, from
@@ -271,7 +275,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         f_c = self.tsdm_encoder(proxy_tsd, pose, expression).to(unet.dtype)
         context = (self.encode_empty_prompt() if prompt_embeds is None else prompt_embeds).to(unet.dtype)
         context = context.expand(n, -1, -1)
-        shape = (n, unet.config.in_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
+        shape = self.latent_shape(unet, n, h, w)
 
         def denoise(x, t):
             return unet(x, t, encoder_hidden_states=context, added_cond_kwargs={"image_embeds": [f_c]},
@@ -305,7 +309,7 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         n, _, h, w = control_condition.shape
         context = (self.encode_empty_prompt() if prompt_embeds is None else prompt_embeds).to(unet.dtype)
         context = context.expand(n, -1, -1)
-        shape = (n, unet.config.in_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
+        shape = self.latent_shape(unet, n, h, w)
         with lcm_weights([unet], enabled=lcm_lora and is_lcm(scheduler)), \
                 controlnet_condition_once(self.controlnet, control_condition.to(unet.dtype)) as embedded:
             denoise = self.fcsd_denoiser(embedded, f_d.to(unet.dtype), context, unet)
@@ -413,9 +417,9 @@ class ConsistentAvatarPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin
         n, _, h, w = rgb.shape
         if h % self.vae_scale_factor or w % self.vae_scale_factor:
             raise CabenchError(f"frame size {h}x{w} must be a multiple of {self.vae_scale_factor}")
-        latent_shape = (n, self.unet.config.in_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
-        if latents is not None and tuple(latents.shape) != latent_shape:
-            raise CabenchError(f"latents: shape {tuple(latents.shape)}, expected {latent_shape} for {n} frames of {h}x{w}")
+        expected = self.latent_shape(self.unet, n, h, w)
+        if latents is not None and tuple(latents.shape) != expected:
+            raise CabenchError(f"latents: shape {tuple(latents.shape)}, expected {expected} for {n} frames of {h}x{w}")
         if output_type not in OUTPUT_TYPES:
             raise CabenchError(f"output_type {output_type!r}; choose one of: {', '.join(OUTPUT_TYPES)}")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)

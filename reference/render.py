@@ -141,7 +141,9 @@ def _check(name: str, array: np.ndarray, shape_tail: tuple, count: int | None) -
     return array
 
 
-def _to_tensor(frames: np.ndarray, size: int) -> torch.Tensor:
+def frames_to_tensor(frames: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 (T,H,W,3) frames as float (T,3,size,size) in [0,1], bicubic-resized when their size differs: how
+    the pipeline's inputs reach a model that runs at its training resolution."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255)
     if x.shape[-2:] != (size, size):
         x = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
@@ -214,7 +216,7 @@ def render_sequence(checkpoint, rgb, normal, pose, expression, emotion=None, abl
         for frames in tqdm(mine, desc="render", disable=not progress or not state.is_main_process):
             sl = slice(frames.start, frames.stop)
             result = pipe(
-                _to_tensor(rgb[sl], size), _to_tensor(normal[sl], size), torch.from_numpy(pose[sl]),
+                frames_to_tensor(rgb[sl], size), frames_to_tensor(normal[sl], size), torch.from_numpy(pose[sl]),
                 torch.from_numpy(expression[sl]), num_inference_steps=None if steps is None else int(steps),
                 generator=[torch.Generator().manual_seed(seed + i) for i in frames], ablation=ablation,
                 ablation_mode=ablation_mode, prompt_embeds=context, emotion_embeds=emotions[sl], scheduler=scheduler,

@@ -3,8 +3,8 @@
     PYTHONPATH=. python docs/measurements/lcm_stages.py CHECKPOINT DATA OUT.csv
 
 DATA: the demo's sequences (`cabench synth ... --motion v2`, docs/reference.md). For the held-out test frames of
-each sequence, at the model's size (64 px; inputs and ground truth resized by bicubic interpolation as
-``render_sequence`` resizes its inputs), with one generator per frame and stage (TSDM: seed 100 + i, FCSD:
+each sequence, at the model's size (64 px; inputs and ground truth resized by ``reference.render.frames_to_tensor``,
+as ``render_sequence`` resizes its inputs), with one generator per frame and stage (TSDM: seed 100 + i, FCSD:
 seed 7 + i), so that every sampler starts each stage from the same initial noise:
 
 - ``tsdm``: the aligned TSD of DDIM 50 (LoRA off) and of LCM 1/2/4/10 with the TSDM's LCM-LoRA on and off,
@@ -24,22 +24,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+import metrics.image
 from baselines.consistentavatar import ConsistentAvatar
 from benchmark.datasets import open_dataset
 from benchmark.results.statistics import mean_interval, paired_difference
-from reference.render import load_pipeline
+from reference.render import frames_to_tensor, load_pipeline
 from reference.schedulers import make_scheduler
 
 STEPS = (1, 2, 4, 10)
 
 
-def to_tensor(frames: np.ndarray, size: int) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255)
-    return torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
-
-
 def psnr(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    return (10 * torch.log10(1.0 / ((a.double() - b.double()) ** 2).mean(dim=(1, 2, 3)))).numpy()
+    return metrics.image.psnr(a.double(), b.double()).numpy()
 
 
 def measure(checkpoint: str, data: str) -> pd.DataFrame:
@@ -58,10 +54,10 @@ def measure_sequence(pipe, adapter, sequence) -> list[dict]:
     context = pipe.encode_empty_prompt()
     ids = adapter.frame_ids(sequence)
     rgb_frames, normal_frames = adapter.stage1_source.stage1(sequence, ids)
-    rgb, normal = to_tensor(rgb_frames.read(ids).rgb, size), to_tensor(normal_frames.read(ids).rgb, size)
+    rgb, normal = frames_to_tensor(rgb_frames.read(ids).rgb, size), frames_to_tensor(normal_frames.read(ids).rgb, size)
     pose = torch.from_numpy(sequence.annotation("pose", ids).astype(np.float32))
     expression = torch.from_numpy(sequence.annotation("expression", ids).astype(np.float32))
-    truth = to_tensor(sequence.frames.read(ids).rgb, size)
+    truth = frames_to_tensor(sequence.frames.read(ids).rgb, size)
     emotions = pipe.embed_emotions(pipe.emotion_labels(None, len(ids), expression))
     rows = []
 
